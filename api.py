@@ -1,0 +1,233 @@
+"""HTTP API over one IEEE 123-bus power flow: thin routes that validate, call OpenDSSCircuit, serialise.
+
+Run `python api.py` to compile the feeder, solve the base case and serve on http://127.0.0.1:5000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+from flask import Response, current_app, request
+from flask_openapi3 import Info, OpenAPI, Tag
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from schemas import (AddGeneratorBody, ErrorResponse, GeneratorChangeResponse, NeighbourhoodChangeResponse,
+                     ScaleNeighbourhoodBody, StateResponse)
+from simulation_core import (PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError,
+                             Snapshot)
+
+MAX_BODY_BYTES = 64 * 1024
+JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
+ERROR_RESPONSES: dict[int, Any] = {400: ErrorResponse, 404: ErrorResponse, 415: ErrorResponse,
+                                   422: ErrorResponse}
+grid = Tag(name="grid", description="Change the grid and read the solved power flow")
+
+
+class ApiError(Exception):
+    """An error answered as {"status": "error", "message": ...} with an HTTP status."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+
+def json_response(body: bytes, status: int = 200) -> Response:
+    return Response(body, status=status, mimetype="application/json")
+
+
+def error_response(status: int, message: str, field: str | None = None) -> Response:
+    payload: dict[str, Any] = {"status": "error", "message": message}
+    if field:
+        payload["field"] = field
+    return json_response(orjson.dumps(payload), status)
+
+
+def circuit() -> OpenDSSCircuit:
+    return current_app.extensions["circuit"]
+
+
+def results_json(snapshot: Snapshot) -> bytes:
+    """Serialise a snapshot's results once; later readers of the same snapshot reuse the bytes."""
+    cached = current_app.extensions["results_cache"]
+    if cached[0] is not snapshot:
+        body = orjson.dumps(snapshot.results, option=orjson.OPT_SERIALIZE_NUMPY)
+        cached[:] = [snapshot, body]
+        return body
+    return cached[1]
+
+
+def change_response(action: dict[str, Any], snapshot: Snapshot) -> Response:
+    """The success envelope, assembled from the action and the cached results bytes."""
+    body = b'{"status":"success","action":' + orjson.dumps(action) + b',"results":' + results_json(snapshot) + b"}"
+    return json_response(body)
+
+
+def describe_validation_error(error: ValidationError) -> tuple[str, str | None]:
+    """Turn pydantic's errors into our message style: 'field: what was expected, got what'."""
+    parts, first_field = [], None
+    for item in error.errors(include_url=False):
+        field = ".".join(str(p) for p in item["loc"]) or "body"
+        first_field = first_field or field
+        kind, got = item["type"], item.get("input")
+        if kind == "missing":
+            parts.append(f"{field}: required")
+        elif kind == "extra_forbidden":
+            parts.append(f"{field}: unknown field")
+        elif kind in ("model_type", "dict_type", "model_attributes_type"):
+            parts.append("body: expected a JSON object")
+        else:
+            expected = item["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
+            shown = orjson.dumps(got).decode() if _json_safe(got) else repr(got)
+            if len(shown) > 60:
+                shown = shown[:60] + "…"
+            parts.append(f"{field}: expected {expected}, got {shown}")
+    return "; ".join(parts), first_field
+
+
+def _json_safe(value: Any) -> bool:
+    try:
+        orjson.dumps(value)
+        return True
+    except TypeError:
+        return False
+
+
+def validation_error_callback(error: ValidationError) -> Response:
+    message, field = describe_validation_error(error)
+    return error_response(400, message, field)
+
+
+def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
+    """Build the app and its circuit. Config: CIRCUIT (a ready OpenDSSCircuit), LOCKED_TAPS, VOLTAGE_LIMITS."""
+    config = config or {}
+    app = OpenAPI(
+        __name__,
+        info=Info(title="IEEE 123-bus power-flow API", version="1.0.0",
+                  description="Change the IEEE 123-node test feeder and get the re-solved power flow at once."),
+        validation_error_status=400,
+        validation_error_model=ErrorResponse,
+        validation_error_callback=validation_error_callback,
+    )
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config.update({k: v for k, v in config.items() if k != "CIRCUIT"})
+    app.extensions["circuit"] = config.get("CIRCUIT") or OpenDSSCircuit(
+        locked_taps=config.get("LOCKED_TAPS"),
+        voltage_limits_pu=config.get("VOLTAGE_LIMITS", (0.95, 1.05)))
+    app.extensions["results_cache"] = [None, b""]
+    register_error_handlers(app)
+    register_routes(app)
+    return app
+
+
+def register_error_handlers(app: OpenAPI) -> None:
+    @app.before_request
+    def require_json_object_body() -> Response | None:
+        """State-changing requests carry a JSON object; anything else is refused before it reaches the grid.
+
+        Refusing other content types also stops a cross-site "simple" form post from changing the grid."""
+        if request.method not in JSON_BODY_METHODS or request.routing_exception is not None:
+            return None
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return error_response(413, f"body: larger than the limit of {MAX_BODY_BYTES} bytes")
+        if not request.is_json:
+            return error_response(415, f"body: expected Content-Type application/json, got "
+                                       f"{request.content_type or 'none'}")
+        try:
+            body = request.get_json(silent=False, cache=True)
+        except HTTPException as error:
+            if error.code == 413:
+                raise
+            return error_response(400, "body: malformed JSON")
+        if not isinstance(body, dict):
+            return error_response(400, "body: expected a JSON object")
+        return None
+
+    @app.errorhandler(SimulationError)
+    def simulation_error(error: SimulationError) -> Response:
+        status = 404 if isinstance(error, NotFoundError) else 422
+        return error_response(status, str(error), error.field)
+
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError) -> Response:
+        return error_response(error.status, error.message, error.field)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        if error.code == 413:
+            return error_response(413, f"body: larger than the limit of {MAX_BODY_BYTES} bytes")
+        if error.code == 405:
+            allowed = ", ".join(sorted(error.valid_methods or [])) if hasattr(error, "valid_methods") else ""
+            return error_response(405, f"method {request.method} is not allowed on {request.path}"
+                                       + (f"; allowed: {allowed}" if allowed else ""))
+        if error.code == 404:
+            return error_response(404, f"no route {request.path}")
+        return error_response(error.code or 500, error.description or error.name)
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> Response:
+        app.logger.exception("unexpected error")
+        return error_response(500, "internal error; the grid is unchanged")
+
+
+def register_routes(app: OpenAPI) -> None:
+    @app.post("/add_generator", tags=[grid], responses={200: GeneratorChangeResponse, **ERROR_RESPONSES})
+    def add_generator(body: AddGeneratorBody) -> Response:
+        """Add a generator, or update the one at the same bus and phases; returns the re-solved grid."""
+        action = circuit().add_generator(body.bus_name, body.phases, body.kw, body.phase)
+        return change_response(action, circuit().snapshot)
+
+    @app.post("/modify_load_neighbourhood", tags=[grid],
+              responses={200: NeighbourhoodChangeResponse, **ERROR_RESPONSES})
+    def modify_load_neighbourhood(body: ScaleNeighbourhoodBody) -> Response:
+        """Scale the loads of one neighbourhood by a factor (compounding); returns the re-solved grid."""
+        action = circuit().scale_neighbourhood_loads(body.neighbourhood, body.factor)
+        return change_response(action, circuit().snapshot)
+
+    @app.get("/state", tags=[grid], responses={200: StateResponse})
+    def state() -> Response:
+        """The current solved state; nothing changes."""
+        snapshot = circuit().snapshot
+        body = b'{"status":"success","sequence":' + str(snapshot.sequence).encode() + b',"results":' \
+            + results_json(snapshot) + b"}"
+        return json_response(body)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Serve the IEEE 123-bus power-flow API.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    parser.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+    parser.add_argument("--published-taps", action="store_true",
+                        help="lock the regulators at the IEEE published taps instead of letting them move")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import waitress
+
+    args = parse_args(argv)
+    application = create_app({"LOCKED_TAPS": PUBLISHED_REGULATOR_TAPS if args.published_taps else None})
+    print(f"IEEE 123-bus power-flow API listening on http://{args.host}:{args.port}/", flush=True)
+    waitress.serve(application, host=args.host, port=args.port, threads=args.threads, ident="ieee123-api",
+                   _quiet=True)
+
+
+_module_app: OpenAPI | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """`api.app` for WSGI servers (`waitress-serve api:app`), built on first use, not at import."""
+    global _module_app
+    if name == "app":
+        if _module_app is None:
+            _module_app = create_app()
+        return _module_app
+    raise AttributeError(name)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,188 @@
+"""Request and response models: they validate requests and generate the OpenAPI document.
+
+Requests are validated strictly (a `true` is not a number, `5.7` is not a neighbourhood, unknown fields are
+refused). Response models document what the routes return; the routes serialise plain data for speed and a
+test checks real responses against the document generated from these models.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class AddGeneratorBody(BaseModel):
+    """Add a generator at a bus, or update the one already there with the same phases."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True,
+        json_schema_extra={"examples": [{"bus_name": "16", "phases": 1, "kw": 200},
+                                        {"bus_name": "67", "phases": 3, "kw": 500}]})
+    bus_name: str = Field(min_length=1, max_length=64, description="A bus of the feeder, e.g. \"16\" (GET /buses).")
+    phases: int = Field(description="1 or 3.", json_schema_extra={"enum": [1, 3]})
+    kw: float = Field(description="Active power delivered, kW: 0 to 100000 (422 outside).")
+    phase: Optional[int] = Field(
+        default=None, description="For 1-phase generators: 1, 2 or 3 (default: the bus's first phase).",
+        json_schema_extra={"enum": [1, 2, 3]})
+
+    @field_validator("phases")
+    @classmethod
+    def _phases_one_or_three(cls, value: int) -> int:
+        if value not in (1, 3):
+            raise ValueError("1 or 3")
+        return value
+
+    @field_validator("phase")
+    @classmethod
+    def _phase_one_two_or_three(cls, value: Optional[int]) -> Optional[int]:
+        if value is not None and value not in (1, 2, 3):
+            raise ValueError("1, 2 or 3")
+        return value
+
+
+class ScaleNeighbourhoodBody(BaseModel):
+    """Multiply the kW and kvar of every load in a neighbourhood; factors compound."""
+
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra={"examples": [{"neighbourhood": 5, "factor": 0.8}]})
+    neighbourhood: int = Field(description="Neighbourhood id, 1 to 14 (GET /neighbourhoods).")
+    factor: float = Field(description="Multiplier, 0 to 10 (422 outside); the cumulative factor stays <= 100.")
+
+
+# ---------------------------------------------------------------------------- responses
+class PowerSummary(BaseModel):
+    converged: bool
+    total_circuit_power_kW: float = Field(description="Delivered by the substation; positive when importing.")
+    total_circuit_power_kVAR: float
+    total_load_kW: float = Field(description="Consumed by the loads at the solved voltages.")
+    total_load_kVAR: float
+    total_generation_kW: float = Field(description="Delivered by the generators added through the API.")
+    total_generation_kVAR: float
+    total_losses_kW: float
+    total_losses_kVAR: float
+    voltage_violations: int
+    thermal_violations: int
+    reverse_power: bool
+
+
+class VoltageProfile(BaseModel):
+    min_voltage_pu: float
+    max_voltage_pu: float
+    avg_voltage_pu: float
+
+
+class BusNodeRow(BaseModel):
+    Bus: str
+    Node: int
+    VMag_pu: float
+    VAngle: float = Field(description="Degrees, referred to the source's phase A.")
+    Load_kW: float
+    Load_kVAR: float
+    Gen_kW: float
+    Gen_kVAR: float
+
+
+class LineFlowRow(BaseModel):
+    Line: str
+    Bus1: str
+    Bus2: str
+    Phases: int
+    P_kW: float = Field(description="Total active power entering the line at Bus1.")
+    Q_kVAR: float
+    I_A: list[float] = Field(description="Current magnitude per phase at Bus1, A.")
+    Loading_pct: float = Field(description="Highest phase current as % of the normal rating.")
+    Losses_kW: float
+    Switch: bool
+
+
+class Losses(BaseModel):
+    total_kW: float
+    total_kVAR: float
+    lines_kW: float
+    transformers_kW: float
+    percent_of_input: Optional[float] = Field(description="Losses as % of the substation input; null when exporting.")
+
+
+class VoltageViolation(BaseModel):
+    element: str
+    node: int
+    value_pu: float
+    limit_pu: float
+    kind: Literal["undervoltage", "overvoltage"]
+
+
+class ThermalViolation(BaseModel):
+    element: str
+    value_pct: float
+    limit_pct: float
+
+
+class ReversePower(BaseModel):
+    element: str
+    value_kW: float
+    limit_kW: float
+
+
+class Violations(BaseModel):
+    voltage_limits_pu: list[float]
+    voltage: list[VoltageViolation]
+    thermal: list[ThermalViolation]
+    reverse_power: Optional[ReversePower]
+
+
+class Results(BaseModel):
+    power_summary: PowerSummary
+    voltage_profile: VoltageProfile
+    bus_details: list[BusNodeRow]
+    line_flows: list[LineFlowRow]
+    losses: Losses
+    violations: Violations
+
+
+class GeneratorAction(BaseModel):
+    type: Literal["add_generator"]
+    sequence: int = Field(description="Order in which the server applied this change.")
+    generator: str
+    bus: str
+    phases: int
+    nodes: list[int]
+    kw: float
+    kv: float = Field(description="Rated kV: line-to-neutral for 1-phase, line-to-line for 3-phase.")
+    created: bool
+    updated: bool
+
+
+class NeighbourhoodAction(BaseModel):
+    type: Literal["modify_load_neighbourhood"]
+    sequence: int
+    neighbourhood: int
+    factor: float
+    cumulative_factor: float
+    loads_changed: list[str]
+
+
+class GeneratorChangeResponse(BaseModel):
+    status: Literal["success"]
+    action: GeneratorAction
+    results: Results
+
+
+class NeighbourhoodChangeResponse(BaseModel):
+    status: Literal["success"]
+    action: NeighbourhoodAction
+    results: Results
+
+
+class StateResponse(BaseModel):
+    status: Literal["success"]
+    sequence: int = Field(description="Sequence number of the last change applied (0: none since start-up).")
+    results: dict[str, Any] = Field(description="The sections of Results, all or those asked for.")
+
+
+class ErrorResponse(BaseModel):
+    status: Literal["error"]
+    message: str = Field(description="What was wrong: the field and what was expected.")
+    field: Optional[str] = None

@@ -1,0 +1,540 @@
+"""OpenDSSCircuit: one IEEE 123-bus feeder in its own OpenDSS engine, changed and re-solved on request.
+
+The engine is single-threaded and works through an "active element", so every public method takes the
+circuit's lock once and does its whole job under it. Results are read with the engine's batch calls into
+NumPy arrays and mapped to buses and lines with index arrays built once per compile (and again only when
+a generator is created), so a request does no per-element work in Python beyond building its JSON rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import opendssdirect
+
+MODEL_DIR = Path(__file__).resolve().parent / "Test_Systems" / "IEEE_123_Bus-G"
+DEFAULT_MASTER_FILE = MODEL_DIR / "Master.dss"
+DEFAULT_NEIGHBOURHOOD_FILE = MODEL_DIR / "neighbourhoods.json"
+
+#: Regulator taps published by the IEEE for the 123-node feeder (one step = 0.00625 pu).
+PUBLISHED_REGULATOR_TAPS: dict[str, int] = {
+    "reg1a": 7, "reg2a": -1, "reg3a": 0, "reg3c": -1, "reg4a": 8, "reg4b": 1, "reg4c": 5,
+}
+TAP_STEP_PU = 0.00625
+
+MAX_GENERATOR_KW = 100_000.0
+MAX_FACTOR = 10.0
+MAX_CUMULATIVE_FACTOR = 100.0
+SAFE_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+#: Buses that exist in the model but cannot host a generator, with the reason given to the user.
+NO_GENERATOR_BUSES = {
+    "94_open": "94_open is the far side of the normally open switch Sw8 and is not energised",
+    "300_open": "300_open is the far side of the normally open switch Sw7 and is not energised",
+    "610": "610 is the ungrounded 480 V delta secondary of XFM1",
+}
+
+
+class SimulationError(Exception):
+    """A change the grid cannot take (HTTP 422 at the API)."""
+
+    field: str | None = None
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFoundError(SimulationError):
+    """A bus, neighbourhood or generator the circuit does not have (HTTP 404)."""
+
+
+class NotConvergedError(SimulationError):
+    """The power flow did not converge after a change; the change was rolled back."""
+
+
+@dataclass
+class Generator:
+    """A generator added through the API; kept (disabled) after removal so its slot can be reused."""
+
+    name: str
+    bus: str
+    phases: int
+    nodes: list[int]
+    kw: float
+    enabled: bool = True
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "bus": self.bus, "phases": self.phases, "nodes": self.nodes,
+                "kw": self.kw}
+
+
+@dataclass
+class Snapshot:
+    """The last complete, converged state: readers get this object whole or the one before it."""
+
+    sequence: int
+    results: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(repr=False)
+
+
+def _conductor_node_index(
+    engine: Any, element: str, node_index: Mapping[str, int], terminal: int | None = None
+) -> list[int]:
+    """Global node index of each conductor of an element (-1 for ground), in the engine's order."""
+    engine.Circuit.SetActiveElement(element)
+    buses = engine.CktElement.BusNames()
+    conductors = engine.CktElement.NumConductors()
+    order = engine.CktElement.NodeOrder()
+    result = []
+    for term, bus in enumerate(buses):
+        bus_name = bus.split(".")[0].lower()
+        for k in range(conductors):
+            node = order[term * conductors + k]
+            result.append(node_index.get(f"{bus_name}.{node}", -1) if node else -1)
+    if terminal is not None:
+        return result[terminal * conductors:(terminal + 1) * conductors]
+    return result
+
+
+class OpenDSSCircuit:
+    """One feeder in one engine context. Thread-safe: each public method holds the lock throughout."""
+
+    def __init__(
+        self,
+        master_file: Path | str = DEFAULT_MASTER_FILE,
+        neighbourhood_file: Path | str | None = DEFAULT_NEIGHBOURHOOD_FILE,
+        locked_taps: Mapping[str, int] | None = None,
+        voltage_limits_pu: tuple[float, float] = (0.95, 1.05),
+    ) -> None:
+        self.master_file = Path(master_file).resolve()
+        self.locked_taps = dict(locked_taps) if locked_taps else None
+        self.voltage_limits_pu = voltage_limits_pu
+        self._lock = threading.RLock()
+        self._engine = opendssdirect.NewContext()
+        self._engine.Basic.AllowChangeDir(False)
+        self._batch = self._engine.to_altdss()
+        neighbourhoods = {}
+        if neighbourhood_file is not None:
+            raw = json.loads(Path(neighbourhood_file).read_text(encoding="utf-8"))["neighbourhoods"]
+            neighbourhoods = {int(k): [b.lower() for b in v] for k, v in raw.items()}
+        self._neighbourhood_buses: dict[int, list[str]] = neighbourhoods
+        self.sequence = 0
+        with self._lock:
+            self._compile()
+
+    # ------------------------------------------------------------------ compile and index maps
+    def _compile(self) -> None:
+        """Compile the deck from scratch, build the index maps, solve the base case."""
+        engine = self._engine
+        engine.Text.Command("Clear")
+        engine.Text.Command(f"Compile [{self.master_file}]")
+        engine.Solution.Mode(0)  # snapshot
+        if self.locked_taps:
+            for transformer, tap in self.locked_taps.items():
+                engine.Transformers.Name(transformer)
+                engine.Transformers.Wdg(2)
+                engine.Transformers.Tap(1.0 + TAP_STEP_PU * tap)
+            for control in engine.RegControls.AllNames():
+                engine.RegControls.Name(control)
+                engine.RegControls.MaxTapChange(0)
+        self._generators: dict[str, Generator] = {}
+        self._build_static_maps()
+        self._build_generator_map()
+        self._load_base = self._load_setpoints()
+        self._cumulative_factor = {nb: 1.0 for nb in self._neighbourhood_buses}
+        self._solve_or_raise("the base case")
+        self._snapshot = self._read_snapshot()
+
+    def _build_static_maps(self) -> None:
+        engine, batch = self._engine, self._batch
+        self._node_names: list[str] = list(engine.Circuit.AllNodeNames())
+        self._node_index = {name: i for i, name in enumerate(self._node_names)}
+        self._node_bus = [name.split(".")[0] for name in self._node_names]
+        self._node_number = [int(name.split(".")[1]) for name in self._node_names]
+        self._bus_names: list[str] = list(engine.Circuit.AllBusNames())
+        self._bus_set = set(self._bus_names)
+        self._bus_nodes: dict[str, list[int]] = {}
+        self._bus_kv_ln: dict[str, float] = {}
+        for bus in self._bus_names:
+            engine.Circuit.SetActiveBus(bus)
+            self._bus_nodes[bus] = sorted(engine.Bus.Nodes())
+            self._bus_kv_ln[bus] = engine.Bus.kVBase()
+
+        self._load_names: list[str] = list(batch.Load.Name)
+        self._load_bus = [b.split(".")[0].lower() for b in batch.Load.Bus1]
+        self._load_conductor_node = np.array(
+            [i for n in self._load_names for i in _conductor_node_index(engine, f"Load.{n}", self._node_index)])
+        self._bus_neighbourhood = {b: nb for nb, buses in self._neighbourhood_buses.items() for b in buses}
+        self._neighbourhood_loads = {
+            nb: [i for i, b in enumerate(self._load_bus) if self._bus_neighbourhood.get(b) == nb]
+            for nb in self._neighbourhood_buses}
+
+        self._line_names: list[str] = list(batch.Line.Name)
+        self._line_bus1 = [b.split(".")[0].lower() for b in batch.Line.Bus1]
+        self._line_bus2 = [b.split(".")[0].lower() for b in batch.Line.Bus2]
+        self._line_phases = np.asarray(_values(batch.Line.Phases), dtype=int)
+        self._line_is_switch = np.asarray(_values(batch.Line.Switch), dtype=bool)
+        self._line_norm_amps = np.asarray(_values(batch.Line.NormAmps), dtype=float)
+        conductors = np.asarray(_values(batch.Line.NumConductors), dtype=int)
+        # Terminal-1 phase conductors of each line within the flattened per-conductor arrays.
+        starts = np.concatenate(([0], np.cumsum(2 * conductors)[:-1]))
+        self._line_term1_conductors = np.concatenate(
+            [np.arange(s, s + p) for s, p in zip(starts, self._line_phases)])
+        self._line_segment_starts = np.concatenate(([0], np.cumsum(self._line_phases)[:-1]))
+
+        self._transformer_names: list[str] = list(batch.Transformer.Name)
+        self._transformer_norm_amps = np.asarray(_values(batch.Transformer.NormAmps), dtype=float)
+        xf_conductors = np.asarray(_values(batch.Transformer.NumConductors), dtype=int)
+        xf_phases = np.asarray(_values(batch.Transformer.Phases), dtype=int)
+        xf_starts = np.concatenate(([0], np.cumsum(2 * xf_conductors)[:-1]))
+        self._transformer_term1_conductors = np.concatenate(
+            [np.arange(s, s + p) for s, p in zip(xf_starts, xf_phases)])
+        self._transformer_segment_starts = np.concatenate(([0], np.cumsum(xf_phases)[:-1]))
+
+    def _build_generator_map(self) -> None:
+        """Map generator conductors to nodes (phases, then the grounded neutral), in the engine's order.
+
+        Built from our own registry, since the engine cannot report a new element's nodes before a solve;
+        redone only when a generator is created."""
+        self._generator_order = list(self._batch.Generator.Name)
+        conductor_nodes = []
+        for name in self._generator_order:
+            generator = self._generators[name]
+            conductor_nodes += [self._node_index[f"{generator.bus}.{n}"] for n in generator.nodes] + [-1]
+        self._generator_conductor_node = np.array(conductor_nodes, dtype=int)
+
+    def _load_setpoints(self) -> np.ndarray:
+        return np.stack([np.asarray(_values(self._batch.Load.kW), dtype=float),
+                         np.asarray(_values(self._batch.Load.kvar), dtype=float)])
+
+    # ------------------------------------------------------------------ solving and reading
+    def _solve_or_raise(self, what: str) -> None:
+        engine = self._engine
+        try:
+            engine.Solution.Solve()
+            converged = engine.Solution.Converged()
+        except opendssdirect.DSSException as error:
+            raise NotConvergedError(f"the power flow failed for {what}: {error}") from error
+        if not converged:
+            raise NotConvergedError(f"the power flow did not converge for {what}")
+        magnitudes = np.asarray(engine.Circuit.AllBusMagPu())
+        if not np.all(np.isfinite(magnitudes)) or magnitudes.max() > 2.0:
+            raise NotConvergedError(f"the power flow for {what} gave implausible voltages "
+                                    f"(max {magnitudes.max():.3g} pu)")
+
+    def _read_snapshot(self) -> Snapshot:
+        """Read the solved state with batch calls and shape it into the results document."""
+        engine, batch = self._engine, self._batch
+        n_nodes = len(self._node_names)
+        volts = np.asarray(engine.Circuit.AllBusVolts()).view(complex)
+        vmag_pu = np.asarray(engine.Circuit.AllBusMagPu())
+        vangle = np.degrees(np.angle(volts))
+
+        load_powers = np.asarray(_values(batch.Load.Powers))
+        load_p = np.zeros(n_nodes)
+        load_q = np.zeros(n_nodes)
+        mask = self._load_conductor_node >= 0
+        np.add.at(load_p, self._load_conductor_node[mask], load_powers.real[mask])
+        np.add.at(load_q, self._load_conductor_node[mask], load_powers.imag[mask])
+        gen_p = np.zeros(n_nodes)
+        gen_q = np.zeros(n_nodes)
+        if len(self._generator_order):
+            gen_powers = -np.asarray(_values(batch.Generator.Powers))
+            gmask = self._generator_conductor_node >= 0
+            np.add.at(gen_p, self._generator_conductor_node[gmask], gen_powers.real[gmask])
+            np.add.at(gen_q, self._generator_conductor_node[gmask], gen_powers.imag[gmask])
+
+        line_terminal_powers = np.asarray(_values(batch.Line.TotalPowers))
+        line_p1 = line_terminal_powers[0::2]
+        line_losses = (line_terminal_powers[0::2] + line_terminal_powers[1::2]).real
+        line_currents = np.asarray(_values(batch.Line.CurrentsMagAng))[0::2][self._line_term1_conductors]
+        line_max_current = np.maximum.reduceat(line_currents, self._line_segment_starts)
+        line_loading = 100.0 * line_max_current / self._line_norm_amps
+
+        xf_terminal_powers = np.asarray(_values(batch.Transformer.TotalPowers))
+        xf_losses = (xf_terminal_powers[0::2] + xf_terminal_powers[1::2]).real
+        xf_currents = np.asarray(_values(batch.Transformer.CurrentsMagAng))[0::2][self._transformer_term1_conductors]
+        xf_loading = 100.0 * np.maximum.reduceat(xf_currents, self._transformer_segment_starts) \
+            / self._transformer_norm_amps
+
+        source_kw, source_kvar = (-x for x in engine.Circuit.TotalPower())
+        losses_w, losses_var = engine.Circuit.Losses()
+        arrays = {"vmag_pu": vmag_pu, "vangle_deg": vangle, "load_kw": load_p, "load_kvar": load_q,
+                  "gen_kw": gen_p, "gen_kvar": gen_q, "line_p_kw": line_p1.real, "line_q_kvar": line_p1.imag,
+                  "line_currents_a": line_currents, "line_loading_pct": line_loading,
+                  "line_losses_kw": line_losses, "transformer_loading_pct": xf_loading}
+        total_load_kw = float(load_p.sum())
+        total_gen_kw = float(gen_p.sum())
+        results = {
+            "power_summary": {
+                "converged": True,
+                "total_circuit_power_kW": source_kw,
+                "total_circuit_power_kVAR": source_kvar,
+                "total_load_kW": total_load_kw,
+                "total_load_kVAR": float(load_q.sum()),
+                "total_generation_kW": total_gen_kw,
+                "total_generation_kVAR": float(gen_q.sum()),
+                "total_losses_kW": losses_w / 1000.0,
+                "total_losses_kVAR": losses_var / 1000.0,
+            },
+            "voltage_profile": {
+                "min_voltage_pu": float(vmag_pu.min()),
+                "max_voltage_pu": float(vmag_pu.max()),
+                "avg_voltage_pu": float(vmag_pu.mean()),
+            },
+            "bus_details": self._bus_rows(arrays),
+            "line_flows": self._line_rows(arrays),
+            "losses": {
+                "total_kW": losses_w / 1000.0,
+                "total_kVAR": losses_var / 1000.0,
+                "lines_kW": float(line_losses.sum()),
+                "transformers_kW": float(xf_losses.sum()),
+                "percent_of_input": 100.0 * losses_w / 1000.0 / source_kw if source_kw > 0 else None,
+            },
+        }
+        violations = self._violations(arrays, source_kw)
+        results["violations"] = violations
+        summary = results["power_summary"]
+        summary["voltage_violations"] = len(violations["voltage"])
+        summary["thermal_violations"] = len(violations["thermal"])
+        summary["reverse_power"] = bool(violations["reverse_power"])
+        return Snapshot(sequence=self.sequence, results=results, arrays=arrays)
+
+    def _bus_rows(self, arrays: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        columns = zip(self._node_bus, self._node_number, arrays["vmag_pu"].tolist(), arrays["vangle_deg"].tolist(),
+                      arrays["load_kw"].tolist(), arrays["load_kvar"].tolist(), arrays["gen_kw"].tolist(),
+                      arrays["gen_kvar"].tolist())
+        keys = ("Bus", "Node", "VMag_pu", "VAngle", "Load_kW", "Load_kVAR", "Gen_kW", "Gen_kVAR")
+        return [dict(zip(keys, row)) for row in columns]
+
+    def _line_rows(self, arrays: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        currents = np.split(arrays["line_currents_a"], self._line_segment_starts[1:])
+        columns = zip(self._line_names, self._line_bus1, self._line_bus2, self._line_phases.tolist(),
+                      arrays["line_p_kw"].tolist(), arrays["line_q_kvar"].tolist(),
+                      [c.tolist() for c in currents], arrays["line_loading_pct"].tolist(),
+                      arrays["line_losses_kw"].tolist(), self._line_is_switch.tolist())
+        keys = ("Line", "Bus1", "Bus2", "Phases", "P_kW", "Q_kVAR", "I_A", "Loading_pct", "Losses_kW",
+                "Switch")
+        return [dict(zip(keys, row)) for row in columns]
+
+    def _violations(self, arrays: dict[str, np.ndarray], source_kw: float) -> dict[str, Any]:
+        low, high = self.voltage_limits_pu
+        vmag = arrays["vmag_pu"]
+        voltage = [
+            {"element": f"Bus.{self._node_bus[i]}", "node": self._node_number[i], "value_pu": float(vmag[i]),
+             "limit_pu": low if vmag[i] < low else high, "kind": "undervoltage" if vmag[i] < low else "overvoltage"}
+            for i in np.flatnonzero((vmag < low) | (vmag > high))]
+        thermal = [
+            {"element": f"Line.{self._line_names[i]}", "value_pct": float(arrays["line_loading_pct"][i]),
+             "limit_pct": 100.0}
+            for i in np.flatnonzero(arrays["line_loading_pct"] > 100.0)]
+        thermal += [
+            {"element": f"Transformer.{self._transformer_names[i]}",
+             "value_pct": float(arrays["transformer_loading_pct"][i]), "limit_pct": 100.0}
+            for i in np.flatnonzero(arrays["transformer_loading_pct"] > 100.0)]
+        reverse = ({"element": "Vsource.source", "value_kW": source_kw, "limit_kW": 0.0}
+                   if source_kw < 0 else None)
+        return {"voltage_limits_pu": [low, high], "voltage": voltage, "thermal": thermal,
+                "reverse_power": reverse}
+
+    # ------------------------------------------------------------------ changes with rollback
+    def _regulator_taps(self) -> dict[str, float]:
+        engine = self._engine
+        taps = {}
+        for name in engine.RegControls.AllNames():
+            engine.RegControls.Name(name)
+            transformer = engine.RegControls.Transformer()
+            engine.Transformers.Name(transformer)
+            engine.Transformers.Wdg(engine.RegControls.Winding())
+            taps[transformer] = engine.Transformers.Tap()
+        return taps
+
+    def _restore_regulator_taps(self, taps: Mapping[str, float]) -> None:
+        engine = self._engine
+        for name in engine.RegControls.AllNames():
+            engine.RegControls.Name(name)
+            transformer = engine.RegControls.Transformer()
+            engine.Transformers.Name(transformer)
+            engine.Transformers.Wdg(engine.RegControls.Winding())
+            engine.Transformers.Tap(taps[transformer])
+
+    def _apply(self, what: str, change, undo) -> None:
+        """Apply a change and solve; on any failure undo it, restore the taps and re-solve."""
+        taps = self._regulator_taps()
+        try:
+            change()
+            self._solve_or_raise(what)
+        except Exception as error:
+            undo()
+            self._restore_regulator_taps(taps)
+            self._engine.Solution.Solve()
+            if isinstance(error, SimulationError):
+                raise NotConvergedError(f"{error}; the change was rolled back and the grid is unchanged",
+                                        field=getattr(error, "field", None)) from error
+            raise
+        self.sequence += 1
+        self._snapshot = self._read_snapshot()
+
+    # ------------------------------------------------------------------ public verbs
+    def add_generator(self, bus: str, phases: int, kw: float, phase: int | None = None) -> dict[str, Any]:
+        """Add a constant-kW, unity-power-factor generator, or update the one already at this bus and phases."""
+        bus = self._check_bus(bus, "bus_name")
+        if bus in NO_GENERATOR_BUSES:
+            raise SimulationError(f"bus_name: {NO_GENERATOR_BUSES[bus]}", field="bus_name")
+        _check_number(kw, "kw", 0.0, MAX_GENERATOR_KW)
+        available = self._bus_nodes[bus]
+        if phases == 3:
+            if phase is not None:
+                raise SimulationError("phase: only for 1-phase generators; omit it when phases is 3",
+                                      field="phase")
+            if not {1, 2, 3} <= set(available):
+                raise SimulationError(f"phases: bus {bus} has phases {available}; a 3-phase generator needs "
+                                      f"a bus with phases 1, 2 and 3", field="phases")
+            nodes = [1, 2, 3]
+            kv = self._bus_kv_ln[bus] * math.sqrt(3)
+        elif phases == 1:
+            node = available[0] if phase is None else phase
+            if node not in available:
+                raise SimulationError(f"phase: bus {bus} has phases {available}, not {node}", field="phase")
+            nodes = [node]
+            kv = self._bus_kv_ln[bus]
+        else:
+            raise SimulationError("phases: expected 1 or 3", field="phases")
+        name = f"gen_{bus}_{''.join(map(str, nodes))}"
+        if not SAFE_NAME.match(name):  # bus names come from the circuit; this is a second line of defence
+            raise SimulationError(f"bus_name: {bus!r} cannot host a generator", field="bus_name")
+        with self._lock:
+            existing = self._generators.get(name)
+            created = existing is None or not existing.enabled
+            previous = (existing.kw, existing.enabled) if existing else None
+
+            def change() -> None:
+                if existing is None:
+                    self._engine.Text.Command(
+                        f"New Generator.{name} bus1={bus}.{'.'.join(map(str, nodes))} phases={phases} "
+                        f"kv={kv:.6f} kw={kw!r} pf=1 model=1 vminpu=0.5 vmaxpu=1.5")
+                    self._generators[name] = Generator(name, bus, phases, nodes, 0.0, enabled=False)
+                    self._build_generator_map()
+                else:
+                    self._set_generator(name, kw, True)
+
+            def undo() -> None:
+                if existing is None:
+                    self._set_generator(name, 0.0, False)
+                else:
+                    self._set_generator(name, previous[0], previous[1])
+
+            self._apply(f"generator {name} at {kw} kW", change, undo)
+            self._generators[name] = Generator(name, bus, phases, nodes, float(kw))
+            return {"type": "add_generator", "sequence": self.sequence, "generator": name, "bus": bus,
+                    "phases": phases, "nodes": nodes, "kw": float(kw), "kv": kv,
+                    "created": created, "updated": not created}
+
+    def _set_generator(self, name: str, kw: float, enabled: bool) -> None:
+        engine = self._engine
+        engine.Generators.Name(name)
+        engine.Generators.kW(kw)
+        engine.Circuit.SetActiveElement(f"Generator.{name}")
+        engine.CktElement.Enabled(enabled)
+
+    def remove_generator(self, name: str) -> dict[str, Any]:
+        """Take out a generator added through the API (it stays disabled in the engine)."""
+        key = name.lower() if isinstance(name, str) else ""
+        with self._lock:
+            generator = self._generators.get(key)
+            if generator is None or not generator.enabled:
+                known = ", ".join(sorted(g.name for g in self._generators.values() if g.enabled)) or "none"
+                raise NotFoundError(f"name: no generator {name!r}; present: {known}", field="name")
+            self._apply(f"removing {key}", lambda: self._set_generator(key, 0.0, False),
+                        lambda: self._set_generator(key, generator.kw, True))
+            generator.enabled = False
+            return {"type": "remove_generator", "sequence": self.sequence, **generator.describe()}
+
+    def scale_neighbourhood_loads(self, neighbourhood: int, factor: float) -> dict[str, Any]:
+        """Multiply kW and kvar of every load in a neighbourhood; successive factors compound."""
+        if isinstance(neighbourhood, bool) or not isinstance(neighbourhood, int) \
+                or neighbourhood not in self._neighbourhood_buses:
+            raise NotFoundError(f"neighbourhood: expected one of {sorted(self._neighbourhood_buses)}, "
+                                f"got {neighbourhood!r}", field="neighbourhood")
+        _check_number(factor, "factor", 0.0, MAX_FACTOR)
+        with self._lock:
+            previous = self._cumulative_factor[neighbourhood]
+            cumulative = previous * factor
+            if cumulative > MAX_CUMULATIVE_FACTOR:
+                raise SimulationError(f"factor: the cumulative factor of neighbourhood {neighbourhood} would be "
+                                      f"{cumulative:g}, above the limit {MAX_CUMULATIVE_FACTOR:g}", field="factor")
+            loads = self._neighbourhood_loads[neighbourhood]
+            self._apply(f"neighbourhood {neighbourhood} x{factor}",
+                        lambda: self._set_load_factor(loads, cumulative),
+                        lambda: self._set_load_factor(loads, previous))
+            self._cumulative_factor[neighbourhood] = cumulative
+            return {"type": "modify_load_neighbourhood", "sequence": self.sequence, "neighbourhood": neighbourhood,
+                    "factor": float(factor), "cumulative_factor": cumulative,
+                    "loads_changed": [self._load_names[i] for i in loads]}
+
+    def _set_load_factor(self, load_indices: list[int], cumulative: float) -> None:
+        engine = self._engine
+        for i in load_indices:
+            engine.Loads.Name(self._load_names[i])
+            engine.Loads.kW(float(self._load_base[0, i] * cumulative))
+            engine.Loads.kvar(float(self._load_base[1, i] * cumulative))
+
+    def reset(self) -> dict[str, Any]:
+        """Recompile the deck: the base case exactly as at start-up (a change like any other)."""
+        with self._lock:
+            self.sequence += 1
+            self._compile()
+            return {"type": "reset", "sequence": self.sequence}
+
+    # ------------------------------------------------------------------ reads
+    @property
+    def snapshot(self) -> Snapshot:
+        """The last complete state; no lock needed, the reference is replaced whole."""
+        return self._snapshot
+
+    def results(self) -> dict[str, Any]:
+        return self._snapshot.results
+
+    def _check_bus(self, bus: Any, field_name: str) -> str:
+        if not isinstance(bus, str) or not bus:
+            raise SimulationError(f"{field_name}: expected a bus name (string)", field=field_name)
+        key = bus.strip().lower()
+        if key not in self._bus_set:
+            shown = bus if len(bus) <= 40 else bus[:40] + "…"
+            raise NotFoundError(f"{field_name}: unknown bus {shown!r}; GET /buses lists the "
+                                f"{len(self._bus_names)} buses", field=field_name)
+        return key
+
+    @property
+    def neighbourhood_ids(self) -> list[int]:
+        return sorted(self._neighbourhood_buses)
+
+    @property
+    def bus_names(self) -> list[str]:
+        return list(self._bus_names)
+
+    def close(self) -> None:
+        with self._lock:
+            self._engine.Text.Command("Clear")
+
+
+def _values(batch_property: Any) -> Any:
+    """altdss exposes some batch properties as callables and some as plain lists."""
+    return batch_property() if callable(batch_property) else batch_property
+
+
+def _check_number(value: Any, name: str, low: float, high: float) -> None:
+    """Finite numbers within bounds; booleans are not numbers here."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SimulationError(f"{name}: expected a number", field=name)
+    if not math.isfinite(value):
+        raise SimulationError(f"{name}: expected a finite number, got {value}", field=name)
+    if not low <= value <= high:
+        raise SimulationError(f"{name}: expected a number from {low:g} to {high:g}, got {value:g}", field=name)
