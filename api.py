@@ -6,17 +6,22 @@ Run `python api.py` to compile the feeder, solve the base case and serve on http
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
-from flask import Response, current_app, request
+from flask import Response, current_app, redirect, request, send_from_directory
 from flask_openapi3 import Info, OpenAPI, Tag
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from schemas import (AddGeneratorBody, ErrorResponse, GeneratorChangeResponse, NeighbourhoodChangeResponse,
-                     ScaleNeighbourhoodBody, StateResponse)
+from schemas import (RESULT_SECTIONS, AddGeneratorBody, BusesResponse, BusPath, BusResponse, EmptyBody,
+                     ErrorResponse, GeneratorChangeResponse, GeneratorPath, GeneratorsResponse, HealthResponse,
+                     LinesResponse, NeighbourhoodChangeResponse, NeighbourhoodsResponse, RemoveGeneratorResponse,
+                     ResetResponse, ScaleNeighbourhoodBody, StateQuery, StateResponse, TableQuery)
 from simulation_core import (PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError,
                              Snapshot)
 
@@ -24,7 +29,10 @@ MAX_BODY_BYTES = 64 * 1024
 JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
 ERROR_RESPONSES: dict[int, Any] = {400: ErrorResponse, 404: ErrorResponse, 415: ErrorResponse,
                                    422: ErrorResponse}
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 grid = Tag(name="grid", description="Change the grid and read the solved power flow")
+tables = Tag(name="tables", description="What is in the grid: buses, lines, neighbourhoods, generators")
+service = Tag(name="service", description="Liveness and the API contract")
 
 
 class ApiError(Exception):
@@ -64,6 +72,22 @@ def change_response(action: dict[str, Any], snapshot: Snapshot) -> Response:
     """The success envelope, assembled from the action and the cached results bytes."""
     body = b'{"status":"success","action":' + orjson.dumps(action) + b',"results":' + results_json(snapshot) + b"}"
     return json_response(body)
+
+
+def success(**fields: Any) -> Response:
+    return json_response(orjson.dumps({"status": "success", **fields}, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def csv_response(rows: list[dict[str, Any]], filename: str) -> Response:
+    """A table as CSV for spreadsheet users; list cells (nodes, currents) joined with spaces."""
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()})
+    return Response(buffer.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f"inline; filename={filename}"})
 
 
 def describe_validation_error(error: ValidationError) -> tuple[str, str | None]:
@@ -106,6 +130,8 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     config = config or {}
     app = OpenAPI(
         __name__,
+        doc_prefix="/docs",
+        static_folder=str(STATIC_DIR),
         info=Info(title="IEEE 123-bus power-flow API", version="1.0.0",
                   description="Change the IEEE 123-node test feeder and get the re-solved power flow at once."),
         validation_error_status=400,
@@ -118,6 +144,11 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
         locked_taps=config.get("LOCKED_TAPS"),
         voltage_limits_pu=config.get("VOLTAGE_LIMITS", (0.95, 1.05)))
     app.extensions["results_cache"] = [None, b""]
+    if config.get("CORS_ORIGINS"):
+        from flask_cors import CORS
+
+        CORS(app, origins=list(config["CORS_ORIGINS"]), methods=["GET", "POST", "DELETE"],
+             allow_headers=["Content-Type", "Authorization"])
     register_error_handlers(app)
     register_routes(app)
     return app
@@ -187,13 +218,82 @@ def register_routes(app: OpenAPI) -> None:
         action = circuit().scale_neighbourhood_loads(body.neighbourhood, body.factor)
         return change_response(action, circuit().snapshot)
 
-    @app.get("/state", tags=[grid], responses={200: StateResponse})
-    def state() -> Response:
-        """The current solved state; nothing changes."""
+    @app.get("/state", tags=[grid], responses={200: StateResponse, 400: ErrorResponse})
+    def state(query: StateQuery) -> Response:
+        """The current solved state, all sections or those asked for; ?format=csv gives bus_details. No change."""
         snapshot = circuit().snapshot
+        if query.format == "csv":
+            return csv_response(snapshot.results["bus_details"], "bus_details.csv")
+        if query.sections:
+            wanted = [s for s in RESULT_SECTIONS if s in query.sections.split(",")]
+            return success(sequence=snapshot.sequence, results={s: snapshot.results[s] for s in wanted})
         body = b'{"status":"success","sequence":' + str(snapshot.sequence).encode() + b',"results":' \
             + results_json(snapshot) + b"}"
         return json_response(body)
+
+    @app.delete("/generators/<name>", tags=[grid],
+                responses={200: RemoveGeneratorResponse, 404: ErrorResponse, 422: ErrorResponse})
+    def remove_generator(path: GeneratorPath) -> Response:
+        """Remove a generator added through the API; returns the re-solved grid."""
+        action = circuit().remove_generator(path.name)
+        return change_response(action, circuit().snapshot)
+
+    @app.post("/reset", tags=[grid], responses={200: ResetResponse, 400: ErrorResponse, 415: ErrorResponse})
+    def reset(body: EmptyBody) -> Response:
+        """Restore the base case exactly as at start-up (send an empty JSON object)."""
+        action = circuit().reset()
+        return change_response(action, circuit().snapshot)
+
+    @app.get("/health", tags=[service], responses={200: HealthResponse})
+    def health() -> Response:
+        """Liveness and readiness: the model is compiled and the last solve converged."""
+        return success(**circuit().health())
+
+    @app.get("/buses", tags=[tables], responses={200: BusesResponse, 400: ErrorResponse})
+    def buses(query: TableQuery) -> Response:
+        """Every bus: nodes, base kV, coordinates, neighbourhood, distance, loads and generators."""
+        rows = circuit().buses()
+        return csv_response(rows, "buses.csv") if query.format == "csv" else success(buses=rows)
+
+    @app.get("/buses/<name>", tags=[tables], responses={200: BusResponse, 404: ErrorResponse})
+    def bus(path: BusPath) -> Response:
+        """One bus: node voltages, loads, generators and the lines that touch it."""
+        return success(bus=circuit().bus(path.name))
+
+    @app.get("/lines", tags=[tables], responses={200: LinesResponse, 400: ErrorResponse})
+    def lines(query: TableQuery) -> Response:
+        """Flow, current, loading and losses of every line and switch."""
+        rows = circuit().snapshot.results["line_flows"]
+        return csv_response(rows, "lines.csv") if query.format == "csv" else success(lines=rows)
+
+    @app.get("/neighbourhoods", tags=[tables], responses={200: NeighbourhoodsResponse})
+    def neighbourhoods() -> Response:
+        """The 14 neighbourhoods: buses, loads, base and current set-points, cumulative factor."""
+        return success(neighbourhoods=circuit().neighbourhoods())
+
+    @app.get("/generators", tags=[tables], responses={200: GeneratorsResponse})
+    def generators() -> Response:
+        """Generators added through the API: set-point and delivered power."""
+        return success(generators=circuit().generators())
+
+    @app.get("/openapi.json", tags=[service], doc_ui=False)
+    def openapi_document() -> Response:
+        """The OpenAPI 3 document, generated from the request and response models."""
+        return success_raw(app.api_doc)
+
+    @app.get("/docs", doc_ui=False)
+    def docs() -> Response:
+        """Swagger UI, served from the installed flask-openapi3-swagger package (no CDN)."""
+        return redirect("/docs/swagger")
+
+    @app.get("/", doc_ui=False)
+    def dashboard() -> Response:
+        """The dashboard page (static/index.html)."""
+        return send_from_directory(STATIC_DIR, "index.html")
+
+
+def success_raw(document: dict[str, Any]) -> Response:
+    return json_response(orjson.dumps(document))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -203,6 +303,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
     parser.add_argument("--published-taps", action="store_true",
                         help="lock the regulators at the IEEE published taps instead of letting them move")
+    parser.add_argument("--voltage-limits", nargs=2, type=float, default=[0.95, 1.05], metavar=("LOW", "HIGH"),
+                        help="voltage violation limits in pu (default ANSI C84.1 Range A: 0.95 1.05)")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="allow browser pages from this origin (repeatable); CORS is off by default")
     return parser.parse_args(argv)
 
 
@@ -210,7 +314,8 @@ def main(argv: list[str] | None = None) -> None:
     import waitress
 
     args = parse_args(argv)
-    application = create_app({"LOCKED_TAPS": PUBLISHED_REGULATOR_TAPS if args.published_taps else None})
+    application = create_app({"LOCKED_TAPS": PUBLISHED_REGULATOR_TAPS if args.published_taps else None,
+                              "VOLTAGE_LIMITS": tuple(args.voltage_limits), "CORS_ORIGINS": args.cors_origin})
     print(f"IEEE 123-bus power-flow API listening on http://{args.host}:{args.port}/", flush=True)
     waitress.serve(application, host=args.host, port=args.port, threads=args.threads, ident="ieee123-api",
                    _quiet=True)

@@ -186,3 +186,154 @@ class ErrorResponse(BaseModel):
     status: Literal["error"]
     message: str = Field(description="What was wrong: the field and what was expected.")
     field: Optional[str] = None
+
+
+# ---------------------------------------------------------------------------- read endpoints (issue 3)
+class Envelope(BaseModel):
+    status: Literal["success"]
+
+
+class BusSummary(BaseModel):
+    name: str
+    nodes: list[int]
+    kv_base_ln: float = Field(description="Line-to-neutral base voltage, kV.")
+    x: float
+    y: float
+    distance_km: float = Field(description="Distance from the substation along the feeder, km.")
+    neighbourhood: Optional[int]
+    loads: list[str]
+    generators: list[str]
+
+
+class BusesResponse(Envelope):
+    buses: list[BusSummary]
+
+
+class LoadSetpoint(BaseModel):
+    name: str
+    kW: float
+    kVAR: float
+
+
+class GeneratorRow(BaseModel):
+    name: str
+    bus: str
+    phases: int
+    nodes: list[int]
+    kw: float = Field(description="Set-point, kW.")
+    delivered_kW: float
+    delivered_kVAR: float
+
+
+class BusDetail(BaseModel):
+    name: str
+    nodes: list[int]
+    kv_base_ln: float
+    x: float
+    y: float
+    distance_km: float
+    neighbourhood: Optional[int]
+    voltages: list[BusNodeRow]
+    loads: list[LoadSetpoint]
+    generators: list[GeneratorRow]
+    lines: list[LineFlowRow]
+    sequence: int
+
+
+class BusResponse(Envelope):
+    bus: BusDetail
+
+
+class LinesResponse(Envelope):
+    lines: list[LineFlowRow]
+
+
+class NeighbourhoodRow(BaseModel):
+    id: int
+    buses: list[str]
+    loads: list[str]
+    base_kW: float
+    base_kVAR: float
+    kW: float = Field(description="Current set-point: base x cumulative factor.")
+    kVAR: float
+    cumulative_factor: float
+
+
+class NeighbourhoodsResponse(Envelope):
+    neighbourhoods: list[NeighbourhoodRow]
+
+
+class GeneratorsResponse(Envelope):
+    generators: list[GeneratorRow]
+
+
+class HealthResponse(Envelope):
+    ready: bool
+    converged: bool
+    sequence: int
+    buses: int
+    generators: int
+
+
+class RemoveAction(BaseModel):
+    type: Literal["remove_generator"]
+    sequence: int
+    name: str
+    bus: str
+    phases: int
+    nodes: list[int]
+    kw: float
+
+
+class RemoveGeneratorResponse(Envelope):
+    action: RemoveAction
+    results: Results
+
+
+class ResetAction(BaseModel):
+    type: Literal["reset"]
+    sequence: int
+
+
+class ResetResponse(Envelope):
+    action: ResetAction
+    results: Results
+
+
+class BusPath(BaseModel):
+    name: str = Field(max_length=64, description="Bus name, e.g. 16 or 150r.")
+
+
+class GeneratorPath(BaseModel):
+    name: str = Field(max_length=80, description="Generator name, e.g. gen_16_3 (GET /generators).")
+
+
+RESULT_SECTIONS = ("power_summary", "voltage_profile", "bus_details", "line_flows", "losses", "violations")
+
+
+class StateQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sections: Optional[str] = Field(
+        default=None, description=f"Comma-separated subset of: {', '.join(RESULT_SECTIONS)}.")
+    format: Literal["json", "csv"] = Field(default="json", description="csv: the bus_details table.")
+
+    @field_validator("sections")
+    @classmethod
+    def _known_sections(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None:
+            unknown = [s for s in value.split(",") if s not in RESULT_SECTIONS]
+            if unknown:
+                raise ValueError(f"a comma-separated list of {', '.join(RESULT_SECTIONS)} (unknown: "
+                                 f"{', '.join(unknown)})")
+        return value
+
+
+class TableQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["json", "csv"] = Field(default="json", description="csv for spreadsheets.")
+
+
+class EmptyBody(BaseModel):
+    """POST /reset takes an empty JSON object."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}]})

@@ -162,16 +162,25 @@ class OpenDSSCircuit:
         self._bus_set = set(self._bus_names)
         self._bus_nodes: dict[str, list[int]] = {}
         self._bus_kv_ln: dict[str, float] = {}
+        self._bus_info: dict[str, dict[str, Any]] = {}
         for bus in self._bus_names:
             engine.Circuit.SetActiveBus(bus)
             self._bus_nodes[bus] = sorted(engine.Bus.Nodes())
             self._bus_kv_ln[bus] = engine.Bus.kVBase()
+            self._bus_info[bus] = {"name": bus, "nodes": self._bus_nodes[bus], "kv_base_ln": engine.Bus.kVBase(),
+                                   "x": engine.Bus.X(), "y": engine.Bus.Y(), "distance_km": engine.Bus.Distance()}
 
         self._load_names: list[str] = list(batch.Load.Name)
         self._load_bus = [b.split(".")[0].lower() for b in batch.Load.Bus1]
         self._load_conductor_node = np.array(
             [i for n in self._load_names for i in _conductor_node_index(engine, f"Load.{n}", self._node_index)])
         self._bus_neighbourhood = {b: nb for nb, buses in self._neighbourhood_buses.items() for b in buses}
+        self._bus_loads: dict[str, list[str]] = {bus: [] for bus in self._bus_names}
+        for load, bus in zip(self._load_names, self._load_bus):
+            self._bus_loads[bus].append(load)
+        for bus, info in self._bus_info.items():
+            info["neighbourhood"] = self._bus_neighbourhood.get(bus)
+            info["loads"] = self._bus_loads[bus]
         self._neighbourhood_loads = {
             nb: [i for i, b in enumerate(self._load_bus) if self._bus_neighbourhood.get(b) == nb]
             for nb in self._neighbourhood_buses}
@@ -245,7 +254,9 @@ class OpenDSSCircuit:
         np.add.at(load_q, self._load_conductor_node[mask], load_powers.imag[mask])
         gen_p = np.zeros(n_nodes)
         gen_q = np.zeros(n_nodes)
+        generator_totals = np.zeros(0, dtype=complex)
         if len(self._generator_order):
+            generator_totals = -np.asarray(_values(batch.Generator.TotalPowers))
             gen_powers = -np.asarray(_values(batch.Generator.Powers))
             gmask = self._generator_conductor_node >= 0
             np.add.at(gen_p, self._generator_conductor_node[gmask], gen_powers.real[gmask])
@@ -269,7 +280,8 @@ class OpenDSSCircuit:
         arrays = {"vmag_pu": vmag_pu, "vangle_deg": vangle, "load_kw": load_p, "load_kvar": load_q,
                   "gen_kw": gen_p, "gen_kvar": gen_q, "line_p_kw": line_p1.real, "line_q_kvar": line_p1.imag,
                   "line_currents_a": line_currents, "line_loading_pct": line_loading,
-                  "line_losses_kw": line_losses, "transformer_loading_pct": xf_loading}
+                  "line_losses_kw": line_losses, "transformer_loading_pct": xf_loading,
+                  "generator_power": generator_totals}
         total_load_kw = float(load_p.sum())
         total_gen_kw = float(gen_p.sum())
         results = {
@@ -501,6 +513,60 @@ class OpenDSSCircuit:
 
     def results(self) -> dict[str, Any]:
         return self._snapshot.results
+
+    def buses(self) -> list[dict[str, Any]]:
+        """Every bus: nodes, base kV, coordinates, neighbourhood, distance, loads and generators on it."""
+        with self._lock:
+            on_bus: dict[str, list[str]] = {}
+            for generator in self._generators.values():
+                if generator.enabled:
+                    on_bus.setdefault(generator.bus, []).append(generator.name)
+            return [{**info, "generators": on_bus.get(bus, [])} for bus, info in self._bus_info.items()]
+
+    def bus(self, name: str) -> dict[str, Any]:
+        """One bus with its node voltages, loads, generators and the lines that touch it."""
+        bus = self._check_bus(name, "name")
+        with self._lock:
+            snapshot = self._snapshot
+            info = next(b for b in self.buses() if b["name"] == bus)
+            rows = [r for r in snapshot.results["bus_details"] if r["Bus"] == bus]
+            lines = [r for r in snapshot.results["line_flows"] if bus in (r["Bus1"], r["Bus2"])]
+            load_setpoints = self._load_setpoints()
+            loads = [{"name": self._load_names[i], "kW": float(load_setpoints[0, i]),
+                      "kVAR": float(load_setpoints[1, i])}
+                     for i, load_bus in enumerate(self._load_bus) if load_bus == bus]
+            generators = [g for g in self.generators() if g["bus"] == bus]
+            return {**info, "voltages": rows, "loads": loads, "generators": generators, "lines": lines,
+                    "sequence": snapshot.sequence}
+
+    def generators(self) -> list[dict[str, Any]]:
+        """Generators added through the API: setpoint and delivered power from the last solve."""
+        with self._lock:
+            power = self._snapshot.arrays["generator_power"]
+            delivered = {name: power[i] for i, name in enumerate(self._generator_order) if i < len(power)}
+            return [{**g.describe(), "delivered_kW": float(delivered[g.name].real),
+                     "delivered_kVAR": float(delivered[g.name].imag)}
+                    for g in self._generators.values() if g.enabled]
+
+    def neighbourhoods(self) -> list[dict[str, Any]]:
+        """Each neighbourhood: buses, loads, base and current kW/kvar set-points, cumulative factor."""
+        with self._lock:
+            rows = []
+            for nb, buses in sorted(self._neighbourhood_buses.items()):
+                loads = self._neighbourhood_loads[nb]
+                base_kw = float(self._load_base[0, loads].sum())
+                base_kvar = float(self._load_base[1, loads].sum())
+                factor = self._cumulative_factor[nb]
+                rows.append({"id": nb, "buses": buses, "loads": [self._load_names[i] for i in loads],
+                             "base_kW": base_kw, "base_kVAR": base_kvar, "kW": base_kw * factor,
+                             "kVAR": base_kvar * factor, "cumulative_factor": factor})
+            return rows
+
+    def health(self) -> dict[str, Any]:
+        snapshot = self._snapshot
+        return {"ready": True, "converged": bool(snapshot.results["power_summary"]["converged"]),
+                "sequence": snapshot.sequence, "buses": len(self._bus_names),
+                "generators": sum(g.enabled for g in self._generators.values())}
 
     def _check_bus(self, bus: Any, field_name: str) -> str:
         if not isinstance(bus, str) or not bus:
