@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hmac
 import io
+import ipaddress
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,8 @@ from simulation_core import (PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCir
 
 MAX_BODY_BYTES = 64 * 1024
 JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
+STATE_CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+API_KEY_ENV = "IEEE123_API_KEY"
 ERROR_RESPONSES: dict[int, Any] = {400: ErrorResponse, 404: ErrorResponse, 415: ErrorResponse,
                                    422: ErrorResponse}
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -139,6 +146,7 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
         validation_error_callback=validation_error_callback,
     )
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["API_KEY"] = os.environ.get(API_KEY_ENV) or None
     app.config.update({k: v for k, v in config.items() if k != "CIRCUIT"})
     app.extensions["circuit"] = config.get("CIRCUIT") or OpenDSSCircuit(
         locked_taps=config.get("LOCKED_TAPS"),
@@ -155,6 +163,20 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
 
 
 def register_error_handlers(app: OpenAPI) -> None:
+    @app.before_request
+    def require_api_key() -> Response | None:
+        """With an API key set, every state-changing route needs `Authorization: Bearer <key>`."""
+        key = app.config.get("API_KEY")
+        if not key or request.method not in STATE_CHANGING_METHODS:
+            return None
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {key}"
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8")):
+            response = error_response(401, "Authorization: expected 'Bearer <API key>' for changes to the grid")
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        return None
+
     @app.before_request
     def require_json_object_body() -> Response | None:
         """State-changing requests carry a JSON object; anything else is refused before it reaches the grid.
@@ -296,6 +318,41 @@ def success_raw(document: dict[str, Any]) -> Response:
     return json_response(orjson.dumps(document))
 
 
+class AccessLog:
+    """WSGI middleware: one line per request on stderr (method, path, status, duration); nothing on disk."""
+
+    def __init__(self, wsgi_app: Any, stream: Any = None) -> None:
+        self.wsgi_app = wsgi_app
+        self.stream = stream or sys.stderr
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        started = time.perf_counter()
+        status_holder: list[str] = []
+
+        def recording_start_response(status: str, headers: list, exc_info: Any = None) -> Any:
+            status_holder.append(status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info)
+
+        try:
+            return self.wsgi_app(environ, recording_start_response)
+        finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            path = environ.get("PATH_INFO", "")
+            query = environ.get("QUERY_STRING")
+            self.stream.write(f"{environ.get('REQUEST_METHOD')} {path}{'?' + query if query else ''} "
+                              f"{status_holder[0] if status_holder else '-'} {elapsed_ms:.1f}ms\n")
+            self.stream.flush()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Serve the IEEE 123-bus power-flow API.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -307,6 +364,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="voltage violation limits in pu (default ANSI C84.1 Range A: 0.95 1.05)")
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                         help="allow browser pages from this origin (repeatable); CORS is off by default")
+    parser.add_argument("--api-key", default=None,
+                        help=f"require 'Authorization: Bearer KEY' on every change (or set {API_KEY_ENV})")
+    parser.add_argument("--no-access-log", action="store_true", help="do not log requests on stderr")
     return parser.parse_args(argv)
 
 
@@ -316,9 +376,29 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     application = create_app({"LOCKED_TAPS": PUBLISHED_REGULATOR_TAPS if args.published_taps else None,
                               "VOLTAGE_LIMITS": tuple(args.voltage_limits), "CORS_ORIGINS": args.cors_origin})
+    if args.api_key:
+        application.config["API_KEY"] = args.api_key
+    if not is_loopback(args.host) and not application.config["API_KEY"]:
+        print(f"WARNING: listening on {args.host} without an API key: anyone who can reach this address can "
+              f"change the grid. Use --api-key or {API_KEY_ENV}.", file=sys.stderr, flush=True)
+    wsgi = application.wsgi_app if args.no_access_log else AccessLog(application.wsgi_app)
+    application.wsgi_app = wsgi
+    server = waitress.create_server(application, host=args.host, port=args.port, threads=args.threads,
+                                    ident="ieee123-api", clear_untrusted_proxy_headers=True)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     print(f"IEEE 123-bus power-flow API listening on http://{args.host}:{args.port}/", flush=True)
-    waitress.serve(application, host=args.host, port=args.port, threads=args.threads, ident="ieee123-api",
-                   _quiet=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        server.task_dispatcher.shutdown(timeout=5)  # let in-flight requests finish
+        print("stopped", flush=True)
 
 
 _module_app: OpenAPI | None = None
