@@ -17,10 +17,11 @@ STRICT = ConfigDict(extra="forbid", strict=True)
 class AddGeneratorBody(BaseModel):
     """Add a generator at a bus, or update the one already there with the same phases."""
 
-    model_config = ConfigDict(
-        extra="forbid", strict=True,
-        json_schema_extra={"examples": [{"bus_name": "16", "phases": 1, "kw": 200},
-                                        {"bus_name": "67", "phases": 3, "kw": 500}]})
+    model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
+        "single_phase": {"summary": "1-phase, 200 kW at bus 16 (README)",
+                         "value": {"bus_name": "16", "phases": 1, "kw": 200}},
+        "three_phase": {"summary": "3-phase, 500 kW at bus 67", "value": {"bus_name": "67", "phases": 3, "kw": 500}},
+    }})
     bus_name: str = Field(min_length=1, max_length=64, description="A bus of the feeder, e.g. \"16\" (GET /buses).")
     phases: int = Field(description="1 or 3.", json_schema_extra={"enum": [1, 3]})
     kw: float = Field(description="Active power delivered, kW: 0 to 100000 (422 outside).")
@@ -46,8 +47,9 @@ class AddGeneratorBody(BaseModel):
 class ScaleNeighbourhoodBody(BaseModel):
     """Multiply the kW and kvar of every load in a neighbourhood; factors compound."""
 
-    model_config = ConfigDict(extra="forbid", strict=True,
-                              json_schema_extra={"examples": [{"neighbourhood": 5, "factor": 0.8}]})
+    model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
+        "scale_down": {"summary": "Neighbourhood 5 to 80 % (README)", "value": {"neighbourhood": 5, "factor": 0.8}},
+    }})
     neighbourhood: int = Field(description="Neighbourhood id, 1 to 14 (GET /neighbourhoods).")
     factor: float = Field(description="Multiplier, 0 to 10 (422 outside); the cumulative factor stays <= 100.")
 
@@ -336,4 +338,4 @@ class TableQuery(BaseModel):
 class EmptyBody(BaseModel):
     """POST /reset takes an empty JSON object."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}]})
+    model_config = ConfigDict(extra="forbid", openapi_extra={"examples": {"empty": {"value": {}}}})
