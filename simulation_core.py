@@ -197,6 +197,14 @@ class OpenDSSCircuit:
         self._line_term1_conductors = np.concatenate(
             [np.arange(s, s + p) for s, p in zip(starts, self._line_phases)])
         self._line_segment_starts = np.concatenate(([0], np.cumsum(self._line_phases)[:-1]))
+        self._line_current_bounds = (self._line_segment_starts.tolist(), np.cumsum(self._line_phases).tolist())
+        self._line_phase_counts = self._line_phases.tolist()
+        self._line_switch_flags = self._line_is_switch.tolist()
+        # (transformer, winding) of each regulator control, to save and restore taps around a change.
+        self._regulated_windings = []
+        for control in engine.RegControls.AllNames():
+            engine.RegControls.Name(control)
+            self._regulated_windings.append((engine.RegControls.Transformer(), engine.RegControls.Winding()))
 
         self._transformer_names: list[str] = list(batch.Transformer.Name)
         self._transformer_norm_amps = np.asarray(_values(batch.Transformer.NormAmps), dtype=float)
@@ -320,21 +328,22 @@ class OpenDSSCircuit:
         return Snapshot(sequence=self.sequence, results=results, arrays=arrays)
 
     def _bus_rows(self, arrays: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-        columns = zip(self._node_bus, self._node_number, arrays["vmag_pu"].tolist(), arrays["vangle_deg"].tolist(),
-                      arrays["load_kw"].tolist(), arrays["load_kvar"].tolist(), arrays["gen_kw"].tolist(),
-                      arrays["gen_kvar"].tolist())
-        keys = ("Bus", "Node", "VMag_pu", "VAngle", "Load_kW", "Load_kVAR", "Gen_kW", "Gen_kVAR")
-        return [dict(zip(keys, row)) for row in columns]
+        return [{"Bus": bus, "Node": node, "VMag_pu": vmag, "VAngle": angle, "Load_kW": load_kw,
+                 "Load_kVAR": load_kvar, "Gen_kW": gen_kw, "Gen_kVAR": gen_kvar}
+                for bus, node, vmag, angle, load_kw, load_kvar, gen_kw, gen_kvar in zip(
+                    self._node_bus, self._node_number, arrays["vmag_pu"].tolist(), arrays["vangle_deg"].tolist(),
+                    arrays["load_kw"].tolist(), arrays["load_kvar"].tolist(), arrays["gen_kw"].tolist(),
+                    arrays["gen_kvar"].tolist())]
 
     def _line_rows(self, arrays: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-        currents = np.split(arrays["line_currents_a"], self._line_segment_starts[1:])
-        columns = zip(self._line_names, self._line_bus1, self._line_bus2, self._line_phases.tolist(),
-                      arrays["line_p_kw"].tolist(), arrays["line_q_kvar"].tolist(),
-                      [c.tolist() for c in currents], arrays["line_loading_pct"].tolist(),
-                      arrays["line_losses_kw"].tolist(), self._line_is_switch.tolist())
-        keys = ("Line", "Bus1", "Bus2", "Phases", "P_kW", "Q_kVAR", "I_A", "Loading_pct", "Losses_kW",
-                "Switch")
-        return [dict(zip(keys, row)) for row in columns]
+        currents = arrays["line_currents_a"].tolist()
+        return [{"Line": name, "Bus1": bus1, "Bus2": bus2, "Phases": phases, "P_kW": p_kw, "Q_kVAR": q_kvar,
+                 "I_A": currents[start:end], "Loading_pct": loading, "Losses_kW": losses, "Switch": switch}
+                for name, bus1, bus2, phases, p_kw, q_kvar, start, end, loading, losses, switch in zip(
+                    self._line_names, self._line_bus1, self._line_bus2, self._line_phase_counts,
+                    arrays["line_p_kw"].tolist(), arrays["line_q_kvar"].tolist(), self._line_current_bounds[0],
+                    self._line_current_bounds[1], arrays["line_loading_pct"].tolist(),
+                    arrays["line_losses_kw"].tolist(), self._line_switch_flags)]
 
     def _violations(self, arrays: dict[str, np.ndarray], source_kw: float) -> dict[str, Any]:
         low, high = self.voltage_limits_pu
@@ -357,25 +366,21 @@ class OpenDSSCircuit:
                 "reverse_power": reverse}
 
     # ------------------------------------------------------------------ changes with rollback
-    def _regulator_taps(self) -> dict[str, float]:
+    def _regulator_taps(self) -> list[float]:
         engine = self._engine
-        taps = {}
-        for name in engine.RegControls.AllNames():
-            engine.RegControls.Name(name)
-            transformer = engine.RegControls.Transformer()
+        taps = []
+        for transformer, winding in self._regulated_windings:
             engine.Transformers.Name(transformer)
-            engine.Transformers.Wdg(engine.RegControls.Winding())
-            taps[transformer] = engine.Transformers.Tap()
+            engine.Transformers.Wdg(winding)
+            taps.append(engine.Transformers.Tap())
         return taps
 
-    def _restore_regulator_taps(self, taps: Mapping[str, float]) -> None:
+    def _restore_regulator_taps(self, taps: list[float]) -> None:
         engine = self._engine
-        for name in engine.RegControls.AllNames():
-            engine.RegControls.Name(name)
-            transformer = engine.RegControls.Transformer()
+        for (transformer, winding), tap in zip(self._regulated_windings, taps):
             engine.Transformers.Name(transformer)
-            engine.Transformers.Wdg(engine.RegControls.Winding())
-            engine.Transformers.Tap(taps[transformer])
+            engine.Transformers.Wdg(winding)
+            engine.Transformers.Tap(tap)
 
     def _apply(self, what: str, change, undo) -> None:
         """Apply a change and solve; on any failure undo it, restore the taps and re-solve."""
