@@ -8,6 +8,7 @@ a generator is created), so a request does no per-element work in Python beyond 
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -579,7 +580,9 @@ class OpenDSSCircuit:
         key = bus.strip().lower()
         if key not in self._bus_set:
             shown = bus if len(bus) <= 40 else bus[:40] + "…"
-            raise NotFoundError(f"{field_name}: unknown bus {shown!r}; GET /buses lists the "
+            close = difflib.get_close_matches(key[:64], self._bus_names, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise NotFoundError(f"{field_name}: unknown bus {shown!r}{hint}; GET /buses lists the "
                                 f"{len(self._bus_names)} buses", field=field_name)
         return key
 
