@@ -1,0 +1,696 @@
+// Dashboard for the IEEE 123-bus power-flow API: a feeder map, a voltage profile, a summary and the controls.
+// Plain JS and SVG; everything it shows comes from the same JSON API the scripts use.
+"use strict";
+
+(() => {
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const PHASE_NAMES = { 1: "A", 2: "B", 3: "C" };
+  const PHASE_COLOURS = { 1: "#222222", 2: "#d95f02", 3: "#1f78b4" };
+  const POLL_MS = 5000;
+
+  // ------------------------------------------------------------------ colour scales
+  // Diverging about 1.0 pu (ColorBrewer RdBu): blue below, red above; the ANSI limits sit at the mid-dark stops
+  // and everything beyond them darkens further, so a violation stands out.
+  const V_MIN = 0.90, V_MAX = 1.10;
+  const V_STOPS = [
+    [0.90, [5, 48, 97]], [0.95, [33, 102, 172]], [0.975, [146, 197, 222]], [1.0, [247, 247, 247]],
+    [1.025, [244, 165, 130]], [1.05, [178, 24, 43]], [1.10, [103, 0, 31]],
+  ];
+
+  /** Fill colour of a bus whose worst-phase voltage is `vpu` (clamped to 0.90–1.10 pu), as "rgb(r, g, b)". */
+  function voltageColour(vpu) {
+    const v = Math.min(V_MAX, Math.max(V_MIN, Number(vpu)));
+    let i = 1;
+    while (i < V_STOPS.length - 1 && v > V_STOPS[i][0]) i++;
+    const [v0, c0] = V_STOPS[i - 1], [v1, c1] = V_STOPS[i];
+    const t = (v - v0) / (v1 - v0);
+    const [r, g, b] = c0.map((c, k) => Math.round(c + (c1[k] - c) * t));
+    return `rgb(${r}, ${g}, ${b})`;
+  }
+  window.voltageColour = voltageColour;
+
+  const OVERLOAD_COLOUR = "#7b3294", LINE_COLOUR = "#56616b";
+  const lineWidth = (pct) => 1.2 + 4.8 * Math.min(Math.max(pct, 0), 150) / 150;
+  const NB_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
+    "#1f78b4", "#b15928", "#6a3d9a", "#33a02c", "#fb9a99", "#666666", "#17becf"];
+
+  // ------------------------------------------------------------------ state
+  const S = {
+    buses: [], bus: new Map(), pos: new Map(), results: null, sequence: -1, limits: [0.95, 1.05],
+    selected: null, generators: [], neighbourhoods: [], busy: false, refreshing: false,
+    busEl: new Map(), lineEl: new Map(), nodes: new Map(),
+  };
+  window.dashboard = S; // for tests and the curious
+
+  const $ = (id) => document.getElementById(id);
+  const fmt = (x, digits = 1) => Number(x).toLocaleString("en-GB", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+  function el(tag, attrs = {}, parent = null, text = null) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== null) node.textContent = text;
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+
+  // ------------------------------------------------------------------ API
+  async function api(method, path, body) {
+    const options = { method, headers: { Accept: "application/json" } };
+    if (method !== "GET") {
+      options.headers["Content-Type"] = "application/json";
+      const key = $("api-key").value.trim();
+      if (key) options.headers.Authorization = `Bearer ${key}`;
+      options.body = JSON.stringify(body ?? {});
+    }
+    const response = await fetch(path, options);
+    let data = null;
+    try { data = await response.json(); } catch (_) { /* not JSON */ }
+    if (!response.ok || !data || data.status !== "success") {
+      const error = new Error(data && data.message ? data.message : `${method} ${path}: HTTP ${response.status}`);
+      error.field = data && data.field;
+      throw error;
+    }
+    return data;
+  }
+
+  // ------------------------------------------------------------------ map
+  function layout(buses, lines) {
+    const pos = new Map();
+    for (const b of buses) {
+      const ok = Number.isFinite(b.x) && Number.isFinite(b.y) && !(b.x === 0 && b.y === 0);
+      if (ok) pos.set(b.name, [b.x, b.y]);
+    }
+    const neighbours = (name) => lines.filter((l) => l.Bus1 === name || l.Bus2 === name)
+      .map((l) => (l.Bus1 === name ? l.Bus2 : l.Bus1));
+    const placed = [...pos.values()];
+    const minX = Math.min(...placed.map((p) => p[0])), minY = Math.min(...placed.map((p) => p[1]));
+    const step = 0.035 * (Math.max(...placed.map((p) => p[0])) - minX || 1000);
+    // Buses without coordinates (the open side of a tie, "94_open"): a short step from their neighbour
+    // towards the bus their name points at ("94"), or just beside the neighbour.
+    for (const b of buses) {
+      if (pos.has(b.name)) continue;
+      const near = neighbours(b.name).find((n) => pos.has(n));
+      if (!near) continue;
+      const [x0, y0] = pos.get(near);
+      const [x1, y1] = pos.get(b.name.replace(/_open$/, "")) || [x0 + step, y0 + step];
+      const len = Math.hypot(x1 - x0, y1 - y0) || 1, t = Math.min(step, len / 2) / len;
+      pos.set(b.name, [x0 + (x1 - x0) * t, y0 + (y1 - y0) * t]);
+    }
+    for (const b of buses) if (!pos.has(b.name)) pos.set(b.name, [minX, minY]);
+    // Buses at the same place (a regulator's two sides): nudge the second towards its own line neighbour.
+    const seen = new Map(), nudged = new Set();
+    for (const b of buses) {
+      const [x, y] = pos.get(b.name), key = `${x},${y}`;
+      if (!seen.has(key)) { seen.set(key, b.name); continue; }
+      const other = neighbours(b.name).map((n) => pos.get(n)).find((p) => p && (p[0] !== x || p[1] !== y));
+      const [dx, dy] = other ? [other[0] - x, other[1] - y] : [1, 0];
+      const len = Math.hypot(dx, dy) || 1;
+      pos.set(b.name, [x + 55 * dx / len, y + 55 * dy / len]);
+      nudged.add(b.name);
+    }
+    return { pos, nudged };
+  }
+
+  function buildMap() {
+    const svg = $("map");
+    svg.textContent = "";
+    const lines = S.results.line_flows;
+    const { pos: raw, nudged } = layout(S.buses, lines);
+    const xs = [...raw.values()].map((p) => p[0]), ys = [...raw.values()].map((p) => p[1]);
+    const minX = Math.min(...xs), maxX = Math.max(...xs), minY = Math.min(...ys), maxY = Math.max(...ys);
+    const W = 1000, PAD = 28, k = (W - 2 * PAD) / (maxX - minX || 1);
+    const H = Math.round((maxY - minY) * k + 2 * PAD);
+    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    for (const [name, [x, y]] of raw) S.pos.set(name, [PAD + (x - minX) * k, PAD + (maxY - y) * k]);
+
+    const layers = {};
+    for (const name of ["neighbourhoods", "lines", "buses", "generators", "labels", "nblabels", "selection"]) {
+      layers[name] = el("g", { class: `layer-${name}` }, svg);
+    }
+    S.layers = layers;
+    drawNeighbourhoods(layers.neighbourhoods, layers.nblabels);
+
+    S.lineEl.clear();
+    for (const line of lines) {
+      const a = S.pos.get(line.Bus1), b = S.pos.get(line.Bus2);
+      if (!a || !b) continue;
+      const open = /_open$/.test(line.Bus2);
+      const cls = ["line", line.Switch ? "switch" : "", open ? "open" : ""].filter(Boolean).join(" ");
+      const g = el("g", { class: cls, "data-line": line.Line }, layers.lines);
+      const ends = { x1: a[0], y1: a[1], x2: b[0], y2: b[1] };
+      el("line", { class: "hit", ...ends }, g);
+      el("line", { class: "wire", ...ends, ...(open ? { "stroke-dasharray": "5 4" } : {}) }, g);
+      if (line.Switch) {
+        const mx = (a[0] + b[0]) / 2, my = (a[1] + b[1]) / 2;
+        el("rect", { class: "switch-mark", x: mx - 4, y: my - 4, width: 8, height: 8 }, g);
+      }
+      S.lineEl.set(line.Line, g);
+    }
+
+    S.busEl.clear();
+    for (const bus of S.buses) {
+      const [x, y] = S.pos.get(bus.name);
+      const c = el("circle", { class: "bus", "data-bus": bus.name, cx: x, cy: y, r: 5.5 }, layers.buses);
+      S.busEl.set(bus.name, c);
+      // A regulator's second side sits next to the first: label it below so the names do not collide.
+      el("text", { class: "bus-label", "data-label": bus.name, x: x + 6, y: nudged.has(bus.name) ? y + 14 : y - 5 }, layers.labels, bus.name);
+    }
+    svg.addEventListener("click", (event) => {
+      const target = event.target.closest("[data-bus]");
+      if (target) selectBus(target.getAttribute("data-bus"));
+    });
+    svg.addEventListener("mousemove", showTooltip);
+    svg.addEventListener("mouseleave", hideTooltip);
+  }
+
+  function drawNeighbourhoods(layer, labels) {
+    // Each neighbourhood as a translucent band along its own lines and buses (group opacity keeps the band even).
+    layer.textContent = "";
+    labels.textContent = "";
+    const groups = new Map();
+    if (S.neighbourhoods.length) {
+      for (const nb of S.neighbourhoods) groups.set(nb.id, nb.buses.filter((b) => S.pos.has(b)));
+    } else {
+      for (const b of S.buses) if (b.neighbourhood != null) {
+        if (!groups.has(b.neighbourhood)) groups.set(b.neighbourhood, []);
+        groups.get(b.neighbourhood).push(b.name);
+      }
+    }
+    for (const [id, names] of groups) {
+      if (!names.length) continue;
+      const members = new Set(names);
+      const colour = NB_COLOURS[(id - 1) % NB_COLOURS.length];
+      const g = el("g", { class: "neighbourhood", "data-neighbourhood": id, stroke: colour, fill: colour }, layer);
+      for (const line of S.results.line_flows) {
+        if (!members.has(line.Bus1) || !members.has(line.Bus2)) continue;
+        const [x1, y1] = S.pos.get(line.Bus1), [x2, y2] = S.pos.get(line.Bus2);
+        el("line", { x1, y1, x2, y2 }, g);
+      }
+      for (const name of names) {
+        const [cx, cy] = S.pos.get(name);
+        el("circle", { cx, cy, r: 11, stroke: "none" }, g);
+      }
+      const top = names.map((n) => S.pos.get(n)).reduce((best, p) => (p[1] < best[1] ? p : best));
+      el("text", { class: "nb-label", x: top[0] - 9, y: top[1] - 9, fill: colour, "data-neighbourhood": id }, labels, `N${id}`);
+    }
+  }
+
+  function drawGenerators() {
+    const layer = S.layers.generators;
+    layer.textContent = "";
+    const byBus = new Map();
+    for (const g of S.generators) byBus.set(g.bus, (byBus.get(g.bus) || 0) + g.kw);
+    for (const [bus, kw] of byBus) {
+      const p = S.pos.get(bus);
+      if (!p) continue;
+      const g = el("g", { class: "gen-marker", "data-bus": bus, transform: `translate(${p[0] + 9},${p[1] + 11})` }, layer);
+      el("circle", { r: 7 }, g);
+      el("path", { d: "M-4,0 C-2,-5 2,5 4,0" }, g);
+      g.setAttribute("aria-label", `Generator at bus ${bus}: ${fmt(kw)} kW`);
+    }
+  }
+
+  // ------------------------------------------------------------------ results → page
+  function indexNodes(results) {
+    const nodes = new Map();
+    for (const row of results.bus_details) {
+      if (!nodes.has(row.Bus)) nodes.set(row.Bus, []);
+      nodes.get(row.Bus).push(row);
+    }
+    return nodes;
+  }
+
+  /** The node furthest from 1.0 pu: the bus's worst-phase voltage. */
+  function worstNode(rows) {
+    return rows.reduce((w, r) => (Math.abs(r.VMag_pu - 1) > Math.abs(w.VMag_pu - 1) ? r : w), rows[0]);
+  }
+
+  function applyResults(results, sequence) {
+    S.results = results;
+    S.sequence = sequence;
+    S.limits = (results.violations && results.violations.voltage_limits_pu) || S.limits;
+    S.nodes = indexNodes(results);
+    updateMap();
+    updateSummary();
+    drawProfile();
+    renderBusDetails();
+    const when = new Date().toLocaleTimeString("en-GB");
+    $("status").textContent = `State #${sequence} · ${results.power_summary.converged ? "converged" : "NOT converged"} · updated ${when}`;
+    document.body.dataset.sequence = String(sequence);
+  }
+
+  function updateMap() {
+    const [lo, hi] = S.limits;
+    for (const [name, circle] of S.busEl) {
+      const rows = S.nodes.get(name);
+      if (!rows || !rows.length) { circle.setAttribute("fill", "#cccccc"); continue; }
+      const v = worstNode(rows).VMag_pu;
+      circle.setAttribute("fill", voltageColour(v));
+      circle.classList.toggle("violation", rows.some((r) => r.VMag_pu < lo || r.VMag_pu > hi));
+    }
+    for (const line of S.results.line_flows) {
+      const g = S.lineEl.get(line.Line);
+      if (!g) continue;
+      const wire = g.querySelector(".wire");
+      wire.setAttribute("stroke-width", lineWidth(line.Loading_pct).toFixed(2));
+      wire.setAttribute("stroke", line.Loading_pct > 100 ? OVERLOAD_COLOUR : LINE_COLOUR);
+      g.classList.toggle("overloaded", line.Loading_pct > 100);
+    }
+  }
+
+  function setNum(id, value, text) {
+    const node = $(id);
+    const old = node.dataset.value;
+    node.dataset.value = String(value);
+    node.textContent = text;
+    if (old !== undefined && old !== String(value)) {
+      node.classList.remove("changed");
+      void node.getBoundingClientRect(); // restart the highlight animation
+      node.classList.add("changed");
+    }
+  }
+
+  function updateSummary() {
+    const ps = S.results.power_summary, vp = S.results.voltage_profile, losses = S.results.losses || {};
+    setNum("summary-source-kw", ps.total_circuit_power_kW, `${fmt(ps.total_circuit_power_kW)} kW`);
+    $("summary-source-kvar").textContent = `${fmt(ps.total_circuit_power_kVAR)} kvar`;
+    setNum("summary-load-kw", ps.total_load_kW, `${fmt(ps.total_load_kW)} kW`);
+    setNum("summary-gen-kw", ps.total_generation_kW, `${fmt(ps.total_generation_kW)} kW`);
+    setNum("summary-losses-kw", ps.total_losses_kW, `${fmt(ps.total_losses_kW)} kW`);
+    $("summary-losses-pct").textContent = losses.percent_of_input == null ? "" : `${fmt(losses.percent_of_input, 2)} % of input`;
+    setNum("summary-vmin", vp.min_voltage_pu, `${vp.min_voltage_pu.toFixed(4)} pu`);
+    setNum("summary-vmax", vp.max_voltage_pu, `${vp.max_voltage_pu.toFixed(4)} pu`);
+    $("summary-vmin").classList.toggle("bad", vp.min_voltage_pu < S.limits[0]);
+    $("summary-vmax").classList.toggle("bad", vp.max_voltage_pu > S.limits[1]);
+    setNum("summary-voltage-violations", ps.voltage_violations, String(ps.voltage_violations));
+    setNum("summary-thermal-violations", ps.thermal_violations, String(ps.thermal_violations));
+    const v = $("summary-violations");
+    v.dataset.voltage = ps.voltage_violations;
+    v.dataset.thermal = ps.thermal_violations;
+    v.dataset.reversePower = ps.reverse_power;
+    $("summary-reverse-power").textContent = ps.reverse_power ? "yes" : "no";
+    $("summary-voltage-violations").classList.toggle("bad", ps.voltage_violations > 0);
+    $("summary-thermal-violations").classList.toggle("bad", ps.thermal_violations > 0);
+    $("summary-reverse-power").classList.toggle("bad", ps.reverse_power);
+  }
+
+  // ------------------------------------------------------------------ voltage profile
+  function drawProfile() {
+    const svg = $("profile");
+    svg.textContent = "";
+    const W = 1000, H = 330, M = { l: 62, r: 18, t: 34, b: 44 };
+    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    const dist = new Map(S.buses.map((b) => [b.name, b.distance_km]));
+    const vs = S.results.bus_details.map((r) => r.VMag_pu);
+    const [lo, hi] = S.limits;
+    const yMin = Math.min(lo - 0.01, Math.floor((Math.min(...vs) - 0.005) * 100) / 100);
+    const yMax = Math.max(hi + 0.01, Math.ceil((Math.max(...vs) + 0.005) * 100) / 100);
+    const dMax = Math.max(0.5, Math.ceil(Math.max(...[...dist.values()].filter(Number.isFinite)) * 4) / 4);
+    const X = (d) => M.l + (d / dMax) * (W - M.l - M.r);
+    const Y = (v) => M.t + (yMax - v) / (yMax - yMin) * (H - M.t - M.b);
+
+    const axes = el("g", { class: "axes" }, svg);
+    for (let v = Math.ceil(yMin * 100) / 100; v <= yMax + 1e-9; v += 0.01) {
+      const y = Y(v);
+      el("line", { class: "grid", x1: M.l, x2: W - M.r, y1: y, y2: y }, axes);
+      el("text", { class: "tick", x: M.l - 6, y: y + 4, "text-anchor": "end" }, axes, v.toFixed(2));
+    }
+    const xStep = dMax > 2 ? 0.5 : 0.25;
+    for (let d = 0; d <= dMax + 1e-9; d += xStep) {
+      const x = X(d);
+      el("line", { class: "grid", x1: x, x2: x, y1: M.t, y2: H - M.b }, axes);
+      el("text", { class: "tick", x, y: H - M.b + 16, "text-anchor": "middle" }, axes, d.toFixed(2));
+    }
+    el("text", { class: "axis-title", x: (M.l + W - M.r) / 2, y: H - 6, "text-anchor": "middle" }, axes,
+      "Distance from the substation (km)");
+    el("text", { class: "axis-title", x: 14, y: (M.t + H - M.b) / 2, "text-anchor": "middle",
+      transform: `rotate(-90 14 ${(M.t + H - M.b) / 2})` }, axes, "Voltage (pu)");
+    for (const limit of [lo, hi]) {
+      el("line", { class: "limit", x1: M.l, x2: W - M.r, y1: Y(limit), y2: Y(limit) }, axes);
+      el("text", { class: "limit-label", x: W - M.r - 4, y: Y(limit) + (limit < 1 ? 14 : -5), "text-anchor": "end" },
+        axes, `${limit.toFixed(2)} pu limit`);
+    }
+
+    // One segment per line and phase, from bus1's distance and voltage to bus2's, like OpenDSS's plot profile.
+    const series = el("g", { class: "series" }, svg);
+    for (const line of S.results.line_flows) {
+      const d1 = dist.get(line.Bus1), d2 = dist.get(line.Bus2);
+      const n1 = S.nodes.get(line.Bus1) || [], n2 = S.nodes.get(line.Bus2) || [];
+      if (!Number.isFinite(d1) || !Number.isFinite(d2)) continue;
+      for (const a of n1) {
+        const b = n2.find((r) => r.Node === a.Node);
+        if (!b || a.Node > 3) continue;
+        el("line", { class: `seg phase-${a.Node}`, "data-seg": line.Line, "data-phase": a.Node, stroke: PHASE_COLOURS[a.Node],
+          x1: X(d1).toFixed(1), y1: Y(a.VMag_pu).toFixed(1), x2: X(d2).toFixed(1), y2: Y(b.VMag_pu).toFixed(1) }, series);
+      }
+    }
+
+    if (S.selected && S.nodes.has(S.selected) && Number.isFinite(dist.get(S.selected))) {
+      const x = X(dist.get(S.selected));
+      const g = el("g", { class: "profile-selected" }, svg);
+      el("line", { class: "cursor", x1: x, x2: x, y1: M.t, y2: H - M.b }, g);
+      for (const r of S.nodes.get(S.selected)) {
+        if (r.Node > 3) continue;
+        el("circle", { cx: x, cy: Y(r.VMag_pu), r: 4.5, fill: PHASE_COLOURS[r.Node] }, g);
+      }
+      el("text", { class: "cursor-label", x: x + 5, y: M.t + 12 }, g, `bus ${S.selected}`);
+    }
+
+    // Legend: phases and limits.
+    const lg = el("g", { class: "profile-legend", transform: `translate(${M.l}, 12)` }, svg);
+    let x = 0;
+    for (const node of [1, 2, 3]) {
+      el("line", { x1: x, x2: x + 22, y1: 0, y2: 0, stroke: PHASE_COLOURS[node], "stroke-width": 3 }, lg);
+      el("text", { x: x + 28, y: 4 }, lg, `Phase ${PHASE_NAMES[node]} (node ${node})`);
+      x += 150;
+    }
+    el("line", { class: "limit", x1: x, x2: x + 22, y1: 0, y2: 0 }, lg);
+    el("text", { x: x + 28, y: 4 }, lg, `ANSI limits ${lo.toFixed(2)} / ${hi.toFixed(2)} pu`);
+  }
+
+  // ------------------------------------------------------------------ legends
+  function drawLegends() {
+    const lv = $("legend-voltage");
+    lv.textContent = "";
+    const W = 430, x0 = 14, x1 = W - 14, barY = 24, barH = 14;
+    lv.setAttribute("viewBox", `0 0 ${W} 70`);
+    const X = (v) => x0 + (v - V_MIN) / (V_MAX - V_MIN) * (x1 - x0);
+    const grad = el("linearGradient", { id: "vgrad", x1: "0", x2: "1", y1: "0", y2: "0" }, el("defs", {}, lv));
+    for (let i = 0; i <= 40; i++) {
+      const v = V_MIN + (V_MAX - V_MIN) * i / 40;
+      el("stop", { offset: `${(i / 40) * 100}%`, "stop-color": voltageColour(v) }, grad);
+    }
+    el("text", { class: "legend-title", x: x0, y: 13 }, lv, "Bus colour: worst-phase voltage (pu)");
+    el("rect", { x: x0, y: barY, width: x1 - x0, height: barH, fill: "url(#vgrad)", stroke: "#888", "stroke-width": 0.5 }, lv);
+    for (const v of [0.90, 0.95, 1.0, 1.05, 1.10]) {
+      const isLimit = Math.abs(v - S.limits[0]) < 1e-9 || Math.abs(v - S.limits[1]) < 1e-9;
+      el("line", { class: isLimit ? "limit-tick" : "tick-line", x1: X(v), x2: X(v), y1: barY - (isLimit ? 4 : 0), y2: barY + barH + 4 }, lv);
+      el("text", { class: isLimit ? "tick limit-text" : "tick", x: X(v), y: barY + barH + 16, "text-anchor": "middle" }, lv,
+        v.toFixed(2) + (isLimit ? " limit" : ""));
+    }
+    el("circle", { cx: x1 - 118, cy: 9, r: 5, fill: voltageColour(0.93), class: "legend-violation" }, lv);
+    el("text", { class: "tick", x: x1 - 108, y: 13 }, lv, "ring: outside limits");
+
+    const ll = $("legend-lines");
+    ll.textContent = "";
+    ll.setAttribute("viewBox", "0 0 430 70");
+    el("text", { class: "legend-title", x: 14, y: 13 }, ll, "Line width: loading (% of normal rating)");
+    let x = 14;
+    for (const pct of [0, 50, 100, 150]) {
+      el("line", { x1: x, x2: x + 30, y1: 28, y2: 28, stroke: pct > 100 ? OVERLOAD_COLOUR : LINE_COLOUR, "stroke-width": lineWidth(pct) }, ll);
+      el("text", { class: "tick", x: x + 34, y: 32 }, ll, pct > 100 ? `>100 %` : `${pct} %`);
+      x += 80;
+    }
+    const row2 = 56;
+    el("line", { x1: 14, x2: 44, y1: row2, y2: row2, stroke: LINE_COLOUR, "stroke-width": 2 }, ll);
+    el("rect", { class: "switch-mark", x: 25, y: row2 - 4, width: 8, height: 8 }, ll);
+    el("text", { class: "tick", x: 48, y: row2 + 4 }, ll, "switch");
+    el("line", { x1: 100, x2: 130, y1: row2, y2: row2, stroke: LINE_COLOUR, "stroke-width": 2, "stroke-dasharray": "5 4" }, ll);
+    el("rect", { class: "switch-mark open-mark", x: 111, y: row2 - 4, width: 8, height: 8 }, ll);
+    el("text", { class: "tick", x: 134, y: row2 + 4 }, ll, "open tie");
+    const gen = el("g", { class: "gen-marker", transform: `translate(200, ${row2})` }, ll);
+    el("circle", { r: 7 }, gen);
+    el("path", { d: "M-4,0 C-2,-5 2,5 4,0" }, gen);
+    el("text", { class: "tick", x: 211, y: row2 + 4 }, ll, "generator");
+    el("line", { x1: 286, x2: 302, y1: row2, y2: row2, stroke: NB_COLOURS[0], "stroke-opacity": 0.3, "stroke-width": 20, "stroke-linecap": "round" }, ll);
+    el("text", { class: "tick", x: 310, y: row2 + 4 }, ll, "neighbourhood");
+  }
+
+  // ------------------------------------------------------------------ selection, tooltip, details
+  function selectBus(name) {
+    if (!S.bus.has(name)) return;
+    S.selected = name;
+    for (const [n, c] of S.busEl) c.classList.toggle("selected", n === name);
+    for (const label of S.layers.labels.children) label.classList.toggle("hidden", label.dataset.label === name);
+    const sel = S.layers.selection;
+    sel.textContent = "";
+    const [x, y] = S.pos.get(name);
+    el("circle", { class: "halo", cx: x, cy: y, r: 10 }, sel);
+    el("text", { class: "selected-label", x: x + 12, y: y - 10 }, sel, name);
+    if ($("gen-bus").value.trim().toLowerCase() !== name) $("gen-bus").value = name;
+    const phases = S.bus.get(name).nodes.filter((n) => n <= 3).map((n) => PHASE_NAMES[n]);
+    $("gen-bus-phases").textContent = `Bus ${name} has phase${phases.length > 1 ? "s" : ""} ${phases.join(", ")}` +
+      (phases.length === 3 ? "." : ": 1-phase generators only.");
+    renderBusDetails();
+    drawProfile();
+  }
+
+  function renderBusDetails() {
+    const box = $("bus-details");
+    const name = S.selected;
+    if (!name || !S.results) return;
+    const bus = S.bus.get(name), rows = S.nodes.get(name) || [];
+    const worst = rows.length ? worstNode(rows) : null;
+    const gens = S.generators.filter((g) => g.bus === name);
+    const html = [];
+    html.push(`<p class="bus-head"><span class="swatch" style="background:${worst ? voltageColour(worst.VMag_pu) : "#ccc"}"></span>
+      <strong>Bus ${esc(name)}</strong></p>
+      <p class="muted">Neighbourhood ${bus.neighbourhood ?? "none"} · ${fmt(bus.distance_km, 3)} km from the substation · ${fmt(bus.kv_base_ln, 3)} kV line-to-neutral base</p>`);
+    if (worst) html.push(`<p>Worst phase: ${PHASE_NAMES[worst.Node] || worst.Node} at <strong id="selected-worst-vpu" data-value="${worst.VMag_pu}">${worst.VMag_pu.toFixed(4)} pu</strong></p>`);
+    html.push(`<table class="nodes"><thead><tr><th scope="col">Phase</th><th scope="col" class="r">V (pu)</th><th scope="col" class="r">Angle</th>
+      <th scope="col" class="r">Load kW</th><th scope="col" class="r">Gen kW</th></tr></thead><tbody>`);
+    for (const r of rows) {
+      html.push(`<tr><td>${PHASE_NAMES[r.Node] || r.Node}</td><td class="r">${r.VMag_pu.toFixed(4)}</td><td class="r">${fmt(r.VAngle, 1)}°</td>
+        <td class="r">${fmt(r.Load_kW)}</td><td class="r">${fmt(r.Gen_kW)}</td></tr>`);
+    }
+    html.push("</tbody></table>");
+    html.push(`<p class="muted">Loads: ${bus.loads && bus.loads.length ? bus.loads.map(esc).join(", ") : "none"} · Generators: ${gens.length ? gens.map((g) => esc(g.name)).join(", ") : "none"}</p>`);
+    box.innerHTML = html.join("");
+  }
+
+  function esc(s) {
+    return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  }
+
+  function busTooltip(name) {
+    const bus = S.bus.get(name), rows = S.nodes.get(name) || [];
+    const worst = rows.length ? worstNode(rows) : null;
+    const load = rows.reduce((s, r) => s + r.Load_kW, 0), gen = rows.reduce((s, r) => s + r.Gen_kW, 0);
+    return `<strong>Bus ${esc(name)}</strong>${bus.neighbourhood != null ? ` · N${bus.neighbourhood}` : ""}<br>` +
+      rows.map((r) => `${PHASE_NAMES[r.Node] || r.Node}: ${r.VMag_pu.toFixed(4)} pu ∠${fmt(r.VAngle, 1)}°`).join("<br>") +
+      (worst ? `<br>worst ${worst.VMag_pu.toFixed(4)} pu` : "") +
+      `<br>load ${fmt(load)} kW · gen ${fmt(gen)} kW<br>${fmt(bus.distance_km, 3)} km from the substation`;
+  }
+
+  function lineTooltip(name) {
+    const l = S.results.line_flows.find((r) => r.Line === name);
+    if (!l) return "";
+    const kind = /_open$/.test(l.Bus2) ? " · normally open tie" : l.Switch ? " · switch" : "";
+    return `<strong>${l.Switch ? "Switch" : "Line"} ${esc(l.Line)}</strong>${kind}<br>${esc(l.Bus1)} → ${esc(l.Bus2)} · ${l.Phases}-phase<br>` +
+      `P ${fmt(l.P_kW)} kW · Q ${fmt(l.Q_kVAR)} kvar<br>I ${l.I_A.map((a) => fmt(a, 0)).join(" / ")} A<br>` +
+      `loading ${fmt(l.Loading_pct)} %${l.Loading_pct > 100 ? " (overloaded)" : ""} · losses ${fmt(l.Losses_kW, 2)} kW`;
+  }
+
+  function showTooltip(event) {
+    const tip = $("tooltip");
+    const target = event.target.closest("[data-bus], [data-line], [data-neighbourhood]");
+    if (!target || !S.results) { hideTooltip(); return; }
+    let html;
+    if (target.hasAttribute("data-bus")) {
+      html = busTooltip(target.getAttribute("data-bus"));
+      if (target.classList.contains("gen-marker")) {
+        const gens = S.generators.filter((g) => g.bus === target.getAttribute("data-bus"));
+        html = gens.map((g) => `<strong>${esc(g.name)}</strong>: ${fmt(g.kw)} kW set, ${fmt(g.delivered_kW ?? g.kw)} kW delivered`).join("<br>");
+      }
+    } else if (target.hasAttribute("data-line")) {
+      html = lineTooltip(target.getAttribute("data-line"));
+    } else {
+      const id = Number(target.getAttribute("data-neighbourhood"));
+      const nb = S.neighbourhoods.find((n) => n.id === id);
+      html = `<strong>Neighbourhood ${id}</strong>${nb ? `<br>${nb.buses.length} buses` : ""}`;
+    }
+    tip.innerHTML = html;
+    tip.hidden = false;
+    const pad = 14, rect = tip.getBoundingClientRect();
+    let x = event.clientX + pad, y = event.clientY + pad;
+    if (x + rect.width > window.innerWidth - 4) x = event.clientX - rect.width - pad;
+    if (y + rect.height > window.innerHeight - 4) y = event.clientY - rect.height - pad;
+    tip.style.left = `${x}px`;
+    tip.style.top = `${y}px`;
+  }
+
+  function hideTooltip() { $("tooltip").hidden = true; }
+
+  // ------------------------------------------------------------------ generators and neighbourhoods lists
+  async function refreshGenerators() {
+    try {
+      S.generators = (await api("GET", "/generators")).generators;
+      $("gen-delete-error").textContent = "";
+    } catch (error) {
+      $("gen-delete-error").textContent = error.message;
+    }
+    renderGeneratorList();
+    if (S.layers) drawGenerators();
+    renderBusDetails();
+  }
+
+  function renderGeneratorList() {
+    const body = $("gen-list");
+    body.textContent = "";
+    for (const g of S.generators) {
+      const tr = document.createElement("tr");
+      tr.dataset.generator = g.name;
+      tr.innerHTML = `<td>${esc(g.name)}</td><td>${esc(g.bus)}</td><td class="r">${fmt(g.kw)}</td><td class="r"></td>`;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "small delete-generator";
+      button.textContent = "Delete";
+      button.setAttribute("aria-label", `Delete generator ${g.name}`);
+      button.addEventListener("click", () => change($("gen-delete-error"), null,
+        () => api("DELETE", `/generators/${encodeURIComponent(g.name)}`), true));
+      tr.lastElementChild.appendChild(button);
+      body.appendChild(tr);
+    }
+    $("gen-list-empty").hidden = S.generators.length > 0;
+  }
+
+  function fillNeighbourhoodSelect() {
+    const select = $("nb-select");
+    const ids = S.neighbourhoods.length ? S.neighbourhoods.map((n) => n.id)
+      : [...new Set(S.buses.map((b) => b.neighbourhood).filter((n) => n != null))].sort((a, b) => a - b);
+    select.textContent = "";
+    for (const id of ids) {
+      const nb = S.neighbourhoods.find((n) => n.id === id);
+      const option = new Option(nb ? `${id} (${nb.buses.length} buses)` : String(id), String(id));
+      select.appendChild(option);
+    }
+    highlightNeighbourhood();
+  }
+
+  function highlightNeighbourhood() {
+    const id = $("nb-select").value;
+    for (const g of document.querySelectorAll(".neighbourhood")) g.classList.toggle("active", g.dataset.neighbourhood === id);
+  }
+
+  // ------------------------------------------------------------------ changes
+  const FIELD_INPUTS = { bus_name: "gen-bus", phases: "gen-phases", phase: "gen-phase", kw: "gen-kw",
+    neighbourhood: "nb-select", factor: "nb-factor" };
+
+  /** Run one change; show the API's own message next to the control on error, apply the results on success. */
+  async function change(errorEl, okEl, request, refreshGens) {
+    if (S.busy) return;
+    S.busy = true;
+    showBusy();
+    for (const b of document.querySelectorAll(".controls button")) b.disabled = true;
+    errorEl.textContent = "";
+    for (const ok of document.querySelectorAll(".controls .ok")) ok.textContent = "";
+    const form = errorEl.closest("form");
+    if (form) for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+    $("status").textContent = "Solving…";
+    try {
+      const data = await request();
+      applyResults(data.results, data.action.sequence);
+      if (okEl) okEl.textContent = describeAction(data.action);
+      if (refreshGens) await refreshGenerators();
+    } catch (error) {
+      errorEl.textContent = error.message;
+      const input = $(FIELD_INPUTS[error.field] || "");
+      if (input && form && form.contains(input)) input.setAttribute("aria-invalid", "true");
+      $("status").textContent = `State #${S.sequence} · last change refused`;
+    } finally {
+      S.busy = false;
+      showBusy();
+      for (const b of document.querySelectorAll(".controls button")) b.disabled = false;
+    }
+  }
+
+  function describeAction(a) {
+    if (a.type === "add_generator") return `${a.created ? "Added" : "Updated"} ${a.generator}: ${fmt(a.kw)} kW on phase${a.nodes.length > 1 ? "s" : ""} ${a.nodes.map((n) => PHASE_NAMES[n]).join("")}.`;
+    if (a.type === "modify_load_neighbourhood") return `Neighbourhood ${a.neighbourhood} ×${a.factor} (now ×${fmt(a.cumulative_factor, 3)} of base, ${a.loads_changed.length} loads).`;
+    return "Done.";
+  }
+
+  function wireControls() {
+    const phases = $("gen-phases"), phase = $("gen-phase");
+    const syncPhase = () => { phase.disabled = phases.value === "3"; };
+    phases.addEventListener("change", syncPhase);
+    syncPhase();
+    $("gen-bus").addEventListener("change", () => {
+      const name = $("gen-bus").value.trim().toLowerCase();
+      if (S.bus.has(name)) selectBus(name);
+    });
+    $("gen-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const kwText = $("gen-kw").value.trim();
+      const body = { bus_name: $("gen-bus").value.trim(), phases: Number(phases.value), kw: kwText === "" ? null : Number(kwText) };
+      if (phases.value === "1" && phase.value) body.phase = Number(phase.value);
+      change($("gen-error"), $("gen-ok"), () => api("POST", "/add_generator", body), true);
+    });
+    $("nb-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const factorText = $("nb-factor").value.trim();
+      const body = { neighbourhood: Number($("nb-select").value), factor: factorText === "" ? null : Number(factorText) };
+      change($("nb-error"), $("nb-ok"), () => api("POST", "/modify_load_neighbourhood", body), false);
+    });
+    $("nb-select").addEventListener("change", highlightNeighbourhood);
+    $("reset-button").addEventListener("click", () => {
+      for (const id of ["gen-error", "nb-error", "gen-delete-error"]) $(id).textContent = "";
+      change($("reset-error"), null, () => api("POST", "/reset", {}), true);
+    });
+    const toggle = (id, cls) => {
+      const box = $(id);
+      const apply = () => $("map").classList.toggle(cls, !box.checked);
+      box.addEventListener("change", apply);
+      apply();
+    };
+    toggle("toggle-neighbourhoods", "hide-neighbourhoods");
+    toggle("toggle-generators", "hide-generators");
+    toggle("toggle-labels", "hide-labels");
+    $("key-form").addEventListener("submit", (event) => event.preventDefault());
+    const key = $("api-key");
+    key.value = sessionStorage.getItem("ieee123-api-key") || "";
+    key.addEventListener("input", () => sessionStorage.setItem("ieee123-api-key", key.value.trim()));
+  }
+
+  /** body[data-busy] is "true" while a change or a refresh is under way (tests wait on it). */
+  function showBusy() {
+    document.body.dataset.busy = String(S.busy || S.refreshing);
+  }
+
+  // ------------------------------------------------------------------ start
+  async function poll() {
+    if (S.busy || S.refreshing || document.visibilityState !== "visible") return;
+    try {
+      // A cheap look at the sequence first; the whole state only when someone else changed the grid.
+      const peek = await api("GET", "/state?sections=power_summary");
+      if (S.busy || peek.sequence <= S.sequence) return;
+      S.refreshing = true;
+      showBusy();
+      const data = await api("GET", "/state");
+      if (!S.busy && data.sequence > S.sequence) {
+        applyResults(data.results, data.sequence);
+        await refreshGenerators();
+      }
+    } catch (_) { /* the next poll tries again */ } finally {
+      S.refreshing = false;
+      showBusy();
+    }
+  }
+
+  async function start() {
+    wireControls();
+    try {
+      const [buses, state] = await Promise.all([api("GET", "/buses"), api("GET", "/state")]);
+      S.buses = buses.buses;
+      for (const b of S.buses) S.bus.set(b.name, b);
+      $("bus-names").innerHTML = S.buses.map((b) => `<option value="${esc(b.name)}"></option>`).join("");
+      try { S.neighbourhoods = (await api("GET", "/neighbourhoods")).neighbourhoods; } catch (_) { S.neighbourhoods = []; }
+      S.results = state.results;
+      S.nodes = indexNodes(state.results);
+      S.limits = state.results.violations.voltage_limits_pu;
+      buildMap();
+      drawLegends();
+      fillNeighbourhoodSelect();
+      applyResults(state.results, state.sequence);
+      await refreshGenerators();
+      showBusy();
+      document.body.dataset.ready = "true";
+      setInterval(poll, POLL_MS);
+    } catch (error) {
+      $("status").textContent = `Could not load the grid: ${error.message}`;
+      $("status").classList.add("bad");
+    }
+  }
+
+  start();
+})();

@@ -1,0 +1,424 @@
+"""The dashboard at GET /, driven in a real headless Chromium against a real `python api.py`.
+
+Needs Playwright for Python (`pip install playwright`) and the system Chromium (`apt-get install chromium`);
+Playwright's own browser download is never used. Without them these tests skip, loudly, unless
+REQUIRE_BROWSER=1, when they fail. Screenshots go to test-artifacts/dashboard/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import requests
+
+from conftest import REPO, start_server, stop_server
+
+CHROMIUM = Path(os.environ.get("DASHBOARD_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = REPO / "test-artifacts" / "dashboard"
+STATIC = REPO / "static"
+TIMEOUT_MS = 30_000
+SUMMARY_IDS = {
+    "summary-source-kw": "total_circuit_power_kW",
+    "summary-load-kw": "total_load_kW",
+    "summary-gen-kw": "total_generation_kW",
+    "summary-losses-kw": "total_losses_kW",
+    "summary-voltage-violations": "voltage_violations",
+    "summary-thermal-violations": "thermal_violations",
+}
+
+
+def browser_problem() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as error:
+        return f"Playwright for Python is not installed ({error}): pip install playwright"
+    if not CHROMIUM.exists():
+        return f"no Chromium at {CHROMIUM}: apt-get install -y chromium"
+    return None
+
+
+# ---------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    problem = browser_problem()
+    if problem:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(f"REQUIRE_BROWSER=1 but the dashboard cannot be tested: {problem}")
+        warnings.warn(f"DASHBOARD BROWSER TESTS SKIPPED: {problem}")
+        pytest.skip(f"DASHBOARD BROWSER TESTS SKIPPED: {problem}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real server for this module; each test starts from the base case via POST /reset."""
+    # No access log: start_server pipes stderr and nobody reads it, so a long log could fill the pipe.
+    process, url = start_server(tmp_path_factory.mktemp("dashboard-server"), "--no-access-log",
+                                env={"IEEE123_API_KEY": ""})
+    try:
+        yield url
+    finally:
+        stop_server(process)
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    post(server, "/reset", {})
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    tab.problems = []
+    tab.foreign_requests = []
+    tab.on("pageerror", lambda error: tab.problems.append(f"page error: {error}"))
+    tab.on("console", lambda message: message.type == "error" and tab.problems.append(message.text))
+    tab.on("request", lambda request: request.url.startswith((server, "data:"))
+           or tab.foreign_requests.append(request.url))
+    tab.goto(f"{server}/")
+    tab.wait_for_selector("body[data-ready='true']")
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+# ---------------------------------------------------------------------------- helpers
+def get(server: str, path: str) -> dict:
+    response = requests.get(f"{server}{path}", timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def post(server: str, path: str, body: dict) -> requests.Response:
+    response = requests.post(f"{server}{path}", json=body, timeout=60)
+    if path == "/reset":
+        response.raise_for_status()
+    return response
+
+
+def worst_phase(state: dict, bus: str) -> float:
+    """The bus's node voltage furthest from 1.0 pu."""
+    values = [row["VMag_pu"] for row in state["results"]["bus_details"] if row["Bus"] == bus]
+    assert values, f"bus {bus} not in bus_details"
+    return max(values, key=lambda v: abs(v - 1.0))
+
+
+def summary_values(tab: Any) -> dict[str, float]:
+    return tab.evaluate("ids => Object.fromEntries(ids.map(id => [id, Number(document.getElementById(id).dataset.value)]))",
+                        list(SUMMARY_IDS) + ["summary-vmin", "summary-vmax"])
+
+
+def assert_summary_matches(tab: Any, state: dict) -> None:
+    shown = summary_values(tab)
+    summary, profile = state["results"]["power_summary"], state["results"]["voltage_profile"]
+    expected = {**{k: summary[v] for k, v in SUMMARY_IDS.items()},
+                "summary-vmin": profile["min_voltage_pu"], "summary-vmax": profile["max_voltage_pu"]}
+    assert shown == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert tab.locator("#summary-gen-kw").inner_text() == f"{summary['total_generation_kW']:,.1f} kW"
+    assert tab.locator("#summary-vmin").inner_text() == f"{profile['min_voltage_pu']:.4f} pu"
+
+
+def wait_for_change(tab: Any, sequence_before: str) -> None:
+    """Until the page shows a newer state and has finished the follow-up reads."""
+    tab.wait_for_function(
+        "before => document.body.dataset.sequence !== before && document.body.dataset.busy === 'false'",
+        arg=sequence_before)
+
+
+def wait_until_idle(tab: Any) -> None:
+    tab.wait_for_function("() => document.body.dataset.busy === 'false'")
+
+
+def sequence(tab: Any) -> str:
+    return tab.evaluate("() => document.body.dataset.sequence")
+
+
+def fill_generator_form(tab: Any, bus: str, phases: str, kw: str, phase: str = "") -> None:
+    tab.get_by_label("Bus", exact=True).fill(bus)
+    tab.get_by_label("Phases", exact=True).select_option(phases)
+    if phases == "1":
+        tab.get_by_label("Phase", exact=True).select_option(phase)
+    tab.get_by_label("kW", exact=True).fill(kw)
+
+
+def screenshot(tab: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    tab.screenshot(path=str(path), full_page=True)
+    return path
+
+
+# ---------------------------------------------------------------------------- tests
+def test_page_is_served_at_root_from_our_own_files(page: Any, server: str) -> None:
+    response = requests.get(f"{server}/", timeout=10)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
+    for name in ("app.js", "style.css"):
+        assert requests.get(f"{server}/static/{name}", timeout=10).status_code == 200
+    assert page.title() == "IEEE 123-bus feeder dashboard"
+    assert page.foreign_requests == [], "the page must work offline: everything from our server"
+    assert page.problems == []
+    # No CDN or other outside reference anywhere in the static files (the SVG namespace is not a request).
+    for file in STATIC.iterdir():
+        urls = set(re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s\"'`)]*", file.read_text(encoding="utf-8")))
+        assert urls <= {"http://www.w3.org/2000/svg"}, (file.name, urls)
+
+
+def test_map_draws_every_bus_and_line_coloured_from_the_api(page: Any, server: str) -> None:
+    buses = get(server, "/buses")["buses"]
+    state = get(server, "/state")
+    line_flows = state["results"]["line_flows"]
+
+    bus_names = page.eval_on_selector_all("#map .bus", "els => els.map(e => e.dataset.bus)")
+    assert len(bus_names) == len(buses) == 132
+    assert set(bus_names) == {b["name"] for b in buses}
+    line_names = page.eval_on_selector_all("#map .line", "els => els.map(e => e.dataset.line)")
+    assert len(line_names) == len(line_flows)
+    assert set(line_names) == {row["Line"] for row in line_flows}
+
+    # Switches are marked; the normally open ties (Bus2 "..._open": Sw7, Sw8) are dashed, nothing else is.
+    switches = set(page.eval_on_selector_all("#map .line.switch", "els => els.map(e => e.dataset.line)"))
+    assert switches == {row["Line"] for row in line_flows if row["Switch"]}
+    dashes = dict(page.eval_on_selector_all(
+        "#map .line", "els => els.map(e => [e.dataset.line, getComputedStyle(e.querySelector('.wire')).strokeDasharray])"))
+    open_ties = {row["Line"] for row in line_flows if row["Bus2"].endswith("_open")}
+    assert open_ties == {"sw7", "sw8"}
+    assert {name for name, dash in dashes.items() if dash != "none"} == open_ties
+
+    # Every bus is filled with voltageColour(its worst-phase voltage), as the API reports it.
+    worst = {b["name"]: worst_phase(state, b["name"]) for b in buses}
+    mismatches = page.evaluate("""worst => [...document.querySelectorAll('#map .bus')]
+        .map(e => [e.dataset.bus, getComputedStyle(e).fill, window.voltageColour(worst[e.dataset.bus])])
+        .filter(([, shown, expected]) => shown !== expected)""", worst)
+    assert mismatches == []
+
+    # Overloaded lines are drawn in their own colour, and wider than lightly loaded ones.
+    overloaded = set(page.eval_on_selector_all("#map .line.overloaded", "els => els.map(e => e.dataset.line)"))
+    assert overloaded == {row["Line"] for row in line_flows if row["Loading_pct"] > 100}
+    width = page.evaluate("name => Number(document.querySelector(`#map .line[data-line='${name}'] .wire`)"
+                          ".getAttribute('stroke-width'))", "l3")
+    assert width > page.evaluate("() => Number(document.querySelector(\"#map .line[data-line='l1'] .wire\")"
+                                 ".getAttribute('stroke-width'))")
+
+    # Legends for every scale, with the ANSI limits on the voltage one.
+    legend = page.locator("#legend-voltage").text_content()
+    assert "0.95" in legend and "1.05" in legend
+    assert "loading" in page.locator("#legend-lines").text_content()
+    assert "Phase A" in page.locator("#profile").text_content()
+
+    # Neighbourhoods and generators can be hidden.
+    assert page.locator("#map .neighbourhood").count() == len(get(server, "/neighbourhoods")["neighbourhoods"])
+    assert page.locator("#map .layer-neighbourhoods").is_visible()
+    page.get_by_role("checkbox", name="Neighbourhoods").uncheck()
+    assert page.locator("#map .layer-neighbourhoods").is_hidden()
+
+    # Hovering a bus or a line shows its numbers.
+    page.locator("#map .bus[data-bus='67']").hover()
+    assert page.locator("#tooltip").is_visible()
+    assert "Bus 67" in page.locator("#tooltip").inner_text()
+    assert f"{worst['67']:.4f}" in page.locator("#tooltip").inner_text()
+
+
+def test_voltage_profile_has_one_segment_per_line_and_phase_and_the_limits(page: Any, server: str) -> None:
+    state = get(server, "/state")["results"]
+    nodes: dict[str, set[int]] = {}
+    for row in state["bus_details"]:
+        nodes.setdefault(row["Bus"], set()).add(row["Node"])
+    expected = sum(len(nodes[r["Bus1"]] & nodes[r["Bus2"]] & {1, 2, 3}) for r in state["line_flows"])
+    segments = page.eval_on_selector_all("#profile .seg", "els => els.map(e => Number(e.dataset.phase))")
+    assert len(segments) == expected
+    assert set(segments) == {1, 2, 3}
+    assert page.locator("#profile .axes .limit").count() == 2
+    assert "0.95 pu limit" in page.locator("#profile").text_content()
+    assert "1.05 pu limit" in page.locator("#profile").text_content()
+
+
+def test_summary_shows_the_state(page: Any, server: str) -> None:
+    assert_summary_matches(page, get(server, "/state"))
+
+
+def test_adding_a_generator_through_the_form_updates_summary_and_colour(page: Any, server: str) -> None:
+    screenshot(page, "01-base-case.png")
+    bus = page.locator("#map .bus[data-bus='67']")
+    bus.click()
+    assert page.get_by_label("Bus", exact=True).input_value() == "67"
+    assert "selected" in bus.get_attribute("class")
+    colour_before = bus.evaluate("e => getComputedStyle(e).fill")
+
+    before = sequence(page)
+    page.get_by_label("Phases", exact=True).select_option("3")
+    assert page.get_by_label("Phase", exact=True).is_disabled()
+    page.get_by_label("kW", exact=True).fill("1500")
+    page.get_by_role("button", name="Add / update generator").click()
+    wait_for_change(page, before)
+
+    state = get(server, "/state")
+    assert state["results"]["power_summary"]["total_generation_kW"] == pytest.approx(1500, rel=0.01)
+    assert_summary_matches(page, state)
+    expected_colour = page.evaluate("v => window.voltageColour(v)", worst_phase(state, "67"))
+    colour_after = bus.evaluate("e => getComputedStyle(e).fill")
+    assert colour_after == expected_colour
+    assert colour_after != colour_before, "1.5 MW at bus 67 should move its voltage visibly"
+    assert page.locator("#gen-error").inner_text() == ""
+    assert "gen_67_123" in page.locator("#gen-ok").inner_text()
+    assert page.locator("#gen-list tr[data-generator='gen_67_123']").count() == 1
+    assert page.locator("#map .gen-marker[data-bus='67']").count() == 1
+    assert page.locator("#selected-worst-vpu").inner_text() == f"{worst_phase(state, '67'):.4f} pu"
+    screenshot(page, "02-generator-1500kw-at-67.png")
+
+
+@pytest.mark.parametrize("bus, phases, kw, status", [
+    ("16", "3", "100", 422),   # bus 16 has only phase C
+    ("16", "1", "-5", 422),    # kW out of range
+    ("nowhere", "1", "10", 404),
+])
+def test_an_api_error_appears_next_to_the_generator_form(page: Any, server: str, bus: str, phases: str,
+                                                         kw: str, status: int) -> None:
+    body = {"bus_name": bus, "phases": int(phases), "kw": float(kw)}
+    api_answer = post(server, "/add_generator", body)
+    assert api_answer.status_code == status
+    message = api_answer.json()["message"]
+
+    before, shown_before = sequence(page), summary_values(page)
+    fill_generator_form(page, bus, phases, kw)
+    page.get_by_role("button", name="Add / update generator").click()
+    page.wait_for_function("() => document.getElementById('gen-error').textContent !== ''")
+    wait_until_idle(page)
+
+    error = page.locator("#gen-form #gen-error")
+    assert error.inner_text() == message
+    assert error.is_visible()
+    form_box, error_box = page.locator("#gen-form").bounding_box(), error.bounding_box()
+    assert form_box["y"] <= error_box["y"] <= form_box["y"] + form_box["height"]
+    field_input = {"kw": "#gen-kw", "phases": "#gen-phases", "bus_name": "#gen-bus"}[api_answer.json()["field"]]
+    assert page.locator(field_input).get_attribute("aria-invalid") == "true"
+    assert sequence(page) == before and summary_values(page) == shown_before
+    if kw == "-5":
+        screenshot(page, "03-error-negative-kw.png")
+
+
+def test_an_api_error_appears_next_to_the_neighbourhood_form(page: Any, server: str) -> None:
+    message = post(server, "/modify_load_neighbourhood", {"neighbourhood": 5, "factor": -1}).json()["message"]
+    page.get_by_label("Neighbourhood", exact=True).select_option("5")
+    page.get_by_label("Factor").fill("-1")
+    page.get_by_role("button", name="Scale loads").click()
+    page.wait_for_function("() => document.getElementById('nb-error').textContent !== ''")
+    assert page.locator("#nb-form #nb-error").inner_text() == message
+    assert page.locator("#gen-error").inner_text() == ""
+
+
+def test_scale_delete_and_reset_restore_the_start(page: Any, server: str) -> None:
+    start_state = get(server, "/state")
+    start = summary_values(page)
+
+    before = sequence(page)
+    page.get_by_label("Neighbourhood", exact=True).select_option("5")
+    page.get_by_label("Factor").fill("2")
+    page.get_by_role("button", name="Scale loads").click()
+    wait_for_change(page, before)
+    state = get(server, "/state")
+    assert state["results"]["power_summary"]["total_load_kW"] > start["summary-load-kw"] + 50
+    assert_summary_matches(page, state)
+    assert "Neighbourhood 5" in page.locator("#nb-ok").inner_text()
+
+    before = sequence(page)
+    fill_generator_form(page, "16", "1", "200")
+    page.get_by_role("button", name="Add / update generator").click()
+    wait_for_change(page, before)
+    assert page.locator("#gen-list tr[data-generator='gen_16_3']").count() == 1
+
+    before = sequence(page)
+    page.get_by_role("button", name="Delete generator gen_16_3").click()
+    wait_for_change(page, before)
+    assert page.locator("#gen-list tr").count() == 0
+    assert page.locator("#gen-delete-error").inner_text() == ""
+    assert_summary_matches(page, get(server, "/state"))
+    screenshot(page, "04-neighbourhood-5-doubled.png")
+
+    before = sequence(page)
+    page.get_by_role("button", name="Reset to the base case").click()
+    wait_for_change(page, before)
+    assert summary_values(page) == pytest.approx(start, rel=1e-9, abs=1e-9)
+    assert_summary_matches(page, get(server, "/state"))
+    assert get(server, "/state")["results"]["power_summary"] == pytest.approx(
+        start_state["results"]["power_summary"], rel=1e-9, abs=1e-9)
+
+
+def test_the_controls_work_from_the_keyboard(page: Any, server: str) -> None:
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll('input, select')]
+        .filter(e => e.labels.length === 0).map(e => e.id)""")
+    assert unlabelled == []
+    before = sequence(page)
+    page.focus("#gen-bus")
+    page.keyboard.type("48")
+    page.keyboard.press("Tab")  # leaving the field selects the bus
+    assert "selected" in page.locator("#map .bus[data-bus='48']").get_attribute("class")
+    page.focus("#gen-kw")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("300")
+    page.keyboard.press("Enter")
+    wait_for_change(page, before)
+    assert page.locator("#gen-list tr").count() == 1
+    assert_summary_matches(page, get(server, "/state"))
+
+
+def test_changes_made_by_other_clients_show_up(page: Any, server: str) -> None:
+    assert post(server, "/add_generator", {"bus_name": "300", "phases": 3, "kw": 400}).status_code == 200
+    state = get(server, "/state")
+    page.wait_for_function("kw => Number(document.getElementById('summary-gen-kw').dataset.value) === kw",
+                           arg=state["results"]["power_summary"]["total_generation_kW"], timeout=15_000)
+    wait_until_idle(page)
+    assert_summary_matches(page, state)
+    assert page.locator("#map .gen-marker[data-bus='300']").count() == 1
+
+
+def test_voltage_colour_is_a_diverging_scale_about_one_pu(page: Any) -> None:
+    def rgb(v: float) -> tuple[int, ...]:
+        text = page.evaluate("v => window.voltageColour(v)", v)
+        return tuple(int(x) for x in re.fullmatch(r"rgb\((\d+), (\d+), (\d+)\)", text).groups())
+
+    neutral = rgb(1.0)
+    assert min(neutral) > 230, "1.0 pu is the pale middle of the scale"
+    low, high = rgb(0.93), rgb(1.07)
+    assert low[2] > low[0] and high[0] > high[2], "below 1 pu is blue, above is red"
+    lightness = [sum(rgb(v)) for v in (1.0, 0.975, 0.95, 0.92, 0.90)]
+    assert lightness == sorted(lightness, reverse=True)
+    lightness = [sum(rgb(v)) for v in (1.0, 1.025, 1.05, 1.08, 1.10)]
+    assert lightness == sorted(lightness, reverse=True)
+    assert rgb(0.5) == rgb(0.9) and rgb(1.5) == rgb(1.1), "clamped outside 0.90-1.10 pu"
+
+
+def test_the_api_key_field_is_sent_with_changes(browser: Any, tmp_path: Path) -> None:
+    process, url = start_server(tmp_path, "--no-access-log", "--api-key", "s3cret", env={"IEEE123_API_KEY": ""})
+    context = browser.new_context()
+    try:
+        tab = context.new_page()
+        tab.set_default_timeout(TIMEOUT_MS)
+        tab.goto(f"{url}/")
+        tab.wait_for_selector("body[data-ready='true']")
+        message = requests.post(f"{url}/reset", json={}, timeout=30).json()["message"]
+        tab.get_by_role("button", name="Reset to the base case").click()
+        tab.wait_for_function("() => document.getElementById('reset-error').textContent !== ''")
+        assert tab.locator("#reset-error").inner_text() == message
+
+        before = sequence(tab)
+        tab.locator("details.apikey summary").click()
+        tab.get_by_label("API key", exact=True).fill("s3cret")
+        tab.get_by_role("button", name="Reset to the base case").click()
+        wait_for_change(tab, before)
+        assert tab.locator("#reset-error").inner_text() == ""
+    finally:
+        context.close()
+        stop_server(process)
