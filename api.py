@@ -26,7 +26,8 @@ from werkzeug.exceptions import HTTPException
 from schemas import (RESULT_SECTIONS, AddGeneratorBody, BusesResponse, BusPath, BusResponse, EmptyBody,
                      ErrorResponse, GeneratorChangeResponse, GeneratorPath, GeneratorsResponse, HealthResponse,
                      LinesResponse, NeighbourhoodChangeResponse, NeighbourhoodsResponse, RemoveGeneratorResponse,
-                     ResetResponse, ScaleNeighbourhoodBody, StateQuery, StateResponse, TableQuery)
+                     ResetResponse, ScaleNeighbourhoodBody, StateQuery, StateResponse, TableQuery,
+                     TransformersResponse)
 from simulation_core import (PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError,
                              Snapshot)
 
@@ -34,8 +35,9 @@ MAX_BODY_BYTES = 64 * 1024
 JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
 STATE_CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 API_KEY_ENV = "IEEE123_API_KEY"
-ERROR_RESPONSES: dict[int, Any] = {400: ErrorResponse, 404: ErrorResponse, 415: ErrorResponse,
-                                   422: ErrorResponse}
+ERROR_RESPONSES: dict[int, Any] = {400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse,
+                                   413: ErrorResponse, 415: ErrorResponse, 422: ErrorResponse}
+BEARER: list[dict[str, list[Any]]] = [{"bearer": []}]
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 grid = Tag(name="grid", description="Change the grid and read the solved power flow")
 tables = Tag(name="tables", description="What is in the grid: buses, lines, neighbourhoods, generators")
@@ -132,6 +134,11 @@ def validation_error_callback(error: ValidationError) -> Response:
     return error_response(400, message, field)
 
 
+def operation_id(*, name: str = "", **_: Any) -> str:
+    """Operation ids are the view names (add_generator, state, …): generated clients read well."""
+    return name
+
+
 def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     """Build the app and its circuit. Config: CIRCUIT (a ready OpenDSSCircuit), LOCKED_TAPS, VOLTAGE_LIMITS."""
     config = config or {}
@@ -144,6 +151,9 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
         validation_error_status=400,
         validation_error_model=ErrorResponse,
         validation_error_callback=validation_error_callback,
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer",
+                                     "description": "Needed for changes only when the server runs with --api-key."}},
+        operation_id_callback=operation_id,
     )
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["API_KEY"] = os.environ.get(API_KEY_ENV) or None
@@ -227,13 +237,14 @@ def register_error_handlers(app: OpenAPI) -> None:
 
 
 def register_routes(app: OpenAPI) -> None:
-    @app.post("/add_generator", tags=[grid], responses={200: GeneratorChangeResponse, **ERROR_RESPONSES})
+    @app.post("/add_generator", tags=[grid], security=BEARER,
+              responses={200: GeneratorChangeResponse, **ERROR_RESPONSES})
     def add_generator(body: AddGeneratorBody) -> Response:
         """Add a generator, or update the one at the same bus and phases; returns the re-solved grid."""
         action = circuit().add_generator(body.bus_name, body.phases, body.kw, body.phase)
         return change_response(action, circuit().snapshot)
 
-    @app.post("/modify_load_neighbourhood", tags=[grid],
+    @app.post("/modify_load_neighbourhood", tags=[grid], security=BEARER,
               responses={200: NeighbourhoodChangeResponse, **ERROR_RESPONSES})
     def modify_load_neighbourhood(body: ScaleNeighbourhoodBody) -> Response:
         """Scale the loads of one neighbourhood by a factor (compounding); returns the re-solved grid."""
@@ -253,14 +264,14 @@ def register_routes(app: OpenAPI) -> None:
             + results_json(snapshot) + b"}"
         return json_response(body)
 
-    @app.delete("/generators/<name>", tags=[grid],
-                responses={200: RemoveGeneratorResponse, 404: ErrorResponse, 422: ErrorResponse})
+    @app.delete("/generators/<name>", tags=[grid], security=BEARER,
+                responses={200: RemoveGeneratorResponse, **ERROR_RESPONSES})
     def remove_generator(path: GeneratorPath) -> Response:
         """Remove a generator added through the API; returns the re-solved grid."""
         action = circuit().remove_generator(path.name)
         return change_response(action, circuit().snapshot)
 
-    @app.post("/reset", tags=[grid], responses={200: ResetResponse, 400: ErrorResponse, 415: ErrorResponse})
+    @app.post("/reset", tags=[grid], security=BEARER, responses={200: ResetResponse, **ERROR_RESPONSES})
     def reset(body: EmptyBody) -> Response:
         """Restore the base case exactly as at start-up (send an empty JSON object)."""
         action = circuit().reset()
@@ -287,6 +298,12 @@ def register_routes(app: OpenAPI) -> None:
         """Flow, current, loading and losses of every line and switch."""
         rows = circuit().snapshot.results["line_flows"]
         return csv_response(rows, "lines.csv") if query.format == "csv" else success(lines=rows)
+
+    @app.get("/transformers", tags=[tables], responses={200: TransformersResponse, 400: ErrorResponse})
+    def transformers(query: TableQuery) -> Response:
+        """The regulators and XFM1: buses, rating, loading, losses and regulator taps."""
+        rows = circuit().transformers()
+        return csv_response(rows, "transformers.csv") if query.format == "csv" else success(transformers=rows)
 
     @app.get("/neighbourhoods", tags=[tables], responses={200: NeighbourhoodsResponse})
     def neighbourhoods() -> Response:

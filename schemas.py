@@ -39,7 +39,7 @@ class AddGeneratorBody(BaseModel):
     kw: float = Field(description="Active power delivered, kW: 0 to 100000 (422 outside).")
     phase: Optional[int] = Field(
         default=None, description="For 1-phase generators: 1, 2 or 3 (default: the bus's first phase).",
-        json_schema_extra={"enum": [1, 2, 3]})
+        json_schema_extra={"enum": [1, 2, 3, None]})
 
     @field_validator("phases")
     @classmethod
@@ -211,8 +211,8 @@ class BusSummary(BaseModel):
     name: str
     nodes: list[int]
     kv_base_ln: float = Field(description="Line-to-neutral base voltage, kV.")
-    x: float
-    y: float
+    x: Optional[float] = Field(description="Map coordinate; null for the open-tie stubs 94_open and 300_open.")
+    y: Optional[float]
     distance_km: float = Field(description="Distance from the substation along the feeder, km.")
     neighbourhood: Optional[int]
     loads: list[str]
@@ -243,8 +243,8 @@ class BusDetail(BaseModel):
     name: str
     nodes: list[int]
     kv_base_ln: float
-    x: float
-    y: float
+    x: Optional[float]
+    y: Optional[float]
     distance_km: float
     neighbourhood: Optional[int]
     voltages: list[BusNodeRow]
@@ -279,6 +279,20 @@ class NeighbourhoodsResponse(Envelope):
 
 class GeneratorsResponse(Envelope):
     generators: list[GeneratorRow]
+
+
+class TransformerRow(BaseModel):
+    name: str
+    bus1: str
+    bus2: str
+    kva: float
+    loading_pct: float = Field(description="Highest phase current at bus1 as % of the normal rating.")
+    losses_kW: float
+    tap: Optional[int] = Field(description="Regulator tap position (-16..16); null for XFM1.")
+
+
+class TransformersResponse(Envelope):
+    transformers: list[TransformerRow]
 
 
 class HealthResponse(Envelope):

@@ -168,8 +168,10 @@ class OpenDSSCircuit:
             engine.Circuit.SetActiveBus(bus)
             self._bus_nodes[bus] = sorted(engine.Bus.Nodes())
             self._bus_kv_ln[bus] = engine.Bus.kVBase()
+            has_xy = engine.Bus.Coorddefined()  # the open-tie stubs 94_open and 300_open have none
             self._bus_info[bus] = {"name": bus, "nodes": self._bus_nodes[bus], "kv_base_ln": engine.Bus.kVBase(),
-                                   "x": engine.Bus.X(), "y": engine.Bus.Y(), "distance_km": engine.Bus.Distance()}
+                                   "x": engine.Bus.X() if has_xy else None, "y": engine.Bus.Y() if has_xy else None,
+                                   "distance_km": engine.Bus.Distance()}
 
         self._load_names: list[str] = list(batch.Load.Name)
         self._load_bus = [b.split(".")[0].lower() for b in batch.Load.Bus1]
@@ -209,6 +211,8 @@ class OpenDSSCircuit:
 
         self._transformer_names: list[str] = list(batch.Transformer.Name)
         self._transformer_norm_amps = np.asarray(_values(batch.Transformer.NormAmps), dtype=float)
+        self._transformer_buses = [[b.split(".")[0].lower() for b in buses] for buses in _values(batch.Transformer.Buses)]
+        self._transformer_kva = [float(k[0]) for k in _values(batch.Transformer.kVAs)]
         xf_conductors = np.asarray(_values(batch.Transformer.NumConductors), dtype=int)
         xf_phases = np.asarray(_values(batch.Transformer.Phases), dtype=int)
         xf_starts = np.concatenate(([0], np.cumsum(2 * xf_conductors)[:-1]))
@@ -290,7 +294,7 @@ class OpenDSSCircuit:
                   "gen_kw": gen_p, "gen_kvar": gen_q, "line_p_kw": line_p1.real, "line_q_kvar": line_p1.imag,
                   "line_currents_a": line_currents, "line_loading_pct": line_loading,
                   "line_losses_kw": line_losses, "transformer_loading_pct": xf_loading,
-                  "generator_power": generator_totals}
+                  "generator_power": generator_totals, "transformer_losses_kw": xf_losses}
         total_load_kw = float(load_p.sum())
         total_gen_kw = float(gen_p.sum())
         results = {
@@ -567,6 +571,18 @@ class OpenDSSCircuit:
                              "base_kW": base_kw, "base_kVAR": base_kvar, "kW": base_kw * factor,
                              "kVAR": base_kvar * factor, "cumulative_factor": factor})
             return rows
+
+    def transformers(self) -> list[dict[str, Any]]:
+        """The regulators and XFM1: where they sit, their rating, loading and regulator tap."""
+        with self._lock:
+            arrays = self._snapshot.arrays
+            taps = dict(zip((t for t, _ in self._regulated_windings), self._regulator_taps()))
+            return [{"name": name, "bus1": buses[0], "bus2": buses[1], "kva": kva,
+                     "loading_pct": float(loading), "losses_kW": float(losses),
+                     "tap": round((taps[name] - 1.0) / TAP_STEP_PU) if name in taps else None}
+                    for name, buses, kva, loading, losses in zip(
+                        self._transformer_names, self._transformer_buses, self._transformer_kva,
+                        arrays["transformer_loading_pct"], arrays["transformer_losses_kw"])]
 
     def health(self) -> dict[str, Any]:
         snapshot = self._snapshot

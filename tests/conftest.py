@@ -84,9 +84,11 @@ def stop_server(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `python api.py` process on a free port, started from an empty temporary directory."""
+    """A real `python api.py` process on a free port, started from an empty temporary directory.
+
+    No access log: nobody reads the piped stderr during the module, and a full pipe would block the server."""
     work_dir = tmp_path_factory.mktemp("server-cwd")
-    process, url = start_server(work_dir)
+    process, url = start_server(work_dir, "--no-access-log")
     try:
         yield url
     finally:

@@ -29,7 +29,7 @@ def readme_curl_commands() -> list[str]:
 def test_readme_has_curl_examples_for_every_route():
     commands = " ".join(readme_curl_commands())
     for route in ["/add_generator", "/modify_load_neighbourhood", "/state", "/health", "/buses", "/buses/",
-                  "/lines", "/neighbourhoods", "/generators", "/generators/", "/reset", "/openapi.json"]:
+                  "/lines", "/transformers", "/neighbourhoods", "/generators", "/generators/", "/reset", "/openapi.json"]:
         assert route in commands, f"README has no curl example for {route}"
 
 

@@ -18,6 +18,7 @@ CASES = [  # method, path as in the document, concrete URL, JSON body, expected 
     ("get", "/buses/{name}", "/buses/nowhere", None, 404),
     ("get", "/lines", "/lines", None, 200),
     ("get", "/neighbourhoods", "/neighbourhoods", None, 200),
+    ("get", "/transformers", "/transformers", None, 200),
     ("post", "/add_generator", "/add_generator", {"bus_name": "16", "phases": 1, "kw": 200}, 200),
     ("post", "/add_generator", "/add_generator", {"bus_name": "16", "phases": "1", "kw": 200}, 400),
     ("post", "/add_generator", "/add_generator", {"bus_name": "nowhere", "phases": 1, "kw": 1}, 404),

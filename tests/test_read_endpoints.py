@@ -161,3 +161,20 @@ def test_overvoltage_from_a_large_generator(client):
     over = [v for v in results["violations"]["voltage"] if v["kind"] == "overvoltage"]
     assert over and all(v["value_pu"] > 1.05 for v in over)
     assert any(v["element"] == "Bus.114" for v in over)
+
+
+def test_transformers_show_regulator_taps(client, base_circuit):
+    rows = {t["name"]: t for t in client.get("/transformers").json["transformers"]}
+    assert set(rows) == {"reg1a", "reg2a", "reg3a", "reg3c", "reg4a", "reg4b", "reg4c", "xfm1"}
+    assert [rows[r]["tap"] for r in ["reg1a", "reg2a", "reg3a", "reg3c", "reg4a", "reg4b", "reg4c"]] == [6, 0, 2, 0, 8, 2, 5]
+    assert (rows["xfm1"]["bus1"], rows["xfm1"]["bus2"], rows["xfm1"]["tap"]) == ("61s", "610", None)
+    engine = base_circuit._engine
+    engine.Circuit.SetActiveElement("Transformer.reg1a")
+    expected = 100 * max(engine.CktElement.CurrentsMagAng()[0:6:2]) / engine.CktElement.NormalAmps()
+    assert rows["reg1a"]["loading_pct"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_open_tie_stubs_have_no_coordinates(client):
+    buses = {b["name"]: b for b in client.get("/buses").json["buses"]}
+    assert (buses["94_open"]["x"], buses["300_open"]["y"]) == (None, None)
+    assert buses["94"]["x"] is not None
