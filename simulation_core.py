@@ -259,21 +259,13 @@ class OpenDSSCircuit:
         vmag_pu = np.asarray(engine.Circuit.AllBusMagPu())
         vangle = np.degrees(np.angle(volts))
 
-        load_powers = np.asarray(_values(batch.Load.Powers))
-        load_p = np.zeros(n_nodes)
-        load_q = np.zeros(n_nodes)
-        mask = self._load_conductor_node >= 0
-        np.add.at(load_p, self._load_conductor_node[mask], load_powers.real[mask])
-        np.add.at(load_q, self._load_conductor_node[mask], load_powers.imag[mask])
-        gen_p = np.zeros(n_nodes)
-        gen_q = np.zeros(n_nodes)
+        load_p, load_q = _sum_per_node(self._load_conductor_node, np.asarray(_values(batch.Load.Powers)), n_nodes)
+        gen_p, gen_q = np.zeros(n_nodes), np.zeros(n_nodes)
         generator_totals = np.zeros(0, dtype=complex)
         if len(self._generator_order):
             generator_totals = -np.asarray(_values(batch.Generator.TotalPowers))
-            gen_powers = -np.asarray(_values(batch.Generator.Powers))
-            gmask = self._generator_conductor_node >= 0
-            np.add.at(gen_p, self._generator_conductor_node[gmask], gen_powers.real[gmask])
-            np.add.at(gen_q, self._generator_conductor_node[gmask], gen_powers.imag[gmask])
+            gen_p, gen_q = _sum_per_node(self._generator_conductor_node,
+                                         -np.asarray(_values(batch.Generator.Powers)), n_nodes)
 
         line_terminal_powers = np.asarray(_values(batch.Line.TotalPowers))
         line_p1 = line_terminal_powers[0::2]
@@ -613,6 +605,14 @@ class OpenDSSCircuit:
     def close(self) -> None:
         with self._lock:
             self._engine.Text.Command("Clear")
+
+
+def _sum_per_node(conductor_node: np.ndarray, powers: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Add per-conductor powers into their nodes (-1 = ground, dropped): the kW and kvar at each bus node."""
+    connected = conductor_node >= 0
+    nodes, values = conductor_node[connected], powers[connected]
+    return (np.bincount(nodes, weights=values.real, minlength=n_nodes),
+            np.bincount(nodes, weights=values.imag, minlength=n_nodes))
 
 
 def _values(batch_property: Any) -> Any:
