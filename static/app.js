@@ -39,6 +39,7 @@
     buses: [], bus: new Map(), pos: new Map(), results: null, sequence: -1, limits: [0.95, 1.05],
     selected: null, generators: [], neighbourhoods: [], busy: false, refreshing: false,
     busEl: new Map(), lineEl: new Map(), nodes: new Map(),
+    transformers: [], pairs: new Map(), xfEl: new Map(), stubs: new Set(),
   };
   window.dashboard = S; // for tests and the curious
 
@@ -74,30 +75,70 @@
   }
 
   // ------------------------------------------------------------------ map
-  function layout(buses, lines) {
-    const pos = new Map();
+  /** The transformers grouped by bus pair ("25-25r" holds reg3a and reg3c), in the API's order. */
+  function transformerPairs(transformers) {
+    const pairs = new Map();
+    for (const t of transformers) {
+      const key = `${t.bus1}-${t.bus2}`;
+      if (!pairs.has(key)) pairs.set(key, { key, bus1: t.bus1, bus2: t.bus2, units: [] });
+      pairs.get(key).units.push(t);
+    }
+    return pairs;
+  }
+
+  function layout(buses, lines, pairs) {
+    const pos = new Map(), stubs = new Set();
     for (const b of buses) {
-      const ok = Number.isFinite(b.x) && Number.isFinite(b.y) && !(b.x === 0 && b.y === 0);
-      if (ok) pos.set(b.name, [b.x, b.y]);
+      // The open side of a tie ("94_open", "300_open") has no coordinates: the API sends x and y as null.
+      if (b.x === null || b.y === null) stubs.add(b.name);
+      else if (Number.isFinite(b.x) && Number.isFinite(b.y)) pos.set(b.name, [b.x, b.y]);
     }
     const neighbours = (name) => lines.filter((l) => l.Bus1 === name || l.Bus2 === name)
       .map((l) => (l.Bus1 === name ? l.Bus2 : l.Bus1));
     const placed = [...pos.values()];
     const minX = Math.min(...placed.map((p) => p[0])), minY = Math.min(...placed.map((p) => p[1]));
     const step = 0.035 * (Math.max(...placed.map((p) => p[0])) - minX || 1000);
-    // Buses without coordinates (the open side of a tie, "94_open"): a short step from their neighbour
-    // towards the bus their name points at ("94"), or just beside the neighbour.
-    for (const b of buses) {
-      if (pos.has(b.name)) continue;
-      const near = neighbours(b.name).find((n) => pos.has(n));
+    // Those stubs: a short step from their neighbour towards the bus their name points at ("94"),
+    // or just beside the neighbour.
+    for (const name of stubs) {
+      const near = neighbours(name).find((n) => pos.has(n));
       if (!near) continue;
       const [x0, y0] = pos.get(near);
-      const [x1, y1] = pos.get(b.name.replace(/_open$/, "")) || [x0 + step, y0 + step];
+      const [x1, y1] = pos.get(name.replace(/_open$/, "")) || [x0 + step, y0 + step];
       const len = Math.hypot(x1 - x0, y1 - y0) || 1, t = Math.min(step, len / 2) / len;
-      pos.set(b.name, [x0 + (x1 - x0) * t, y0 + (y1 - y0) * t]);
+      pos.set(name, [x0 + (x1 - x0) * t, y0 + (y1 - y0) * t]);
     }
     for (const b of buses) if (!pos.has(b.name)) pos.set(b.name, [minX, minY]);
-    // Buses at the same place (a regulator's two sides): nudge the second towards its own line neighbour.
+
+    // A transformer's two buses sit on top of each other (the regulators) or very close (XFM1): move one side
+    // so the transformer symbol fits between them. A side with no lines of its own (150, 610) moves away from
+    // the other; otherwise the secondary side moves along its own line, at most 45 % of the way.
+    const gap = 0.9 * step;
+    const unit = (dx, dy) => { const len = Math.hypot(dx, dy); return len ? [dx / len, dy / len] : [1, 0]; };
+    const awayFromLines = (name) => { // direction from `name`'s line neighbour to `name`
+      const [x, y] = pos.get(name);
+      const n = neighbours(name).map((m) => pos.get(m)).find((p) => p && (p[0] !== x || p[1] !== y));
+      return n ? unit(x - n[0], y - n[1]) : [1, 0];
+    };
+    for (const { bus1, bus2 } of pairs.values()) {
+      const a = pos.get(bus1), b = pos.get(bus2);
+      const d = Math.hypot(b[0] - a[0], b[1] - a[1]);
+      if (d >= gap) continue;
+      if (!neighbours(bus2).length || !neighbours(bus1).length) {
+        const [mover, anchor, other] = neighbours(bus2).length ? [bus1, b, bus2] : [bus2, a, bus1];
+        const p = pos.get(mover);
+        const [ux, uy] = d > 0 ? unit(p[0] - anchor[0], p[1] - anchor[1]) : awayFromLines(other);
+        pos.set(mover, [anchor[0] + gap * ux, anchor[1] + gap * uy]);
+      } else {
+        const n = neighbours(bus2).map((m) => pos.get(m)).find((p) => p && (p[0] !== b[0] || p[1] !== b[1]));
+        if (!n) continue;
+        const len = Math.hypot(n[0] - b[0], n[1] - b[1]), [ux, uy] = unit(n[0] - b[0], n[1] - b[1]);
+        const move = Math.min(gap - d, 0.45 * len);
+        pos.set(bus2, [b[0] + move * ux, b[1] + move * uy]);
+      }
+    }
+
+    // Any other buses at the same place: nudge the second towards its own line neighbour.
     const seen = new Map(), nudged = new Set();
     for (const b of buses) {
       const [x, y] = pos.get(b.name), key = `${x},${y}`;
@@ -108,14 +149,16 @@
       pos.set(b.name, [x + 55 * dx / len, y + 55 * dy / len]);
       nudged.add(b.name);
     }
-    return { pos, nudged };
+    return { pos, nudged, stubs };
   }
 
   function buildMap() {
     const svg = $("map");
     svg.textContent = "";
     const lines = S.results.line_flows;
-    const { pos: raw, nudged } = layout(S.buses, lines);
+    S.pairs = transformerPairs(S.transformers);
+    const { pos: raw, nudged, stubs } = layout(S.buses, lines, S.pairs);
+    S.stubs = stubs;
     const xs = [...raw.values()].map((p) => p[0]), ys = [...raw.values()].map((p) => p[1]);
     const minX = Math.min(...xs), maxX = Math.max(...xs), minY = Math.min(...ys), maxY = Math.max(...ys);
     const W = 1000, PAD = 28, k = (W - 2 * PAD) / (maxX - minX || 1);
@@ -124,7 +167,7 @@
     for (const [name, [x, y]] of raw) S.pos.set(name, [PAD + (x - minX) * k, PAD + (maxY - y) * k]);
 
     const layers = {};
-    for (const name of ["neighbourhoods", "lines", "buses", "generators", "labels", "nblabels", "selection"]) {
+    for (const name of ["neighbourhoods", "lines", "transformers", "buses", "generators", "labels", "nblabels", "selection"]) {
       layers[name] = el("g", { class: `layer-${name}` }, svg);
     }
     S.layers = layers;
@@ -134,7 +177,7 @@
     for (const line of lines) {
       const a = S.pos.get(line.Bus1), b = S.pos.get(line.Bus2);
       if (!a || !b) continue;
-      const open = /_open$/.test(line.Bus2);
+      const open = S.stubs.has(line.Bus1) || S.stubs.has(line.Bus2);
       const cls = ["line", line.Switch ? "switch" : "", open ? "open" : ""].filter(Boolean).join(" ");
       const g = el("g", { class: cls, "data-line": line.Line }, layers.lines);
       const ends = { x1: a[0], y1: a[1], x2: b[0], y2: b[1] };
@@ -147,13 +190,40 @@
       S.lineEl.set(line.Line, g);
     }
 
+    // One element per transformer bus pair: a short wire (width by loading, like a line) and the symbol.
+    S.xfEl.clear();
+    for (const pair of S.pairs.values()) {
+      const a = S.pos.get(pair.bus1), b = S.pos.get(pair.bus2);
+      if (!a || !b) continue;
+      const regulator = pair.units.some((t) => t.tap != null);
+      const g = el("g", { class: `transformer${regulator ? " regulator" : ""}`, "data-transformer": pair.key,
+        "data-bus1": pair.bus1, "data-bus2": pair.bus2, "data-names": pair.units.map((t) => t.name).join(",") }, layers.transformers);
+      const ends = { x1: a[0], y1: a[1], x2: b[0], y2: b[1] };
+      el("line", { class: "hit", ...ends }, g);
+      el("line", { class: "wire", ...ends }, g);
+      const angle = Math.atan2(b[1] - a[1], b[0] - a[0]) * 180 / Math.PI;
+      transformerSymbol(el("g", { class: "xf-symbol", transform: `translate(${(a[0] + b[0]) / 2},${(a[1] + b[1]) / 2})` }, g), regulator, angle);
+      S.xfEl.set(pair.key, g);
+    }
+
+    // Names sit above and right of their bus, where a transformer symbol may be: then below (the symbol is to
+    // the right) or beside (it is above). A bus nudged off another's place is labelled below too.
+    const labelDy = new Map([...nudged].map((name) => [name, 14]));
+    for (const { bus1, bus2 } of S.pairs.values()) {
+      for (const [from, to] of [[bus1, bus2], [bus2, bus1]]) {
+        const a = S.pos.get(from), b = S.pos.get(to);
+        if (!a || !b) continue;
+        const dx = b[0] - a[0], dy = b[1] - a[1];
+        if (dx > 0 && Math.abs(dx) >= Math.abs(dy)) labelDy.set(from, 14);
+        else if (dy < 0 && Math.abs(dy) > Math.abs(dx)) labelDy.set(from, 3);
+      }
+    }
     S.busEl.clear();
     for (const bus of S.buses) {
       const [x, y] = S.pos.get(bus.name);
       const c = el("circle", { class: "bus", "data-bus": bus.name, cx: x, cy: y, r: 5.5 }, layers.buses);
       S.busEl.set(bus.name, c);
-      // A regulator's second side sits next to the first: label it below so the names do not collide.
-      el("text", { class: "bus-label", "data-label": bus.name, x: x + 6, y: nudged.has(bus.name) ? y + 14 : y - 5 }, layers.labels, bus.name);
+      el("text", { class: "bus-label", "data-label": bus.name, x: x + 6, y: y + (labelDy.get(bus.name) ?? -5) }, layers.labels, bus.name);
     }
     svg.addEventListener("click", (event) => {
       const target = event.target.closest("[data-bus]");
@@ -161,6 +231,18 @@
     });
     svg.addEventListener("mousemove", showTooltip);
     svg.addEventListener("mouseleave", hideTooltip);
+  }
+
+  /** Two overlapping windings along `angle` (degrees); a regulator gets its tap changer's arrow across them. */
+  function transformerSymbol(g, regulator, angle = 0) {
+    const coils = el("g", angle ? { transform: `rotate(${angle.toFixed(1)})` } : {}, g);
+    for (const cx of [-2.9, 2.9]) el("circle", { class: "xf-back", cx, cy: 0, r: 4.7 }, coils);
+    for (const cx of [-2.9, 2.9]) el("circle", { class: "xf-coil", cx, cy: 0, r: 4.7 }, coils);
+    if (regulator) { // always pointing up and right, whichever way the windings lie
+      el("line", { class: "xf-arrow", x1: -7.2, y1: 6.2, x2: 5.2, y2: -4.4 }, g);
+      el("path", { class: "xf-arrowhead", d: "M7.8,-6.6 L2.2,-4.9 L5.6,-1.2 Z" }, g);
+    }
+    return g;
   }
 
   function drawNeighbourhoods(layer, labels) {
@@ -256,6 +338,27 @@
       wire.setAttribute("stroke", line.Loading_pct > 100 ? OVERLOAD_COLOUR : LINE_COLOUR);
       g.classList.toggle("overloaded", line.Loading_pct > 100);
     }
+  }
+
+  /** Transformer wires by their most loaded unit, like the lines; data-loading for tests. */
+  function updateTransformers() {
+    const pairs = transformerPairs(S.transformers);
+    for (const [key, g] of S.xfEl) {
+      const pair = pairs.get(key);
+      const pct = pair ? Math.max(...pair.units.map((t) => t.loading_pct)) : 0;
+      g.dataset.loading = String(pct);
+      const wire = g.querySelector(".wire");
+      wire.setAttribute("stroke-width", lineWidth(pct).toFixed(2));
+      wire.setAttribute("stroke", pct > 100 ? OVERLOAD_COLOUR : LINE_COLOUR);
+      g.classList.toggle("overloaded", pct > 100);
+    }
+  }
+
+  async function refreshTransformers() {
+    try {
+      S.transformers = (await api("GET", "/transformers")).transformers;
+    } catch (_) { return; } // keep the last numbers until the next change or new state
+    updateTransformers();
   }
 
   function setNum(id, value, text) {
@@ -393,7 +496,7 @@
 
     const ll = $("legend-lines");
     ll.textContent = "";
-    ll.setAttribute("viewBox", "0 0 430 70");
+    ll.setAttribute("viewBox", "0 0 430 94");
     el("text", { class: "legend-title", x: 14, y: 13 }, ll, "Line width: loading (% of normal rating)");
     let x = 14;
     for (const pct of [0, 50, 100, 150]) {
@@ -413,7 +516,13 @@
     el("path", { d: "M-4,0 C-2,-5 2,5 4,0" }, gen);
     el("text", { class: "tick", x: 211, y: row2 + 4 }, ll, "generator");
     el("line", { x1: 286, x2: 302, y1: row2, y2: row2, stroke: NB_COLOURS[0], "stroke-opacity": 0.3, "stroke-width": 20, "stroke-linecap": "round" }, ll);
-    el("text", { class: "tick", x: 310, y: row2 + 4 }, ll, "neighbourhood");
+    el("text", { class: "tick", x: 318, y: row2 + 4 }, ll, "neighbourhood");
+    const row3 = 80;
+    for (const [x, regulator, text] of [[14, false, "transformer"], [130, true, "voltage regulator (tap changer)"]]) {
+      el("line", { x1: x, x2: x + 30, y1: row3, y2: row3, stroke: LINE_COLOUR, "stroke-width": 2 }, ll);
+      transformerSymbol(el("g", { class: "xf-symbol", transform: `translate(${x + 15}, ${row3})` }, ll), regulator);
+      el("text", { class: "tick", x: x + 34, y: row3 + 4 }, ll, text);
+    }
   }
 
   // ------------------------------------------------------------------ selection, tooltip, details
@@ -475,15 +584,28 @@
   function lineTooltip(name) {
     const l = S.results.line_flows.find((r) => r.Line === name);
     if (!l) return "";
-    const kind = /_open$/.test(l.Bus2) ? " · normally open tie" : l.Switch ? " · switch" : "";
+    const kind = S.stubs.has(l.Bus1) || S.stubs.has(l.Bus2) ? " · normally open tie" : l.Switch ? " · switch" : "";
     return `<strong>${l.Switch ? "Switch" : "Line"} ${esc(l.Line)}</strong>${kind}<br>${esc(l.Bus1)} → ${esc(l.Bus2)} · ${l.Phases}-phase<br>` +
       `P ${fmt(l.P_kW)} kW · Q ${fmt(l.Q_kVAR)} kvar<br>I ${l.I_A.map((a) => fmt(a, 0)).join(" / ")} A<br>` +
       `loading ${fmt(l.Loading_pct)} %${l.Loading_pct > 100 ? " (overloaded)" : ""} · losses ${fmt(l.Losses_kW, 2)} kW`;
   }
 
+  function transformerTooltip(key) {
+    const units = S.transformers.filter((t) => `${t.bus1}-${t.bus2}` === key);
+    if (!units.length) return "";
+    const regulator = units.some((t) => t.tap != null);
+    const kind = (regulator ? "Regulator" : "Transformer") + (units.length > 1 ? "s" : "");
+    const signed = (n) => (n > 0 ? `+${n}` : String(n));
+    const losses = units.reduce((s, t) => s + t.losses_kW, 0);
+    return `<strong>${kind} ${units.map((t) => esc(t.name)).join(", ")}</strong><br>${esc(units[0].bus1)} → ${esc(units[0].bus2)}<br>` +
+      units.map((t) => `${esc(t.name)}: ${fmt(t.kva, 0)} kVA · loading ${fmt(t.loading_pct)} %` +
+        `${t.loading_pct > 100 ? " (overloaded)" : ""}${t.tap != null ? ` · tap ${signed(t.tap)}` : ""}`).join("<br>") +
+      `<br>losses ${losses < 1 ? `${fmt(losses * 1000, 1)} W` : `${fmt(losses, 2)} kW`}`;
+  }
+
   function showTooltip(event) {
     const tip = $("tooltip");
-    const target = event.target.closest("[data-bus], [data-line], [data-neighbourhood]");
+    const target = event.target.closest("[data-bus], [data-line], [data-transformer], [data-neighbourhood]");
     if (!target || !S.results) { hideTooltip(); return; }
     let html;
     if (target.hasAttribute("data-bus")) {
@@ -494,6 +616,8 @@
       }
     } else if (target.hasAttribute("data-line")) {
       html = lineTooltip(target.getAttribute("data-line"));
+    } else if (target.hasAttribute("data-transformer")) {
+      html = transformerTooltip(target.getAttribute("data-transformer"));
     } else {
       const id = Number(target.getAttribute("data-neighbourhood"));
       const nb = S.neighbourhoods.find((n) => n.id === id);
@@ -581,7 +705,7 @@
       const data = await request();
       applyResults(data.results, data.action.sequence);
       if (okEl) okEl.textContent = describeAction(data.action);
-      if (refreshGens) await refreshGenerators();
+      await Promise.all([refreshTransformers(), refreshGens ? refreshGenerators() : null]);
     } catch (error) {
       errorEl.textContent = error.message;
       const input = $(FIELD_INPUTS[error.field] || "");
@@ -656,9 +780,10 @@
       if (S.busy || peek.sequence <= S.sequence) return;
       S.refreshing = true;
       showBusy();
-      const data = await api("GET", "/state");
+      const [data, xf] = await Promise.all([api("GET", "/state"), api("GET", "/transformers").catch(() => null)]);
       if (!S.busy && data.sequence > S.sequence) {
         applyResults(data.results, data.sequence);
+        if (xf) { S.transformers = xf.transformers; updateTransformers(); }
         await refreshGenerators();
       }
     } catch (_) { /* the next poll tries again */ } finally {
@@ -670,8 +795,10 @@
   async function start() {
     wireControls();
     try {
-      const [buses, state] = await Promise.all([api("GET", "/buses"), api("GET", "/state")]);
+      const [buses, state, xf] = await Promise.all([api("GET", "/buses"), api("GET", "/state"),
+        api("GET", "/transformers").catch(() => ({ transformers: [] }))]);
       S.buses = buses.buses;
+      S.transformers = xf.transformers;
       for (const b of S.buses) S.bus.set(b.name, b);
       $("bus-names").innerHTML = S.buses.map((b) => `<option value="${esc(b.name)}"></option>`).join("");
       try { S.neighbourhoods = (await api("GET", "/neighbourhoods")).neighbourhoods; } catch (_) { S.neighbourhoods = []; }
@@ -682,6 +809,7 @@
       drawLegends();
       fillNeighbourhoodSelect();
       applyResults(state.results, state.sequence);
+      updateTransformers();
       await refreshGenerators();
       showBusy();
       document.body.dataset.ready = "true";

@@ -231,6 +231,115 @@ def test_map_draws_every_bus_and_line_coloured_from_the_api(page: Any, server: s
     assert f"{worst['67']:.4f}" in page.locator("#tooltip").inner_text()
 
 
+def reachable(start: str, edges: list[tuple[str, str]]) -> set[str]:
+    """The buses connected to `start` through `edges`."""
+    graph: dict[str, set[str]] = {}
+    for a, b in edges:
+        graph.setdefault(a, set()).add(b)
+        graph.setdefault(b, set()).add(a)
+    seen, todo = {start}, [start]
+    while todo:
+        for other in graph.get(todo.pop(), ()):
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen
+
+
+def transformer_loadings(tab: Any) -> dict[str, float]:
+    return {key: float(value) for key, value in tab.eval_on_selector_all(
+        "#map .transformer", "els => els.map(e => [e.dataset.transformer, e.dataset.loading])")}
+
+
+def test_map_draws_one_transformer_per_bus_pair_and_they_connect_every_bus(page: Any, server: str) -> None:
+    transformers = get(server, "/transformers")["transformers"]
+    pairs: dict[tuple[str, str], list[dict]] = {}
+    for row in transformers:
+        pairs.setdefault((row["bus1"], row["bus2"]), []).append(row)
+    assert len(transformers) == 8 and len(pairs) == 5  # reg3a/reg3c and reg4a/b/c share their buses
+
+    shown = page.eval_on_selector_all("#map .transformer", """els => els.map(e => ({
+        key: e.dataset.transformer, bus1: e.dataset.bus1, bus2: e.dataset.bus2, names: e.dataset.names.split(','),
+        coils: e.querySelectorAll('.xf-coil').length, arrow: e.querySelectorAll('.xf-arrowhead').length}))""")
+    assert len(shown) == len(pairs)
+    assert {s["key"] for s in shown} == {f"{b1}-{b2}" for b1, b2 in pairs}
+    assert {(s["bus1"], s["bus2"]): s["names"] for s in shown} == {
+        pair: [row["name"] for row in rows] for pair, rows in pairs.items()}
+    # The symbol: two windings each, and the tap changer's arrow on the regulators only (XFM1 has no taps).
+    for s in shown:
+        is_regulator = any(row["tap"] is not None for row in pairs[(s["bus1"], s["bus2"])])
+        assert (s["coils"], s["arrow"]) == (2, 1 if is_regulator else 0), s
+    # Drawn from one bus to the other, and the buses kept apart so the symbol fits between them.
+    ends = page.evaluate("""() => [...document.querySelectorAll('#map .transformer')].map(e => {
+        const wire = e.querySelector('.wire'), at = (name) => document.querySelector(`#map .bus[data-bus='${name}']`);
+        const [b1, b2] = [at(e.dataset.bus1), at(e.dataset.bus2)];
+        return [['x1', 'y1', 'x2', 'y2'].map(k => Number(wire.getAttribute(k))),
+                [b1.cx.baseVal.value, b1.cy.baseVal.value, b2.cx.baseVal.value, b2.cy.baseVal.value]];
+    })""")
+    for wire, centres in ends:
+        assert wire == pytest.approx(centres, abs=1e-3)
+        assert ((centres[2] - centres[0]) ** 2 + (centres[3] - centres[1]) ** 2) ** 0.5 > 25
+
+    # With the transformers, every bus on the map is connected to the substation (150). 610 has no line at
+    # all: XFM1's element is its only connection.
+    buses = {b["name"] for b in get(server, "/buses")["buses"]}
+    line_ends = {row["Line"]: (row["Bus1"], row["Bus2"]) for row in get(server, "/lines")["lines"]}
+    drawn_lines = [line_ends[name]
+                   for name in page.eval_on_selector_all("#map .line", "els => els.map(e => e.dataset.line)")]
+    drawn_transformers = [(s["bus1"], s["bus2"]) for s in shown]
+    assert reachable("150", drawn_lines + drawn_transformers) == buses
+    assert reachable("610", drawn_lines) == {"610"}
+    assert reachable("150", drawn_lines) == {"150"}, "the substation regulator is 150's only connection"
+    assert page.locator("#map .transformer[data-transformer='61s-610']").count() == 1
+
+    # Hovering one shows its units' rating, loading and taps, as the API reports them.
+    assert transformer_loadings(page) == {f"{b1}-{b2}": max(row["loading_pct"] for row in rows)
+                                          for (b1, b2), rows in pairs.items()}
+    page.locator("#map .transformer[data-transformer='160-160r']").hover()
+    tip = page.locator("#tooltip").inner_text()
+    assert "Regulators reg4a, reg4b, reg4c" in tip and "160 → 160r" in tip
+    for row in pairs[("160", "160r")]:
+        tap = f"+{row['tap']}" if row["tap"] > 0 else str(row["tap"])
+        assert f"{row['name']}: {row['kva']:,.0f} kVA · loading {row['loading_pct']:,.1f} % · tap {tap}" in tip
+    page.locator("#map .transformer[data-transformer='61s-610']").hover()
+    tip = page.locator("#tooltip").inner_text()
+    assert "Transformer xfm1" in tip and "150 kVA" in tip and "tap" not in tip
+    legend = page.locator("#legend-lines").text_content()
+    assert "transformer" in legend and "voltage regulator" in legend
+
+    # Their numbers follow a change: doubling neighbourhood 5 loads the substation regulator more.
+    before_loading, before = transformer_loadings(page), sequence(page)
+    page.get_by_label("Neighbourhood", exact=True).select_option("5")
+    page.get_by_label("Factor").fill("2")
+    page.get_by_role("button", name="Scale loads").click()
+    wait_for_change(page, before)
+    after = {}
+    for row in get(server, "/transformers")["transformers"]:
+        key = f"{row['bus1']}-{row['bus2']}"
+        after[key] = max(after.get(key, 0.0), row["loading_pct"])
+    assert transformer_loadings(page) == after
+    assert after["150-150r"] > before_loading["150-150r"] + 1
+
+
+def test_open_tie_stubs_without_coordinates_sit_a_short_step_towards_their_bus(page: Any, server: str) -> None:
+    buses = get(server, "/buses")["buses"]
+    assert {b["name"] for b in buses if b["x"] is None and b["y"] is None} == {"94_open", "300_open"}
+    lines = get(server, "/lines")["lines"]
+
+    def centre(name: str) -> list[float]:
+        return page.evaluate("name => { const c = document.querySelector(`#map .bus[data-bus='${name}']`);"
+                             " return [c.cx.baseVal.value, c.cy.baseVal.value]; }", name)
+
+    for stub, named in (("94_open", "94"), ("300_open", "300")):
+        (near,) = [row["Bus1"] for row in lines if row["Bus2"] == stub]
+        (sx, sy), (nx, ny), (tx, ty) = centre(stub), centre(near), centre(named)
+        length2 = (tx - nx) ** 2 + (ty - ny) ** 2
+        along = ((sx - nx) * (tx - nx) + (sy - ny) * (ty - ny)) / length2
+        across = ((sx - nx) * (ty - ny) - (sy - ny) * (tx - nx)) / length2 ** 0.5
+        assert 0 < along <= 0.5 and abs(across) < 0.5, (stub, along, across)
+        assert 0 < ((sx - nx) ** 2 + (sy - ny) ** 2) ** 0.5 <= 50, stub
+
+
 def test_voltage_profile_has_one_segment_per_line_and_phase_and_the_limits(page: Any, server: str) -> None:
     state = get(server, "/state")["results"]
     nodes: dict[str, set[int]] = {}
