@@ -26,9 +26,9 @@ from werkzeug.exceptions import HTTPException
 from schemas import (RESULT_SECTIONS, AddGeneratorBody, BusesResponse, BusPath, BusResponse, EmptyBody,
                      ErrorResponse, GeneratorChangeResponse, GeneratorPath, GeneratorsResponse, HealthResponse,
                      LinesResponse, NeighbourhoodChangeResponse, NeighbourhoodsResponse, RemoveGeneratorResponse,
-                     ResetResponse, ScaleNeighbourhoodBody, StateQuery, StateResponse, TableQuery,
+                     ResetResponse, ScaleNeighbourhoodBody, SectionsQuery, StateQuery, StateResponse, TableQuery,
                      TransformersResponse)
-from simulation_core import (PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError,
+from simulation_core import (PUBLISHED_REGULATOR_TAPS, Change, NotFoundError, OpenDSSCircuit, SimulationError,
                              Snapshot)
 
 MAX_BODY_BYTES = 64 * 1024
@@ -37,7 +37,8 @@ STATE_CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 API_KEY_ENV = "IEEE123_API_KEY"
 ERROR_RESPONSES: dict[int, Any] = {400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse,
                                    413: ErrorResponse, 415: ErrorResponse, 422: ErrorResponse}
-BEARER: list[dict[str, list[Any]]] = [{"bearer": []}]
+# Changes need the bearer token only when the server runs with --api-key: `{}` says "or no auth".
+BEARER: list[dict[str, list[Any]]] = [{"bearer": []}, {}]
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 grid = Tag(name="grid", description="Change the grid and read the solved power flow")
 tables = Tag(name="tables", description="What is in the grid: buses, lines, neighbourhoods, generators")
@@ -67,19 +68,18 @@ def circuit() -> OpenDSSCircuit:
     return current_app.extensions["circuit"]
 
 
-def results_json(snapshot: Snapshot) -> bytes:
-    """Serialise a snapshot's results once; later readers of the same snapshot reuse the bytes."""
-    cached = current_app.extensions["results_cache"]
-    if cached[0] is not snapshot:
-        body = orjson.dumps(snapshot.results, option=orjson.OPT_SERIALIZE_NUMPY)
-        cached[:] = [snapshot, body]
-        return body
-    return cached[1]
+def results_body(snapshot: Snapshot, sections: str | None) -> bytes:
+    """The results, whole (serialised once per snapshot and reused) or only the sections asked for."""
+    if not sections:
+        return snapshot.results_json
+    wanted = sections.split(",")
+    return orjson.dumps({name: snapshot.section(name) for name in RESULT_SECTIONS if name in wanted})
 
 
-def change_response(action: dict[str, Any], snapshot: Snapshot) -> Response:
-    """The success envelope, assembled from the action and the cached results bytes."""
-    body = b'{"status":"success","action":' + orjson.dumps(action) + b',"results":' + results_json(snapshot) + b"}"
+def change_response(change: Change, sections: str | None = None) -> Response:
+    """The success envelope for a change, with the results of exactly the state that change produced."""
+    body = b'{"status":"success","action":' + orjson.dumps(change) + b',"results":' \
+        + results_body(change.snapshot, sections) + b"}"
     return json_response(body)
 
 
@@ -154,6 +154,7 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
         security_schemes={"bearer": {"type": "http", "scheme": "bearer",
                                      "description": "Needed for changes only when the server runs with --api-key."}},
         operation_id_callback=operation_id,
+        responses={400: ErrorResponse, 405: ErrorResponse},  # any route: a bad query string or method
     )
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["API_KEY"] = os.environ.get(API_KEY_ENV) or None
@@ -161,7 +162,6 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     app.extensions["circuit"] = config.get("CIRCUIT") or OpenDSSCircuit(
         locked_taps=config.get("LOCKED_TAPS"),
         voltage_limits_pu=config.get("VOLTAGE_LIMITS", (0.95, 1.05)))
-    app.extensions["results_cache"] = [None, b""]
     if config.get("CORS_ORIGINS"):
         from flask_cors import CORS
 
@@ -239,43 +239,38 @@ def register_error_handlers(app: OpenAPI) -> None:
 def register_routes(app: OpenAPI) -> None:
     @app.post("/add_generator", tags=[grid], security=BEARER,
               responses={200: GeneratorChangeResponse, **ERROR_RESPONSES})
-    def add_generator(body: AddGeneratorBody) -> Response:
+    def add_generator(body: AddGeneratorBody, query: SectionsQuery) -> Response:
         """Add a generator, or update the one at the same bus and phases; returns the re-solved grid."""
-        action = circuit().add_generator(body.bus_name, body.phases, body.kw, body.phase)
-        return change_response(action, circuit().snapshot)
+        change = circuit().add_generator(body.bus_name, body.phases, body.kw, body.phase)
+        return change_response(change, query.sections)
 
     @app.post("/modify_load_neighbourhood", tags=[grid], security=BEARER,
               responses={200: NeighbourhoodChangeResponse, **ERROR_RESPONSES})
-    def modify_load_neighbourhood(body: ScaleNeighbourhoodBody) -> Response:
+    def modify_load_neighbourhood(body: ScaleNeighbourhoodBody, query: SectionsQuery) -> Response:
         """Scale the loads of one neighbourhood by a factor (compounding); returns the re-solved grid."""
-        action = circuit().scale_neighbourhood_loads(body.neighbourhood, body.factor)
-        return change_response(action, circuit().snapshot)
+        change = circuit().scale_neighbourhood_loads(body.neighbourhood, body.factor)
+        return change_response(change, query.sections)
 
     @app.get("/state", tags=[grid], responses={200: StateResponse, 400: ErrorResponse})
     def state(query: StateQuery) -> Response:
         """The current solved state, all sections or those asked for; ?format=csv gives bus_details. No change."""
         snapshot = circuit().snapshot
         if query.format == "csv":
-            return csv_response(snapshot.results["bus_details"], "bus_details.csv")
-        if query.sections:
-            wanted = [s for s in RESULT_SECTIONS if s in query.sections.split(",")]
-            return success(sequence=snapshot.sequence, results={s: snapshot.results[s] for s in wanted})
+            return csv_response(snapshot.bus_details, "bus_details.csv")
         body = b'{"status":"success","sequence":' + str(snapshot.sequence).encode() + b',"results":' \
-            + results_json(snapshot) + b"}"
+            + results_body(snapshot, query.sections) + b"}"
         return json_response(body)
 
     @app.delete("/generators/<name>", tags=[grid], security=BEARER,
                 responses={200: RemoveGeneratorResponse, **ERROR_RESPONSES})
-    def remove_generator(path: GeneratorPath) -> Response:
+    def remove_generator(path: GeneratorPath, query: SectionsQuery) -> Response:
         """Remove a generator added through the API; returns the re-solved grid."""
-        action = circuit().remove_generator(path.name)
-        return change_response(action, circuit().snapshot)
+        return change_response(circuit().remove_generator(path.name), query.sections)
 
     @app.post("/reset", tags=[grid], security=BEARER, responses={200: ResetResponse, **ERROR_RESPONSES})
-    def reset(body: EmptyBody) -> Response:
+    def reset(body: EmptyBody, query: SectionsQuery) -> Response:
         """Restore the base case exactly as at start-up (send an empty JSON object)."""
-        action = circuit().reset()
-        return change_response(action, circuit().snapshot)
+        return change_response(circuit().reset(), query.sections)
 
     @app.get("/health", tags=[service], responses={200: HealthResponse})
     def health() -> Response:
@@ -296,7 +291,7 @@ def register_routes(app: OpenAPI) -> None:
     @app.get("/lines", tags=[tables], responses={200: LinesResponse, 400: ErrorResponse})
     def lines(query: TableQuery) -> Response:
         """Flow, current, loading and losses of every line and switch."""
-        rows = circuit().snapshot.results["line_flows"]
+        rows = circuit().snapshot.line_flows
         return csv_response(rows, "lines.csv") if query.format == "csv" else success(lines=rows)
 
     @app.get("/transformers", tags=[tables], responses={200: TransformersResponse, 400: ErrorResponse})

@@ -148,12 +148,14 @@ class Violations(BaseModel):
 
 
 class Results(BaseModel):
-    power_summary: PowerSummary
-    voltage_profile: VoltageProfile
-    bus_details: list[BusNodeRow]
-    line_flows: list[LineFlowRow]
-    losses: Losses
-    violations: Violations
+    """All six sections, unless `?sections=` asked for fewer."""
+
+    power_summary: Optional[PowerSummary] = None
+    voltage_profile: Optional[VoltageProfile] = None
+    bus_details: Optional[list[BusNodeRow]] = None
+    line_flows: Optional[list[LineFlowRow]] = None
+    losses: Optional[Losses] = None
+    violations: Optional[Violations] = None
 
 
 class GeneratorAction(BaseModel):
@@ -191,9 +193,11 @@ class NeighbourhoodChangeResponse(BaseModel):
 
 
 class StateResponse(BaseModel):
+    model_config = ConfigDict(openapi_extra={"content": {"text/csv": {"schema": {
+        "type": "string", "description": "With ?format=csv: bus_details, one row per bus node."}}}})
     status: Literal["success"]
     sequence: int = Field(description="Sequence number of the last change applied (0: none since start-up).")
-    results: dict[str, Any] = Field(description="The sections of Results, all or those asked for.")
+    results: Results
 
 
 class ErrorResponse(BaseModel):
@@ -205,6 +209,10 @@ class ErrorResponse(BaseModel):
 # ---------------------------------------------------------------------------- read endpoints (issue 3)
 class Envelope(BaseModel):
     status: Literal["success"]
+
+
+CSV_TOO = ConfigDict(openapi_extra={"content": {"text/csv": {"schema": {
+    "type": "string", "description": "With ?format=csv: the table, one row per element, lists space-separated."}}}})
 
 
 class BusSummary(BaseModel):
@@ -220,6 +228,7 @@ class BusSummary(BaseModel):
 
 
 class BusesResponse(Envelope):
+    model_config = CSV_TOO
     buses: list[BusSummary]
 
 
@@ -259,6 +268,7 @@ class BusResponse(Envelope):
 
 
 class LinesResponse(Envelope):
+    model_config = CSV_TOO
     lines: list[LineFlowRow]
 
 
@@ -292,6 +302,7 @@ class TransformerRow(BaseModel):
 
 
 class TransformersResponse(Envelope):
+    model_config = CSV_TOO
     transformers: list[TransformerRow]
 
 
@@ -339,11 +350,11 @@ class GeneratorPath(BaseModel):
 RESULT_SECTIONS = ("power_summary", "voltage_profile", "bus_details", "line_flows", "losses", "violations")
 
 
-class StateQuery(QueryModel):
+class SectionsQuery(QueryModel):
     model_config = ConfigDict(extra="forbid")
     sections: Optional[str] = Field(
-        default=None, description=f"Comma-separated subset of: {', '.join(RESULT_SECTIONS)}.")
-    format: Literal["json", "csv"] = Field(default="json", description="csv: the bus_details table.")
+        default=None, description=f"Comma-separated subset of the results: {', '.join(RESULT_SECTIONS)} "
+                                  f"(default: all). Smaller answers are faster.")
 
     @field_validator("sections")
     @classmethod
@@ -354,6 +365,10 @@ class StateQuery(QueryModel):
                 raise ValueError(f"a comma-separated list of {', '.join(RESULT_SECTIONS)} (unknown: "
                                  f"{', '.join(unknown)})")
         return value
+
+
+class StateQuery(SectionsQuery):
+    format: Literal["json", "csv"] = Field(default="json", description="csv: the bus_details table.")
 
 
 class TableQuery(QueryModel):

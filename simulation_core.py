@@ -9,16 +9,18 @@ a generator is created), so a request does no per-element work in Python beyond 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import opendssdirect
+import orjson
 
 MODEL_DIR = Path(__file__).resolve().parent / "Test_Systems" / "IEEE_123_Bus-G"
 DEFAULT_MASTER_FILE = MODEL_DIR / "Master.dss"
@@ -76,13 +78,84 @@ class Generator:
                 "kw": self.kw}
 
 
-@dataclass
-class Snapshot:
-    """The last complete, converged state: readers get this object whole or the one before it."""
+@dataclass(frozen=True)
+class RowLayout:
+    """What the result rows need besides the numbers: names and slices, fixed for one compile."""
 
-    sequence: int
-    results: dict[str, Any]
-    arrays: dict[str, np.ndarray] = field(repr=False)
+    node_bus: list[str]
+    node_number: list[int]
+    line_names: list[str]
+    line_bus1: list[str]
+    line_bus2: list[str]
+    line_phases: list[int]
+    line_current_starts: list[int]
+    line_current_ends: list[int]
+    line_switch: list[bool]
+
+
+SECTION_ORDER = ("power_summary", "voltage_profile", "bus_details", "line_flows", "losses", "violations")
+
+
+class Snapshot:
+    """One complete, converged state. Readers get a whole snapshot, never half a change.
+
+    The per-node and per-line rows and the JSON text are built on first use, outside the engine lock, and
+    kept: a snapshot never changes once made.
+    """
+
+    def __init__(self, sequence: int, layout: RowLayout, arrays: dict[str, np.ndarray],
+                 sections: dict[str, Any]) -> None:
+        self.sequence = sequence
+        self.layout = layout
+        self.arrays = arrays
+        self._sections = sections
+
+    def section(self, name: str) -> Any:
+        if name == "bus_details":
+            return self.bus_details
+        if name == "line_flows":
+            return self.line_flows
+        return self._sections[name]
+
+    @functools.cached_property
+    def bus_details(self) -> list[dict[str, Any]]:
+        a, layout = self.arrays, self.layout
+        return [{"Bus": bus, "Node": node, "VMag_pu": vmag, "VAngle": angle, "Load_kW": load_kw,
+                 "Load_kVAR": load_kvar, "Gen_kW": gen_kw, "Gen_kVAR": gen_kvar}
+                for bus, node, vmag, angle, load_kw, load_kvar, gen_kw, gen_kvar in zip(
+                    layout.node_bus, layout.node_number, a["vmag_pu"].tolist(), a["vangle_deg"].tolist(),
+                    a["load_kw"].tolist(), a["load_kvar"].tolist(), a["gen_kw"].tolist(), a["gen_kvar"].tolist())]
+
+    @functools.cached_property
+    def line_flows(self) -> list[dict[str, Any]]:
+        a, layout = self.arrays, self.layout
+        currents = a["line_currents_a"].tolist()
+        return [{"Line": name, "Bus1": bus1, "Bus2": bus2, "Phases": phases, "P_kW": p_kw, "Q_kVAR": q_kvar,
+                 "I_A": currents[start:end], "Loading_pct": loading, "Losses_kW": losses, "Switch": switch}
+                for name, bus1, bus2, phases, p_kw, q_kvar, start, end, loading, losses, switch in zip(
+                    layout.line_names, layout.line_bus1, layout.line_bus2, layout.line_phases,
+                    a["line_p_kw"].tolist(), a["line_q_kvar"].tolist(), layout.line_current_starts,
+                    layout.line_current_ends, a["line_loading_pct"].tolist(), a["line_losses_kw"].tolist(),
+                    layout.line_switch)]
+
+    @functools.cached_property
+    def results(self) -> dict[str, Any]:
+        """The whole results document."""
+        return {name: self.section(name) for name in SECTION_ORDER}
+
+    @functools.cached_property
+    def results_json(self) -> bytes:
+        """The results document as JSON, serialised once per snapshot."""
+        return orjson.dumps(self.results)
+
+
+class Change(dict):
+    """What a change did (a plain dict, serialised as the response's `action`), carrying the snapshot it
+    produced, so a caller answers with exactly that state even when other changes follow at once."""
+
+    def __init__(self, action: dict[str, Any], snapshot: Snapshot) -> None:
+        super().__init__(action)
+        self.snapshot = snapshot
 
 
 def _conductor_node_index(
@@ -200,9 +273,11 @@ class OpenDSSCircuit:
         self._line_term1_conductors = np.concatenate(
             [np.arange(s, s + p) for s, p in zip(starts, self._line_phases)])
         self._line_segment_starts = np.concatenate(([0], np.cumsum(self._line_phases)[:-1]))
-        self._line_current_bounds = (self._line_segment_starts.tolist(), np.cumsum(self._line_phases).tolist())
-        self._line_phase_counts = self._line_phases.tolist()
-        self._line_switch_flags = self._line_is_switch.tolist()
+        self._layout = RowLayout(
+            node_bus=self._node_bus, node_number=self._node_number, line_names=self._line_names,
+            line_bus1=self._line_bus1, line_bus2=self._line_bus2, line_phases=self._line_phases.tolist(),
+            line_current_starts=self._line_segment_starts.tolist(),
+            line_current_ends=np.cumsum(self._line_phases).tolist(), line_switch=self._line_is_switch.tolist())
         # (transformer, winding) of each regulator control, to save and restore taps around a change.
         self._regulated_windings = []
         for control in engine.RegControls.AllNames():
@@ -287,16 +362,14 @@ class OpenDSSCircuit:
                   "line_currents_a": line_currents, "line_loading_pct": line_loading,
                   "line_losses_kw": line_losses, "transformer_loading_pct": xf_loading,
                   "generator_power": generator_totals, "transformer_losses_kw": xf_losses}
-        total_load_kw = float(load_p.sum())
-        total_gen_kw = float(gen_p.sum())
-        results = {
+        sections = {
             "power_summary": {
                 "converged": True,
                 "total_circuit_power_kW": source_kw,
                 "total_circuit_power_kVAR": source_kvar,
-                "total_load_kW": total_load_kw,
+                "total_load_kW": float(load_p.sum()),
                 "total_load_kVAR": float(load_q.sum()),
-                "total_generation_kW": total_gen_kw,
+                "total_generation_kW": float(gen_p.sum()),
                 "total_generation_kVAR": float(gen_q.sum()),
                 "total_losses_kW": losses_w / 1000.0,
                 "total_losses_kVAR": losses_var / 1000.0,
@@ -306,8 +379,6 @@ class OpenDSSCircuit:
                 "max_voltage_pu": float(vmag_pu.max()),
                 "avg_voltage_pu": float(vmag_pu.mean()),
             },
-            "bus_details": self._bus_rows(arrays),
-            "line_flows": self._line_rows(arrays),
             "losses": {
                 "total_kW": losses_w / 1000.0,
                 "total_kVAR": losses_var / 1000.0,
@@ -317,30 +388,12 @@ class OpenDSSCircuit:
             },
         }
         violations = self._violations(arrays, source_kw)
-        results["violations"] = violations
-        summary = results["power_summary"]
+        sections["violations"] = violations
+        summary = sections["power_summary"]
         summary["voltage_violations"] = len(violations["voltage"])
         summary["thermal_violations"] = len(violations["thermal"])
         summary["reverse_power"] = bool(violations["reverse_power"])
-        return Snapshot(sequence=self.sequence, results=results, arrays=arrays)
-
-    def _bus_rows(self, arrays: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-        return [{"Bus": bus, "Node": node, "VMag_pu": vmag, "VAngle": angle, "Load_kW": load_kw,
-                 "Load_kVAR": load_kvar, "Gen_kW": gen_kw, "Gen_kVAR": gen_kvar}
-                for bus, node, vmag, angle, load_kw, load_kvar, gen_kw, gen_kvar in zip(
-                    self._node_bus, self._node_number, arrays["vmag_pu"].tolist(), arrays["vangle_deg"].tolist(),
-                    arrays["load_kw"].tolist(), arrays["load_kvar"].tolist(), arrays["gen_kw"].tolist(),
-                    arrays["gen_kvar"].tolist())]
-
-    def _line_rows(self, arrays: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-        currents = arrays["line_currents_a"].tolist()
-        return [{"Line": name, "Bus1": bus1, "Bus2": bus2, "Phases": phases, "P_kW": p_kw, "Q_kVAR": q_kvar,
-                 "I_A": currents[start:end], "Loading_pct": loading, "Losses_kW": losses, "Switch": switch}
-                for name, bus1, bus2, phases, p_kw, q_kvar, start, end, loading, losses, switch in zip(
-                    self._line_names, self._line_bus1, self._line_bus2, self._line_phase_counts,
-                    arrays["line_p_kw"].tolist(), arrays["line_q_kvar"].tolist(), self._line_current_bounds[0],
-                    self._line_current_bounds[1], arrays["line_loading_pct"].tolist(),
-                    arrays["line_losses_kw"].tolist(), self._line_switch_flags)]
+        return Snapshot(self.sequence, self._layout, arrays, sections)
 
     def _violations(self, arrays: dict[str, np.ndarray], source_kw: float) -> dict[str, Any]:
         low, high = self.voltage_limits_pu
@@ -397,7 +450,7 @@ class OpenDSSCircuit:
         self._snapshot = self._read_snapshot()
 
     # ------------------------------------------------------------------ public verbs
-    def add_generator(self, bus: str, phases: int, kw: float, phase: int | None = None) -> dict[str, Any]:
+    def add_generator(self, bus: str, phases: int, kw: float, phase: int | None = None) -> Change:
         """Add a constant-kW, unity-power-factor generator, or update the one already at this bus and phases."""
         bus = self._check_bus(bus, "bus_name")
         if bus in NO_GENERATOR_BUSES:
@@ -447,9 +500,9 @@ class OpenDSSCircuit:
 
             self._apply(f"generator {name} at {kw} kW", change, undo)
             self._generators[name] = Generator(name, bus, phases, nodes, float(kw))
-            return {"type": "add_generator", "sequence": self.sequence, "generator": name, "bus": bus,
-                    "phases": phases, "nodes": nodes, "kw": float(kw), "kv": kv,
-                    "created": created, "updated": not created}
+            return Change({"type": "add_generator", "sequence": self.sequence, "generator": name, "bus": bus,
+                           "phases": phases, "nodes": nodes, "kw": float(kw), "kv": kv,
+                           "created": created, "updated": not created}, self._snapshot)
 
     def _set_generator(self, name: str, kw: float, enabled: bool) -> None:
         engine = self._engine
@@ -458,7 +511,7 @@ class OpenDSSCircuit:
         engine.Circuit.SetActiveElement(f"Generator.{name}")
         engine.CktElement.Enabled(enabled)
 
-    def remove_generator(self, name: str) -> dict[str, Any]:
+    def remove_generator(self, name: str) -> Change:
         """Take out a generator added through the API (it stays disabled in the engine)."""
         key = name.lower() if isinstance(name, str) else ""
         with self._lock:
@@ -469,9 +522,10 @@ class OpenDSSCircuit:
             self._apply(f"removing {key}", lambda: self._set_generator(key, 0.0, False),
                         lambda: self._set_generator(key, generator.kw, True))
             generator.enabled = False
-            return {"type": "remove_generator", "sequence": self.sequence, **generator.describe()}
+            return Change({"type": "remove_generator", "sequence": self.sequence, **generator.describe()},
+                          self._snapshot)
 
-    def scale_neighbourhood_loads(self, neighbourhood: int, factor: float) -> dict[str, Any]:
+    def scale_neighbourhood_loads(self, neighbourhood: int, factor: float) -> Change:
         """Multiply kW and kvar of every load in a neighbourhood; successive factors compound."""
         if isinstance(neighbourhood, bool) or not isinstance(neighbourhood, int) \
                 or neighbourhood not in self._neighbourhood_buses:
@@ -489,9 +543,9 @@ class OpenDSSCircuit:
                         lambda: self._set_load_factor(loads, cumulative),
                         lambda: self._set_load_factor(loads, previous))
             self._cumulative_factor[neighbourhood] = cumulative
-            return {"type": "modify_load_neighbourhood", "sequence": self.sequence, "neighbourhood": neighbourhood,
-                    "factor": float(factor), "cumulative_factor": cumulative,
-                    "loads_changed": [self._load_names[i] for i in loads]}
+            return Change({"type": "modify_load_neighbourhood", "sequence": self.sequence,
+                           "neighbourhood": neighbourhood, "factor": float(factor), "cumulative_factor": cumulative,
+                           "loads_changed": [self._load_names[i] for i in loads]}, self._snapshot)
 
     def _set_load_factor(self, load_indices: list[int], cumulative: float) -> None:
         engine = self._engine
@@ -500,12 +554,12 @@ class OpenDSSCircuit:
             engine.Loads.kW(float(self._load_base[0, i] * cumulative))
             engine.Loads.kvar(float(self._load_base[1, i] * cumulative))
 
-    def reset(self) -> dict[str, Any]:
+    def reset(self) -> Change:
         """Recompile the deck: the base case exactly as at start-up (a change like any other)."""
         with self._lock:
             self.sequence += 1
             self._compile()
-            return {"type": "reset", "sequence": self.sequence}
+            return Change({"type": "reset", "sequence": self.sequence}, self._snapshot)
 
     # ------------------------------------------------------------------ reads
     @property
@@ -585,7 +639,7 @@ class OpenDSSCircuit:
     def _check_bus(self, bus: Any, field_name: str) -> str:
         if not isinstance(bus, str) or not bus:
             raise SimulationError(f"{field_name}: expected a bus name (string)", field=field_name)
-        key = bus.strip().lower()
+        key = bus.lower()
         if key not in self._bus_set:
             shown = bus if len(bus) <= 40 else bus[:40] + "…"
             close = difflib.get_close_matches(key[:64], self._bus_names, n=3)
