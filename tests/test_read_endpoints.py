@@ -178,3 +178,19 @@ def test_open_tie_stubs_have_no_coordinates(client):
     buses = {b["name"]: b for b in client.get("/buses").json["buses"]}
     assert (buses["94_open"]["x"], buses["300_open"]["y"]) == (None, None)
     assert buses["94"]["x"] is not None
+
+
+def test_changes_accept_sections(client):
+    response = client.post("/add_generator?sections=power_summary", json={"bus_name": "16", "phases": 1, "kw": 100})
+    assert set(response.json["results"]) == {"power_summary"}
+    assert response.json["results"]["power_summary"]["total_generation_kW"] == pytest.approx(100, rel=1e-3)
+    assert_error_shape(client.post("/reset?sections=everything", json={}), 400, "sections")
+    assert client.get("/generators").json["generators"][0]["kw"] == 100.0  # the refused reset changed nothing
+
+
+def test_each_change_carries_its_own_snapshot(circuit):
+    first = circuit.add_generator("67", 3, 100.0)
+    second = circuit.add_generator("67", 3, 900.0)
+    assert (first.snapshot.sequence, second.snapshot.sequence) == (1, 2)
+    assert first.snapshot.results["power_summary"]["total_generation_kW"] == pytest.approx(100, rel=1e-3)
+    assert second.snapshot is circuit.snapshot
