@@ -215,7 +215,9 @@ CSV_TOO = ConfigDict(openapi_extra={"content": {"text/csv": {"schema": {
     "type": "string", "description": "With ?format=csv: the table, one row per element, lists space-separated."}}}})
 
 
-class BusSummary(BaseModel):
+class BusPlace(BaseModel):
+    """Where a bus is and what it is: shared by the bus list and the one-bus answer."""
+
     name: str
     nodes: list[int]
     kv_base_ln: float = Field(description="Line-to-neutral base voltage, kV.")
@@ -223,6 +225,9 @@ class BusSummary(BaseModel):
     y: Optional[float]
     distance_km: float = Field(description="Distance from the substation along the feeder, km.")
     neighbourhood: Optional[int]
+
+
+class BusSummary(BusPlace):
     loads: list[str]
     generators: list[str]
 
@@ -248,14 +253,7 @@ class GeneratorRow(BaseModel):
     delivered_kVAR: float
 
 
-class BusDetail(BaseModel):
-    name: str
-    nodes: list[int]
-    kv_base_ln: float
-    x: Optional[float]
-    y: Optional[float]
-    distance_km: float
-    neighbourhood: Optional[int]
+class BusDetail(BusPlace):
     voltages: list[BusNodeRow]
     loads: list[LoadSetpoint]
     generators: list[GeneratorRow]
