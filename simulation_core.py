@@ -158,9 +158,7 @@ class Change(dict):
         self.snapshot = snapshot
 
 
-def _conductor_node_index(
-    engine: Any, element: str, node_index: Mapping[str, int], terminal: int | None = None
-) -> list[int]:
+def _conductor_node_index(engine: Any, element: str, node_index: Mapping[str, int]) -> list[int]:
     """Global node index of each conductor of an element (-1 for ground), in the engine's order."""
     engine.Circuit.SetActiveElement(element)
     buses = engine.CktElement.BusNames()
@@ -172,8 +170,6 @@ def _conductor_node_index(
         for k in range(conductors):
             node = order[term * conductors + k]
             result.append(node_index.get(f"{bus_name}.{node}", -1) if node else -1)
-    if terminal is not None:
-        return result[terminal * conductors:(terminal + 1) * conductors]
     return result
 
 
@@ -647,14 +643,6 @@ class OpenDSSCircuit:
             raise NotFoundError(f"{field_name}: unknown bus {shown!r}{hint}; GET /buses lists the "
                                 f"{len(self._bus_names)} buses", field=field_name)
         return key
-
-    @property
-    def neighbourhood_ids(self) -> list[int]:
-        return sorted(self._neighbourhood_buses)
-
-    @property
-    def bus_names(self) -> list[str]:
-        return list(self._bus_names)
 
     def close(self) -> None:
         with self._lock:
