@@ -45,14 +45,6 @@ tables = Tag(name="tables", description="What is in the grid: buses, lines, neig
 service = Tag(name="service", description="Liveness and the API contract")
 
 
-class ApiError(Exception):
-    """An error answered as {"status": "error", "message": ...} with an HTTP status."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.field = status, message, field
-
-
 def json_response(body: bytes, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="application/json")
 
@@ -112,6 +104,10 @@ def describe_validation_error(error: ValidationError) -> tuple[str, str | None]:
             parts.append(f"{field}: unknown field")
         elif kind in ("model_type", "dict_type", "model_attributes_type"):
             parts.append("body: expected a JSON object")
+        elif kind in ("string_too_long", "string_too_short"):
+            bound = "at most" if kind == "string_too_long" else "at least"
+            limit = item["ctx"]["max_length" if kind == "string_too_long" else "min_length"]
+            parts.append(f"{field}: expected {bound} {limit} characters")
         else:
             expected = item["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
             shown = orjson.dumps(got).decode() if _json_safe(got) else repr(got)
@@ -167,12 +163,13 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
 
         CORS(app, origins=list(config["CORS_ORIGINS"]), methods=["GET", "POST", "DELETE"],
              allow_headers=["Content-Type", "Authorization"])
+    register_request_checks(app)
     register_error_handlers(app)
     register_routes(app)
     return app
 
 
-def register_error_handlers(app: OpenAPI) -> None:
+def register_request_checks(app: OpenAPI) -> None:
     @app.before_request
     def require_api_key() -> Response | None:
         """With an API key set, every state-changing route needs `Authorization: Bearer <key>`."""
@@ -209,14 +206,12 @@ def register_error_handlers(app: OpenAPI) -> None:
             return error_response(400, "body: expected a JSON object")
         return None
 
+
+def register_error_handlers(app: OpenAPI) -> None:
     @app.errorhandler(SimulationError)
     def simulation_error(error: SimulationError) -> Response:
         status = 404 if isinstance(error, NotFoundError) else 422
         return error_response(status, str(error), error.field)
-
-    @app.errorhandler(ApiError)
-    def api_error(error: ApiError) -> Response:
-        return error_response(error.status, error.message, error.field)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
