@@ -13,17 +13,16 @@ from collections import Counter
 from typing import Any, Iterator
 
 import pytest
-
-schemathesis = pytest.importorskip("schemathesis", minversion="4.0")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import (content_type_conformance, ignored_auth, negative_data_rejection,  # noqa: E402
+import schemathesis  # requirements-dev.txt: a missing install fails here rather than skipping silently
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import (content_type_conformance, ignored_auth, negative_data_rejection,
                                  not_a_server_error, response_headers_conformance, response_schema_conformance,
                                  status_code_conformance)
-from schemathesis.config import SchemathesisConfig  # noqa: E402
+from schemathesis.config import SchemathesisConfig
 
-from api import create_app  # noqa: E402
-from conftest import start_server, stop_server  # noqa: E402
+from api import create_app
+from conftest import start_server, stop_server
 
 EXAMPLES = 25
 API_KEY = "schemathesis-test-key"
