@@ -152,6 +152,7 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
         operation_id_callback=operation_id,
         responses={400: ErrorResponse, 405: ErrorResponse},  # any route: a bad query string or method
     )
+    app.url_map.merge_slashes = False  # `/buses//16` is a 404, not a redirect that replays a DELETE
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["API_KEY"] = os.environ.get(API_KEY_ENV) or None
     app.config.update({k: v for k, v in config.items() if k != "CIRCUIT"})
@@ -202,6 +203,8 @@ def register_request_checks(app: OpenAPI) -> None:
             if error.code == 413:
                 raise
             return error_response(400, "body: malformed JSON")
+        except (RecursionError, ValueError):  # nesting deeper than the JSON parser goes
+            return error_response(400, "body: malformed JSON (nested too deeply)")
         if not isinstance(body, dict):
             return error_response(400, "body: expected a JSON object")
         return None

@@ -448,32 +448,8 @@ class OpenDSSCircuit:
     # ------------------------------------------------------------------ public verbs
     def add_generator(self, bus: str, phases: int, kw: float, phase: int | None = None) -> Change:
         """Add a constant-kW, unity-power-factor generator, or update the one already at this bus and phases."""
-        bus = self._check_bus(bus, "bus_name")
-        if bus in NO_GENERATOR_BUSES:
-            raise SimulationError(f"bus_name: {NO_GENERATOR_BUSES[bus]}", field="bus_name")
-        _check_number(kw, "kw", 0.0, MAX_GENERATOR_KW)
-        available = self._bus_nodes[bus]
-        if phases == 3:
-            if phase is not None:
-                raise SimulationError("phase: only for 1-phase generators; omit it when phases is 3",
-                                      field="phase")
-            if not {1, 2, 3} <= set(available):
-                raise SimulationError(f"phases: bus {bus} has phases {available}; a 3-phase generator needs "
-                                      f"a bus with phases 1, 2 and 3", field="phases")
-            nodes = [1, 2, 3]
-            kv = self._bus_kv_ln[bus] * math.sqrt(3)
-        elif phases == 1:
-            node = available[0] if phase is None else phase
-            if node not in available:
-                raise SimulationError(f"phase: bus {bus} has phases {available}, not {node}", field="phase")
-            nodes = [node]
-            kv = self._bus_kv_ln[bus]
-        else:
-            raise SimulationError("phases: expected 1 or 3", field="phases")
-        name = f"gen_{bus}_{''.join(map(str, nodes))}"
-        if not SAFE_NAME.match(name):  # bus names come from the circuit; this is a second line of defence
-            raise SimulationError(f"bus_name: {bus!r} cannot host a generator", field="bus_name")
-        with self._lock:
+        with self._lock:  # a reset rebuilds the bus maps: look them up under the lock
+            bus, nodes, kv, name = self._generator_connection(bus, phases, kw, phase)
             existing = self._generators.get(name)
             created = existing is None or not existing.enabled
             previous = (existing.kw, existing.enabled) if existing else None
@@ -499,6 +475,33 @@ class OpenDSSCircuit:
             return Change({"type": "add_generator", "sequence": self.sequence, "generator": name, "bus": bus,
                            "phases": phases, "nodes": nodes, "kw": float(kw), "kv": kv,
                            "created": created, "updated": not created}, self._snapshot)
+
+    def _generator_connection(self, bus: Any, phases: int, kw: Any, phase: int | None
+                              ) -> tuple[str, list[int], float, str]:
+        """Check a generator request against the circuit: its bus, nodes, rated kV and name, or an error."""
+        bus = self._check_bus(bus, "bus_name")
+        if bus in NO_GENERATOR_BUSES:
+            raise SimulationError(f"bus_name: {NO_GENERATOR_BUSES[bus]}", field="bus_name")
+        _check_number(kw, "kw", 0.0, MAX_GENERATOR_KW)
+        available = self._bus_nodes[bus]
+        if phases == 3:
+            if phase is not None:
+                raise SimulationError("phase: only for 1-phase generators; omit it when phases is 3", field="phase")
+            if not {1, 2, 3} <= set(available):
+                raise SimulationError(f"phases: bus {bus} has phases {available}; a 3-phase generator needs "
+                                      f"a bus with phases 1, 2 and 3", field="phases")
+            nodes, kv = [1, 2, 3], self._bus_kv_ln[bus] * math.sqrt(3)  # rated line-to-line
+        elif phases == 1:
+            node = available[0] if phase is None else phase
+            if node not in available:
+                raise SimulationError(f"phase: bus {bus} has phases {available}, not {node}", field="phase")
+            nodes, kv = [node], self._bus_kv_ln[bus]  # rated line-to-neutral
+        else:
+            raise SimulationError("phases: expected 1 or 3", field="phases")
+        name = f"gen_{bus}_{''.join(map(str, nodes))}"
+        if not SAFE_NAME.match(name):  # bus names come from the circuit; this is a second line of defence
+            raise SimulationError(f"bus_name: {bus!r} cannot host a generator", field="bus_name")
+        return bus, nodes, kv, name
 
     def _set_generator(self, name: str, kw: float, enabled: bool) -> None:
         engine = self._engine
@@ -577,8 +580,8 @@ class OpenDSSCircuit:
 
     def bus(self, name: str) -> dict[str, Any]:
         """One bus with its node voltages, loads, generators and the lines that touch it."""
-        bus = self._check_bus(name, "name")
         with self._lock:
+            bus = self._check_bus(name, "name")
             snapshot = self._snapshot
             info = next(b for b in self.buses() if b["name"] == bus)
             rows = [r for r in snapshot.results["bus_details"] if r["Bus"] == bus]
