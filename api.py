@@ -11,8 +11,10 @@ import hmac
 import io
 import ipaddress
 import os
+import select
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -395,20 +397,54 @@ def main(argv: list[str] | None = None) -> None:
     application.wsgi_app = wsgi
     server = waitress.create_server(application, host=args.host, port=args.port, threads=args.threads,
                                     ident="ieee123-api", clear_untrusted_proxy_headers=True)
+    print(f"IEEE 123-bus power-flow API listening on http://{args.host}:{args.port}/", flush=True)
+    serve_until_signalled(server)
+    print("stopped", flush=True)
+
+
+def serve_until_signalled(server: Any) -> None:
+    """Run waitress until SIGINT or SIGTERM; then stop accepting, let in-flight requests finish, return.
+
+    The closing work runs inside the server loop (through waitress's trigger), never in the signal handler."""
+
+    def close_listener() -> None:
+        while select.select([server.socket], [], [], 0)[0]:  # take in connections the kernel already queued
+            server.handle_accept()
+        server.del_channel()  # then no new connections; the port is free at once
+        server.socket.close()
+        threading.Thread(target=close_when_idle, args=(server,), daemon=True).start()
 
     def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        server.trigger.pull_trigger(close_listener)
 
     signal.signal(signal.SIGTERM, stop)
-    print(f"IEEE 123-bus power-flow API listening on http://{args.host}:{args.port}/", flush=True)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-        server.task_dispatcher.shutdown(timeout=5)  # let in-flight requests finish
-        print("stopped", flush=True)
+    signal.signal(signal.SIGINT, stop)
+    server.run()  # returns once every connection and the trigger are closed
+    server.task_dispatcher.shutdown()
+
+
+def close_when_idle(server: Any, timeout_s: float = 10.0) -> None:
+    """Once no request is queued, running or unsent, close what is left: the server loop then ends."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and server_busy(server):
+        time.sleep(0.01)
+
+    def close_all() -> None:
+        for dispatcher in list(server._map.values()):
+            dispatcher.close()
+
+    server.trigger.pull_trigger(close_all)
+
+
+def server_busy(server: Any, quiet_s: float = 0.1) -> bool:
+    """A request queued or running, a response unsent, or a connection that spoke within quiet_s."""
+    dispatcher = server.task_dispatcher
+    recent = time.time() - quiet_s
+    channels = [c for c in list(server._map.values()) if hasattr(c, "last_activity")]
+    return bool(dispatcher.queue) or dispatcher.active_count > 0 or any(
+        c.requests or c.total_outbufs_len or c.last_activity > recent for c in channels)
 
 
 _module_app: OpenAPI | None = None

@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,40 @@ def test_cors_is_off_by_default_and_on_for_named_origins(tmp_path, live_server):
         assert "Access-Control-Allow-Origin" not in other.headers
     finally:
         stop_server(process)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_lets_in_flight_requests_finish(tmp_path, stop_signal):
+    """Clients hammer the server on fresh connections while it is told to stop: every request either gets
+    its whole answer or is refused at connect time; none is cut off in flight."""
+    import threading
+
+    process, url = start_server(tmp_path, "--no-access-log")
+    outcomes: list[str] = []
+    stop_at = time.monotonic() + 1.0
+
+    def client() -> None:
+        while time.monotonic() < stop_at + 1.0:
+            try:
+                response = requests.post(f"{url}/modify_load_neighbourhood", timeout=10,
+                                         json={"neighbourhood": 3, "factor": 1.0})
+                outcomes.append("ok" if response.status_code == 200 and response.json()["status"] == "success"
+                                else f"bad {response.status_code}")
+            except requests.exceptions.ConnectionError as error:
+                refused = isinstance(getattr(error.args[0], "reason", None), ConnectionRefusedError) or \
+                    "Connection refused" in str(error)
+                outcomes.append("refused" if refused else f"dropped: {error}")
+                if refused:
+                    return
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(stop_at - time.monotonic())
+    process.send_signal(stop_signal)
+    for thread in threads:
+        thread.join(timeout=20)
+    stdout, stderr = process.communicate(timeout=15)
+    assert process.returncode == 0 and "stopped" in stdout, stderr
+    assert outcomes.count("ok") > 10
+    assert [o for o in outcomes if o not in ("ok", "refused")] == []
