@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,7 +35,8 @@ def test_readme_has_curl_examples_for_every_route():
         assert route in commands, f"README has no curl example for {route}"
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
+                    reason="curl or bash is not installed")
 def test_readme_curl_examples_work_verbatim(live_server):
     port = live_server.rsplit(":", 1)[1]
     for command in readme_curl_commands():
@@ -61,6 +63,10 @@ def test_post_over_real_http(live_server):
         assert session.get(f"{live_server}/state").json()["results"] == response.json()["results"]
 
 
+POSIX_SIGNALS = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals (Windows stops with Ctrl-C)")
+
+
+@POSIX_SIGNALS
 def test_server_prints_address_and_stops_cleanly_on_sigterm(tmp_path):
     process, url = start_server(tmp_path, "--no-access-log")
     requests.get(f"{url}/health", timeout=5)
@@ -125,6 +131,7 @@ def test_cors_is_off_by_default_and_on_for_named_origins(tmp_path, live_server):
         stop_server(process)
 
 
+@POSIX_SIGNALS
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_stop_signal_lets_in_flight_requests_finish(tmp_path, stop_signal):
     """Clients hammer the server on fresh connections while it is told to stop: every request either gets
