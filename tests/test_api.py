@@ -106,3 +106,12 @@ def test_unknown_route_and_wrong_method_are_json(client):
     assert_error_shape(client.get("/nowhere"), 404)
     assert_error_shape(client.get("/add_generator"), 405)
     assert_error_shape(client.delete("/state"), 405)
+
+
+def test_module_level_app_for_wsgi_servers():
+    """`waitress-serve api:app` and `from api import app` get one app, built on first use, not at import."""
+    import api
+
+    assert api._module_app is None or api._module_app is api.app
+    assert api.app is api.app
+    assert api.app.test_client().get("/health").json["ready"] is True
