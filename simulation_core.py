@@ -219,8 +219,7 @@ class OpenDSSCircuit:
         self._build_generator_map()
         self._load_base = self._load_setpoints()
         self._cumulative_factor = {nb: 1.0 for nb in self._neighbourhood_buses}
-        self._solve_or_raise("the base case")
-        self._snapshot = self._read_snapshot()
+        self._snapshot = self._read_snapshot(self._solve_or_raise("the base case"))
 
     def _build_static_maps(self) -> None:
         engine, batch = self._engine, self._batch
@@ -308,7 +307,8 @@ class OpenDSSCircuit:
                          np.asarray(_values(self._batch.Load.kvar), dtype=float)])
 
     # ------------------------------------------------------------------ solving and reading
-    def _solve_or_raise(self, what: str) -> None:
+    def _solve_or_raise(self, what: str) -> np.ndarray:
+        """Solve; return the node voltage magnitudes (pu) or raise if the result cannot be trusted."""
         engine = self._engine
         try:
             engine.Solution.Solve()
@@ -321,13 +321,15 @@ class OpenDSSCircuit:
         if not np.all(np.isfinite(magnitudes)) or magnitudes.max() > 2.0:
             raise NotConvergedError(f"the power flow for {what} gave implausible voltages "
                                     f"(max {magnitudes.max():.3g} pu)")
+        return magnitudes
 
-    def _read_snapshot(self) -> Snapshot:
-        """Read the solved state with batch calls and shape it into the results document."""
+    def _read_snapshot(self, vmag_pu: np.ndarray | None = None) -> Snapshot:
+        """Read the solved state with batch calls (the magnitudes the solve check already read, if given)."""
         engine, batch = self._engine, self._batch
+        if vmag_pu is None:
+            vmag_pu = np.asarray(engine.Circuit.AllBusMagPu())
         n_nodes = len(self._node_names)
         volts = np.asarray(engine.Circuit.AllBusVolts()).view(complex)
-        vmag_pu = np.asarray(engine.Circuit.AllBusMagPu())
         vangle = np.degrees(np.angle(volts))
 
         load_p, load_q = _sum_per_node(self._load_conductor_node, np.asarray(_values(batch.Load.Powers)), n_nodes)
@@ -433,7 +435,7 @@ class OpenDSSCircuit:
         taps = self._regulator_taps()
         try:
             change()
-            self._solve_or_raise(what)
+            magnitudes = self._solve_or_raise(what)
         except Exception as error:
             undo()
             self._restore_regulator_taps(taps)
@@ -443,7 +445,7 @@ class OpenDSSCircuit:
                                         field=getattr(error, "field", None)) from error
             raise
         self.sequence += 1
-        self._snapshot = self._read_snapshot()
+        self._snapshot = self._read_snapshot(magnitudes)
 
     # ------------------------------------------------------------------ public verbs
     def add_generator(self, bus: str, phases: int, kw: float, phase: int | None = None) -> Change:
@@ -583,16 +585,15 @@ class OpenDSSCircuit:
         with self._lock:
             bus = self._check_bus(name, "name")
             snapshot = self._snapshot
-            info = next(b for b in self.buses() if b["name"] == bus)
-            rows = [r for r in snapshot.results["bus_details"] if r["Bus"] == bus]
-            lines = [r for r in snapshot.results["line_flows"] if bus in (r["Bus1"], r["Bus2"])]
+            rows = [r for r in snapshot.bus_details if r["Bus"] == bus]
+            lines = [r for r in snapshot.line_flows if bus in (r["Bus1"], r["Bus2"])]
             load_setpoints = self._load_setpoints()
             loads = [{"name": self._load_names[i], "kW": float(load_setpoints[0, i]),
                       "kVAR": float(load_setpoints[1, i])}
                      for i, load_bus in enumerate(self._load_bus) if load_bus == bus]
             generators = [g for g in self.generators() if g["bus"] == bus]
-            return {**info, "voltages": rows, "loads": loads, "generators": generators, "lines": lines,
-                    "sequence": snapshot.sequence}
+            return {**self._bus_info[bus], "voltages": rows, "loads": loads, "generators": generators,
+                    "lines": lines, "sequence": snapshot.sequence}
 
     def generators(self) -> list[dict[str, Any]]:
         """Generators added through the API: setpoint and delivered power from the last solve."""
@@ -631,7 +632,7 @@ class OpenDSSCircuit:
 
     def health(self) -> dict[str, Any]:
         snapshot = self._snapshot
-        return {"ready": True, "converged": bool(snapshot.results["power_summary"]["converged"]),
+        return {"ready": True, "converged": bool(snapshot.section("power_summary")["converged"]),
                 "sequence": snapshot.sequence, "buses": len(self._bus_names),
                 "generators": sum(g.enabled for g in self._generators.values())}
 
