@@ -228,30 +228,23 @@ class OpenDSSCircuit:
         self._node_bus = [name.split(".")[0] for name in self._node_names]
         self._node_number = [int(name.split(".")[1]) for name in self._node_names]
         self._bus_names: list[str] = list(engine.Circuit.AllBusNames())
-        self._bus_set = set(self._bus_names)
-        self._bus_nodes: dict[str, list[int]] = {}
-        self._bus_kv_ln: dict[str, float] = {}
         self._bus_info: dict[str, dict[str, Any]] = {}
         for bus in self._bus_names:
             engine.Circuit.SetActiveBus(bus)
-            self._bus_nodes[bus] = sorted(engine.Bus.Nodes())
-            self._bus_kv_ln[bus] = engine.Bus.kVBase()
             has_xy = engine.Bus.Coorddefined()  # the open-tie stubs 94_open and 300_open have none
-            self._bus_info[bus] = {"name": bus, "nodes": self._bus_nodes[bus], "kv_base_ln": engine.Bus.kVBase(),
+            self._bus_info[bus] = {"name": bus, "nodes": sorted(engine.Bus.Nodes()), "kv_base_ln": engine.Bus.kVBase(),
                                    "x": engine.Bus.X() if has_xy else None, "y": engine.Bus.Y() if has_xy else None,
-                                   "distance_km": engine.Bus.Distance()}
+                                   "distance_km": engine.Bus.Distance(), "loads": []}
 
         self._load_names: list[str] = list(batch.Load.Name)
         self._load_bus = [b.split(".")[0].lower() for b in batch.Load.Bus1]
         self._load_conductor_node = np.array(
             [i for n in self._load_names for i in _conductor_node_index(engine, f"Load.{n}", self._node_index)])
         self._bus_neighbourhood = {b: nb for nb, buses in self._neighbourhood_buses.items() for b in buses}
-        self._bus_loads: dict[str, list[str]] = {bus: [] for bus in self._bus_names}
         for load, bus in zip(self._load_names, self._load_bus):
-            self._bus_loads[bus].append(load)
+            self._bus_info[bus]["loads"].append(load)
         for bus, info in self._bus_info.items():
             info["neighbourhood"] = self._bus_neighbourhood.get(bus)
-            info["loads"] = self._bus_loads[bus]
         self._neighbourhood_loads = {
             nb: [i for i, b in enumerate(self._load_bus) if self._bus_neighbourhood.get(b) == nb]
             for nb in self._neighbourhood_buses}
@@ -262,12 +255,8 @@ class OpenDSSCircuit:
         self._line_phases = np.asarray(_values(batch.Line.Phases), dtype=int)
         self._line_is_switch = np.asarray(_values(batch.Line.Switch), dtype=bool)
         self._line_norm_amps = np.asarray(_values(batch.Line.NormAmps), dtype=float)
-        conductors = np.asarray(_values(batch.Line.NumConductors), dtype=int)
-        # Terminal-1 phase conductors of each line within the flattened per-conductor arrays.
-        starts = np.concatenate(([0], np.cumsum(2 * conductors)[:-1]))
-        self._line_term1_conductors = np.concatenate(
-            [np.arange(s, s + p) for s, p in zip(starts, self._line_phases)])
-        self._line_segment_starts = np.concatenate(([0], np.cumsum(self._line_phases)[:-1]))
+        self._line_term1_conductors, self._line_segment_starts = _terminal1_phase_conductors(
+            np.asarray(_values(batch.Line.NumConductors), dtype=int), self._line_phases)
         self._layout = RowLayout(
             node_bus=self._node_bus, node_number=self._node_number, line_names=self._line_names,
             line_bus1=self._line_bus1, line_bus2=self._line_bus2, line_phases=self._line_phases.tolist(),
@@ -283,12 +272,9 @@ class OpenDSSCircuit:
         self._transformer_norm_amps = np.asarray(_values(batch.Transformer.NormAmps), dtype=float)
         self._transformer_buses = [[b.split(".")[0].lower() for b in buses] for buses in _values(batch.Transformer.Buses)]
         self._transformer_kva = [float(k[0]) for k in _values(batch.Transformer.kVAs)]
-        xf_conductors = np.asarray(_values(batch.Transformer.NumConductors), dtype=int)
-        xf_phases = np.asarray(_values(batch.Transformer.Phases), dtype=int)
-        xf_starts = np.concatenate(([0], np.cumsum(2 * xf_conductors)[:-1]))
-        self._transformer_term1_conductors = np.concatenate(
-            [np.arange(s, s + p) for s, p in zip(xf_starts, xf_phases)])
-        self._transformer_segment_starts = np.concatenate(([0], np.cumsum(xf_phases)[:-1]))
+        self._transformer_term1_conductors, self._transformer_segment_starts = _terminal1_phase_conductors(
+            np.asarray(_values(batch.Transformer.NumConductors), dtype=int),
+            np.asarray(_values(batch.Transformer.Phases), dtype=int))
 
     def _build_generator_map(self) -> None:
         """Map generator conductors to nodes (phases, then the grounded neutral), in the engine's order.
@@ -485,19 +471,19 @@ class OpenDSSCircuit:
         if bus in NO_GENERATOR_BUSES:
             raise SimulationError(f"bus_name: {NO_GENERATOR_BUSES[bus]}", field="bus_name")
         _check_number(kw, "kw", 0.0, MAX_GENERATOR_KW)
-        available = self._bus_nodes[bus]
+        available = self._bus_info[bus]["nodes"]
         if phases == 3:
             if phase is not None:
                 raise SimulationError("phase: only for 1-phase generators; omit it when phases is 3", field="phase")
             if not {1, 2, 3} <= set(available):
                 raise SimulationError(f"phases: bus {bus} has phases {available}; a 3-phase generator needs "
                                       f"a bus with phases 1, 2 and 3", field="phases")
-            nodes, kv = [1, 2, 3], self._bus_kv_ln[bus] * math.sqrt(3)  # rated line-to-line
+            nodes, kv = [1, 2, 3], self._bus_info[bus]["kv_base_ln"] * math.sqrt(3)  # rated line-to-line
         elif phases == 1:
             node = available[0] if phase is None else phase
             if node not in available:
                 raise SimulationError(f"phase: bus {bus} has phases {available}, not {node}", field="phase")
-            nodes, kv = [node], self._bus_kv_ln[bus]  # rated line-to-neutral
+            nodes, kv = [node], self._bus_info[bus]["kv_base_ln"]  # rated line-to-neutral
         else:
             raise SimulationError("phases: expected 1 or 3", field="phases")
         name = f"gen_{bus}_{''.join(map(str, nodes))}"
@@ -640,7 +626,7 @@ class OpenDSSCircuit:
         if not isinstance(bus, str) or not bus:
             raise SimulationError(f"{field_name}: expected a bus name (string)", field=field_name)
         key = bus.lower()
-        if key not in self._bus_set:
+        if key not in self._bus_info:
             shown = bus if len(bus) <= 40 else bus[:40] + "…"
             close = difflib.get_close_matches(key[:64], self._bus_names, n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -651,6 +637,14 @@ class OpenDSSCircuit:
     def close(self) -> None:
         with self._lock:
             self._engine.Text.Command("Clear")
+
+
+def _terminal1_phase_conductors(conductors: np.ndarray, phases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For two-terminal elements flattened per conductor (terminal 1 then 2, each element in turn): the
+    positions of terminal 1's phase conductors, and where each element's run starts among them."""
+    element_starts = np.concatenate(([0], np.cumsum(2 * conductors)[:-1]))
+    positions = np.concatenate([np.arange(s, s + p) for s, p in zip(element_starts, phases)])
+    return positions, np.concatenate(([0], np.cumsum(phases)[:-1]))
 
 
 def _sum_per_node(conductor_node: np.ndarray, powers: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
