@@ -67,14 +67,13 @@ def results_body(snapshot: Snapshot, sections: str | None) -> bytes:
     if not sections:
         return snapshot.results_json
     wanted = sections.split(",")
-    return orjson.dumps({name: snapshot.section(name) for name in RESULT_SECTIONS if name in wanted})
+    return snapshot.sections_json([name for name in RESULT_SECTIONS if name in wanted])
 
 
 def change_response(change: Change, sections: str | None = None) -> Response:
     """The success envelope for a change, with the results of exactly the state that change produced."""
-    body = b'{"status":"success","action":' + orjson.dumps(change) + b',"results":' \
-        + results_body(change.snapshot, sections) + b"}"
-    return json_response(body)
+    return json_response(orjson.dumps({"status": "success", "action": change,
+                                       "results": orjson.Fragment(results_body(change.snapshot, sections))}))
 
 
 def success(**fields: Any) -> Response:
@@ -257,9 +256,7 @@ def register_routes(app: OpenAPI) -> None:
         snapshot = circuit().snapshot
         if query.format == "csv":
             return csv_response(snapshot.bus_details, "bus_details.csv")
-        body = b'{"status":"success","sequence":' + str(snapshot.sequence).encode() + b',"results":' \
-            + results_body(snapshot, query.sections) + b"}"
-        return json_response(body)
+        return success(sequence=snapshot.sequence, results=orjson.Fragment(results_body(snapshot, query.sections)))
 
     @app.delete("/generators/<name>", tags=[grid], security=BEARER,
                 responses={200: RemoveGeneratorResponse, **ERROR_RESPONSES})
@@ -291,8 +288,10 @@ def register_routes(app: OpenAPI) -> None:
     @app.get("/lines", tags=[tables], responses={200: LinesResponse, 400: ErrorResponse})
     def lines(query: TableQuery) -> Response:
         """Flow, current, loading and losses of every line and switch."""
-        rows = circuit().snapshot.line_flows
-        return csv_response(rows, "lines.csv") if query.format == "csv" else success(lines=rows)
+        snapshot = circuit().snapshot
+        if query.format == "csv":
+            return csv_response(snapshot.line_flows, "lines.csv")
+        return success(lines=orjson.Fragment(snapshot.line_flows_json))
 
     @app.get("/transformers", tags=[tables], responses={200: TransformersResponse, 400: ErrorResponse})
     def transformers(query: TableQuery) -> Response:
