@@ -325,10 +325,12 @@ class CpuMeter:
 
 
 class Server:
-    """`python api.py --port N` started as a user does, from an empty temporary directory."""
+    """`python api.py --port N` started as a user does, from an empty temporary directory (or, with
+    `body_file`, bench/transport_floor.py serving that fixed body)."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, body_file: Path | None = None) -> None:
         self.label = label
+        self.body_file = body_file
         self.port = free_port()
         self.cwd = Path(tempfile.mkdtemp(prefix="bench-cwd-"))
         self.log_dir = Path(tempfile.mkdtemp(prefix="bench-log-"))
@@ -342,8 +344,11 @@ class Server:
     def start(self) -> None:
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             started = time.perf_counter()
-            self.process = subprocess.Popen([sys.executable, str(REPO / "api.py"), "--port", str(self.port)],
-                                            cwd=self.cwd, stdout=out, stderr=err)
+            command = [sys.executable, str(REPO / "api.py"), "--port", str(self.port)]
+            if self.body_file is not None:
+                command = [sys.executable, str(REPO / "bench" / "transport_floor.py"), str(self.port),
+                           str(self.body_file)]
+            self.process = subprocess.Popen(command, cwd=self.cwd, stdout=out, stderr=err)
         deadline = started + 60
         while True:
             if self.process.poll() is not None:
@@ -436,6 +441,20 @@ def check(status: int, content_type: str | None, body: bytes, what: str) -> dict
     return document
 
 
+def check_envelope(status: int, content_type: str | None, body: bytes, what: str) -> dict[str, Any]:
+    """check() without parsing the results: the envelope up to "results" is parsed, the rest must close it."""
+    cut = body.find(b',"results":{')
+    if status != 200 or cut < 0 or not body.endswith(b"}}"):
+        return check(status, content_type, body, what)  # the full check explains what is wrong
+    if not (content_type or "").startswith("application/json"):
+        raise BenchError(f"{what}: Content-Type {content_type!r}, expected application/json")
+    document = orjson.loads(body[:cut] + b"}")
+    if document.get("status") != "success":
+        raise BenchError(f"{what}: status is not 'success': {body[:400]!r}")
+    document["results"] = {}
+    return document
+
+
 class Client:
     """One keep-alive HTTP/1.1 connection (http.client: the least client overhead in the standard library)."""
 
@@ -443,6 +462,7 @@ class Client:
         self.server = server
         self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
         self.connects = 0
+        self.last_body = b""
 
     def connect(self) -> None:
         self.conn.connect()
@@ -471,11 +491,17 @@ class Client:
             self.server.count()
         return ns, len(data)
 
-    def modify(self, op: LoadOp, count: bool = True) -> tuple[int, int]:
+    def modify(self, op: LoadOp, count: bool = True, parse_results: bool = True) -> tuple[int, int]:
+        """With parse_results False (throughput clients) the 72 KB of results are not parsed, so the client's own
+        CPU does not cap the rate: status, content type, the action and the closing brace are still checked."""
         status, ctype, data, ns = self.call("POST", "/modify_load_neighbourhood", op.body)
-        doc = check(status, ctype, data, f"POST /modify_load_neighbourhood {op.body.decode()}")
+        self.last_body = data
+        what = f"POST /modify_load_neighbourhood {op.body.decode()}"
+        doc = check(status, ctype, data, what) if parse_results else check_envelope(status, ctype, data, what)
         action = doc.get("action") or {}
-        if action.get("neighbourhood") != op.neighbourhood or action.get("factor") != op.factor \
+        if self.server.body_file is not None:  # the transport floor answers one fixed body to everything
+            pass
+        elif action.get("neighbourhood") != op.neighbourhood or action.get("factor") != op.factor \
                 or "results" not in doc:
             raise BenchError(f"POST /modify_load_neighbourhood {op.body.decode()}: unexpected action {action}")
         if count:
@@ -497,7 +523,8 @@ class Client:
 
 # ----------------------------------------------------------------------------------------------------- phases
 def latency_phase(server: Server, gen_warm: list[GeneratorOp], load_warm: list[LoadOp],
-                  gen_ops: list[GeneratorOp], load_ops: list[LoadOp]) -> dict[str, Any]:
+                  gen_ops: list[GeneratorOp], load_ops: list[LoadOp]) -> tuple[dict[str, Any], bytes]:
+    """Figures, and the body of the last POST /modify_load_neighbourhood response (for the transport floor)."""
     client = Client(server)
     for g, l in zip(gen_warm, load_warm):
         client.add_generator(g)
@@ -529,7 +556,38 @@ def latency_phase(server: Server, gen_warm: list[GeneratorOp], load_warm: list[L
     out["app_time"] = app_times(server, first_measured, len(gen_ops))
     out["health_baseline"] = health_baseline(client, len(gen_ops))
     client.close()
-    return out
+    return out, client.last_body
+
+
+def transport_phase(body: bytes, load_warm: list[LoadOp], load_ops: list[LoadOp], duration: float,
+                    neighbourhoods: list[int]) -> dict[str, Any]:
+    """The same client and requests against bench/transport_floor.py: waitress, set up as api.py sets it up,
+    answering every request with one real change response. What HTTP alone costs on this machine."""
+    body_dir = Path(tempfile.mkdtemp(prefix="bench-body-"))
+    body_file = body_dir / "response.json"
+    body_file.write_bytes(body)
+    server = Server("T", body_file=body_file)
+    try:
+        server.start()
+        client = Client(server)
+        for op in load_warm:
+            client.modify(op)
+            client.state()
+        post, state = [], []
+        for op in load_ops:
+            post.append(client.modify(op)[0])
+            state.append(client.state()[0])
+        client.close()
+        alternators = [FactorAlternator(neighbourhoods, offset=5 * k) for k in range(4)]
+        meter = CpuMeter(server.process.pid)
+        four = throughput_level(server, 4, duration, alternators)
+        four["cpu"] = meter.stop()
+        server.stop()
+    finally:
+        server.cleanup()
+        shutil.rmtree(body_dir, ignore_errors=True)
+    return {"post": stats_ms(post), "state": stats_ms(state), "throughput_4_clients": four,
+            "response_bytes": len(body), "startup_s": server.startup_s}
 
 
 def health_baseline(client: Client, n: int) -> dict[str, Any]:
@@ -599,7 +657,7 @@ def throughput_level(server: Server, clients: int, duration: float,
             barrier.wait()
             alternator = alternators[k]
             while time.perf_counter() < stop_at[0]:
-                ns, _ = client.modify(alternator.next(), count=False)
+                ns, _ = client.modify(alternator.next(), count=False, parse_results=False)
                 latencies.append(ns)
             results[k]["end"] = time.perf_counter()
             for op in alternator.close():  # bring the neighbourhoods back; not counted
@@ -755,6 +813,19 @@ def print_report(r: dict[str, Any]) -> None:
     if app.get("available"):
         add("  app p50 = time inside the WSGI app from the server's access log (0.1 ms resolution)")
     add("")
+    t = r["transport"]
+    add(f"Transport floor, ms (bench/transport_floor.py: waitress as api.py sets it up, answering every request "
+        f"with one {t['response_bytes']}-byte change response; no Flask, no engine; same client)")
+    add(header)
+    add(fmt_row("POST (same bodies as the load changes)", t["post"]))
+    add(fmt_row("GET", t["state"]))
+    four = t["throughput_4_clients"]
+    add(f"  4 clients: {four['rps']:.1f} req/s (p50 {four['latency']['p50']:.3f} ms)")
+    add("")
+    add("What HTTP alone allows (no Flask, validation, serialisation or bookkeeping at all)")
+    for b in r["bounds"]:
+        add(f"  {b['name']:<62} {b['value']:>8.2f}  (target {b['op']} {b['target']:g})")
+    add("")
     add("Targets")
     for t in r["targets"]:
         add(f"  {t['name']:<62} {t['value']:>8.2f} {t['op']} {t['target']:<5g} {t['result']}")
@@ -788,6 +859,21 @@ def print_report(r: dict[str, Any]) -> None:
     add(f"Targets: {passed} PASS, {len(r['targets']) - passed} FAIL | total {r['total_seconds']:.1f} s | "
         f"JSON: {cfg['out']}")
     print("\n".join(out), flush=True)
+
+
+def build_bounds(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The best ratio each target could show on this server and machine: transport floor plus engine floor."""
+    f, t = r["floor"], r["transport"]
+    load_floor = f["load"]["p50"]
+    return [
+        {"name": "POST p50 >= (transport POST p50 + load floor p50) / load floor p50",
+         "value": (t["post"]["p50"] + load_floor) / load_floor, "op": "<=", "target": TARGET_POST_P50},
+        {"name": "GET /state p50 >= transport GET p50 / mean floor p50",
+         "value": t["state"]["p50"] / f["mean_p50_ms"], "op": "<=", "target": TARGET_STATE_P50},
+        {"name": "4-client req/s <= transport-only req/s / (1 / load floor p50)",
+         "value": t["throughput_4_clients"]["rps"] / r["throughput"]["floor_rps"], "op": ">=",
+         "target": TARGET_THROUGHPUT},
+    ]
 
 
 def build_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
@@ -872,7 +958,7 @@ def main(argv: list[str] | None = None) -> int:
         a.mark_rss_at(args.leak_early, args.leak_requests)
         a.start()
         meter = CpuMeter(a.process.pid)
-        report["latency"] = latency_phase(a, gen_warm, load_warm, gen_ops, load_ops)
+        report["latency"], post_body = latency_phase(a, gen_warm, load_warm, gen_ops, load_ops)
         report["latency"]["cpu"] = meter.stop()
         floor_totals, summary = report["floor"]["totals"], report["latency"]["final_power_summary"]
         cross = {"server_kW": summary["total_circuit_power_kW"], "floor_kW": floor_totals["total_circuit_power_kW"],
@@ -882,6 +968,9 @@ def main(argv: list[str] | None = None) -> int:
         report["cross_check"] = cross
         report["leak_phase"] = leak_phase(a, args.leak_requests, neighbourhoods)
         stop_a = a.stop()
+
+        print("benchmark: transport floor (waitress serving one fixed response) ...", file=sys.stderr, flush=True)
+        report["transport"] = transport_phase(post_body, load_warm, load_ops, args.duration, neighbourhoods)
 
         print(f"benchmark: server B: throughput with 1, 2, 4, 8 clients x {args.duration:g} s ...", file=sys.stderr,
               flush=True)
@@ -941,6 +1030,7 @@ def main(argv: list[str] | None = None) -> int:
     report["loadavg"]["end"] = loadavg()
     report["total_seconds"] = time.perf_counter() - began
     report["targets"] = build_targets(report)
+    report["bounds"] = build_bounds(report)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
