@@ -820,7 +820,8 @@ def print_report(r: dict[str, Any]) -> None:
     add(fmt_row("POST (same bodies as the load changes)", t["post"]))
     add(fmt_row("GET", t["state"]))
     four = t["throughput_4_clients"]
-    add(f"  4 clients: {four['rps']:.1f} req/s (p50 {four['latency']['p50']:.3f} ms)")
+    add(f"  4 clients: {four['rps']:.1f} req/s (p50 {four['latency']['p50']:.3f} ms), "
+        f"{cpu_ms_per_request(four):.3f} ms of CPU (server and clients) per request")
     add("")
     add("What HTTP alone allows (no Flask, validation, serialisation or bookkeeping at all)")
     for b in r["bounds"]:
@@ -839,6 +840,8 @@ def print_report(r: dict[str, Any]) -> None:
         add(f"  {level['clients']:>7} {level['requests']:>9} {level['rps']:>9.1f} {level['latency']['p50']:>8.3f} "
             f"{level['latency']['p99']:>8.3f}  {'' if other is None else f'{other:8.0f}%'}")
     add("  other CPU = share of all CPUs used by processes other than this benchmark and its server")
+    add("  CPU per request at 4 clients (server and clients): "
+        f"{cpu_ms_per_request(next(x for x in tp['levels'] if x['clients'] == 4)):.3f} ms")
     add(f"  engine floor rate 1 / load floor p50 = {tp['floor_rps']:.1f} req/s")
     add("")
     st = r["startup"]
@@ -873,7 +876,22 @@ def build_bounds(r: dict[str, Any]) -> list[dict[str, Any]]:
         {"name": "4-client req/s <= transport-only req/s / (1 / load floor p50)",
          "value": t["throughput_4_clients"]["rps"] / r["throughput"]["floor_rps"], "op": ">=",
          "target": TARGET_THROUGHPUT},
+        {"name": "4-client req/s <= CPUs / (HTTP CPU per request + load floor) / (1 / load floor p50)",
+         "value": usable_cpus() / (cpu_ms_per_request(t["throughput_4_clients"]) + load_floor)
+         * 1000.0 / r["throughput"]["floor_rps"], "op": ">=", "target": TARGET_THROUGHPUT},
     ]
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def cpu_ms_per_request(level: dict[str, Any]) -> float:
+    """CPU time of the whole machine (server and clients) per request answered, in ms."""
+    return level["cpu"]["all_pct"] / 100 * (os.cpu_count() or 1) * level["seconds"] * 1000 / level["requests"]
 
 
 def build_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
