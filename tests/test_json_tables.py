@@ -90,3 +90,32 @@ def test_wrong_number_count_is_refused():
     with pytest.raises(ValueError, match="expected 2 numbers"):
         template.render(np.array([1.0]))
     assert JsonTable([]).render(np.array([])) == b"[]"
+
+
+def test_the_engine_lock_is_free_while_a_response_is_serialised(circuit: OpenDSSCircuit, monkeypatch):
+    """The lock guards the engine, not the serialisation: another thread can take it while a change's
+    tables are being rendered for its response."""
+    import threading
+
+    from api import create_app
+
+    observed: list[bool] = []
+    render = JsonTable.render
+
+    def render_and_probe(self: JsonTable, numbers: np.ndarray) -> bytes:
+        def try_lock() -> None:
+            got = circuit._lock.acquire(blocking=False)
+            observed.append(got)
+            if got:
+                circuit._lock.release()
+
+        probe = threading.Thread(target=try_lock)
+        probe.start()
+        probe.join()
+        return render(self, numbers)
+
+    monkeypatch.setattr(JsonTable, "render", render_and_probe)
+    client = create_app({"CIRCUIT": circuit, "TESTING": True}).test_client()
+    response = client.post("/modify_load_neighbourhood", json={"neighbourhood": 5, "factor": 1.1})
+    assert response.status_code == 200
+    assert observed == [True, True]  # bus_details and line_flows, each rendered with the lock free
