@@ -225,6 +225,7 @@
       S.busEl.set(bus.name, c);
       el("text", { class: "bus-label", "data-label": bus.name, x: x + 6, y: y + (labelDy.get(bus.name) ?? -5) }, layers.labels, bus.name);
     }
+    placeNeighbourhoodLabels();
     svg.addEventListener("click", (event) => {
       const target = event.target.closest("[data-bus]");
       if (target) selectBus(target.getAttribute("data-bus"));
@@ -273,7 +274,30 @@
         el("circle", { cx, cy, r: 11, stroke: "none" }, g);
       }
       const top = names.map((n) => S.pos.get(n)).reduce((best, p) => (p[1] < best[1] ? p : best));
-      el("text", { class: "nb-label", x: top[0] - 9, y: top[1] - 9, fill: colour, "data-neighbourhood": id }, labels, `N${id}`);
+      const label = el("text", { class: "nb-label", x: top[0] - 9, y: top[1] - 9, fill: colour, "data-neighbourhood": id }, labels, `N${id}`);
+      label._members = names;
+    }
+  }
+
+  /** Move each neighbourhood label to the first spot beside its topmost buses that covers no bus, no bus name and
+   *  no other neighbourhood label (the map is dense around 160 and 300). Run once the bus names are drawn. */
+  function placeNeighbourhoodLabels() {
+    const overlaps = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+    const [, , W, H] = $("map").getAttribute("viewBox").split(" ").map(Number);
+    const inside = (b) => b.x >= 0 && b.y >= 0 && b.x + b.width <= W && b.y + b.height <= H;
+    const taken = [...S.layers.labels.children].map((t) => t.getBBox());
+    for (const [x, y] of S.pos.values()) taken.push({ x: x - 6, y: y - 6, width: 12, height: 12 });
+    const offsets = [[-9, -9], [-9, -22], [-12, 4], [-12, 18], [30, -9], [-24, -9]];
+    for (const label of S.layers.nblabels.children) {
+      const buses = label._members.map((n) => S.pos.get(n)).sort((a, b) => a[1] - b[1]).slice(0, 4);
+      const spots = buses.flatMap(([x, y]) => offsets.map(([dx, dy]) => [x + dx, y + dy]));
+      for (const [x, y] of spots) {
+        label.setAttribute("x", x);
+        label.setAttribute("y", y);
+        const box = label.getBBox();
+        if (inside(box) && !taken.some((other) => overlaps(box, other))) break;
+      }
+      taken.push(label.getBBox());
     }
   }
 

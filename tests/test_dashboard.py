@@ -340,6 +340,36 @@ def test_open_tie_stubs_without_coordinates_sit_a_short_step_towards_their_bus(p
         assert 0 < ((sx - nx) ** 2 + (sy - ny) ** 2) ** 0.5 <= 50, stub
 
 
+def test_neighbourhood_labels_cover_no_bus_name_and_stay_on_the_map(page: Any, server: str) -> None:
+    """Each N<k> label sits clear of every bus, bus name and other N label, inside the map, near its own buses."""
+    placed = page.evaluate("""() => {
+        const box = (e) => { const b = e.getBBox(); return [b.x, b.y, b.width, b.height]; };
+        const map = document.querySelector('#map');
+        return {
+            view: map.getAttribute('viewBox').split(' ').map(Number),
+            nb: [...map.querySelectorAll('.nb-label')].map((e) => [e.dataset.neighbourhood, box(e)]),
+            names: [...map.querySelectorAll('.bus-label')].map((e) => [e.dataset.label, box(e)]),
+            buses: [...map.querySelectorAll('.bus')].map((c) => [c.dataset.bus, c.cx.baseVal.value, c.cy.baseVal.value]),
+        };
+    }""")
+    neighbourhoods = {str(n["id"]): set(n["buses"]) for n in get(server, "/neighbourhoods")["neighbourhoods"]}
+    assert len(placed["nb"]) == 14
+
+    def overlap(a: list[float], b: list[float]) -> bool:
+        return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+    _, _, width, height = placed["view"]
+    for k, (nb, box) in enumerate(placed["nb"]):
+        assert box[0] >= 0 and box[1] >= 0 and box[0] + box[2] <= width and box[1] + box[3] <= height, nb
+        assert not [name for name, other in placed["names"] if overlap(box, other)], nb
+        assert not [bus for bus, x, y in placed["buses"] if overlap(box, [x - 5.5, y - 5.5, 11, 11])], nb
+        assert not [other for other, b in placed["nb"][k + 1:] if overlap(box, b)], nb
+        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+        distance = min(((x - cx) ** 2 + (y - cy) ** 2) ** 0.5 for bus, x, y in placed["buses"]
+                       if bus in neighbourhoods[nb])
+        assert distance < 45, (nb, distance)
+
+
 def test_voltage_profile_has_one_segment_per_line_and_phase_and_the_limits(page: Any, server: str) -> None:
     state = get(server, "/state")["results"]
     nodes: dict[str, set[int]] = {}
