@@ -8,7 +8,6 @@ import math
 
 import pytest
 
-from api import create_app
 from helpers import assert_error_shape
 from simulation_core import OpenDSSCircuit
 
