@@ -57,6 +57,7 @@ WARMUP_SITE = ("46", 1)  # used only by the untimed warm-up, so every measured s
 WARMUP_ROUNDS = 5
 LOAD_FACTOR = 1.05  # each neighbourhood alternates x1.05 and x1/1.05, so its cumulative factor stays 1 or 1.05
 JSON_HEADERS = {"Content-Type": "application/json"}
+LEAN_SECTIONS = "power_summary,voltage_profile"
 
 # Targets (value <= target unless noted).
 TARGET_POST_P50 = 2.0     # POST p50 / floor p50 of the same kind of change
@@ -491,10 +492,10 @@ class Client:
             self.server.count()
         return ns, len(data)
 
-    def modify(self, op: LoadOp, count: bool = True, parse_results: bool = True) -> tuple[int, int]:
+    def modify(self, op: LoadOp, count: bool = True, parse_results: bool = True, query: str = "") -> tuple[int, int]:
         """With parse_results False (throughput clients) the 72 KB of results are not parsed, so the client's own
         CPU does not cap the rate: status, content type, the action and the closing brace are still checked."""
-        status, ctype, data, ns = self.call("POST", "/modify_load_neighbourhood", op.body)
+        status, ctype, data, ns = self.call("POST", "/modify_load_neighbourhood" + query, op.body)
         self.last_body = data
         what = f"POST /modify_load_neighbourhood {op.body.decode()}"
         doc = check(status, ctype, data, what) if parse_results else check_envelope(status, ctype, data, what)
@@ -554,9 +555,25 @@ def latency_phase(server: Server, gen_warm: list[GeneratorOp], load_warm: list[L
                        for k, v in (("add_generator", gen), ("modify_load_neighbourhood", load), ("state", state))},
     }
     out["app_time"] = app_times(server, first_measured, len(gen_ops))
+    post_body = client.last_body
     out["health_baseline"] = health_baseline(client, len(gen_ops))
+    out["lean"] = lean_phase(client, len(load_ops))
     client.close()
-    return out, client.last_body
+    return out, post_body
+
+
+def lean_phase(client: Client, n: int) -> dict[str, Any]:
+    """POST /modify_load_neighbourhood?sections=power_summary,voltage_profile: what a controller that needs only
+    the totals waits for (no target; quoted in the README). Its own factors, undone at the end."""
+    alternator = FactorAlternator(neighbourhood_ids(), offset=7)
+    query = f"?sections={LEAN_SECTIONS}"
+    latencies, size = [], 0
+    for _ in range(n):
+        ns, size = client.modify(alternator.next(), query=query)
+        latencies.append(ns)
+    for op in alternator.close():
+        client.modify(op, query=query)
+    return {**stats_ms(latencies), "response_bytes": size, "sections": LEAN_SECTIONS}
 
 
 def transport_phase(body: bytes, load_warm: list[LoadOp], load_ops: list[LoadOp], duration: float,
@@ -807,9 +824,12 @@ def print_report(r: dict[str, Any]) -> None:
     add(fmt_row("GET /state", lat["state"], extra=app_col("state")))
     if lat["health_baseline"].get("n"):
         add(fmt_row("GET /health (HTTP baseline, after)", lat["health_baseline"]))
+    add(fmt_row("POST /modify…, summaries only *", lat["lean"])
+        + f"   {lat['lean']['p50'] / f['load']['p50']:.2f}x load floor, {lat['lean']['response_bytes']} bytes")
     sizes = lat["response_bytes"]
     add(f"  response bytes: add_generator {sizes['add_generator']}, modify {sizes['modify_load_neighbourhood']}, "
         f"state {sizes['state']}; connections opened: {lat['connections_opened']}")
+    add(f"  * ?sections={LEAN_SECTIONS}, after the interleaved requests: no tables built or sent")
     if app.get("available"):
         add("  app p50 = time inside the WSGI app from the server's access log (0.1 ms resolution)")
     add("")

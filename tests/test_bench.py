@@ -40,6 +40,7 @@ def test_a_short_run_reports_every_figure(tmp_path):
     assert [level["clients"] for level in report["throughput"]["levels"]] == [1, 2, 4, 8]
     assert all(level["requests"] > 0 for level in report["throughput"]["levels"])
     assert report["latency"]["modify_load_neighbourhood"]["n"] == 60
+    assert report["latency"]["lean"]["n"] == 60 and report["latency"]["lean"]["response_bytes"] < 5000
     for server in report["servers"].values():
         assert server["wrote_into_cwd"] == [] and server["printed_stopped"]
     assert "Targets:" in run.stdout and "What HTTP alone allows" in run.stdout
