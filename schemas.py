@@ -11,6 +11,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from simulation_core import SECTION_ORDER
+
 _SCHEMA_CACHE: dict[tuple, dict[str, Any]] = {}
 
 
@@ -345,7 +347,7 @@ class GeneratorPath(BaseModel):
     name: str = Field(max_length=80, description="Generator name, e.g. gen_16_3 (GET /generators).")
 
 
-RESULT_SECTIONS = ("power_summary", "voltage_profile", "bus_details", "line_flows", "losses", "violations")
+RESULT_SECTIONS = SECTION_ORDER  # the results sections, in the order responses list them
 
 
 class SectionsQuery(QueryModel):
