@@ -14,7 +14,8 @@ import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from simulation_core import NUMBER_SLOT, JsonTable, OpenDSSCircuit, Snapshot
+from results import NUMBER_SLOT, JsonTable, Snapshot
+from simulation_core import OpenDSSCircuit
 
 
 def assert_tables_match_rows(snapshot: Snapshot) -> None:

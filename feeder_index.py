@@ -1,0 +1,201 @@
+"""What the engine's arrays mean: the index maps of one compiled feeder, built once per compile.
+
+Results are read with the engine's batch calls into NumPy arrays; these maps say which node, bus, load, line
+or transformer each number belongs to, so a solve's results are mapped with array indexing, not Python loops.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from results import RowLayout, Snapshot
+
+
+class FeederIndex:
+    """Names, bus data and conductor-to-node maps of one compiled feeder (generators excepted: they change)."""
+
+    def __init__(self, engine: Any, batch: Any, neighbourhood_buses: Mapping[int, list[str]]) -> None:
+        self.node_names: list[str] = list(engine.Circuit.AllNodeNames())
+        self.node_index = {name: i for i, name in enumerate(self.node_names)}
+        self.node_bus = [name.split(".")[0] for name in self.node_names]
+        self.node_number = [int(name.split(".")[1]) for name in self.node_names]
+        self.bus_names: list[str] = list(engine.Circuit.AllBusNames())
+        self.bus_info: dict[str, dict[str, Any]] = {}
+        for bus in self.bus_names:
+            engine.Circuit.SetActiveBus(bus)
+            has_xy = engine.Bus.Coorddefined()  # the open-tie stubs 94_open and 300_open have none
+            self.bus_info[bus] = {"name": bus, "nodes": sorted(engine.Bus.Nodes()), "kv_base_ln": engine.Bus.kVBase(),
+                                   "x": engine.Bus.X() if has_xy else None, "y": engine.Bus.Y() if has_xy else None,
+                                   "distance_km": engine.Bus.Distance(), "loads": []}
+
+        self.load_names: list[str] = list(batch.Load.Name)
+        self.load_bus = [b.split(".")[0].lower() for b in batch.Load.Bus1]
+        self.load_conductor_node = np.array(
+            [i for n in self.load_names for i in conductor_node_index(engine, f"Load.{n}", self.node_index)])
+        self.bus_neighbourhood = {b: nb for nb, buses in neighbourhood_buses.items() for b in buses}
+        for load, bus in zip(self.load_names, self.load_bus):
+            self.bus_info[bus]["loads"].append(load)
+        for bus, info in self.bus_info.items():
+            info["neighbourhood"] = self.bus_neighbourhood.get(bus)
+        self.neighbourhood_loads = {
+            nb: [i for i, b in enumerate(self.load_bus) if self.bus_neighbourhood.get(b) == nb]
+            for nb in neighbourhood_buses}
+
+        self.line_names: list[str] = list(batch.Line.Name)
+        self.line_bus1 = [b.split(".")[0].lower() for b in batch.Line.Bus1]
+        self.line_bus2 = [b.split(".")[0].lower() for b in batch.Line.Bus2]
+        self.line_phases = np.asarray(values(batch.Line.Phases), dtype=int)
+        self.line_is_switch = np.asarray(values(batch.Line.Switch), dtype=bool)
+        self.line_norm_amps = np.asarray(values(batch.Line.NormAmps), dtype=float)
+        self.line_term1_conductors, self.line_segment_starts = terminal1_phase_conductors(
+            np.asarray(values(batch.Line.NumConductors), dtype=int), self.line_phases)
+        self.layout = RowLayout(
+            node_bus=self.node_bus, node_number=self.node_number, line_names=self.line_names,
+            line_bus1=self.line_bus1, line_bus2=self.line_bus2, line_phases=self.line_phases.tolist(),
+            line_current_starts=self.line_segment_starts.tolist(),
+            line_current_ends=np.cumsum(self.line_phases).tolist(), line_switch=self.line_is_switch.tolist())
+        for template in ("bus_details_table", "line_flows_table", "line_number_order"):
+            getattr(self.layout, template)  # build them now, not on the first request
+        # (transformer, winding) of each regulator control, to save and restore taps around a change.
+        self.regulated_windings = []
+        for control in engine.RegControls.AllNames():
+            engine.RegControls.Name(control)
+            self.regulated_windings.append((engine.RegControls.Transformer(), engine.RegControls.Winding()))
+
+        self.transformer_names: list[str] = list(batch.Transformer.Name)
+        self.transformer_norm_amps = np.asarray(values(batch.Transformer.NormAmps), dtype=float)
+        self.transformer_buses = [[b.split(".")[0].lower() for b in buses] for buses in values(batch.Transformer.Buses)]
+        self.transformer_kva = [float(k[0]) for k in values(batch.Transformer.kVAs)]
+        self.transformer_term1_conductors, self.transformer_segment_starts = terminal1_phase_conductors(
+            np.asarray(values(batch.Transformer.NumConductors), dtype=int),
+            np.asarray(values(batch.Transformer.Phases), dtype=int))
+
+
+def conductor_node_index(engine: Any, element: str, node_index: Mapping[str, int]) -> list[int]:
+    """Global node index of each conductor of an element (-1 for ground), in the engine's order."""
+    engine.Circuit.SetActiveElement(element)
+    buses = engine.CktElement.BusNames()
+    conductors = engine.CktElement.NumConductors()
+    order = engine.CktElement.NodeOrder()
+    result = []
+    for term, bus in enumerate(buses):
+        bus_name = bus.split(".")[0].lower()
+        for k in range(conductors):
+            node = order[term * conductors + k]
+            result.append(node_index.get(f"{bus_name}.{node}", -1) if node else -1)
+    return result
+
+
+def terminal1_phase_conductors(conductors: np.ndarray, phases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For two-terminal elements flattened per conductor (terminal 1 then 2, each element in turn): the
+    positions of terminal 1's phase conductors, and where each element's run starts among them."""
+    element_starts = np.concatenate(([0], np.cumsum(2 * conductors)[:-1]))
+    positions = np.concatenate([np.arange(s, s + p) for s, p in zip(element_starts, phases)])
+    return positions, np.concatenate(([0], np.cumsum(phases)[:-1]))
+
+
+def values(batch_property: Any) -> Any:
+    """altdss exposes some batch properties as callables and some as plain lists."""
+    return batch_property() if callable(batch_property) else batch_property
+
+
+def read_snapshot(engine: Any, batch: Any, index: FeederIndex, generator_conductor_node: np.ndarray,
+                  sequence: int, voltage_limits_pu: tuple[float, float], vmag_pu: np.ndarray) -> Snapshot:
+    """Read the solved state with batch calls into one Snapshot (vmag_pu: what the solve check already read)."""
+    n_nodes = len(index.node_names)
+    volts = np.asarray(engine.Circuit.AllBusVolts()).view(complex)
+    vangle = np.degrees(np.angle(volts))
+
+    load_p, load_q = sum_per_node(index.load_conductor_node, np.asarray(values(batch.Load.Powers)), n_nodes)
+    gen_p, gen_q = np.zeros(n_nodes), np.zeros(n_nodes)
+    generator_totals = np.zeros(0, dtype=complex)
+    if len(generator_conductor_node):
+        generator_totals = -np.asarray(values(batch.Generator.TotalPowers))
+        gen_p, gen_q = sum_per_node(generator_conductor_node,
+                                     -np.asarray(values(batch.Generator.Powers)), n_nodes)
+
+    line_terminal_powers = np.asarray(values(batch.Line.TotalPowers))
+    line_p1 = line_terminal_powers[0::2]
+    line_losses = (line_terminal_powers[0::2] + line_terminal_powers[1::2]).real
+    # Complex currents and np.abs: a third of the engine's time for CurrentsMagAng.
+    line_currents = np.abs(np.asarray(values(batch.Line.Currents))[index.line_term1_conductors])
+    line_max_current = np.maximum.reduceat(line_currents, index.line_segment_starts)
+    line_loading = 100.0 * line_max_current / index.line_norm_amps
+
+    xf_terminal_powers = np.asarray(values(batch.Transformer.TotalPowers))
+    xf_losses = (xf_terminal_powers[0::2] + xf_terminal_powers[1::2]).real
+    xf_currents = np.abs(np.asarray(values(batch.Transformer.Currents))[index.transformer_term1_conductors])
+    xf_loading = 100.0 * np.maximum.reduceat(xf_currents, index.transformer_segment_starts) \
+        / index.transformer_norm_amps
+
+    source_kw, source_kvar = (-x for x in engine.Circuit.TotalPower())
+    losses_w, losses_var = engine.Circuit.Losses()
+    arrays = {"vmag_pu": vmag_pu, "vangle_deg": vangle, "load_kw": load_p, "load_kvar": load_q,
+              "gen_kw": gen_p, "gen_kvar": gen_q, "line_p_kw": line_p1.real, "line_q_kvar": line_p1.imag,
+              "line_currents_a": line_currents, "line_loading_pct": line_loading,
+              "line_losses_kw": line_losses, "transformer_loading_pct": xf_loading,
+              "generator_power": generator_totals, "transformer_losses_kw": xf_losses}
+    sections = {
+        "power_summary": {
+            "converged": True,
+            "total_circuit_power_kW": source_kw,
+            "total_circuit_power_kVAR": source_kvar,
+            "total_load_kW": float(load_p.sum()),
+            "total_load_kVAR": float(load_q.sum()),
+            "total_generation_kW": float(gen_p.sum()),
+            "total_generation_kVAR": float(gen_q.sum()),
+            "total_losses_kW": losses_w / 1000.0,
+            "total_losses_kVAR": losses_var / 1000.0,
+        },
+        "voltage_profile": {
+            "min_voltage_pu": float(vmag_pu.min()),
+            "max_voltage_pu": float(vmag_pu.max()),
+            "avg_voltage_pu": float(vmag_pu.mean()),
+        },
+        "losses": {
+            "total_kW": losses_w / 1000.0,
+            "total_kVAR": losses_var / 1000.0,
+            "lines_kW": float(line_losses.sum()),
+            "transformers_kW": float(xf_losses.sum()),
+            "percent_of_input": 100.0 * losses_w / 1000.0 / source_kw if source_kw > 0 else None,
+        },
+    }
+    violations = find_violations(index, arrays, source_kw, voltage_limits_pu)
+    sections["violations"] = violations
+    summary = sections["power_summary"]
+    summary["voltage_violations"] = len(violations["voltage"])
+    summary["thermal_violations"] = len(violations["thermal"])
+    summary["reverse_power"] = bool(violations["reverse_power"])
+    return Snapshot(sequence, index.layout, arrays, sections)
+
+def find_violations(index: FeederIndex, arrays: dict[str, np.ndarray], source_kw: float,
+                    voltage_limits_pu: tuple[float, float]) -> dict[str, Any]:
+    """Nodes outside the voltage limits, lines and transformers above their normal rating, reverse power."""
+    low, high = voltage_limits_pu
+    vmag = arrays["vmag_pu"]
+    voltage = [
+        {"element": f"Bus.{index.node_bus[i]}", "node": index.node_number[i], "value_pu": float(vmag[i]),
+         "limit_pu": low if vmag[i] < low else high, "kind": "undervoltage" if vmag[i] < low else "overvoltage"}
+        for i in np.flatnonzero((vmag < low) | (vmag > high))]
+    thermal = [
+        {"element": f"Line.{index.line_names[i]}", "value_pct": float(arrays["line_loading_pct"][i]),
+         "limit_pct": 100.0}
+        for i in np.flatnonzero(arrays["line_loading_pct"] > 100.0)]
+    thermal += [
+        {"element": f"Transformer.{index.transformer_names[i]}",
+         "value_pct": float(arrays["transformer_loading_pct"][i]), "limit_pct": 100.0}
+        for i in np.flatnonzero(arrays["transformer_loading_pct"] > 100.0)]
+    reverse = ({"element": "Vsource.source", "value_kW": source_kw, "limit_kW": 0.0}
+               if source_kw < 0 else None)
+    return {"voltage_limits_pu": [low, high], "voltage": voltage, "thermal": thermal,
+            "reverse_power": reverse}
+
+
+def sum_per_node(conductor_node: np.ndarray, powers: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Add per-conductor powers into their nodes (-1 = ground, dropped): the kW and kvar at each bus node."""
+    connected = conductor_node >= 0
+    nodes, values = conductor_node[connected], powers[connected]
+    return (np.bincount(nodes, weights=values.real, minlength=n_nodes),
+            np.bincount(nodes, weights=values.imag, minlength=n_nodes))
