@@ -1,6 +1,7 @@
-"""HTTP API over one IEEE 123-bus power flow: thin routes that validate, call OpenDSSCircuit, serialise.
+"""HTTP API over the IEEE 123-bus power flow: thin routes that validate, call the scenario registry, serialise.
 
-Run `python api.py` to compile the feeder, solve the base case and serve on http://127.0.0.1:5000.
+Every grid route exists twice, at `/…` (the `default` scenario) and at `/scenarios/<id>/…`, from one
+implementation (`grid_route`). Run `python api.py` to compile the feeder and serve on http://127.0.0.1:5000.
 """
 
 from __future__ import annotations
@@ -9,15 +10,10 @@ import argparse
 import csv
 import hmac
 import io
-import ipaddress
 import os
-import select
-import signal
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, get_type_hints
 
 import orjson
 from flask import Response, current_app, redirect, request, send_from_directory
@@ -25,30 +21,43 @@ from flask_openapi3 import Info, OpenAPI, Tag
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from schemas import (RESULT_SECTIONS, AddGeneratorBody, BusesResponse, BusPath, BusResponse, EmptyBody,
+from results import Change, Snapshot, diff_snapshots
+from scenarios import (DEFAULT_ID, DOCUMENT_VERSION, ScenarioError, ScenarioRegistry, ScenarioStore,
+                       StateFileError, export_document, feeder_sha256)
+from schemas import (RESULT_SECTIONS, AddGeneratorBody, BusesResponse, BusPath, BusResponse, ChangeHeaders,
+                     ChangeQuery, ChangesResponse, CreateScenarioBody, DiffQuery, DiffResponse, EmptyBody,
                      ErrorResponse, GeneratorChangeResponse, GeneratorPath, GeneratorsResponse, HealthResponse,
-                     LinesResponse, NeighbourhoodChangeResponse, NeighbourhoodsResponse, RemoveGeneratorResponse,
-                     ResetResponse, ScaleNeighbourhoodBody, SectionsQuery, StateQuery, StateResponse, TableQuery,
-                     TransformersResponse)
-from simulation_core import (PUBLISHED_REGULATOR_TAPS, Change, NotFoundError, OpenDSSCircuit, SimulationError,
-                             Snapshot)
+                     LinesResponse, NeighbourhoodChangeResponse, NeighbourhoodsResponse, ReadHeaders,
+                     RemoveGeneratorResponse, ResetResponse, ScaleNeighbourhoodBody, ScenarioCreatedResponse, SectionsQuery,
+                     StateResponse,
+                     ScenarioDeletedResponse, ScenarioDocument, ScenarioPath, ScenarioResponse, ScenariosResponse,
+                     StateQuery, TableQuery, TransformersResponse, UndoResponse, describe_validation_error,
+                     scenario_path)
+from serving import AccessLog, is_loopback, serve_until_signalled
+from simulation_core import PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_IMPORT_BYTES = 2 * 1024 * 1024  # a scenario document of up to 10,000 changes
 JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
 STATE_CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 API_KEY_ENV = "IEEE123_API_KEY"
 ERROR_RESPONSES: dict[int, Any] = {400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse,
                                    413: ErrorResponse, 415: ErrorResponse, 422: ErrorResponse}
+CHANGE_RESPONSES: dict[int, Any] = {**ERROR_RESPONSES, 409: ErrorResponse, 412: ErrorResponse}
 # Changes need the bearer token only when the server runs with --api-key: `{}` says "or no auth".
 BEARER: list[dict[str, list[Any]]] = [{"bearer": []}, {}]
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 grid = Tag(name="grid", description="Change the grid and read the solved power flow")
 tables = Tag(name="tables", description="What is in the grid: buses, lines, neighbourhoods, generators")
+scenarios_tag = Tag(name="scenarios", description="Isolated, journaled grids: create, fork, undo, export, compare")
 service = Tag(name="service", description="Liveness and the API contract")
 
 
-def json_response(body: bytes, status: int = 200) -> Response:
-    return Response(body, status=status, mimetype="application/json")
+def json_response(body: bytes, status: int = 200, etag: str | None = None) -> Response:
+    response = Response(body, status=status, mimetype="application/json")
+    if etag:
+        response.headers["ETag"] = etag
+    return response
 
 
 def error_response(status: int, message: str, field: str | None = None) -> Response:
@@ -58,8 +67,8 @@ def error_response(status: int, message: str, field: str | None = None) -> Respo
     return json_response(orjson.dumps(payload), status)
 
 
-def circuit() -> OpenDSSCircuit:
-    return current_app.extensions["circuit"]
+def registry() -> ScenarioRegistry:
+    return current_app.extensions["scenarios"]
 
 
 def results_body(snapshot: Snapshot, sections: str | None) -> bytes:
@@ -70,14 +79,20 @@ def results_body(snapshot: Snapshot, sections: str | None) -> bytes:
     return snapshot.sections_json([name for name in RESULT_SECTIONS if name in wanted])
 
 
-def change_response(change: Change, sections: str | None = None) -> Response:
+def change_body(change: Change, sections: str | None = None) -> bytes:
     """The success envelope for a change, with the results of exactly the state that change produced."""
-    return json_response(orjson.dumps({"status": "success", "action": change,
-                                       "results": orjson.Fragment(results_body(change.snapshot, sections))}))
+    return orjson.dumps({"status": "success", "action": change,
+                         "results": orjson.Fragment(results_body(change.snapshot, sections))})
 
 
 def success(**fields: Any) -> Response:
     return json_response(orjson.dumps({"status": "success", **fields}, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def conditional(response: Response, etag: str) -> Response:
+    """Tag a read with the scenario's ETag; If-None-Match with that tag gets 304 and no body."""
+    response.headers["ETag"] = etag
+    return response.make_conditional(request)
 
 
 def csv_response(rows: list[dict[str, Any]], filename: str) -> Response:
@@ -92,40 +107,6 @@ def csv_response(rows: list[dict[str, Any]], filename: str) -> Response:
                     headers={"Content-Disposition": f"inline; filename={filename}"})
 
 
-def describe_validation_error(error: ValidationError) -> tuple[str, str | None]:
-    """Turn pydantic's errors into our message style: 'field: what was expected, got what'."""
-    parts, first_field = [], None
-    for item in error.errors(include_url=False):
-        field = ".".join(str(p) for p in item["loc"]) or "body"
-        first_field = first_field or field
-        kind, got = item["type"], item.get("input")
-        if kind == "missing":
-            parts.append(f"{field}: required")
-        elif kind == "extra_forbidden":
-            parts.append(f"{field}: unknown field")
-        elif kind in ("model_type", "dict_type", "model_attributes_type"):
-            parts.append("body: expected a JSON object")
-        elif kind in ("string_too_long", "string_too_short"):
-            bound = "at most" if kind == "string_too_long" else "at least"
-            limit = item["ctx"]["max_length" if kind == "string_too_long" else "min_length"]
-            parts.append(f"{field}: expected {bound} {limit} characters")
-        else:
-            expected = item["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
-            shown = orjson.dumps(got).decode() if _json_safe(got) else repr(got)
-            if len(shown) > 60:
-                shown = shown[:60] + "…"
-            parts.append(f"{field}: expected {expected}, got {shown}")
-    return "; ".join(parts), first_field
-
-
-def _json_safe(value: Any) -> bool:
-    try:
-        orjson.dumps(value)
-        return True
-    except TypeError:
-        return False
-
-
 def validation_error_callback(error: ValidationError) -> Response:
     message, field = describe_validation_error(error)
     return error_response(400, message, field)
@@ -136,15 +117,67 @@ def operation_id(*, name: str = "", **_: Any) -> str:
     return name
 
 
+def if_match_tags() -> list[str] | None:
+    """The If-Match header as quoted strong tags (["*"] for any), or None when absent."""
+    if "If-Match" not in request.headers:
+        return None
+    tags = request.if_match
+    return ["*"] if tags.star_tag else [f'"{tag}"' for tag in tags.as_set()]
+
+
+def apply_change(scenario_id: str, op: dict[str, Any], query: ChangeQuery, header: ChangeHeaders) -> Response:
+    """The one path of every change: registry (preconditions, engine, journal), then the answer."""
+    outcome = registry().change(scenario_id, op, dry_run=query.dry_run, if_match=if_match_tags(),
+                                idempotency_key=header.idempotency_key,
+                                render=lambda change: change_body(change, query.sections))
+    body = outcome.body if outcome.body is not None else change_body(outcome.change, query.sections)
+    response = json_response(body, outcome.status, outcome.etag)
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def grid_route(app: OpenAPI, method: str, rule: str, **doc: Any) -> Callable[[Callable], Callable]:
+    """Register one implementation, `view(scenario_id, **models)`, at `rule` (acting on the default scenario)
+    and at `/scenarios/<scenario_id>` + `rule`. Each URL form gets its own view and path model, so the
+    OpenAPI document describes both exactly."""
+    def register(implementation: Callable) -> Callable:
+        hints = {k: v for k, v in get_type_hints(implementation).items() if k in ("path", "query", "body", "header")}
+        for scoped in (False, True):
+            view = _scenario_view(implementation, scoped, takes_path="path" in hints)
+            view.__annotations__ = dict(hints)
+            if scoped:
+                view.__annotations__["path"] = scenario_path(hints.get("path"))
+            getattr(app, method)(("/scenarios/<scenario_id>" if scoped else "") + rule, **doc)(view)
+        return implementation
+    return register
+
+
+def _scenario_view(implementation: Callable, scoped: bool, takes_path: bool) -> Callable:
+    def view(**models: Any) -> Response:
+        scenario_id = models["path"].scenario_id if scoped else DEFAULT_ID
+        if scoped and not takes_path:
+            del models["path"]
+        return implementation(scenario_id, **models)
+
+    view.__name__ = f"scenario_{implementation.__name__}" if scoped else implementation.__name__
+    view.__doc__ = implementation.__doc__
+    return view
+
+
 def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
-    """Build the app and its circuit. Config: CIRCUIT (a ready OpenDSSCircuit), LOCKED_TAPS, VOLTAGE_LIMITS."""
+    """Build the app and its scenario registry.
+
+    Config: CIRCUIT (a ready OpenDSSCircuit for the default scenario), LOCKED_TAPS, VOLTAGE_LIMITS, STATE_FILE
+    (SQLite file; none: in memory), MAX_SCENARIOS, MAX_LIVE_SCENARIOS, CORS_ORIGINS, API_KEY."""
     config = config or {}
     app = OpenAPI(
         __name__,
         doc_prefix="/docs",
         static_folder=str(STATIC_DIR),
-        info=Info(title="IEEE 123-bus power-flow API", version="1.0.0",
-                  description="Change the IEEE 123-node test feeder and get the re-solved power flow at once."),
+        info=Info(title="IEEE 123-bus power-flow API", version="1.1.0",
+                  description="Change the IEEE 123-node test feeder and get the re-solved power flow at once; "
+                              "keep isolated, journaled scenarios of it."),
         validation_error_status=400,
         validation_error_model=ErrorResponse,
         validation_error_callback=validation_error_callback,
@@ -157,17 +190,28 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["API_KEY"] = os.environ.get(API_KEY_ENV) or None
     app.config.update({k: v for k, v in config.items() if k != "CIRCUIT"})
-    app.extensions["circuit"] = config.get("CIRCUIT") or OpenDSSCircuit(
-        locked_taps=config.get("LOCKED_TAPS"),
-        voltage_limits_pu=config.get("VOLTAGE_LIMITS", (0.95, 1.05)))
+    locked_taps, limits = config.get("LOCKED_TAPS"), config.get("VOLTAGE_LIMITS", (0.95, 1.05))
+
+    def make_circuit() -> OpenDSSCircuit:
+        return OpenDSSCircuit(locked_taps=locked_taps, voltage_limits_pu=limits)
+
+    state_file = config.get("STATE_FILE")
+    max_scenarios = config.get("MAX_SCENARIOS", 64)
+    app.extensions["scenarios"] = ScenarioRegistry(
+        ScenarioStore(state_file), make_circuit, max_scenarios=max_scenarios,
+        max_live=config.get("MAX_LIVE_SCENARIOS", 32) if state_file else max_scenarios,
+        default_circuit=config.get("CIRCUIT"))
     if config.get("CORS_ORIGINS"):
         from flask_cors import CORS
 
         CORS(app, origins=list(config["CORS_ORIGINS"]), methods=["GET", "POST", "DELETE"],
-             allow_headers=["Content-Type", "Authorization"])
+             allow_headers=["Content-Type", "Authorization", "If-Match", "If-None-Match", "Idempotency-Key"],
+             expose_headers=["ETag", "Location", "Idempotent-Replayed"])
     register_request_checks(app)
     register_error_handlers(app)
-    register_routes(app)
+    register_grid_routes(app)
+    register_scenario_routes(app)
+    register_service_routes(app)
     return app
 
 
@@ -193,8 +237,10 @@ def register_request_checks(app: OpenAPI) -> None:
         Refusing other content types also stops a cross-site "simple" form post from changing the grid."""
         if request.method not in JSON_BODY_METHODS or request.routing_exception is not None:
             return None
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            return error_response(413, f"body: larger than the limit of {MAX_BODY_BYTES} bytes")
+        limit = MAX_IMPORT_BYTES if request.endpoint == "import_scenario" else MAX_BODY_BYTES
+        request.max_content_length = limit
+        if (request.content_length or 0) > limit:
+            return error_response(413, f"body: larger than the limit of {limit} bytes")
         if not request.is_json:
             return error_response(415, f"body: expected Content-Type application/json, got "
                                        f"{request.content_type or 'none'}")
@@ -217,10 +263,15 @@ def register_error_handlers(app: OpenAPI) -> None:
         status = 404 if isinstance(error, NotFoundError) else 422
         return error_response(status, str(error), error.field)
 
+    @app.errorhandler(ScenarioError)
+    def scenario_error(error: ScenarioError) -> Response:
+        return error_response(error.status, str(error), error.field)
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         if error.code == 413:
-            return error_response(413, f"body: larger than the limit of {MAX_BODY_BYTES} bytes")
+            limit = request.max_content_length or MAX_BODY_BYTES
+            return error_response(413, f"body: larger than the limit of {limit} bytes")
         if error.code == 405:
             allowed = ", ".join(sorted(error.valid_methods or [])) if hasattr(error, "valid_methods") else ""
             return error_response(405, f"method {request.method} is not allowed on {request.path}"
@@ -235,84 +286,200 @@ def register_error_handlers(app: OpenAPI) -> None:
         return error_response(500, "internal error; the grid is unchanged")
 
 
-def register_routes(app: OpenAPI) -> None:
-    @app.post("/add_generator", tags=[grid], security=BEARER,
-              responses={200: GeneratorChangeResponse, **ERROR_RESPONSES})
-    def add_generator(body: AddGeneratorBody, query: SectionsQuery) -> Response:
+def register_grid_routes(app: OpenAPI) -> None:
+    """The grid routes, each at /… (default scenario) and /scenarios/<scenario_id>/…."""
+
+    @grid_route(app, "post", "/add_generator", tags=[grid], security=BEARER,
+                responses={200: GeneratorChangeResponse, **CHANGE_RESPONSES})
+    def add_generator(scenario_id: str, body: AddGeneratorBody, query: ChangeQuery, header: ChangeHeaders) -> Response:
         """Add a generator, or update the one at the same bus and phases; returns the re-solved grid."""
-        change = circuit().add_generator(body.bus_name, body.phases, body.kw, body.phase)
-        return change_response(change, query.sections)
+        op = {"op": "add_generator", "bus_name": body.bus_name, "phases": body.phases, "kw": body.kw}
+        if body.phase is not None:
+            op["phase"] = body.phase
+        return apply_change(scenario_id, op, query, header)
 
-    @app.post("/modify_load_neighbourhood", tags=[grid], security=BEARER,
-              responses={200: NeighbourhoodChangeResponse, **ERROR_RESPONSES})
-    def modify_load_neighbourhood(body: ScaleNeighbourhoodBody, query: SectionsQuery) -> Response:
+    @grid_route(app, "post", "/modify_load_neighbourhood", tags=[grid], security=BEARER,
+                responses={200: NeighbourhoodChangeResponse, **CHANGE_RESPONSES})
+    def modify_load_neighbourhood(scenario_id: str, body: ScaleNeighbourhoodBody, query: ChangeQuery,
+                                  header: ChangeHeaders) -> Response:
         """Scale the loads of one neighbourhood by a factor (compounding); returns the re-solved grid."""
-        change = circuit().scale_neighbourhood_loads(body.neighbourhood, body.factor)
-        return change_response(change, query.sections)
+        op = {"op": "modify_load_neighbourhood", "neighbourhood": body.neighbourhood, "factor": body.factor}
+        return apply_change(scenario_id, op, query, header)
 
-    @app.get("/state", tags=[grid], responses={200: StateResponse, 400: ErrorResponse})
-    def state(query: StateQuery) -> Response:
-        """The current solved state, all sections or those asked for; ?format=csv gives bus_details. No change."""
-        snapshot = circuit().snapshot
-        if query.format == "csv":
-            return csv_response(snapshot.bus_details, "bus_details.csv")
-        return success(sequence=snapshot.sequence, results=orjson.Fragment(results_body(snapshot, query.sections)))
-
-    @app.delete("/generators/<name>", tags=[grid], security=BEARER,
-                responses={200: RemoveGeneratorResponse, **ERROR_RESPONSES})
-    def remove_generator(path: GeneratorPath, query: SectionsQuery) -> Response:
+    @grid_route(app, "delete", "/generators/<name>", tags=[grid], security=BEARER,
+                responses={200: RemoveGeneratorResponse, **CHANGE_RESPONSES})
+    def remove_generator(scenario_id: str, path: GeneratorPath, query: ChangeQuery, header: ChangeHeaders) -> Response:
         """Remove a generator added through the API; returns the re-solved grid."""
-        return change_response(circuit().remove_generator(path.name), query.sections)
+        return apply_change(scenario_id, {"op": "remove_generator", "name": path.name}, query, header)
 
-    @app.post("/reset", tags=[grid], security=BEARER, responses={200: ResetResponse, **ERROR_RESPONSES})
-    def reset(body: EmptyBody, query: SectionsQuery) -> Response:
+    @grid_route(app, "post", "/reset", tags=[grid], security=BEARER, responses={200: ResetResponse, **CHANGE_RESPONSES})
+    def reset(scenario_id: str, body: EmptyBody, query: ChangeQuery, header: ChangeHeaders) -> Response:
         """Restore the base case exactly as at start-up (send an empty JSON object)."""
-        return change_response(circuit().reset(), query.sections)
+        return apply_change(scenario_id, {"op": "reset"}, query, header)
 
-    @app.get("/health", tags=[service], responses={200: HealthResponse})
-    def health() -> Response:
-        """Liveness and readiness: the model is compiled and the last solve converged."""
-        return success(**circuit().health())
+    @grid_route(app, "post", "/undo", tags=[scenarios_tag], security=BEARER,
+                responses={200: UndoResponse, **CHANGE_RESPONSES})
+    def undo(scenario_id: str, body: EmptyBody, query: ChangeQuery, header: ChangeHeaders) -> Response:
+        """Take back the last change (repeat to walk back): the state is rebuilt from the journal, so the
+        results equal those reported before that change. 409 when there is nothing to undo."""
+        return apply_change(scenario_id, {"op": "undo"}, query, header)
 
-    @app.get("/buses", tags=[tables], responses={200: BusesResponse, 400: ErrorResponse})
-    def buses(query: TableQuery) -> Response:
-        """Every bus: nodes, base kV, coordinates, neighbourhood, distance, loads and generators."""
-        rows = circuit().buses()
-        return csv_response(rows, "buses.csv") if query.format == "csv" else success(buses=rows)
-
-    @app.get("/buses/<name>", tags=[tables], responses={200: BusResponse, 404: ErrorResponse})
-    def bus(path: BusPath) -> Response:
-        """One bus: node voltages, loads, generators and the lines that touch it."""
-        return success(bus=circuit().bus(path.name))
-
-    @app.get("/lines", tags=[tables], responses={200: LinesResponse, 400: ErrorResponse})
-    def lines(query: TableQuery) -> Response:
-        """Flow, current, loading and losses of every line and switch."""
-        snapshot = circuit().snapshot
+    @grid_route(app, "get", "/state", tags=[grid], responses={200: StateResponse, 304: None, **ERROR_RESPONSES})
+    def state(scenario_id: str, query: StateQuery, header: ReadHeaders) -> Response:
+        """The current solved state, all sections or those asked for; ?format=csv gives bus_details. No change."""
+        scenario, snapshot = registry().snapshot(scenario_id)
+        etag = scenario.etag(snapshot.sequence)
+        if header.if_none_match and etag in header.if_none_match:
+            return conditional(Response(status=200), etag)  # 304 without building the body
         if query.format == "csv":
-            return csv_response(snapshot.line_flows, "lines.csv")
-        return success(lines=orjson.Fragment(snapshot.line_flows_json))
+            return conditional(csv_response(snapshot.bus_details, "bus_details.csv"), etag)
+        body = orjson.dumps({"status": "success", "sequence": snapshot.sequence,
+                             "results": orjson.Fragment(results_body(snapshot, query.sections))})
+        return conditional(json_response(body), etag)
 
-    @app.get("/transformers", tags=[tables], responses={200: TransformersResponse, 400: ErrorResponse})
-    def transformers(query: TableQuery) -> Response:
+    @grid_route(app, "get", "/health", tags=[service], responses={200: HealthResponse, 404: ErrorResponse})
+    def health(scenario_id: str) -> Response:
+        """Liveness and readiness: the model is compiled and the last solve converged."""
+        with registry().engine(scenario_id) as (scenario, circuit):
+            facts = circuit.health()
+        return success(**facts, scenario=scenario.id, scenarios=len(registry()), live_scenarios=registry().live_count(),
+                       durable=registry().store.durable)
+
+    @grid_route(app, "get", "/buses", tags=[tables], responses={200: BusesResponse, **ERROR_RESPONSES})
+    def buses(scenario_id: str, query: TableQuery) -> Response:
+        """Every bus: nodes, base kV, coordinates, neighbourhood, distance, loads and generators."""
+        with registry().engine(scenario_id) as (scenario, circuit):
+            rows, etag = circuit.buses(), scenario.etag()
+        return conditional(csv_response(rows, "buses.csv") if query.format == "csv" else success(buses=rows), etag)
+
+    @grid_route(app, "get", "/buses/<name>", tags=[tables], responses={200: BusResponse, 404: ErrorResponse})
+    def bus(scenario_id: str, path: BusPath) -> Response:
+        """One bus: node voltages, loads, generators and the lines that touch it."""
+        with registry().engine(scenario_id) as (scenario, circuit):
+            row, etag = circuit.bus(path.name), scenario.etag()
+        return conditional(success(bus=row), etag)
+
+    @grid_route(app, "get", "/lines", tags=[tables], responses={200: LinesResponse, **ERROR_RESPONSES})
+    def lines(scenario_id: str, query: TableQuery) -> Response:
+        """Flow, current, loading and losses of every line and switch."""
+        scenario, snapshot = registry().snapshot(scenario_id)
+        etag = scenario.etag(snapshot.sequence)
+        if query.format == "csv":
+            return conditional(csv_response(snapshot.line_flows, "lines.csv"), etag)
+        return conditional(success(lines=orjson.Fragment(snapshot.line_flows_json)), etag)
+
+    @grid_route(app, "get", "/transformers", tags=[tables], responses={200: TransformersResponse, **ERROR_RESPONSES})
+    def transformers(scenario_id: str, query: TableQuery) -> Response:
         """The regulators and XFM1: buses, rating, loading, losses and regulator taps."""
-        rows = circuit().transformers()
-        return csv_response(rows, "transformers.csv") if query.format == "csv" else success(transformers=rows)
+        with registry().engine(scenario_id) as (scenario, circuit):
+            rows, etag = circuit.transformers(), scenario.etag()
+        return conditional(csv_response(rows, "transformers.csv") if query.format == "csv"
+                           else success(transformers=rows), etag)
 
-    @app.get("/neighbourhoods", tags=[tables], responses={200: NeighbourhoodsResponse})
-    def neighbourhoods() -> Response:
+    @grid_route(app, "get", "/neighbourhoods", tags=[tables], responses={200: NeighbourhoodsResponse, 404: ErrorResponse})
+    def neighbourhoods(scenario_id: str) -> Response:
         """The 14 neighbourhoods: buses, loads, base and current set-points, cumulative factor."""
-        return success(neighbourhoods=circuit().neighbourhoods())
+        with registry().engine(scenario_id) as (scenario, circuit):
+            rows, etag = circuit.neighbourhoods(), scenario.etag()
+        return conditional(success(neighbourhoods=rows), etag)
 
-    @app.get("/generators", tags=[tables], responses={200: GeneratorsResponse})
-    def generators() -> Response:
+    @grid_route(app, "get", "/generators", tags=[tables], responses={200: GeneratorsResponse, 404: ErrorResponse})
+    def generators(scenario_id: str) -> Response:
         """Generators added through the API: set-point and delivered power."""
-        return success(generators=circuit().generators())
+        with registry().engine(scenario_id) as (scenario, circuit):
+            rows, etag = circuit.generators(), scenario.etag()
+        return conditional(success(generators=rows), etag)
 
+    @grid_route(app, "get", "/changes", tags=[scenarios_tag], responses={200: ChangesResponse, 404: ErrorResponse})
+    def changes(scenario_id: str) -> Response:
+        """The journal: every change applied, in order, with the action its response reported."""
+        scenario = registry().get(scenario_id)
+        with scenario.lock:
+            rows, etag = [entry.describe() for entry in scenario.journal], scenario.etag()
+        return conditional(success(scenario=scenario.id, changes=rows), etag)
+
+    @grid_route(app, "get", "/export", tags=[scenarios_tag], responses={200: ScenarioDocument, 404: ErrorResponse})
+    def export(scenario_id: str) -> Response:
+        """The scenario as a document to keep, edit or import: the ops its current state adds up to."""
+        scenario = registry().get(scenario_id)
+        with scenario.lock:
+            document, etag = export_document(scenario.name, scenario.ops()), scenario.etag()
+        response = conditional(json_response(orjson.dumps(document, option=orjson.OPT_INDENT_2)), etag)
+        response.headers["Content-Disposition"] = f"inline; filename=scenario-{scenario.id}.json"
+        return response
+
+    @grid_route(app, "get", "/diff", tags=[scenarios_tag], responses={200: DiffResponse, **ERROR_RESPONSES})
+    def diff(scenario_id: str, query: DiffQuery) -> Response:
+        """How this scenario differs from the base case or from another scenario, node by node and line by line."""
+        scenario, snapshot = registry().snapshot(scenario_id)
+        if query.against == "base":
+            with registry().engine(scenario_id) as (_, circuit):
+                other = circuit.base_snapshot.with_sequence(0)
+        else:
+            other = registry().snapshot(query.against)[1]
+        result = diff_snapshots(snapshot, other)
+        if query.format == "csv":
+            return csv_response(result["buses"], f"diff-{scenario.id}-{query.against}.csv")
+        return success(scenario=scenario.id, against=query.against, sequence=snapshot.sequence,
+                       other_sequence=other.sequence, **result)
+
+
+def register_scenario_routes(app: OpenAPI) -> None:
+    @app.post("/scenarios", tags=[scenarios_tag], security=BEARER,
+              responses={201: ScenarioCreatedResponse, 429: ErrorResponse, **ERROR_RESPONSES})
+    def create_scenario(body: CreateScenarioBody, query: SectionsQuery) -> Response:
+        """A new scenario from the base case, or a fork of another scenario's current state (`from`)."""
+        return created(registry().create(body.name, body.from_), query.sections)
+
+    @app.post("/scenarios/import", tags=[scenarios_tag], security=BEARER,
+              responses={201: ScenarioCreatedResponse, 429: ErrorResponse, **ERROR_RESPONSES})
+    def import_scenario(body: ScenarioDocument, query: SectionsQuery) -> Response:
+        """A new scenario from a scenario document (GET …/export): its changes applied in order. A document for
+        another feeder, of an unknown version, or with a change the grid refuses creates nothing."""
+        if body.version != DOCUMENT_VERSION:
+            return error_response(422, f"version: expected {DOCUMENT_VERSION}, got {body.version}", "version")
+        if body.feeder.sha256 != feeder_sha256():
+            return error_response(422, f"feeder.sha256: the document was made on another feeder model "
+                                       f"({body.feeder.sha256[:12]}…; this server's is {feeder_sha256()[:12]}…)",
+                                  "feeder.sha256")
+        ops = [change.model_dump(exclude_none=True) for change in body.changes]
+        return created(registry().import_ops(body.name, ops), query.sections)
+
+    @app.get("/scenarios", tags=[scenarios_tag], responses={200: ScenariosResponse})
+    def list_scenarios() -> Response:
+        """Every scenario: id, name, sequence, created_at, forked_from, number of changes, live or resting."""
+        return success(scenarios=registry().list())
+
+    @app.get("/scenarios/<scenario_id>", tags=[scenarios_tag], responses={200: ScenarioResponse, 404: ErrorResponse})
+    def get_scenario(path: ScenarioPath) -> Response:
+        """One scenario with its power summary."""
+        scenario, snapshot = registry().snapshot(path.scenario_id)
+        return conditional(success(scenario={**scenario.describe(),
+                                             "power_summary": snapshot.section("power_summary")}),
+                           scenario.etag(snapshot.sequence))
+
+    @app.delete("/scenarios/<scenario_id>", tags=[scenarios_tag], security=BEARER,
+                responses={200: ScenarioDeletedResponse, 409: ErrorResponse, **ERROR_RESPONSES})
+    def delete_scenario(path: ScenarioPath) -> Response:
+        """Delete a scenario and its journal (the default scenario cannot be deleted: 409)."""
+        return success(deleted=registry().delete(path.scenario_id))
+
+
+def created(scenario: Any, sections: str | None) -> Response:
+    """201 with Location, the scenario and its results."""
+    snapshot = scenario.snapshot
+    body = orjson.dumps({"status": "success", "scenario": scenario.describe(),
+                         "results": orjson.Fragment(results_body(snapshot, sections))})
+    response = json_response(body, 201, scenario.etag(snapshot.sequence))
+    response.headers["Location"] = f"/scenarios/{scenario.id}"
+    return response
+
+
+def register_service_routes(app: OpenAPI) -> None:
     @app.get("/openapi.json", tags=[service], doc_ui=False)
     def openapi_document() -> Response:
         """The OpenAPI 3 document, generated from the request and response models."""
-        return success_raw(app.api_doc)
+        return json_response(orjson.dumps(app.api_doc))
 
     @app.get("/docs", doc_ui=False)
     def docs() -> Response:
@@ -323,45 +490,6 @@ def register_routes(app: OpenAPI) -> None:
     def dashboard() -> Response:
         """The dashboard page (static/index.html)."""
         return send_from_directory(STATIC_DIR, "index.html")
-
-
-def success_raw(document: dict[str, Any]) -> Response:
-    return json_response(orjson.dumps(document))
-
-
-class AccessLog:
-    """WSGI middleware: one line per request on stderr (method, path, status, duration); nothing on disk."""
-
-    def __init__(self, wsgi_app: Any, stream: Any = None) -> None:
-        self.wsgi_app = wsgi_app
-        self.stream = stream or sys.stderr
-
-    def __call__(self, environ: dict, start_response: Any) -> Any:
-        started = time.perf_counter()
-        status_holder: list[str] = []
-
-        def recording_start_response(status: str, headers: list, exc_info: Any = None) -> Any:
-            status_holder.append(status.split(" ", 1)[0])
-            return start_response(status, headers, exc_info)
-
-        try:
-            return self.wsgi_app(environ, recording_start_response)
-        finally:
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            path = environ.get("PATH_INFO", "")
-            query = environ.get("QUERY_STRING")
-            self.stream.write(f"{environ.get('REQUEST_METHOD')} {path}{'?' + query if query else ''} "
-                              f"{status_holder[0] if status_holder else '-'} {elapsed_ms:.1f}ms\n")
-            self.stream.flush()
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -378,6 +506,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-key", default=None,
                         help=f"require 'Authorization: Bearer KEY' on every change (or set {API_KEY_ENV})")
     parser.add_argument("--no-access-log", action="store_true", help="do not log requests on stderr")
+    parser.add_argument("--state", default=None, metavar="FILE",
+                        help="keep scenarios, journals and idempotency keys in this SQLite file (created if "
+                             "missing); every change is on disk before its answer. Default: in memory")
+    parser.add_argument("--max-scenarios", type=positive_int, default=64, metavar="N",
+                        help="scenarios the server holds, default included (default 64)")
+    parser.add_argument("--max-live-scenarios", type=positive_int, default=32, metavar="N",
+                        help="with --state: scenarios that keep an engine in memory; the others rest on disk "
+                             "and are rebuilt on first use (default 32)")
     return parser.parse_args(argv)
 
 
@@ -385,8 +521,14 @@ def main(argv: list[str] | None = None) -> None:
     import waitress
 
     args = parse_args(argv)
-    application = create_app({"LOCKED_TAPS": PUBLISHED_REGULATOR_TAPS if args.published_taps else None,
-                              "VOLTAGE_LIMITS": tuple(args.voltage_limits), "CORS_ORIGINS": args.cors_origin})
+    try:
+        application = create_app({"LOCKED_TAPS": PUBLISHED_REGULATOR_TAPS if args.published_taps else None,
+                                  "VOLTAGE_LIMITS": tuple(args.voltage_limits), "CORS_ORIGINS": args.cors_origin,
+                                  "STATE_FILE": args.state, "MAX_SCENARIOS": args.max_scenarios,
+                                  "MAX_LIVE_SCENARIOS": args.max_live_scenarios})
+    except StateFileError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     if args.api_key:
         application.config["API_KEY"] = args.api_key
     if not is_loopback(args.host) and not application.config["API_KEY"]:
@@ -401,49 +543,12 @@ def main(argv: list[str] | None = None) -> None:
     print("stopped", flush=True)
 
 
-def serve_until_signalled(server: Any) -> None:
-    """Run waitress until SIGINT or SIGTERM; then stop accepting, let in-flight requests finish, return.
 
-    The closing work runs inside the server loop (through waitress's trigger), never in the signal handler."""
-
-    def close_listener() -> None:
-        while select.select([server.socket], [], [], 0)[0]:  # take in connections the kernel already queued
-            server.handle_accept()
-        server.del_channel()  # then no new connections; the port is free at once
-        server.socket.close()
-        threading.Thread(target=close_when_idle, args=(server,), daemon=True).start()
-
-    def stop(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        server.trigger.pull_trigger(close_listener)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    server.run()  # returns once every connection and the trigger are closed
-    server.task_dispatcher.shutdown()
-
-
-def close_when_idle(server: Any, timeout_s: float = 10.0) -> None:
-    """Once no request is queued, running or unsent, close what is left: the server loop then ends."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and server_busy(server):
-        time.sleep(0.01)
-
-    def close_all() -> None:
-        for dispatcher in list(server._map.values()):
-            dispatcher.close()
-
-    server.trigger.pull_trigger(close_all)
-
-
-def server_busy(server: Any, quiet_s: float = 0.1) -> bool:
-    """A request queued or running, a response unsent, or a connection that spoke within quiet_s."""
-    dispatcher = server.task_dispatcher
-    recent = time.time() - quiet_s
-    channels = [c for c in list(server._map.values()) if hasattr(c, "last_activity")]
-    return bool(dispatcher.queue) or dispatcher.active_count > 0 or any(
-        c.requests or c.total_outbufs_len or c.last_activity > recent for c in channels)
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text}")
+    return value
 
 
 _module_app: OpenAPI | None = None

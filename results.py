@@ -184,3 +184,37 @@ class Change(dict):
     def __init__(self, action: dict[str, Any], snapshot: Snapshot) -> None:
         super().__init__(action)
         self.snapshot = snapshot
+
+
+def diff_snapshots(this: Snapshot, other: Snapshot) -> dict[str, Any]:
+    """How `this` state differs from `other`: each power_summary number, every node's voltage (largest change
+    first), every line's flow and loading (largest flow change first), and the violations new or cleared."""
+    ours, theirs = this.section("power_summary"), other.section("power_summary")
+    summary = {key: {"this": ours[key], "other": theirs[key], "delta": ours[key] - theirs[key]}
+               for key, value in ours.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    a, b, layout = this.arrays, other.arrays, this.layout
+    dv = a["vmag_pu"] - b["vmag_pu"]
+    buses = [{"Bus": layout.node_bus[i], "Node": layout.node_number[i], "VMag_pu": float(a["vmag_pu"][i]),
+              "other_VMag_pu": float(b["vmag_pu"][i]), "delta_pu": float(dv[i])}
+             for i in np.argsort(-np.abs(dv), kind="stable")]
+    dp = a["line_p_kw"] - b["line_p_kw"]
+    lines = [{"Line": layout.line_names[i], "P_kW": float(a["line_p_kw"][i]), "other_P_kW": float(b["line_p_kw"][i]),
+              "delta_kW": float(dp[i]), "Loading_pct": float(a["line_loading_pct"][i]),
+              "other_Loading_pct": float(b["line_loading_pct"][i])}
+             for i in np.argsort(-np.abs(dp), kind="stable")]
+    return {"summary": summary, "buses": buses, "lines": lines,
+            "violations": _violation_changes(this.section("violations"), other.section("violations"))}
+
+
+def _violation_changes(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Violations in `ours` but not `theirs` (new) and the reverse (cleared), matched by element and node."""
+    def keyed(violations: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
+        found = {("voltage", v["element"], v["node"], v["kind"]): v for v in violations["voltage"]}
+        found.update({("thermal", v["element"]): v for v in violations["thermal"]})
+        if violations["reverse_power"]:
+            found[("reverse_power",)] = violations["reverse_power"]
+        return found
+
+    mine, other = keyed(ours), keyed(theirs)
+    return {"new": [{"type": key[0], **v} for key, v in mine.items() if key not in other],
+            "cleared": [{"type": key[0], **v} for key, v in other.items() if key not in mine]}

@@ -7,11 +7,11 @@ test checks real responses against the document generated from these models.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from simulation_core import SECTION_ORDER
+from simulation_core import OPS, SECTION_ORDER
 
 _SCHEMA_CACHE: dict[tuple, dict[str, Any]] = {}
 
@@ -160,7 +160,13 @@ class Results(BaseModel):
     violations: Optional[Violations] = None
 
 
-class GeneratorAction(BaseModel):
+class Action(BaseModel):
+    """What a change did. A preview (`?dry_run=true`) carries `dry_run: true` and the sequence it would have had."""
+
+    dry_run: Optional[bool] = Field(default=None, description="true on a preview; absent on applied changes.")
+
+
+class GeneratorAction(Action):
     type: Literal["add_generator"]
     sequence: int = Field(description="Order in which the server applied this change.")
     generator: str
@@ -173,7 +179,7 @@ class GeneratorAction(BaseModel):
     updated: bool
 
 
-class NeighbourhoodAction(BaseModel):
+class NeighbourhoodAction(Action):
     type: Literal["modify_load_neighbourhood"]
     sequence: int
     neighbourhood: int
@@ -309,12 +315,16 @@ class TransformersResponse(Envelope):
 class HealthResponse(Envelope):
     ready: bool
     converged: bool
+    scenario: str = Field(description="The scenario this answer is about (default for /health).")
+    scenarios: int = Field(description="Scenarios held by the server, default included.")
+    live_scenarios: int = Field(description="Scenarios with an engine in memory (the others rest on disk).")
+    durable: bool = Field(description="true when the server runs with --state: changes are on disk before 200.")
     sequence: int
     buses: int
     generators: int
 
 
-class RemoveAction(BaseModel):
+class RemoveAction(Action):
     type: Literal["remove_generator"]
     sequence: int
     name: str
@@ -329,7 +339,7 @@ class RemoveGeneratorResponse(Envelope):
     results: Results
 
 
-class ResetAction(BaseModel):
+class ResetAction(Action):
     type: Literal["reset"]
     sequence: int
 
@@ -380,3 +390,260 @@ class EmptyBody(BaseModel):
     """POST /reset takes an empty JSON object."""
 
     model_config = ConfigDict(extra="forbid", openapi_extra={"examples": {"empty": {"value": {}}}})
+
+
+# ---------------------------------------------------------------------------- scenarios (issue 10)
+def describe_validation_error(error: ValidationError) -> tuple[str, str | None]:
+    """Turn pydantic's errors into our message style: 'field: what was expected, got what'.
+
+    Fields are named as a user writes them: `changes[3].kw`, not pydantic's `changes.3.add_generator.kw`."""
+    parts, first_field = [], None
+    for item in error.errors(include_url=False):
+        kind, got = item["type"], item.get("input")
+        field = field_path(item["loc"]) or "body"
+        if kind in ("union_tag_invalid", "union_tag_not_found"):
+            field = f"{field}.op"
+        first_field = first_field or field
+        if kind == "missing":
+            parts.append(f"{field}: required")
+        elif kind == "extra_forbidden":
+            parts.append(f"{field}: unknown field")
+        elif kind in ("model_type", "dict_type", "model_attributes_type"):
+            parts.append(f"{'body' if field == 'body' else field}: expected a JSON object")
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            parts.append(f"{field}: expected one of {', '.join(OPS)}"
+                         + (f", got {item['ctx'].get('tag')!r}" if kind == "union_tag_invalid" else ""))
+        elif kind in ("string_too_long", "string_too_short", "too_long", "too_short"):
+            bound = "at most" if kind.endswith("long") else "at least"
+            limit = item["ctx"]["max_length" if kind.endswith("long") else "min_length"]
+            unit = "characters" if kind.startswith("string") else "items"
+            parts.append(f"{field}: expected {bound} {limit} {unit}")
+        else:
+            expected = item["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
+            shown = _shown(got)
+            parts.append(f"{field}: expected {expected}, got {shown}")
+    return "; ".join(parts), first_field
+
+
+def field_path(loc: tuple) -> str:
+    """('changes', 3, 'add_generator', 'kw') -> 'changes[3].kw' (the union's tag is not a field)."""
+    path = ""
+    for position, part in enumerate(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif position and isinstance(loc[position - 1], int) and part in OPS:
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _shown(value: Any) -> str:
+    import orjson
+
+    try:
+        shown = orjson.dumps(value).decode()
+    except TypeError:
+        shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:60] + "…"
+
+
+class ChangeQuery(SectionsQuery):
+    dry_run: bool = Field(default=False, description="true: answer exactly as the change would, with "
+                                                     "`action.dry_run: true`, and change nothing.")
+
+
+class ChangeHeaders(QueryModel):
+    """Optional headers of every change (RFC 9110 preconditions and the IETF Idempotency-Key draft)."""
+
+    model_config = ConfigDict(populate_by_name=False)
+    if_match: Optional[str] = Field(default=None, alias="If-Match", max_length=1024, description=(
+        "Apply only if the scenario's ETag is one of these (or *); otherwise 412 and nothing is applied."))
+    idempotency_key: Optional[str] = Field(default=None, alias="Idempotency-Key", min_length=1, max_length=255,
+                                           description=(
+        "A key of yours, 1-255 characters: a retry with the same key and body gets the first answer again and "
+        "applies nothing; the same key with another body is 422; a retry while the first runs is 409. Kept per "
+        "scenario for at least 24 h and the newest 10,000 keys."))
+
+
+class ReadHeaders(QueryModel):
+    if_none_match: Optional[str] = Field(default=None, alias="If-None-Match", max_length=1024, description=(
+        "The ETag you hold: 304 with no body while the scenario's state is unchanged."))
+
+
+SCENARIO_ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                    description="A scenario id from POST /scenarios (or default).")
+
+
+class ScenarioPath(BaseModel):
+    scenario_id: str = SCENARIO_ID
+
+
+def scenario_path(path_model: type[BaseModel] | None) -> type[BaseModel]:
+    """The path model of a grid route under /scenarios/<scenario_id>: its own path fields plus the id."""
+    if path_model is None:
+        return ScenarioPath
+    return create_model(f"Scenario{path_model.__name__}", __base__=path_model, scenario_id=(str, SCENARIO_ID))
+
+
+class CreateScenarioBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False, openapi_extra={"examples": {
+        "from_base": {"summary": "A scenario from the base case (README)", "value": {"name": "pv at 67"}},
+        "fork": {"summary": "Fork the default scenario's current state", "value": {"name": "copy", "from": "default"}},
+    }})
+    name: Optional[str] = Field(default=None, min_length=1, max_length=64, description="1-64 printable characters.")
+    from_: Optional[str] = Field(default=None, alias="from", max_length=64,
+                                 description="Fork the current state of this scenario (default: the base case).")
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not value.isprintable():
+            raise ValueError("printable characters (no control characters)")
+        return value
+
+
+class AddGeneratorOp(AddGeneratorBody):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    op: Literal["add_generator"]
+
+
+class ScaleNeighbourhoodOp(ScaleNeighbourhoodBody):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    op: Literal["modify_load_neighbourhood"]
+
+
+class RemoveGeneratorOp(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    op: Literal["remove_generator"]
+    name: str = Field(min_length=1, max_length=80)
+
+
+class ResetOp(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    op: Literal["reset"]
+
+
+ChangeOp = Annotated[Union[AddGeneratorOp, ScaleNeighbourhoodOp, RemoveGeneratorOp, ResetOp],
+                     Field(discriminator="op")]
+
+
+class FeederId(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    sha256: str = Field(min_length=64, max_length=64, description="Hash of the feeder model files.")
+
+
+class ScenarioDocument(BaseModel):
+    """A scenario as plain JSON: the ops its state adds up to, in order (GET …/export, POST /scenarios/import)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {"pv": {
+        "summary": "PV at 67 and a busier neighbourhood 5", "value": {
+            "format": "ieee123-scenario", "version": 1, "feeder": {"sha256": "<GET /scenarios/default/export>"},
+            "name": "pv at 67", "changes": [{"op": "add_generator", "bus_name": "67", "phases": 3, "kw": 500},
+                                            {"op": "modify_load_neighbourhood", "neighbourhood": 5, "factor": 1.2}]}}}})
+    format: Literal["ieee123-scenario"]
+    version: int = Field(description="1.")
+    feeder: FeederId
+    name: Optional[str] = Field(default=None, min_length=1, max_length=64)
+    changes: list[ChangeOp] = Field(max_length=10_000)
+
+
+class ScenarioInfo(BaseModel):
+    id: str
+    name: Optional[str]
+    sequence: int
+    created_at: str = Field(description="UTC, ISO 8601.")
+    forked_from: Optional[str]
+    changes: int = Field(description="Entries in the journal.")
+    live: bool = Field(description="Has an engine in memory (false: rests on disk, rebuilt on first use).")
+
+
+class ScenarioDetail(ScenarioInfo):
+    power_summary: PowerSummary
+
+
+class ScenariosResponse(Envelope):
+    scenarios: list[ScenarioInfo]
+
+
+class ScenarioResponse(Envelope):
+    scenario: ScenarioDetail
+
+
+class ScenarioCreatedResponse(Envelope):
+    scenario: ScenarioInfo
+    results: Results
+
+
+class ScenarioDeletedResponse(Envelope):
+    deleted: ScenarioInfo
+
+
+class JournalRow(BaseModel):
+    sequence: int
+    at: str = Field(description="When it was applied, UTC ISO 8601.")
+    action: dict[str, Any] = Field(description="The action exactly as the change's response reported it.")
+
+
+class ChangesResponse(Envelope):
+    scenario: str
+    changes: list[JournalRow]
+
+
+class UndoAction(Action):
+    type: Literal["undo"]
+    sequence: int
+    undid: int = Field(description="Sequence of the change taken back.")
+
+
+class UndoResponse(Envelope):
+    action: UndoAction
+    results: Results
+
+
+class DiffQuery(QueryModel):
+    model_config = ConfigDict(extra="forbid")
+    against: str = Field(default="base", max_length=64, description="base, or another scenario's id.")
+    format: Literal["json", "csv"] = Field(default="json", description="csv: the bus rows.")
+
+
+class DiffNumber(BaseModel):
+    this: float
+    other: float
+    delta: float
+
+
+class DiffBusRow(BaseModel):
+    Bus: str
+    Node: int
+    VMag_pu: float
+    other_VMag_pu: float
+    delta_pu: float
+
+
+class DiffLineRow(BaseModel):
+    Line: str
+    P_kW: float
+    other_P_kW: float
+    delta_kW: float
+    Loading_pct: float
+    other_Loading_pct: float
+
+
+class ViolationChanges(BaseModel):
+    new: list[dict[str, Any]] = Field(description="In this scenario, not in the other (type: voltage, thermal, "
+                                                  "reverse_power, and the violation's fields).")
+    cleared: list[dict[str, Any]] = Field(description="In the other, not in this one.")
+
+
+class DiffResponse(Envelope):
+    model_config = ConfigDict(openapi_extra={"content": {"text/csv": {"schema": {
+        "type": "string", "description": "With ?format=csv: the bus rows."}}}})
+    scenario: str
+    against: str
+    sequence: int
+    other_sequence: int
+    summary: dict[str, DiffNumber]
+    buses: list[DiffBusRow] = Field(description="Every node, largest |delta_pu| first.")
+    lines: list[DiffLineRow] = Field(description="Every line, largest |delta_kW| first.")
+    violations: ViolationChanges

@@ -135,6 +135,7 @@ class OpenDSSCircuit:
         self._cumulative_factor = {nb: 1.0 for nb in self._neighbourhood_buses}
         self._snapshot = self._read_snapshot(self._solve_or_raise("the base case"))
         self._base_snapshot = self._snapshot
+        self._pristine = True  # nothing applied since the compile: a rebuild need not compile again
 
     def _build_static_maps(self) -> None:
         self._index = FeederIndex(self._engine, self._batch, self._neighbourhood_buses)
@@ -200,6 +201,7 @@ class OpenDSSCircuit:
 
         A dry run is undone the same way after its results are read: the state, the sequence and the snapshot
         are as before, and the next change solves from the same starting point as if it had never happened."""
+        self._pristine = False
         taps = self._regulator_taps()
         try:
             change()
@@ -238,21 +240,28 @@ class OpenDSSCircuit:
             return self.reset(dry_run)
         raise SimulationError(f"op: expected one of {', '.join(OPS)}, got {kind!r}", field="op")
 
-    def rebuild(self, ops: list[Mapping[str, Any]], sequence: int) -> Snapshot:
+    def rebuild(self, ops: list[Mapping[str, Any]], sequence: int | None = None) -> list[dict[str, Any]]:
         """Recompile and apply these ops in order: the one way a scenario's state is rebuilt from its journal
-        (undo, import, restart, eviction). Equal to the state the ops first produced: each solve starts from the
-        same state. A refused op raises with its index in the field (`changes[3].kw`)."""
+        (undo, import, fork, restart, eviction). Equal to the state the ops first produced, since each solve
+        starts from the state the ops before it left. Returns each op's action; `sequence` (default: the number
+        of ops) numbers the final state. A refused op raises with its index in the field (`changes[3].kw`)."""
         with self._lock:
-            self._compile()
+            self.sequence = 0
+            if not self._pristine:
+                self._compile()
+            actions = []
             for position, op in enumerate(ops):
                 try:
-                    self.apply(op)
+                    actions.append(dict(self.apply(op)))
                 except SimulationError as error:
-                    field = f"changes[{position}].{error.field}" if error.field else f"changes[{position}]"
-                    raise type(error)(f"changes[{position}]: {error}", field=field) from error
-            self.sequence = sequence
-            self._snapshot = self._snapshot.with_sequence(sequence)
-            return self._snapshot
+                    if error.field:
+                        raise type(error)(f"changes[{position}].{error}", f"changes[{position}].{error.field}") \
+                            from error
+                    raise type(error)(f"changes[{position}]: {error}", f"changes[{position}]") from error
+            if sequence is not None:
+                self.sequence = sequence
+                self._snapshot = self._snapshot.with_sequence(sequence)
+            return actions
 
     def add_generator(self, bus: str, phases: int, kw: float, phase: int | None = None,
                       dry_run: bool = False) -> Change:
@@ -380,6 +389,11 @@ class OpenDSSCircuit:
     def snapshot(self) -> Snapshot:
         """The last complete state; no lock needed, the reference is replaced whole."""
         return self._snapshot
+
+    @property
+    def base_snapshot(self) -> Snapshot:
+        """The base case as compiled (what a diff against base compares with)."""
+        return self._base_snapshot
 
     def results(self) -> dict[str, Any]:
         return self._snapshot.results
