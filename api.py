@@ -22,17 +22,16 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from results import Change, Snapshot, diff_snapshots
-from scenarios import (DEFAULT_ID, DOCUMENT_VERSION, ScenarioError, ScenarioRegistry, ScenarioStore,
-                       StateFileError, export_document, feeder_sha256)
-from schemas import (RESULT_SECTIONS, AddGeneratorBody, BusesResponse, BusPath, BusResponse, ChangeHeaders,
-                     ChangeQuery, ChangesResponse, CreateScenarioBody, DiffQuery, DiffResponse, EmptyBody,
-                     ErrorResponse, GeneratorChangeResponse, GeneratorPath, GeneratorsResponse, HealthResponse,
-                     LinesResponse, NeighbourhoodChangeResponse, NeighbourhoodsResponse, ReadHeaders,
-                     RemoveGeneratorResponse, ResetResponse, ScaleNeighbourhoodBody, ScenarioCreatedResponse, SectionsQuery,
-                     StateResponse,
+from scenarios import (DEFAULT_ID, DOCUMENT_VERSION, ScenarioError, ScenarioRegistry, ScenarioStore, StateFileError,
+                       export_document, feeder_sha256)
+from schemas import (NOT_MODIFIED, RESULT_SECTIONS, AddGeneratorBody, BusesResponse, BusPath, BusResponse,
+                     ChangeHeaders, ChangeQuery, ChangesResponse, CreateScenarioBody, DiffQuery, DiffResponse,
+                     EmptyBody, ErrorResponse, GeneratorChangeResponse, GeneratorPath, GeneratorsResponse,
+                     HealthResponse, LinesResponse, NeighbourhoodChangeResponse, NeighbourhoodsResponse, ReadHeaders,
+                     RemoveGeneratorResponse, ResetResponse, ScaleNeighbourhoodBody, ScenarioCreatedResponse,
                      ScenarioDeletedResponse, ScenarioDocument, ScenarioPath, ScenarioResponse, ScenariosResponse,
-                     StateQuery, TableQuery, TransformersResponse, UndoResponse, describe_validation_error,
-                     scenario_path)
+                     SectionsQuery, StateQuery, StateResponse, TableQuery, TransformersResponse, UndoResponse,
+                     describe_validation_error, scenario_path)
 from serving import AccessLog, is_loopback, serve_until_signalled
 from simulation_core import PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError
 
@@ -324,7 +323,8 @@ def register_grid_routes(app: OpenAPI) -> None:
         results equal those reported before that change. 409 when there is nothing to undo."""
         return apply_change(scenario_id, {"op": "undo"}, query, header)
 
-    @grid_route(app, "get", "/state", tags=[grid], responses={200: StateResponse, 304: None, **ERROR_RESPONSES})
+    @grid_route(app, "get", "/state", tags=[grid],
+                responses={200: StateResponse, 304: NOT_MODIFIED, **ERROR_RESPONSES})
     def state(scenario_id: str, query: StateQuery, header: ReadHeaders) -> Response:
         """The current solved state, all sections or those asked for; ?format=csv gives bus_details. No change."""
         scenario, snapshot = registry().snapshot(scenario_id)
@@ -345,21 +345,24 @@ def register_grid_routes(app: OpenAPI) -> None:
         return success(**facts, scenario=scenario.id, scenarios=len(registry()), live_scenarios=registry().live_count(),
                        durable=registry().store.durable)
 
-    @grid_route(app, "get", "/buses", tags=[tables], responses={200: BusesResponse, **ERROR_RESPONSES})
+    @grid_route(app, "get", "/buses", tags=[tables],
+                responses={200: BusesResponse, 304: NOT_MODIFIED, **ERROR_RESPONSES})
     def buses(scenario_id: str, query: TableQuery) -> Response:
         """Every bus: nodes, base kV, coordinates, neighbourhood, distance, loads and generators."""
         with registry().engine(scenario_id) as (scenario, circuit):
             rows, etag = circuit.buses(), scenario.etag()
         return conditional(csv_response(rows, "buses.csv") if query.format == "csv" else success(buses=rows), etag)
 
-    @grid_route(app, "get", "/buses/<name>", tags=[tables], responses={200: BusResponse, 404: ErrorResponse})
+    @grid_route(app, "get", "/buses/<name>", tags=[tables],
+                responses={200: BusResponse, 304: NOT_MODIFIED, 404: ErrorResponse})
     def bus(scenario_id: str, path: BusPath) -> Response:
         """One bus: node voltages, loads, generators and the lines that touch it."""
         with registry().engine(scenario_id) as (scenario, circuit):
             row, etag = circuit.bus(path.name), scenario.etag()
         return conditional(success(bus=row), etag)
 
-    @grid_route(app, "get", "/lines", tags=[tables], responses={200: LinesResponse, **ERROR_RESPONSES})
+    @grid_route(app, "get", "/lines", tags=[tables],
+                responses={200: LinesResponse, 304: NOT_MODIFIED, **ERROR_RESPONSES})
     def lines(scenario_id: str, query: TableQuery) -> Response:
         """Flow, current, loading and losses of every line and switch."""
         scenario, snapshot = registry().snapshot(scenario_id)
@@ -368,7 +371,8 @@ def register_grid_routes(app: OpenAPI) -> None:
             return conditional(csv_response(snapshot.line_flows, "lines.csv"), etag)
         return conditional(success(lines=orjson.Fragment(snapshot.line_flows_json)), etag)
 
-    @grid_route(app, "get", "/transformers", tags=[tables], responses={200: TransformersResponse, **ERROR_RESPONSES})
+    @grid_route(app, "get", "/transformers", tags=[tables],
+                responses={200: TransformersResponse, 304: NOT_MODIFIED, **ERROR_RESPONSES})
     def transformers(scenario_id: str, query: TableQuery) -> Response:
         """The regulators and XFM1: buses, rating, loading, losses and regulator taps."""
         with registry().engine(scenario_id) as (scenario, circuit):
@@ -376,21 +380,24 @@ def register_grid_routes(app: OpenAPI) -> None:
         return conditional(csv_response(rows, "transformers.csv") if query.format == "csv"
                            else success(transformers=rows), etag)
 
-    @grid_route(app, "get", "/neighbourhoods", tags=[tables], responses={200: NeighbourhoodsResponse, 404: ErrorResponse})
+    @grid_route(app, "get", "/neighbourhoods", tags=[tables],
+                responses={200: NeighbourhoodsResponse, 304: NOT_MODIFIED, 404: ErrorResponse})
     def neighbourhoods(scenario_id: str) -> Response:
         """The 14 neighbourhoods: buses, loads, base and current set-points, cumulative factor."""
         with registry().engine(scenario_id) as (scenario, circuit):
             rows, etag = circuit.neighbourhoods(), scenario.etag()
         return conditional(success(neighbourhoods=rows), etag)
 
-    @grid_route(app, "get", "/generators", tags=[tables], responses={200: GeneratorsResponse, 404: ErrorResponse})
+    @grid_route(app, "get", "/generators", tags=[tables],
+                responses={200: GeneratorsResponse, 304: NOT_MODIFIED, 404: ErrorResponse})
     def generators(scenario_id: str) -> Response:
         """Generators added through the API: set-point and delivered power."""
         with registry().engine(scenario_id) as (scenario, circuit):
             rows, etag = circuit.generators(), scenario.etag()
         return conditional(success(generators=rows), etag)
 
-    @grid_route(app, "get", "/changes", tags=[scenarios_tag], responses={200: ChangesResponse, 404: ErrorResponse})
+    @grid_route(app, "get", "/changes", tags=[scenarios_tag],
+                responses={200: ChangesResponse, 304: NOT_MODIFIED, 404: ErrorResponse})
     def changes(scenario_id: str) -> Response:
         """The journal: every change applied, in order, with the action its response reported."""
         scenario = registry().get(scenario_id)
@@ -398,7 +405,8 @@ def register_grid_routes(app: OpenAPI) -> None:
             rows, etag = [entry.describe() for entry in scenario.journal], scenario.etag()
         return conditional(success(scenario=scenario.id, changes=rows), etag)
 
-    @grid_route(app, "get", "/export", tags=[scenarios_tag], responses={200: ScenarioDocument, 404: ErrorResponse})
+    @grid_route(app, "get", "/export", tags=[scenarios_tag],
+                responses={200: ScenarioDocument, 304: NOT_MODIFIED, 404: ErrorResponse})
     def export(scenario_id: str) -> Response:
         """The scenario as a document to keep, edit or import: the ops its current state adds up to."""
         scenario = registry().get(scenario_id)
@@ -450,7 +458,8 @@ def register_scenario_routes(app: OpenAPI) -> None:
         """Every scenario: id, name, sequence, created_at, forked_from, number of changes, live or resting."""
         return success(scenarios=registry().list())
 
-    @app.get("/scenarios/<scenario_id>", tags=[scenarios_tag], responses={200: ScenarioResponse, 404: ErrorResponse})
+    @app.get("/scenarios/<scenario_id>", tags=[scenarios_tag],
+             responses={200: ScenarioResponse, 304: NOT_MODIFIED, 404: ErrorResponse})
     def get_scenario(path: ScenarioPath) -> Response:
         """One scenario with its power summary."""
         scenario, snapshot = registry().snapshot(path.scenario_id)

@@ -647,3 +647,32 @@ class DiffResponse(Envelope):
     buses: list[DiffBusRow] = Field(description="Every node, largest |delta_pu| first.")
     lines: list[DiffLineRow] = Field(description="Every line, largest |delta_kW| first.")
     violations: ViolationChanges
+
+
+# ---------------------------------------------------------------------------- response headers in the document
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string"}}
+
+
+ETAG = {"ETag": _header("Strong tag of the scenario's state (\"<scenario>.<sequence>\"); changes exactly when the "
+                        "state does. Send it in If-None-Match (reads: 304) or If-Match (changes: 412 if stale).")}
+CHANGE_HEADERS = {**ETAG, "Idempotent-Replayed": _header("true when this is the stored answer to an earlier "
+                                                         "request with the same Idempotency-Key.")}
+CREATED_HEADERS = {**ETAG, "Location": _header("/scenarios/<id> of the new scenario.")}
+NOT_MODIFIED = {"description": "Not Modified: the state is the one your If-None-Match names (no body).",
+                "headers": ETAG}
+
+
+def _document_headers(models: list[type[BaseModel]], headers: dict[str, Any]) -> None:
+    """Name the response headers in the OpenAPI document (flask-openapi3 reads `openapi_extra`)."""
+    for model in models:
+        extra = dict(model.model_config.get("openapi_extra") or {})
+        model.model_config = {**model.model_config, "openapi_extra": {**extra, "headers": headers}}
+
+
+_document_headers([GeneratorChangeResponse, NeighbourhoodChangeResponse, RemoveGeneratorResponse, ResetResponse,
+                   UndoResponse], CHANGE_HEADERS)
+_document_headers([StateResponse, BusesResponse, BusResponse, LinesResponse, TransformersResponse,
+                   NeighbourhoodsResponse, GeneratorsResponse, ChangesResponse, ScenarioResponse, ScenarioDocument],
+                  ETAG)
+_document_headers([ScenarioCreatedResponse], CREATED_HEADERS)

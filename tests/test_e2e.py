@@ -4,12 +4,14 @@ including the README's curl examples run verbatim."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -46,6 +48,28 @@ def test_readme_curl_examples_work_verbatim(live_server):
         assert status == "200", f"{command} -> {status}: {body[:300]}"
         if "format=csv" not in command:
             assert json.loads(body).get("status", "success") == "success" or "openapi" in json.loads(body)
+
+
+def readme_scripts() -> list[str]:
+    """The README's `sh` blocks: each is one shell session (variables carry from line to line)."""
+    return re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.S)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
+                    reason="curl or bash is not installed")
+def test_readme_scenario_script_works_verbatim(live_server, tmp_path):
+    """The Scenarios section's script, run whole: every curl must succeed (2xx, or the 304 it shows)."""
+    port = live_server.rsplit(":", 1)[1]
+    (script,) = readme_scripts()
+    prelude = "set -euo pipefail\ncurl() { command curl -sS --fail-with-body \"$@\"; echo; }\n"
+    output = subprocess.run(["bash", "-c", prelude + script.replace("127.0.0.1:5000", f"127.0.0.1:{port}")],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    assert output.returncode == 0, output.stdout[-2000:] + output.stderr[-2000:]
+    assert "HTTP/1.1 304 " in output.stdout
+    assert '"dry_run":true' in output.stdout and '"type":"undo"' in output.stdout
+    document = json.loads((tmp_path / "pv67.json").read_text())
+    assert document["changes"] == [{"op": "add_generator", "bus_name": "67", "phases": 3, "kw": 1500.0}]
 
 
 def test_post_over_real_http(live_server):

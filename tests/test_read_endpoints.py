@@ -15,7 +15,7 @@ from simulation_core import OpenDSSCircuit
 def test_health(client):
     body = client.get("/health").json
     assert body == {"status": "success", "ready": True, "converged": True, "sequence": 0, "buses": 132,
-                    "generators": 0}
+                    "generators": 0, "scenario": "default", "scenarios": 1, "live_scenarios": 1, "durable": False}
 
 
 def test_buses_have_coordinates_distance_and_neighbourhood(client, base_circuit):
