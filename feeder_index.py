@@ -12,6 +12,8 @@ import numpy as np
 
 from results import RowLayout, Snapshot
 
+TAP_STEP_PU = 0.00625  # one regulator tap step, pu
+
 
 class FeederIndex:
     """Names, bus data and conductor-to-node maps of one compiled feeder (generators excepted: they change)."""
