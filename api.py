@@ -124,6 +124,12 @@ def if_match_tags() -> list[str] | None:
     return ["*"] if tags.star_tag else [f'"{tag}"' for tag in tags.as_set()]
 
 
+def read_with_etag(scenario_id: str, read: Callable[[OpenDSSCircuit], Any]) -> tuple[Any, str]:
+    """What `read` gets from the scenario's engine, with the ETag of the state it read."""
+    with registry().engine(scenario_id) as (scenario, circuit):
+        return read(circuit), scenario.etag()
+
+
 def apply_change(scenario_id: str, op: dict[str, Any], query: ChangeQuery, header: ChangeHeaders) -> Response:
     """The one path of every change: registry (preconditions, engine, journal), then the answer."""
     outcome = registry().change(scenario_id, op, dry_run=query.dry_run, if_match=if_match_tags(),
@@ -349,16 +355,14 @@ def register_grid_routes(app: OpenAPI) -> None:
                 responses={200: BusesResponse, 304: NOT_MODIFIED, **ERROR_RESPONSES})
     def buses(scenario_id: str, query: TableQuery) -> Response:
         """Every bus: nodes, base kV, coordinates, neighbourhood, distance, loads and generators."""
-        with registry().engine(scenario_id) as (scenario, circuit):
-            rows, etag = circuit.buses(), scenario.etag()
+        rows, etag = read_with_etag(scenario_id, OpenDSSCircuit.buses)
         return conditional(csv_response(rows, "buses.csv") if query.format == "csv" else success(buses=rows), etag)
 
     @grid_route(app, "get", "/buses/<name>", tags=[tables],
                 responses={200: BusResponse, 304: NOT_MODIFIED, 404: ErrorResponse})
     def bus(scenario_id: str, path: BusPath) -> Response:
         """One bus: node voltages, loads, generators and the lines that touch it."""
-        with registry().engine(scenario_id) as (scenario, circuit):
-            row, etag = circuit.bus(path.name), scenario.etag()
+        row, etag = read_with_etag(scenario_id, lambda circuit: circuit.bus(path.name))
         return conditional(success(bus=row), etag)
 
     @grid_route(app, "get", "/lines", tags=[tables],
@@ -375,8 +379,7 @@ def register_grid_routes(app: OpenAPI) -> None:
                 responses={200: TransformersResponse, 304: NOT_MODIFIED, **ERROR_RESPONSES})
     def transformers(scenario_id: str, query: TableQuery) -> Response:
         """The regulators and XFM1: buses, rating, loading, losses and regulator taps."""
-        with registry().engine(scenario_id) as (scenario, circuit):
-            rows, etag = circuit.transformers(), scenario.etag()
+        rows, etag = read_with_etag(scenario_id, OpenDSSCircuit.transformers)
         return conditional(csv_response(rows, "transformers.csv") if query.format == "csv"
                            else success(transformers=rows), etag)
 
@@ -384,16 +387,14 @@ def register_grid_routes(app: OpenAPI) -> None:
                 responses={200: NeighbourhoodsResponse, 304: NOT_MODIFIED, 404: ErrorResponse})
     def neighbourhoods(scenario_id: str) -> Response:
         """The 14 neighbourhoods: buses, loads, base and current set-points, cumulative factor."""
-        with registry().engine(scenario_id) as (scenario, circuit):
-            rows, etag = circuit.neighbourhoods(), scenario.etag()
+        rows, etag = read_with_etag(scenario_id, OpenDSSCircuit.neighbourhoods)
         return conditional(success(neighbourhoods=rows), etag)
 
     @grid_route(app, "get", "/generators", tags=[tables],
                 responses={200: GeneratorsResponse, 304: NOT_MODIFIED, 404: ErrorResponse})
     def generators(scenario_id: str) -> Response:
         """Generators added through the API: set-point and delivered power."""
-        with registry().engine(scenario_id) as (scenario, circuit):
-            rows, etag = circuit.generators(), scenario.etag()
+        rows, etag = read_with_etag(scenario_id, OpenDSSCircuit.generators)
         return conditional(success(generators=rows), etag)
 
     @grid_route(app, "get", "/changes", tags=[scenarios_tag],
