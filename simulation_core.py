@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import opendssdirect
 
+from circuit_studies import CircuitStudies
 from circuit_views import CircuitViews
 from feeder_index import TAP_STEP_PU, FeederIndex, read_snapshot, values
 from results import SECTION_ORDER, Change, Snapshot  # noqa: F401  (SECTION_ORDER: part of this module's API)
@@ -87,7 +88,7 @@ class Generator:
 
 
 
-class OpenDSSCircuit(CircuitViews):
+class OpenDSSCircuit(CircuitViews, CircuitStudies):
     """One feeder in one engine context. Thread-safe: each public method holds the lock throughout."""
 
     def __init__(
@@ -110,6 +111,7 @@ class OpenDSSCircuit(CircuitViews):
             neighbourhoods = {int(k): [b.lower() for b in v] for k, v in raw.items()}
         self._neighbourhood_buses: dict[int, list[str]] = neighbourhoods
         self.sequence = 0
+        self._compile_count = 0
         with self._lock:
             self._compile()
 
@@ -117,6 +119,7 @@ class OpenDSSCircuit(CircuitViews):
     def _compile(self) -> None:
         """Compile the deck from scratch, build the index maps, solve the base case."""
         engine = self._engine
+        self._compile_count += 1
         engine.Text.Command("Clear")
         engine.Text.Command(f"Compile [{self.master_file}]")
         engine.Solution.Mode(0)  # snapshot
@@ -264,10 +267,13 @@ class OpenDSSCircuit(CircuitViews):
             return actions
 
     def add_generator(self, bus: str, phases: int, kw: float, phase: int | None = None,
-                      dry_run: bool = False) -> Change:
-        """Add a constant-kW, unity-power-factor generator, or update the one already at this bus and phases."""
+                      dry_run: bool = False, prefix: str = "gen") -> Change:
+        """Add a constant-kW, unity-power-factor generator, or update the one already at this bus and phases.
+
+        `prefix` names it (`gen_<bus>_<nodes>`); studies use their own prefix, so a trial generator is added
+        beside the scenario's generators instead of updating one of them."""
         with self._lock:  # a reset rebuilds the bus maps: look them up under the lock
-            bus, nodes, kv, name = self._generator_connection(bus, phases, kw, phase)
+            bus, nodes, kv, name = self._generator_connection(bus, phases, kw, phase, prefix)
             existing = self._generators.get(name)
             created = existing is None or not existing.enabled
             previous = (existing.kw, existing.enabled) if existing else None
@@ -295,7 +301,7 @@ class OpenDSSCircuit(CircuitViews):
                            "phases": phases, "nodes": nodes, "kw": float(kw), "kv": kv,
                            "created": created, "updated": not created, **_dry(dry_run)}, snapshot)
 
-    def _generator_connection(self, bus: Any, phases: int, kw: Any, phase: int | None
+    def _generator_connection(self, bus: Any, phases: int, kw: Any, phase: int | None, prefix: str = "gen"
                               ) -> tuple[str, list[int], float, str]:
         """Check a generator request against the circuit: its bus, nodes, rated kV and name, or an error."""
         bus = self._check_bus(bus, "bus_name")
@@ -317,7 +323,7 @@ class OpenDSSCircuit(CircuitViews):
             nodes, kv = [node], self._index.bus_info[bus]["kv_base_ln"]  # rated line-to-neutral
         else:
             raise SimulationError("phases: expected 1 or 3", field="phases")
-        name = f"gen_{bus}_{''.join(map(str, nodes))}"
+        name = f"{prefix}_{bus}_{''.join(map(str, nodes))}"
         if not SAFE_NAME.match(name):  # bus names come from the circuit; this is a second line of defence
             raise SimulationError(f"bus_name: {bus!r} cannot host a generator", field="bus_name")
         return bus, nodes, kv, name

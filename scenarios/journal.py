@@ -29,10 +29,10 @@ def utc_now() -> str:
 
 @functools.cache
 def feeder_sha256() -> str:
-    """One hash of the model files (deck, coordinates, neighbourhoods): a scenario document names the feeder
-    it was made on, and is refused by a server whose feeder differs."""
+    """One hash of the model files (deck, coordinates, neighbourhoods; not the time-series shapes): a scenario
+    document names the feeder it was made on, and is refused by a server whose feeder differs."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in MODEL_DIR.rglob("*") if p.is_file()):
+    for path in sorted(p for p in MODEL_DIR.glob("*") if p.is_file()):
         digest.update(path.relative_to(MODEL_DIR).as_posix().encode() + b"\0")
         digest.update(path.read_bytes().replace(b"\r\n", b"\n") + b"\0")  # a Windows checkout hashes the same
     return digest.hexdigest()

@@ -1,0 +1,110 @@
+"""Engine-side primitives of studies: come back to a kept state, and solve hour after hour of load and sun.
+
+`OpenDSSCircuit` inherits these. A study never journals anything: every trial, case or hour ends with the circuit
+back in the state it started from (set-points, generators, regulator taps), solved again, so the next trial
+starts from the same place wherever it runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from feeder_index import TAP_STEP_PU
+from results import Snapshot
+
+
+class CheckpointLost(Exception):
+    """The circuit was recompiled (a reset) since the checkpoint: rebuild it from its ops instead."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    compile_count: int
+    sequence: int
+    loads: np.ndarray  # kW and kvar set-points, 2 x loads
+    taps: list[float]
+    generators: dict[str, Any]  # name -> Generator (copies)
+    cumulative_factor: dict[int, float]
+    snapshot: Snapshot
+
+
+class CircuitStudies:
+    """Checkpoints and hour-by-hour runs (every method takes the circuit's lock)."""
+
+    def checkpoint(self) -> Checkpoint:
+        with self._lock:
+            return Checkpoint(self._compile_count, self.sequence, self._load_setpoints(), self._regulator_taps(),
+                              copy.deepcopy(self._generators), dict(self._cumulative_factor), self._snapshot)
+
+    def restore(self, kept: Checkpoint) -> None:
+        """Put back the set-points, generators and taps of `kept` and solve: the state it was taken in."""
+        with self._lock:
+            if kept.compile_count != self._compile_count:
+                raise CheckpointLost("the circuit was recompiled since the checkpoint")
+            self._batch.Load.kW = kept.loads[0]
+            self._batch.Load.kvar = kept.loads[1]
+            for name, generator in self._generators.items():
+                was = kept.generators.get(name)
+                self._set_generator(name, was.kw if was else 0.0, bool(was and was.enabled))
+            self._generators = {name: copy.deepcopy(kept.generators.get(name, generator))
+                                for name, generator in self._generators.items()}
+            for generator in self._generators.values():
+                if generator.name not in kept.generators:
+                    generator.enabled = False
+            self._restore_regulator_taps(kept.taps)
+            self._engine.Solution.Solve()
+            self._cumulative_factor = dict(kept.cumulative_factor)
+            self.sequence, self._snapshot = kept.sequence, kept.snapshot
+
+    def load_neighbourhoods(self) -> list[int | None]:
+        """The neighbourhood of each load, in the engine's load order."""
+        index = self._index
+        return [index.bus_neighbourhood.get(bus) for bus in index.load_bus]
+
+    def regulator_tap_steps(self) -> dict[str, int]:
+        """Each regulator's tap position in steps (0 = neutral)."""
+        with self._lock:
+            return {transformer: round((tap - 1.0) / TAP_STEP_PU)
+                    for (transformer, _), tap in zip(self._index.regulated_windings, self._regulator_taps())}
+
+    def run_hours(self, load_multipliers: np.ndarray, generator_multipliers: np.ndarray,
+                  start_taps: dict[str, int] | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """Solve hour after hour: each load at its set-point x its multiplier of the hour (rows: hours, columns:
+        loads), each generator at its set-point x the generator multiplier; regulators act from the taps of the
+        hour before (`start_taps`, in steps, for the first hour; default the circuit's own). Returns one row per
+        hour and the taps after the last hour; the circuit is back in its own state afterwards."""
+        with self._lock:
+            kept = self.checkpoint()
+            generators = [(name, g.kw) for name, g in self._generators.items() if g.enabled]
+            if start_taps is not None:
+                self._restore_regulator_taps([1.0 + TAP_STEP_PU * start_taps[transformer]
+                                              for transformer, _ in self._index.regulated_windings])
+            rows = []
+            try:
+                for hour, (multipliers, generator_multiplier) in enumerate(zip(load_multipliers,
+                                                                              generator_multipliers)):
+                    self._batch.Load.kW = kept.loads[0] * multipliers
+                    self._batch.Load.kvar = kept.loads[1] * multipliers
+                    for name, kw in generators:
+                        self._engine.Generators.Name(name)
+                        self._engine.Generators.kW(kw * float(generator_multiplier))
+                    snapshot = self._read_snapshot(self._solve_or_raise(f"hour {hour} of the series"))
+                    rows.append(_hour_row(snapshot, self.regulator_tap_steps()))
+                final_taps = self.regulator_tap_steps()
+            finally:
+                self.restore(kept)
+            return rows, final_taps
+
+
+def _hour_row(snapshot: Snapshot, taps: dict[str, int]) -> dict[str, Any]:
+    summary, profile = snapshot.section("power_summary"), snapshot.section("voltage_profile")
+    return {"substation_kW": summary["total_circuit_power_kW"], "substation_kVAR": summary["total_circuit_power_kVAR"],
+            "load_kW": summary["total_load_kW"], "generation_kW": summary["total_generation_kW"],
+            "losses_kW": summary["total_losses_kW"], "min_voltage_pu": profile["min_voltage_pu"],
+            "max_voltage_pu": profile["max_voltage_pu"], "voltage_violations": summary["voltage_violations"],
+            "thermal_violations": summary["thermal_violations"], "reverse_power": summary["reverse_power"],
+            "taps": taps}
