@@ -31,12 +31,24 @@ from schemas import (NOT_MODIFIED, RESULT_SECTIONS, AddGeneratorBody, BusesRespo
                      RemoveGeneratorResponse, ResetResponse, ScaleNeighbourhoodBody, ScenarioCreatedResponse,
                      ScenarioDeletedResponse, ScenarioDocument, ScenarioPath, ScenarioResponse, ScenariosResponse,
                      SectionsQuery, StateQuery, StateResponse, TableQuery, TransformersResponse, UndoResponse,
-                     describe_validation_error, scenario_path)
+                     describe_validation_error, scenario_path, HostingCapacityBody, TimeSeriesBody, BatchBody,
+                     StudyQuery, JobPath, JobResultQuery, JobResponse, JobsResponse, JobResultResponse)
 from serving import AccessLog, is_loopback, serve_until_signalled
-from simulation_core import PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError
+from studies.executors import LocalPool
+from studies.hosting_capacity import Criteria
+from studies.jobs import JobManager, StudyError
+from studies.plans import PLANS, BatchPlan, HostingCapacityPlan, Plan, TimeSeriesPlan
+from studies.tasks import engine_settings
+from studies.time_series import HOURS_PER_YEAR
+from simulation_core import MAX_GENERATOR_KW, PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_IMPORT_BYTES = 2 * 1024 * 1024  # a scenario document of up to 10,000 changes
+#: Larger bodies some routes take (view names, both URL forms): documents, inline shapes, batches.
+BODY_LIMITS = {"import_scenario": MAX_IMPORT_BYTES, "time_series": 1024 * 1024, "scenario_time_series": 1024 * 1024,
+               "batch": 8 * 1024 * 1024, "scenario_batch": 8 * 1024 * 1024}
+MAX_BATCH_CASES = 1000
+MAX_CASE_CHANGES = 100
 JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
 STATE_CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 API_KEY_ENV = "IEEE123_API_KEY"
@@ -49,6 +61,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 grid = Tag(name="grid", description="Change the grid and read the solved power flow")
 tables = Tag(name="tables", description="What is in the grid: buses, lines, neighbourhoods, generators")
 scenarios_tag = Tag(name="scenarios", description="Isolated, journaled grids: create, fork, undo, export, compare")
+studies_tag = Tag(name="studies", description="Hosting capacity, time series and batch what-ifs, run as jobs")
 service = Tag(name="service", description="Liveness and the API contract")
 
 
@@ -68,6 +81,10 @@ def error_response(status: int, message: str, field: str | None = None) -> Respo
 
 def registry() -> ScenarioRegistry:
     return current_app.extensions["scenarios"]
+
+
+def jobs() -> JobManager:
+    return current_app.extensions["jobs"]
 
 
 def results_body(snapshot: Snapshot, sections: str | None) -> bytes:
@@ -98,7 +115,8 @@ def csv_response(rows: list[dict[str, Any]], filename: str) -> Response:
     """A table as CSV for spreadsheet users; list cells (nodes, currents) joined with spaces."""
     buffer = io.StringIO()
     if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        columns = list(dict.fromkeys(key for row in rows for key in row))  # rows may lack some (a failed case)
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()})
@@ -192,7 +210,7 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
         responses={400: ErrorResponse, 405: ErrorResponse},  # any route: a bad query string or method
     )
     app.url_map.merge_slashes = False  # `/buses//16` is a 404, not a redirect that replays a DELETE
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # routes in BODY_LIMITS raise it for their request
     app.config["API_KEY"] = os.environ.get(API_KEY_ENV) or None
     app.config.update({k: v for k, v in config.items() if k != "CIRCUIT"})
     locked_taps, limits = config.get("LOCKED_TAPS"), config.get("VOLTAGE_LIMITS", (0.95, 1.05))
@@ -200,6 +218,9 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     def make_circuit() -> OpenDSSCircuit:
         return OpenDSSCircuit(locked_taps=locked_taps, voltage_limits_pu=limits)
 
+    app.extensions["study_engine"] = engine_settings(locked_taps, limits)
+    app.extensions["jobs"] = JobManager(LocalPool(app.extensions["study_engine"], config.get("WORKERS")),
+                                        max_jobs=config.get("MAX_JOBS", 4))
     state_file = config.get("STATE_FILE")
     max_scenarios = config.get("MAX_SCENARIOS", 64)
     app.extensions["scenarios"] = ScenarioRegistry(
@@ -216,6 +237,7 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     register_error_handlers(app)
     register_grid_routes(app)
     register_scenario_routes(app)
+    register_study_routes(app)
     register_service_routes(app)
     return app
 
@@ -242,7 +264,7 @@ def register_request_checks(app: OpenAPI) -> None:
         Refusing other content types also stops a cross-site "simple" form post from changing the grid."""
         if request.method not in JSON_BODY_METHODS or request.routing_exception is not None:
             return None
-        limit = MAX_IMPORT_BYTES if request.endpoint == "import_scenario" else MAX_BODY_BYTES
+        limit = BODY_LIMITS.get(request.endpoint or "", MAX_BODY_BYTES)
         request.max_content_length = limit
         if (request.content_length or 0) > limit:
             return error_response(413, f"body: larger than the limit of {limit} bytes")
@@ -270,6 +292,10 @@ def register_error_handlers(app: OpenAPI) -> None:
 
     @app.errorhandler(ScenarioError)
     def scenario_error(error: ScenarioError) -> Response:
+        return error_response(error.status, str(error), error.field)
+
+    @app.errorhandler(StudyError)
+    def study_error(error: StudyError) -> Response:
         return error_response(error.status, str(error), error.field)
 
     @app.errorhandler(HTTPException)
@@ -349,7 +375,7 @@ def register_grid_routes(app: OpenAPI) -> None:
         with registry().engine(scenario_id) as (scenario, circuit):
             facts = circuit.health()
         return success(**facts, scenario=scenario.id, scenarios=len(registry()), live_scenarios=registry().live_count(),
-                       durable=registry().store.durable)
+                       durable=registry().store.durable, studies=jobs().executor.describe())
 
     @grid_route(app, "get", "/buses", tags=[tables],
                 responses={200: BusesResponse, 304: NOT_MODIFIED, **ERROR_RESPONSES})
@@ -485,6 +511,130 @@ def created(scenario: Any, sections: str | None) -> Response:
     return response
 
 
+def register_study_routes(app: OpenAPI) -> None:
+    """Studies read a scenario as it is when they start (its ops and sequence) and never change it."""
+    study_responses = {200: JobResponse, 202: JobResponse, 429: ErrorResponse, **ERROR_RESPONSES}
+
+    @grid_route(app, "post", "/studies/hosting_capacity", tags=[studies_tag], security=BEARER,
+                responses=study_responses)
+    def hosting_capacity(scenario_id: str, body: HostingCapacityBody, query: StudyQuery) -> Response:
+        """How much generation each bus takes before a limit is crossed, and which limit: a job (202)."""
+        check_range(body.step_kw, "step_kw", 1.0, 10_000.0)
+        check_range(body.max_kw, "max_kw", body.step_kw, MAX_GENERATOR_KW)
+        scenario, ops, sequence, buses = study_input(scenario_id)
+        criteria = Criteria(step_kw=body.step_kw, max_kw=body.max_kw, **body.limits.model_dump())
+        plan = HostingCapacityPlan(app.extensions["study_engine"], ops, scenario, sequence,
+                                   selected_buses(buses, body.buses), body.phases, criteria)
+        return start_job(plan, query.wait)
+
+    @grid_route(app, "post", "/studies/time_series", tags=[studies_tag], security=BEARER, responses=study_responses)
+    def time_series(scenario_id: str, body: TimeSeriesBody, query: StudyQuery) -> Response:
+        """The scenario hour by hour under measured load and PV shapes, regulators carrying taps: a job (202)."""
+        check_range(body.hours, "hours", 1, HOURS_PER_YEAR)
+        check_range(body.start_hour, "start_hour", 0, HOURS_PER_YEAR - 1)
+        check_shape(body.load_shape, "load_shape", body.hours)
+        check_shape(body.generator_shape, "generator_shape", body.hours)
+        scenario, ops, sequence, _ = study_input(scenario_id)
+        neighbourhoods = {str(n["id"]) for n in read_with_etag(scenario_id, OpenDSSCircuit.neighbourhoods)[0]}
+        for key, shape in body.neighbourhood_shapes.items():
+            if key not in neighbourhoods:
+                raise StudyError(422, f"neighbourhood_shapes: no neighbourhood {key!r}; expected one of "
+                                      f"{', '.join(sorted(neighbourhoods, key=int))}", "neighbourhood_shapes")
+            check_shape(shape, f"neighbourhood_shapes.{key}", body.hours)
+        plan = TimeSeriesPlan(app.extensions["study_engine"], ops, scenario, sequence, body.model_dump())
+        return start_job(plan, query.wait)
+
+    @grid_route(app, "post", "/studies/batch", tags=[studies_tag], security=BEARER, responses=study_responses)
+    def batch(scenario_id: str, body: BatchBody, query: StudyQuery) -> Response:
+        """Many what-if cases, each a list of changes from the scenario's state, each answered alone: a job."""
+        if len(body.cases) > MAX_BATCH_CASES:
+            raise StudyError(422, f"cases: at most {MAX_BATCH_CASES} cases, got {len(body.cases)}", "cases")
+        for position, case in enumerate(body.cases):
+            if len(case.changes) > MAX_CASE_CHANGES:
+                raise StudyError(422, f"cases[{position}].changes: at most {MAX_CASE_CHANGES} changes per case, "
+                                      f"got {len(case.changes)}", f"cases[{position}].changes")
+        cases = [{"name": case.name or f"case {position + 1}",
+                  "changes": [change.model_dump(exclude_none=True) for change in case.changes]}
+                 for position, case in enumerate(body.cases)]
+        scenario, ops, sequence, _ = study_input(scenario_id)
+        return start_job(BatchPlan(app.extensions["study_engine"], ops, scenario, sequence, cases), query.wait)
+
+    @app.get("/jobs", tags=[studies_tag], responses={200: JobsResponse})
+    def list_jobs() -> Response:
+        """Every job still known: running ones and the last finished ones (results not included)."""
+        return success(jobs=jobs().list())
+
+    @app.get("/jobs/<job_id>", tags=[studies_tag], responses={200: JobResponse, 404: ErrorResponse})
+    def get_job(path: JobPath) -> Response:
+        """A job's status and progress, and its result once done."""
+        return success(job=jobs().get(path.job_id).describe(with_result=True))
+
+    @app.get("/jobs/<job_id>/result", tags=[studies_tag],
+             responses={200: JobResultResponse, 404: ErrorResponse, 409: ErrorResponse})
+    def job_result(path: JobPath, query: JobResultQuery) -> Response:
+        """A finished job's result; ?format=csv gives its rows (buses, hours or cases) flattened."""
+        job = jobs().get(path.job_id)
+        if job.status != "done":
+            raise StudyError(409, f"job: {job.id} is {job.status} ({job.progress:.0%} done); the result is there "
+                                  f"when its status is done", "job")
+        if query.format == "csv":
+            return csv_response(PLANS[job.kind].flat_rows(job.result), f"{job.kind}-{job.id}.csv")
+        return success(job=job.id, kind=job.kind, result=job.result)
+
+    @app.delete("/jobs/<job_id>", tags=[studies_tag], security=BEARER,
+                responses={200: JobResponse, 404: ErrorResponse, 401: ErrorResponse})
+    def cancel_job(path: JobPath) -> Response:
+        """Cancel a job: no new work starts, and it is cancelled within a second (a finished job stays as is)."""
+        return success(job=jobs().cancel(path.job_id).describe())
+
+
+def study_input(scenario_id: str) -> tuple[str, list[dict[str, Any]], int, list[dict[str, Any]]]:
+    """The scenario as the study will read it: its ops and sequence now, and its buses."""
+    with registry().engine(scenario_id) as (scenario, circuit):
+        return scenario.id, scenario.ops(), scenario.sequence, circuit.buses()
+
+
+def selected_buses(buses: list[dict[str, Any]], wanted: list[str]) -> list[dict[str, Any]]:
+    if wanted == ["all"]:
+        return buses
+    by_name = {bus["name"]: bus for bus in buses}
+    chosen = []
+    for position, name in enumerate(wanted):
+        bus = by_name.get(name.lower())
+        if bus is None:
+            raise StudyError(422, f"buses[{position}]: unknown bus {name[:40]!r}; GET /buses lists them, or send "
+                                  f'["all"]', f"buses[{position}]")
+        chosen.append(bus)
+    return chosen
+
+
+def check_range(value: float, field: str, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise StudyError(422, f"{field}: expected {low:g} to {high:g}, got {value:g}", field)
+
+
+def check_shape(shape: Any, field: str, hours: int) -> None:
+    """An inline shape: one finite multiplier from 0 to 10 per hour of the study."""
+    if isinstance(shape, str):
+        return
+    if len(shape) != hours:
+        raise StudyError(422, f"{field}: expected {hours} multipliers (one per hour), got {len(shape)}", field)
+    bad = next((i for i, v in enumerate(shape) if not (0.0 <= v <= 10.0)), None)  # NaN fails too
+    if bad is not None:
+        raise StudyError(422, f"{field}[{bad}]: expected a multiplier from 0 to 10, got {shape[bad]}",
+                         f"{field}[{bad}]")
+
+
+def start_job(plan: Plan, wait_s: float) -> Response:
+    """202 with Location, or 200 with the finished job when it ends within ?wait= seconds."""
+    job = jobs().submit(plan)
+    if wait_s and job.finished.wait(wait_s):
+        return success(job=job.describe(with_result=True))
+    response = json_response(orjson.dumps({"status": "success", "job": job.describe()}), 202)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return response
+
+
 def register_service_routes(app: OpenAPI) -> None:
     @app.get("/openapi.json", tags=[service], doc_ui=False)
     def openapi_document() -> Response:
@@ -521,6 +671,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "missing); every change is on disk before its answer. Default: in memory")
     parser.add_argument("--max-scenarios", type=positive_int, default=64, metavar="N",
                         help="scenarios the server holds, default included (default 64)")
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                        help="worker processes for studies (default: the usable cores)")
+    parser.add_argument("--max-jobs", type=positive_int, default=4, metavar="N",
+                        help="studies queued or running at once (default 4)")
     parser.add_argument("--max-live-scenarios", type=positive_int, default=32, metavar="N",
                         help="with --state: scenarios that keep an engine in memory; the others rest on disk "
                              "and are rebuilt on first use (default 32)")
@@ -535,7 +689,8 @@ def main(argv: list[str] | None = None) -> None:
         application = create_app({"LOCKED_TAPS": PUBLISHED_REGULATOR_TAPS if args.published_taps else None,
                                   "VOLTAGE_LIMITS": tuple(args.voltage_limits), "CORS_ORIGINS": args.cors_origin,
                                   "STATE_FILE": args.state, "MAX_SCENARIOS": args.max_scenarios,
-                                  "MAX_LIVE_SCENARIOS": args.max_live_scenarios})
+                                  "MAX_LIVE_SCENARIOS": args.max_live_scenarios, "WORKERS": args.workers,
+                                  "MAX_JOBS": args.max_jobs})
     except StateFileError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
@@ -550,6 +705,7 @@ def main(argv: list[str] | None = None) -> None:
                                     ident="ieee123-api", clear_untrusted_proxy_headers=True)
     print(f"IEEE 123-bus power-flow API listening on http://{args.host}:{args.port}/", flush=True)
     serve_until_signalled(server)
+    application.extensions["jobs"].close()  # cancel studies, stop the worker processes
     print("stopped", flush=True)
 
 

@@ -1,0 +1,156 @@
+"""Study plans: how a study splits into tasks and how the tasks' results make its answer.
+
+A plan gives its first tasks, takes each result (and may answer with further tasks: a time series runs its
+chunks one after the other, each from the taps the last one left), and assembles the result at the end.
+Plans run in the server (or the command line); tasks run wherever the executor sends them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulation_core import NO_GENERATOR_BUSES
+from studies import batch, hosting_capacity, time_series
+from studies.hosting_capacity import Criteria
+
+CASES_PER_TASK = 10
+
+
+class Plan:
+    kind = ""
+
+    def __init__(self, engine: dict[str, Any], ops: list[dict[str, Any]], scenario: str, sequence: int) -> None:
+        self.engine, self.ops, self.scenario, self.sequence = engine, ops, scenario, sequence
+        self.total = 0
+
+    def task(self, work: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": self.kind, "engine": self.engine, "ops": self.ops, "work": work}
+
+    def first_tasks(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def take(self, task: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def result(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @staticmethod
+    def flat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
+class HostingCapacityPlan(Plan):
+    """One task per bus; buses that cannot host a generator get a row with the reason and no task."""
+
+    kind = "hosting_capacity"
+
+    def __init__(self, engine: dict[str, Any], ops: list[dict[str, Any]], scenario: str, sequence: int,
+                 buses: list[dict[str, Any]], phases: int, criteria: Criteria) -> None:
+        super().__init__(engine, ops, scenario, sequence)
+        self.criteria, self.phases = criteria, phases
+        self.rows: list[dict[str, Any] | None] = []
+        self.work: list[tuple[int, str, int]] = []
+        for position, bus in enumerate(buses):
+            if bus["name"] in NO_GENERATOR_BUSES:
+                self.rows.append({"bus": bus["name"], "phases": None, "nodes": [], "hosting_capacity_kW": None,
+                                  "limited_by": None, "trials": 0, "reason": NO_GENERATOR_BUSES[bus["name"]]})
+                continue
+            three = phases == 3 and {1, 2, 3} <= set(bus["nodes"])
+            self.rows.append(None)
+            self.work.append((position, bus["name"], 3 if three else 1))
+        self.total = len(self.work)
+
+    def first_tasks(self) -> list[dict[str, Any]]:
+        return [self.task({"index": position, "buses": [[bus, phases]], "criteria": self.criteria.describe()})
+                for position, bus, phases in self.work]
+
+    def take(self, task: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
+        (self.rows[task["work"]["index"]],) = result["rows"]
+        return []
+
+    def result(self) -> dict[str, Any]:
+        return {"buses": self.rows, "criteria": {**self.criteria.describe(), "phases": self.phases},
+                "scenario": self.scenario, "sequence": self.sequence}
+
+    @staticmethod
+    def flat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+        return [hosting_capacity.flat_row(row) for row in result["buses"]]
+
+
+class TimeSeriesPlan(Plan):
+    """Chunks of hours, one after the other."""
+
+    kind = "time_series"
+
+    def __init__(self, engine: dict[str, Any], ops: list[dict[str, Any]], scenario: str, sequence: int,
+                 spec: dict[str, Any]) -> None:
+        super().__init__(engine, ops, scenario, sequence)
+        self.spec = spec
+        self.starts = list(range(0, spec["hours"], time_series.CHUNK_HOURS))
+        self.total = len(self.starts)
+        self.rows: list[dict[str, Any]] = []
+        self.initial_taps: dict[str, int] | None = None
+
+    def _chunk(self, number: int, start_taps: dict[str, int] | None) -> dict[str, Any]:
+        first = self.starts[number]
+        count = min(time_series.CHUNK_HOURS, self.spec["hours"] - first)
+        return self.task({**time_series.chunk_work(self.spec, first, count), "chunk": number,
+                          "start_taps": start_taps})
+
+    def first_tasks(self) -> list[dict[str, Any]]:
+        return [self._chunk(0, None)]
+
+    def take(self, task: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
+        number = task["work"]["chunk"]
+        if number == 0:
+            self.initial_taps = result["initial_taps"]
+        self.rows += result["rows"]
+        return [self._chunk(number + 1, result["final_taps"])] if number + 1 < self.total else []
+
+    def result(self) -> dict[str, Any]:
+        named = {k: v if isinstance(v, str) else "inline" for k, v in self.spec.items()
+                 if k in ("load_shape", "generator_shape")}
+        return {"hours": time_series.hour_rows_with_year_hour(self.rows, self.spec["start_hour"]),
+                "totals": time_series.totals(self.rows, self.initial_taps or {}),
+                "spec": {"hours": self.spec["hours"], "start_hour": self.spec["start_hour"], **named,
+                         "neighbourhood_shapes": {nb: s if isinstance(s, str) else "inline"
+                                                  for nb, s in self.spec["neighbourhood_shapes"].items()}},
+                "scenario": self.scenario, "sequence": self.sequence}
+
+    @staticmethod
+    def flat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+        return [time_series.flat_row(row) for row in result["hours"]]
+
+
+class BatchPlan(Plan):
+    """Groups of cases, each case from the scenario's state."""
+
+    kind = "batch"
+
+    def __init__(self, engine: dict[str, Any], ops: list[dict[str, Any]], scenario: str, sequence: int,
+                 cases: list[dict[str, Any]]) -> None:
+        super().__init__(engine, ops, scenario, sequence)
+        self.cases = cases
+        self.groups = [list(range(i, min(i + CASES_PER_TASK, len(cases)))) for i in range(0, len(cases),
+                                                                                         CASES_PER_TASK)]
+        self.total = len(self.groups)
+        self.rows: list[dict[str, Any] | None] = [None] * len(cases)
+
+    def first_tasks(self) -> list[dict[str, Any]]:
+        return [self.task({"positions": group, "cases": [self.cases[i] for i in group]}) for group in self.groups]
+
+    def take(self, task: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
+        for position, row in zip(task["work"]["positions"], result["rows"]):
+            self.rows[position] = row
+        return []
+
+    def result(self) -> dict[str, Any]:
+        return {"cases": self.rows, "scenario": self.scenario, "sequence": self.sequence}
+
+    @staticmethod
+    def flat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+        return [batch.flat_row(row) for row in result["cases"]]
+
+
+PLANS: dict[str, type[Plan]] = {plan.kind: plan for plan in (HostingCapacityPlan, TimeSeriesPlan, BatchPlan)}

@@ -1,0 +1,92 @@
+"""Time series: a scenario over hours of measured load and sun, hour after hour, regulators carrying their taps.
+
+Load and PV shapes ship with the feeder (`Test_Systems/IEEE_123_Bus-G/shapes/`, see its PROVENANCE.md). A
+series is split into chunks of hours run one after the other, each starting from the taps the last one left,
+so a long series can report progress and be cancelled between chunks.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Union
+
+import numpy as np
+
+from simulation_core import MODEL_DIR, OpenDSSCircuit
+
+SHAPES_DIR = MODEL_DIR / "shapes"
+SHAPE_NAMES = ("residential", "commercial", "pv")
+HOURS_PER_YEAR = 8760
+CHUNK_HOURS = 168
+
+Shape = Union[str, list[float]]
+
+
+@functools.cache
+def named_shape(name: str) -> np.ndarray:
+    """An 8760-hour shape shipped with the feeder."""
+    values = np.loadtxt(SHAPES_DIR / f"{name}.csv", dtype=float)
+    if values.shape != (HOURS_PER_YEAR,):
+        raise ValueError(f"{name}.csv: expected {HOURS_PER_YEAR} values, got {values.shape}")
+    return values
+
+
+def shape_hours(shape: Shape, start_hour: int, hours: int) -> np.ndarray:
+    """The multipliers of `hours` hours from `start_hour` (a named shape wraps at the end of the year; an inline
+    list is already one value per hour of the study)."""
+    if isinstance(shape, str):
+        return named_shape(shape)[(start_hour + np.arange(hours)) % HOURS_PER_YEAR]
+    return np.asarray(shape, dtype=float)
+
+
+def chunk_work(spec: dict[str, Any], first: int, count: int) -> dict[str, Any]:
+    """What one chunk needs: the multipliers of its hours for each shape in use (never the whole year)."""
+    every = {"load": spec["load_shape"], "generator": spec["generator_shape"],
+             **{f"n{nb}": shape for nb, shape in spec["neighbourhood_shapes"].items()}}
+    return {"first_hour": first, "hours": count,
+            "shapes": {key: shape_hours(shape, spec["start_hour"], spec["hours"])[first:first + count].tolist()
+                       for key, shape in every.items()},
+            "neighbourhoods": [int(nb) for nb in spec["neighbourhood_shapes"]]}
+
+
+def run(circuit: OpenDSSCircuit, work: dict[str, Any]) -> dict[str, Any]:
+    """A task: one chunk of hours, from the given taps (None: the scenario's own)."""
+    shapes = {key: np.asarray(values) for key, values in work["shapes"].items()}
+    per_load = [f"n{nb}" if nb in work["neighbourhoods"] else "load" for nb in circuit.load_neighbourhoods()]
+    load_multipliers = np.column_stack([shapes[key] for key in per_load])
+    initial_taps = circuit.regulator_tap_steps()
+    rows, final_taps = circuit.run_hours(load_multipliers, shapes["generator"], work.get("start_taps"))
+    for offset, row in enumerate(rows):
+        row["hour"] = work["first_hour"] + offset
+    return {"rows": rows, "final_taps": final_taps, "initial_taps": initial_taps}
+
+
+def hour_rows_with_year_hour(rows: list[dict[str, Any]], start_hour: int) -> list[dict[str, Any]]:
+    """Each hour with its hour of the year, in the order of the result's columns."""
+    ordered = []
+    for row in rows:
+        ordered.append({"hour": row["hour"], "hour_of_year": (start_hour + row["hour"]) % HOURS_PER_YEAR,
+                        **{k: v for k, v in row.items() if k != "hour"}})
+    return ordered
+
+
+def totals(rows: list[dict[str, Any]], initial_taps: dict[str, int]) -> dict[str, Any]:
+    """Energies over the series (1 h per row), hours with violations, and tap steps moved (from the scenario's
+    own taps before the first hour)."""
+    substation = np.array([row["substation_kW"] for row in rows])
+    moved, before = 0, initial_taps
+    for row in rows:
+        moved += sum(abs(row["taps"][name] - before[name]) for name in before)
+        before = row["taps"]
+    return {"energy_imported_kWh": float(substation.clip(min=0).sum()),
+            "energy_exported_kWh": float((-substation).clip(min=0).sum()),
+            "generation_kWh": float(sum(row["generation_kW"] for row in rows)),
+            "losses_kWh": float(sum(row["losses_kW"] for row in rows)),
+            "hours_with_voltage_violations": sum(row["voltage_violations"] > 0 for row in rows),
+            "hours_with_thermal_violations": sum(row["thermal_violations"] > 0 for row in rows),
+            "tap_changes": moved}
+
+
+def flat_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row for CSV: one column per regulator tap."""
+    return {**{k: v for k, v in row.items() if k != "taps"}, **{f"tap_{k}": v for k, v in row["taps"].items()}}
