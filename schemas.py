@@ -398,13 +398,18 @@ def describe_validation_error(error: ValidationError) -> tuple[str, str | None]:
     """Turn pydantic's errors into our message style: 'field: what was expected, got what'.
 
     Fields are named as a user writes them: `changes[3].kw`, not pydantic's `changes.3.add_generator.kw`."""
-    parts, first_field = [], None
+    parts, first_field, alternatives = [], None, {}
     for item in error.errors(include_url=False):
         kind, got = item["type"], item.get("input")
         field = field_path(item["loc"]) or "body"
         if kind in ("union_tag_invalid", "union_tag_not_found"):
             field = f"{field}.op"
         first_field = first_field or field
+        if field in alternatives and kind not in ("missing", "extra_forbidden"):  # another branch of a union
+            expected = item["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
+            parts[alternatives[field]] = parts[alternatives[field]].replace(", got ", f", or {expected}, got ", 1)
+            continue
+        alternatives[field] = len(parts)
         if kind == "missing":
             parts.append(f"{field}: required")
         elif kind == "extra_forbidden":
@@ -433,6 +438,8 @@ def field_path(loc: tuple) -> str:
         if isinstance(part, int):
             path += f"[{part}]"
         elif position and isinstance(loc[position - 1], int) and part in OPS:
+            continue
+        elif "[" in str(part):  # a union's branch (`literal['pv']`, `list[float]`) is not a field either
             continue
         else:
             path += f".{part}" if path else str(part)
