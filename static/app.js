@@ -29,6 +29,26 @@
   }
   window.voltageColour = voltageColour;
 
+  // The diff view's Δ voltage: another diverging scale (ColorBrewer PuOr) so it is not read as voltages: purple
+  // where the voltage fell, orange where it rose, the same pale middle at no change. `range` is the legend's end.
+  const D_STOPS = [[-1, [84, 39, 136]], [-0.5, [153, 142, 195]], [0, [247, 247, 247]], [0.5, [241, 163, 64]], [1, [179, 88, 6]]];
+
+  /** Fill colour of a bus whose voltage changed by `delta` pu, on a scale from −range to +range. */
+  function deltaColour(delta, range) {
+    const t = Math.min(1, Math.max(-1, Number(delta) / range));
+    let i = 1;
+    while (i < D_STOPS.length - 1 && t > D_STOPS[i][0]) i++;
+    const [t0, c0] = D_STOPS[i - 1], [t1, c1] = D_STOPS[i];
+    const [r, g, b] = c0.map((c, k) => Math.round(c + (c1[k] - c) * (t - t0) / (t1 - t0)));
+    return `rgb(${r}, ${g}, ${b})`;
+  }
+  window.deltaColour = deltaColour;
+
+  /** The legend's end: the first round step at or above the largest change, so small changes still show. */
+  function deltaRange(largest) {
+    return [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2].find((r) => r >= largest - 1e-12) || 0.5;
+  }
+
   const OVERLOAD_COLOUR = "#7b3294", LINE_COLOUR = "#56616b";
   const lineWidth = (pct) => 1.2 + 4.8 * Math.min(Math.max(pct, 0), 150) / 150;
   const NB_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
@@ -40,11 +60,17 @@
     selected: null, generators: [], neighbourhoods: [], busy: false, refreshing: false,
     busEl: new Map(), lineEl: new Map(), nodes: new Map(),
     transformers: [], pairs: new Map(), xfEl: new Map(), stubs: new Set(),
+    // Scenarios: every read and change goes to /scenarios/<scenario>/…; `etag` is the last ETag of its state.
+    scenario: "default", scenarios: [], etag: null, journal: [], renders: 0,
+    applied: null,  // { results, sequence } of the scenario's real state, kept while a preview is shown
+    preview: null,  // { method, path, body, etag, action, okEl } of the change being previewed
+    compare: "", diff: null, diffOther: new Map(), deltaRange: 0.01, diffToken: 0,
   };
   window.dashboard = S; // for tests and the curious
 
   const $ = (id) => document.getElementById(id);
   const fmt = (x, digits = 1) => Number(x).toLocaleString("en-GB", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  const signed = (x, digits = 1) => (x > 0 ? "+" : x < 0 ? "−" : "±") + fmt(Math.abs(x), digits);
 
   function el(tag, attrs = {}, parent = null, text = null) {
     const node = document.createElementNS(SVG_NS, tag);
@@ -55,8 +81,11 @@
   }
 
   // ------------------------------------------------------------------ API
-  async function api(method, path, body) {
-    const options = { method, headers: { Accept: "application/json" } };
+  /** One request: { status, data, etag }. A 304 comes back with data null; any other non-success answer throws
+   *  an Error carrying the API's own message (and the field it names, and the HTTP status). */
+  async function request(method, path, body, headers = {}) {
+    // no-store: the browser's cache must not answer for us, nor turn our own conditional requests into 200s.
+    const options = { method, cache: "no-store", headers: { Accept: "application/json", ...headers } };
     if (method !== "GET") {
       options.headers["Content-Type"] = "application/json";
       const key = $("api-key").value.trim();
@@ -64,15 +93,25 @@
       options.body = JSON.stringify(body ?? {});
     }
     const response = await fetch(path, options);
+    const etag = response.headers.get("ETag");
+    if (response.status === 304) return { status: 304, data: null, etag };
     let data = null;
     try { data = await response.json(); } catch (_) { /* not JSON */ }
     if (!response.ok || !data || data.status !== "success") {
       const error = new Error(data && data.message ? data.message : `${method} ${path}: HTTP ${response.status}`);
       error.field = data && data.field;
+      error.status = response.status;
       throw error;
     }
-    return data;
+    return { status: response.status, data, etag };
   }
+
+  async function api(method, path, body) {
+    return (await request(method, path, body)).data;
+  }
+
+  /** The URL of a grid route in the selected scenario (the old top-level routes are the "default" one). */
+  const scoped = (path, id = S.scenario) => `/scenarios/${encodeURIComponent(id)}${path}`;
 
   // ------------------------------------------------------------------ map
   /** The transformers grouped by bus pair ("25-25r" holds reg3a and reg3c), in the API's order. */
@@ -304,16 +343,32 @@
   function drawGenerators() {
     const layer = S.layers.generators;
     layer.textContent = "";
-    const byBus = new Map();
-    for (const g of S.generators) byBus.set(g.bus, (byBus.get(g.bus) || 0) + g.kw);
+    const byBus = new Map(), previewed = new Set();
+    for (const g of shownGenerators()) {
+      byBus.set(g.bus, (byBus.get(g.bus) || 0) + g.kw);
+      if (g.preview) previewed.add(g.bus);
+    }
     for (const [bus, kw] of byBus) {
       const p = S.pos.get(bus);
       if (!p) continue;
-      const g = el("g", { class: "gen-marker", "data-bus": bus, transform: `translate(${p[0] + 9},${p[1] + 11})` }, layer);
+      const cls = `gen-marker${previewed.has(bus) ? " preview" : ""}`;
+      const g = el("g", { class: cls, "data-bus": bus, transform: `translate(${p[0] + 9},${p[1] + 11})` }, layer);
       el("circle", { r: 7 }, g);
       el("path", { d: "M-4,0 C-2,-5 2,5 4,0" }, g);
       g.setAttribute("aria-label", `Generator at bus ${bus}: ${fmt(kw)} kW`);
     }
+  }
+
+  /** The generators as shown: GET …/generators, with a previewed add, update or removal made on top. */
+  function shownGenerators() {
+    const a = S.preview && S.preview.action;
+    if (!a) return S.generators;
+    if (a.type === "reset") return [];
+    if (a.type === "remove_generator") return S.generators.filter((g) => g.name !== a.name);
+    if (a.type === "add_generator") {
+      return [...S.generators.filter((g) => g.name !== a.generator), { name: a.generator, bus: a.bus, kw: a.kw, preview: true }];
+    }
+    return S.generators;
   }
 
   // ------------------------------------------------------------------ results → page
@@ -331,29 +386,48 @@
     return rows.reduce((w, r) => (Math.abs(r.VMag_pu - 1) > Math.abs(w.VMag_pu - 1) ? r : w), rows[0]);
   }
 
-  function applyResults(results, sequence) {
+  /** Show a solved state: the scenario's own (and remember it), or a preview's (`preview`), which leaves the
+   *  sequence alone: the scenario has not changed. */
+  function applyResults(results, sequence, preview = false) {
+    if (!preview) S.applied = { results, sequence };
     S.results = results;
-    S.sequence = sequence;
     S.limits = (results.violations && results.violations.voltage_limits_pu) || S.limits;
     S.nodes = indexNodes(results);
+    S.renders++;
     updateMap();
     updateSummary();
     drawProfile();
     renderBusDetails();
+    if (S.layers) drawGenerators();
     const when = new Date().toLocaleTimeString("en-GB");
-    $("status").textContent = `State #${sequence} · ${results.power_summary.converged ? "converged" : "NOT converged"} · updated ${when}`;
-    document.body.dataset.sequence = String(sequence);
+    const solved = results.power_summary.converged ? "converged" : "NOT converged";
+    $("status").textContent = preview
+      ? `${scenarioName()} · PREVIEW of a change to state #${S.sequence} (not applied) · ${solved}`
+      : `${scenarioName()} · state #${sequence} · ${solved} · updated ${when}`;
+    if (!preview) {
+      S.sequence = sequence;
+      document.body.dataset.sequence = String(sequence);
+    }
   }
 
   function updateMap() {
     const [lo, hi] = S.limits;
+    const deltas = S.compare && S.diff ? busDeltas() : null;
+    if (deltas) S.deltaRange = deltaRange(Math.max(0, ...[...deltas.values()].map(Math.abs)));
+    $("map").dataset.colouring = deltas ? "delta" : "voltage";
     for (const [name, circle] of S.busEl) {
       const rows = S.nodes.get(name);
-      if (!rows || !rows.length) { circle.setAttribute("fill", "#cccccc"); continue; }
-      const v = worstNode(rows).VMag_pu;
-      circle.setAttribute("fill", voltageColour(v));
-      circle.classList.toggle("violation", rows.some((r) => r.VMag_pu < lo || r.VMag_pu > hi));
+      circle.classList.toggle("violation", !!rows && rows.some((r) => r.VMag_pu < lo || r.VMag_pu > hi));
+      if (deltas) {
+        const d = deltas.get(name);
+        circle.setAttribute("fill", d === undefined ? "#cccccc" : deltaColour(d, S.deltaRange));
+        circle.dataset.delta = d === undefined ? "" : String(d);
+      } else {
+        delete circle.dataset.delta;
+        circle.setAttribute("fill", rows && rows.length ? voltageColour(worstNode(rows).VMag_pu) : "#cccccc");
+      }
     }
+    drawVoltageLegend();
     for (const line of S.results.line_flows) {
       const g = S.lineEl.get(line.Line);
       if (!g) continue;
@@ -362,6 +436,19 @@
       wire.setAttribute("stroke", line.Loading_pct > 100 ? OVERLOAD_COLOUR : LINE_COLOUR);
       g.classList.toggle("overloaded", line.Loading_pct > 100);
     }
+  }
+
+  /** Each bus's largest node voltage change (signed) against the compared state. The API's own deltas for the
+   *  applied state; during a preview, the previewed voltages against the same "other" voltages. */
+  function busDeltas() {
+    const rows = S.preview
+      ? S.results.bus_details.map((r) => [r.Bus, r.VMag_pu - S.diffOther.get(`${r.Bus}.${r.Node}`)])
+      : S.diff.buses.map((r) => [r.Bus, r.delta_pu]);
+    const deltas = new Map();
+    for (const [bus, d] of rows) {
+      if (Number.isFinite(d) && (!deltas.has(bus) || Math.abs(d) > Math.abs(deltas.get(bus)))) deltas.set(bus, d);
+    }
+    return deltas;
   }
 
   /** Transformer wires by their most loaded unit, like the lines; data-loading for tests. */
@@ -379,8 +466,11 @@
   }
 
   async function refreshTransformers() {
+    const id = S.scenario;
     try {
-      S.transformers = (await api("GET", "/transformers")).transformers;
+      const transformers = (await api("GET", scoped("/transformers", id))).transformers;
+      if (id !== S.scenario) return;
+      S.transformers = transformers;
     } catch (_) { return; } // keep the last numbers until the next change or new state
     updateTransformers();
   }
@@ -497,18 +587,41 @@
 
   // ------------------------------------------------------------------ legends
   function drawLegends() {
+    drawVoltageLegend();
+    drawLinesLegend();
+  }
+
+  /** The bus colour legend: voltages, or Δ voltage while comparing. */
+  function drawVoltageLegend() {
     const lv = $("legend-voltage");
     lv.textContent = "";
     const W = 430, x0 = 14, x1 = W - 14, barY = 24, barH = 14;
     lv.setAttribute("viewBox", `0 0 ${W} 70`);
-    const X = (v) => x0 + (v - V_MIN) / (V_MAX - V_MIN) * (x1 - x0);
+    const delta = $("map").dataset.colouring === "delta";
+    const [lowEnd, highEnd] = delta ? [-S.deltaRange, S.deltaRange] : [V_MIN, V_MAX];
+    const X = (v) => x0 + (v - lowEnd) / (highEnd - lowEnd) * (x1 - x0);
+    const colour = delta ? (v) => deltaColour(v, S.deltaRange) : voltageColour;
     const grad = el("linearGradient", { id: "vgrad", x1: "0", x2: "1", y1: "0", y2: "0" }, el("defs", {}, lv));
     for (let i = 0; i <= 40; i++) {
-      const v = V_MIN + (V_MAX - V_MIN) * i / 40;
-      el("stop", { offset: `${(i / 40) * 100}%`, "stop-color": voltageColour(v) }, grad);
+      el("stop", { offset: `${(i / 40) * 100}%`, "stop-color": colour(lowEnd + (highEnd - lowEnd) * i / 40) }, grad);
     }
-    el("text", { class: "legend-title", x: x0, y: 13 }, lv, "Bus colour: worst-phase voltage (pu)");
+    el("text", { class: "legend-title", x: x0, y: 13 }, lv,
+      delta ? `Bus colour: Δ voltage vs ${compareName()} (pu)` : "Bus colour: worst-phase voltage (pu)");
     el("rect", { x: x0, y: barY, width: x1 - x0, height: barH, fill: "url(#vgrad)", stroke: "#888", "stroke-width": 0.5 }, lv);
+    if (delta) {
+      const r = S.deltaRange, digits = r < 0.01 ? 3 : r < 0.1 ? 2 : 1;
+      for (const v of [-r, -r / 2, 0, r / 2, r]) {
+        el("line", { class: "tick-line", x1: X(v), x2: X(v), y1: barY, y2: barY + barH + 4 }, lv);
+        const text = v === 0 ? "0 (no change)" : `${v > 0 ? "+" : "−"}${Math.abs(v).toFixed(digits + 1)}`;
+        const anchor = v === -r ? "start" : v === r ? "end" : "middle"; // the ends stay inside the legend
+        el("text", { class: "tick", x: X(v), y: barY + barH + 16, "text-anchor": anchor }, lv, text);
+      }
+      el("text", { class: "tick", x: x0, y: barY + barH + 30 }, lv, "← lower");
+      el("text", { class: "tick", x: x1, y: barY + barH + 30, "text-anchor": "end" }, lv, "higher →");
+      el("circle", { cx: W / 2 - 52, cy: barY + barH + 26, r: 5, fill: "#f7f7f7", class: "legend-violation" }, lv);
+      el("text", { class: "tick", x: W / 2 - 42, y: barY + barH + 30 }, lv, "ring: outside limits");
+      return;
+    }
     for (const v of [0.90, 0.95, 1.0, 1.05, 1.10]) {
       const isLimit = Math.abs(v - S.limits[0]) < 1e-9 || Math.abs(v - S.limits[1]) < 1e-9;
       el("line", { class: isLimit ? "limit-tick" : "tick-line", x1: X(v), x2: X(v), y1: barY - (isLimit ? 4 : 0), y2: barY + barH + 4 }, lv);
@@ -517,7 +630,9 @@
     }
     el("circle", { cx: x1 - 118, cy: 9, r: 5, fill: voltageColour(0.93), class: "legend-violation" }, lv);
     el("text", { class: "tick", x: x1 - 108, y: 13 }, lv, "ring: outside limits");
+  }
 
+  function drawLinesLegend() {
     const ll = $("legend-lines");
     ll.textContent = "";
     ll.setAttribute("viewBox", "0 0 430 94");
@@ -574,7 +689,7 @@
     if (!name || !S.results) return;
     const bus = S.bus.get(name), rows = S.nodes.get(name) || [];
     const worst = rows.length ? worstNode(rows) : null;
-    const gens = S.generators.filter((g) => g.bus === name);
+    const gens = shownGenerators().filter((g) => g.bus === name);
     const html = [];
     html.push(`<p class="bus-head"><span class="swatch" style="background:${worst ? voltageColour(worst.VMag_pu) : "#ccc"}"></span>
       <strong>Bus ${esc(name)}</strong></p>
@@ -596,13 +711,14 @@
   }
 
   function busTooltip(name) {
-    const bus = S.bus.get(name), rows = S.nodes.get(name) || [];
+    const bus = S.bus.get(name), rows = S.nodes.get(name) || [], delta = S.busEl.get(name).dataset.delta;
     const worst = rows.length ? worstNode(rows) : null;
     const load = rows.reduce((s, r) => s + r.Load_kW, 0), gen = rows.reduce((s, r) => s + r.Gen_kW, 0);
     return `<strong>Bus ${esc(name)}</strong>${bus.neighbourhood != null ? ` · N${bus.neighbourhood}` : ""}<br>` +
       rows.map((r) => `${PHASE_NAMES[r.Node] || r.Node}: ${r.VMag_pu.toFixed(4)} pu ∠${fmt(r.VAngle, 1)}°`).join("<br>") +
       (worst ? `<br>worst ${worst.VMag_pu.toFixed(4)} pu` : "") +
-      `<br>load ${fmt(load)} kW · gen ${fmt(gen)} kW<br>${fmt(bus.distance_km, 3)} km from the substation`;
+      `<br>load ${fmt(load)} kW · gen ${fmt(gen)} kW<br>${fmt(bus.distance_km, 3)} km from the substation` +
+      (delta ? `<br>Δ vs ${esc(compareName())}: ${signed(Number(delta), 4)} pu` : "");
   }
 
   function lineTooltip(name) {
@@ -635,8 +751,9 @@
     if (target.hasAttribute("data-bus")) {
       html = busTooltip(target.getAttribute("data-bus"));
       if (target.classList.contains("gen-marker")) {
-        const gens = S.generators.filter((g) => g.bus === target.getAttribute("data-bus"));
-        html = gens.map((g) => `<strong>${esc(g.name)}</strong>: ${fmt(g.kw)} kW set, ${fmt(g.delivered_kW ?? g.kw)} kW delivered`).join("<br>");
+        const gens = shownGenerators().filter((g) => g.bus === target.getAttribute("data-bus"));
+        html = gens.map((g) => `<strong>${esc(g.name)}</strong>: ${fmt(g.kw)} kW set` +
+          (g.preview ? " (preview, not applied)" : `, ${fmt(g.delivered_kW ?? g.kw)} kW delivered`)).join("<br>");
       }
     } else if (target.hasAttribute("data-line")) {
       html = lineTooltip(target.getAttribute("data-line"));
@@ -661,11 +778,14 @@
 
   // ------------------------------------------------------------------ generators and neighbourhoods lists
   async function refreshGenerators() {
+    const id = S.scenario;
     try {
-      S.generators = (await api("GET", "/generators")).generators;
+      const generators = (await api("GET", scoped("/generators", id))).generators;
+      if (id !== S.scenario) return; // another scenario was picked meanwhile
+      S.generators = generators;
       $("gen-delete-error").textContent = "";
     } catch (error) {
-      $("gen-delete-error").textContent = error.message;
+      if (id === S.scenario) $("gen-delete-error").textContent = error.message;
     }
     renderGeneratorList();
     if (S.layers) drawGenerators();
@@ -684,8 +804,9 @@
       button.className = "small delete-generator";
       button.textContent = "Delete";
       button.setAttribute("aria-label", `Delete generator ${g.name}`);
-      button.addEventListener("click", () => change($("gen-delete-error"), null,
-        () => api("DELETE", `/generators/${encodeURIComponent(g.name)}`), true));
+      button.disabled = S.busy;
+      button.addEventListener("click", () => change($("gen-delete-error"), null, "DELETE",
+        `/generators/${encodeURIComponent(g.name)}`));
       tr.lastElementChild.appendChild(button);
       body.appendChild(tr);
     }
@@ -710,44 +831,334 @@
     for (const g of document.querySelectorAll(".neighbourhood")) g.classList.toggle("active", g.dataset.neighbourhood === id);
   }
 
-  // ------------------------------------------------------------------ changes
+  // ------------------------------------------------------------------ running a request from a control
   const FIELD_INPUTS = { bus_name: "gen-bus", phases: "gen-phases", phase: "gen-phase", kw: "gen-kw",
-    neighbourhood: "nb-select", factor: "nb-factor" };
+    neighbourhood: "nb-select", factor: "nb-factor", name: "scenario-name" };
 
-  /** Run one change; show the API's own message next to the control on error, apply the results on success. */
-  async function change(errorEl, okEl, request, refreshGens) {
+  /** Run `task` for one control: one request at a time with the controls locked, and on failure the API's own
+   *  message next to that control (`errorEl`) with the field it names marked. */
+  async function act(errorEl, task, statusText = "Solving…") {
     if (S.busy) return;
     S.busy = true;
-    showBusy();
-    for (const b of document.querySelectorAll(".controls button")) b.disabled = true;
+    lockControls();
     errorEl.textContent = "";
     for (const ok of document.querySelectorAll(".controls .ok")) ok.textContent = "";
     const form = errorEl.closest("form");
     if (form) for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
-    $("status").textContent = "Solving…";
+    $("status").textContent = statusText;
     try {
-      const data = await request();
-      applyResults(data.results, data.action.sequence);
-      if (okEl) okEl.textContent = describeAction(data.action);
-      await Promise.all([refreshTransformers(), refreshGens ? refreshGenerators() : null]);
+      await task();
     } catch (error) {
       errorEl.textContent = error.message;
       const input = $(FIELD_INPUTS[error.field] || "");
       if (input && form && form.contains(input)) input.setAttribute("aria-invalid", "true");
-      $("status").textContent = `State #${S.sequence} · last change refused`;
+      $("status").textContent = `${scenarioName()} · state #${S.sequence} · last request refused`;
     } finally {
       S.busy = false;
-      showBusy();
-      for (const b of document.querySelectorAll(".controls button")) b.disabled = false;
+      lockControls();
     }
   }
 
-  function describeAction(a) {
-    if (a.type === "add_generator") return `${a.created ? "Added" : "Updated"} ${a.generator}: ${fmt(a.kw)} kW on phase${a.nodes.length > 1 ? "s" : ""} ${a.nodes.map((n) => PHASE_NAMES[n]).join("")}.`;
-    if (a.type === "modify_load_neighbourhood") return `Neighbourhood ${a.neighbourhood} ×${a.factor} (now ×${fmt(a.cumulative_factor, 3)} of base, ${a.loads_changed.length} loads).`;
-    return "Done.";
+  function lockControls() {
+    showBusy();
+    for (const b of document.querySelectorAll(".controls button, #scenario-select, #compare-select")) b.disabled = S.busy;
+    // The API refuses to delete the default scenario (409): no point offering it.
+    if (!S.busy) $("scenario-delete").disabled = S.scenario === "default";
   }
 
+  /** A change from one of the grid controls: applied, or with "Preview first" ticked only previewed (dry run). */
+  function change(errorEl, okEl, method, path, body) {
+    const preview = $("preview-toggle").checked;
+    return act(errorEl, async () => {
+      const { data, etag } = await request(method, scoped(path) + (preview ? "?dry_run=true" : ""), body);
+      if (preview) showPreview({ method, path, body, etag, action: data.action, okEl }, data.results);
+      else await applied(data, etag, okEl);
+    });
+  }
+
+  /** After the server made a change (or an undo): its results, then what else it changed. */
+  async function applied(data, etag, okEl) {
+    endPreview();
+    S.etag = etag;
+    applyResults(data.results, data.action.sequence);
+    if (okEl) okEl.textContent = describeAction(data.action);
+    await Promise.all([refreshTransformers(), refreshGenerators(), refreshJournal(), refreshScenarios(), refreshDiff()]);
+  }
+
+  /** One line per action, as the change's answer and the journal report it; `preview` words it as a proposal. */
+  function describeAction(a, preview = false) {
+    const phases = (nodes) => `phase${nodes.length > 1 ? "s" : ""} ${nodes.map((n) => PHASE_NAMES[n] || n).join("")}`;
+    switch (a.type) {
+      case "add_generator":
+        return `${preview ? (a.created ? "Add" : "Update") : (a.created ? "Added" : "Updated")} ${a.generator}: ` +
+          `${fmt(a.kw)} kW at bus ${a.bus}, ${phases(a.nodes)}.`;
+      case "modify_load_neighbourhood":
+        return `Neighbourhood ${a.neighbourhood} loads ×${a.factor} (${preview ? "would be" : "now"} ` +
+          `×${fmt(a.cumulative_factor, 3)} of base, ${a.loads_changed.length} loads).`;
+      case "remove_generator":
+        return `${preview ? "Remove" : "Removed"} ${a.name}${a.kw != null ? ` (${fmt(a.kw)} kW at bus ${a.bus})` : ""}.`;
+      case "reset":
+        return "Reset to the base case.";
+      case "undo":
+        return `${preview ? "Undo" : "Undid"} change #${a.undid}.`;
+      default:
+        return a.type;
+    }
+  }
+
+  // ------------------------------------------------------------------ preview (dry run)
+  /** Show what a change would do, marked as a preview; the scenario itself is untouched until Apply. */
+  function showPreview(preview, results) {
+    S.preview = preview;
+    $("preview-text").textContent = describeAction(preview.action, true);
+    $("preview-error").textContent = "";
+    setPreviewMarks(true);
+    applyResults(results, S.sequence, true);
+    renderDiff();
+  }
+
+  function setPreviewMarks(on) {
+    $("preview-banner").hidden = !on;
+    document.body.dataset.preview = String(on);
+    for (const badge of document.querySelectorAll("[data-preview-badge]")) badge.hidden = !on;
+  }
+
+  function endPreview() {
+    if (!S.preview) return false;
+    S.preview = null;
+    setPreviewMarks(false);
+    return true;
+  }
+
+  function discardPreview() {
+    if (!endPreview()) return;
+    $("preview-error").textContent = "";
+    applyResults(S.applied.results, S.applied.sequence);
+    renderDiff();
+    poll(); // polling waits while a preview is shown: catch up now
+  }
+
+  /** The previewed request again, without dry_run; If-Match makes sure it meets the state that was previewed. */
+  function applyPreview() {
+    const p = S.preview;
+    if (!p) return;
+    act($("preview-error"), async () => {
+      const { data, etag } = await request(p.method, scoped(p.path), p.body, p.etag ? { "If-Match": p.etag } : {});
+      await applied(data, etag, p.okEl);
+    });
+  }
+
+  // ------------------------------------------------------------------ scenarios
+  const scenarioById = (id) => S.scenarios.find((s) => s.id === id);
+  const scenarioName = (id = S.scenario) => (scenarioById(id) && scenarioById(id).name) || id;
+  const compareName = () => (S.compare === "base" ? "the base case" : `“${scenarioName(S.compare)}”`);
+
+  async function refreshScenarios() {
+    try {
+      S.scenarios = (await api("GET", "/scenarios")).scenarios;
+    } catch (_) { return; } // keep the last list; the next poll reads it again
+    renderScenarioPicker();
+  }
+
+  /** Fill a select with [value, text] options, only when they changed (a poll must not close an open list). */
+  function fillSelect(select, options, value) {
+    const key = JSON.stringify(options);
+    if (select.dataset.key !== key) {
+      select.dataset.key = key;
+      select.textContent = "";
+      for (const [v, text] of options) select.appendChild(new Option(text, v));
+    }
+    select.value = value;
+  }
+
+  function renderScenarioPicker() {
+    const count = (n) => `${n} change${n === 1 ? "" : "s"}`;
+    fillSelect($("scenario-select"), S.scenarios.map((s) => [s.id, `${s.name || s.id} · ${count(s.changes)}`]), S.scenario);
+    const others = S.scenarios.filter((s) => s.id !== S.scenario).map((s) => [s.id, `scenario “${s.name || s.id}”`]);
+    fillSelect($("compare-select"), [["", "nothing: show voltages"], ["base", "the base case"], ...others], S.compare);
+    const s = scenarioById(S.scenario);
+    $("scenario-info").textContent = s ? `id ${s.id} · state #${s.sequence} · created ${clock(s.created_at)}` +
+      (s.forked_from ? ` · fork of “${scenarioName(s.forked_from)}”` : "") : "";
+    if (!S.busy) $("scenario-delete").disabled = S.scenario === "default";
+  }
+
+  const clock = (iso) => new Date(iso).toLocaleTimeString("en-GB");
+
+  /** Show scenario `id`: its state, generators, transformers and journal (and the diff, when comparing). */
+  async function loadScenario(id) {
+    const [state, xf, gens, journal] = await Promise.all([
+      request("GET", scoped("/state", id)), api("GET", scoped("/transformers", id)).catch(() => null),
+      api("GET", scoped("/generators", id)), api("GET", scoped("/changes", id))]);
+    endPreview();
+    S.scenario = id;
+    S.etag = state.etag;
+    S.generators = gens.generators;
+    S.journal = journal.changes;
+    if (xf) S.transformers = xf.transformers;
+    if (S.compare === id) S.compare = "base"; // a scenario compared with itself says nothing
+    S.diff = null;
+    document.body.dataset.scenario = id;
+    history.replaceState(null, "", id === "default" ? location.pathname : `#scenario=${encodeURIComponent(id)}`);
+    renderScenarioPicker();
+    renderGeneratorList();
+    renderJournal();
+    updateTransformers();
+    applyResults(state.data.results, state.data.sequence);
+    await refreshDiff();
+  }
+
+  function createScenario(from) {
+    act($("scenario-error"), async () => {
+      const name = $("scenario-name").value.trim();
+      const body = name ? { name } : {};
+      if (from) body.from = from;
+      const { data } = await request("POST", "/scenarios", body);
+      $("scenario-name").value = "";
+      await refreshScenarios();
+      await loadScenario(data.scenario.id);
+      $("scenario-ok").textContent = from ? `Forked “${scenarioName(from)}” as “${scenarioName()}”.`
+        : `Created “${scenarioName()}” from the base case.`;
+    }, "Creating the scenario…");
+  }
+
+  function deleteScenario() {
+    const id = S.scenario, name = scenarioName();
+    if (!window.confirm(`Delete scenario “${name}” and its journal? This cannot be undone.`)) return;
+    act($("scenario-error"), async () => {
+      await api("DELETE", `/scenarios/${encodeURIComponent(id)}`);
+      await refreshScenarios();
+      await loadScenario("default");
+      $("scenario-ok").textContent = `Deleted “${name}”.`;
+    }, "Deleting the scenario…");
+  }
+
+  // ------------------------------------------------------------------ journal
+  async function refreshJournal() {
+    const id = S.scenario;
+    try {
+      const changes = (await api("GET", scoped("/changes", id))).changes;
+      if (id !== S.scenario) return;
+      S.journal = changes;
+    } catch (_) { return; } // keep the last list; the next change or poll reads it again
+    renderJournal();
+  }
+
+  /** Newest first; a change an undo took back is struck through. */
+  function renderJournal() {
+    const list = $("journal");
+    list.textContent = "";
+    const undone = new Set(S.journal.filter((c) => c.action.type === "undo").map((c) => c.action.undid));
+    for (const entry of [...S.journal].reverse()) {
+      const li = document.createElement("li");
+      li.dataset.sequence = entry.sequence;
+      li.dataset.type = entry.action.type;
+      li.classList.toggle("undone", undone.has(entry.sequence));
+      li.innerHTML = `<span class="seq">#${entry.sequence}</span> <span class="what"></span>` +
+        `<time datetime="${esc(entry.at)}" title="${esc(entry.at)}">${esc(clock(entry.at))}</time>`;
+      li.querySelector(".what").textContent = describeAction(entry.action) + (undone.has(entry.sequence) ? " (undone)" : "");
+      list.appendChild(li);
+    }
+    const s = scenarioById(S.scenario);
+    const origin = s && s.forked_from ? `as a fork of “${scenarioName(s.forked_from)}”` : "from the base case";
+    $("journal-start").textContent = `${S.journal.length ? "" : "No changes yet. "}#0: started ${origin}` +
+      (s ? ` at ${clock(s.created_at)}` : "") + ".";
+  }
+
+  function undo() {
+    act($("undo-error"), async () => {
+      const { data, etag } = await request("POST", scoped("/undo"), {});
+      await applied(data, etag, null);
+    }, "Undoing…");
+  }
+
+  // ------------------------------------------------------------------ diff view
+  async function setCompare(against) {
+    S.compare = against;
+    S.diff = null;
+    $("compare-error").textContent = "";
+    await refreshDiff();
+  }
+
+  /** GET …/diff against the compared state; the map shows it as Δ voltage, the diff panel lists the rest. */
+  async function refreshDiff() {
+    const token = ++S.diffToken, id = S.scenario, against = S.compare;
+    if (against) {
+      S.loadingDiff = true;
+      showBusy();
+      try {
+        const data = await api("GET", scoped(`/diff?against=${encodeURIComponent(against)}`, id));
+        if (token !== S.diffToken) return; // a newer diff is on its way
+        S.diff = data;
+        S.diffOther = new Map(data.buses.map((r) => [`${r.Bus}.${r.Node}`, r.other_VMag_pu]));
+      } catch (error) {
+        if (token !== S.diffToken) return;
+        $("compare-error").textContent = error.message;
+        S.compare = "";
+        S.diff = null;
+      } finally {
+        if (token === S.diffToken) S.loadingDiff = false;
+        showBusy();
+      }
+    } else {
+      S.diff = null;
+    }
+    renderScenarioPicker();
+    renderDiff();
+    if (S.results) updateMap();
+  }
+
+  const DIFF_ROWS = [["Substation", "total_circuit_power_kW", " kW"], ["Load", "total_load_kW", " kW"],
+    ["Generation", "total_generation_kW", " kW"], ["Losses", "total_losses_kW", " kW"],
+    ["Voltage violations", "voltage_violations", ""], ["Thermal violations", "thermal_violations", ""]];
+
+  function renderDiff() {
+    const d = S.diff;
+    $("diff-panel").hidden = !d;
+    $("layout").classList.toggle("comparing", !!d);
+    $("diff-panel").dataset.against = d ? d.against : "";
+    if (!d) return;
+    $("diff-title").textContent = `“${scenarioName()}” compared with ${compareName()}`;
+    $("diff-this-head").textContent = scenarioName();
+    $("diff-other-head").textContent = d.against === "base" ? "base case" : scenarioName(d.against);
+    $("diff-summary").innerHTML = DIFF_ROWS.map(([label, key, unit]) => {
+      const row = d.summary[key], digits = unit ? 1 : 0;
+      return `<tr data-key="${key}"><th scope="row">${label}</th><td class="r">${fmt(row.this, digits)}</td>` +
+        `<td class="r">${fmt(row.other, digits)}</td><td class="r delta">${signed(row.delta, digits)}${unit}</td></tr>`;
+    }).join("");
+    for (const kind of ["new", "cleared"]) {
+      const list = $(`diff-${kind}`), items = d.violations[kind];
+      list.textContent = "";
+      for (const v of items) {
+        const li = document.createElement("li");
+        li.className = `violation-${v.type}`;
+        li.dataset.type = v.type;
+        li.dataset.element = v.element || "";
+        if (v.node != null) li.dataset.node = v.node;
+        li.textContent = describeViolation(v);
+        list.appendChild(li);
+      }
+      if (!items.length) list.innerHTML = `<li class="none">none</li>`;
+      $(`diff-${kind}-count`).textContent = `(${items.length})`;
+    }
+    const top = d.buses[0];
+    $("diff-note").textContent = `State #${d.sequence} against ${d.against === "base" ? "the base case" : `its state #${d.other_sequence}`}` +
+      (top && Math.abs(top.delta_pu) >= 5e-5
+        ? ` · largest voltage change: bus ${top.Bus} phase ${PHASE_NAMES[top.Node] || top.Node}, ${signed(top.delta_pu, 4)} pu`
+        : " · no voltage differs") +
+      (S.preview ? ". The map shows the preview against it; the numbers here are for the applied state." : ".");
+  }
+
+  function describeViolation(v) {
+    const where = String(v.element || "").replace(/^(\w+)\./, "$1 "); // "Bus.114" → "Bus 114"
+    if (v.type === "voltage") {
+      return `${where} phase ${PHASE_NAMES[v.node] || v.node}: ${v.value_pu.toFixed(4)} pu, ${v.kind} (limit ${v.limit_pu.toFixed(2)})`;
+    }
+    if (v.type === "thermal") return `${where}: ${fmt(v.value_pct)} % of its rating`;
+    if (v.type === "reverse_power") return `Reverse power at ${where}: ${fmt(v.value_kW)} kW`;
+    return `${v.type} ${where}`;
+  }
+
+  // ------------------------------------------------------------------ wiring
   function wireControls() {
     const phases = $("gen-phases"), phase = $("gen-phase");
     const syncPhase = () => { phase.disabled = phases.value === "3"; };
@@ -762,19 +1173,38 @@
       const kwText = $("gen-kw").value.trim();
       const body = { bus_name: $("gen-bus").value.trim(), phases: Number(phases.value), kw: kwText === "" ? null : Number(kwText) };
       if (phases.value === "1" && phase.value) body.phase = Number(phase.value);
-      change($("gen-error"), $("gen-ok"), () => api("POST", "/add_generator", body), true);
+      change($("gen-error"), $("gen-ok"), "POST", "/add_generator", body);
     });
     $("nb-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const factorText = $("nb-factor").value.trim();
       const body = { neighbourhood: Number($("nb-select").value), factor: factorText === "" ? null : Number(factorText) };
-      change($("nb-error"), $("nb-ok"), () => api("POST", "/modify_load_neighbourhood", body), false);
+      change($("nb-error"), $("nb-ok"), "POST", "/modify_load_neighbourhood", body);
     });
     $("nb-select").addEventListener("change", highlightNeighbourhood);
     $("reset-button").addEventListener("click", () => {
       for (const id of ["gen-error", "nb-error", "gen-delete-error"]) $(id).textContent = "";
-      change($("reset-error"), null, () => api("POST", "/reset", {}), true);
+      change($("reset-error"), null, "POST", "/reset", {});
     });
+    $("preview-apply").addEventListener("click", applyPreview);
+    $("preview-discard").addEventListener("click", discardPreview);
+    $("undo-button").addEventListener("click", undo);
+
+    const picker = $("scenario-select");
+    picker.addEventListener("change", async () => {
+      const id = picker.value;
+      await act($("scenario-error"), () => loadScenario(id), "Loading the scenario…");
+      picker.value = S.scenario; // still the old one if that failed
+    });
+    $("scenario-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      createScenario(null);
+    });
+    $("scenario-fork").addEventListener("click", () => createScenario(S.scenario));
+    $("scenario-delete").addEventListener("click", deleteScenario);
+    $("compare-select").addEventListener("change", () => setCompare($("compare-select").value));
+    $("diff-close").addEventListener("click", () => setCompare(""));
+
     const toggle = (id, cls) => {
       const box = $(id);
       const apply = () => $("map").classList.toggle(cls, !box.checked);
@@ -792,50 +1222,78 @@
 
   /** body[data-busy] is "true" while a change or a refresh is under way (tests wait on it). */
   function showBusy() {
-    document.body.dataset.busy = String(S.busy || S.refreshing);
+    document.body.dataset.busy = String(S.busy || S.refreshing || !!S.loadingDiff);
   }
 
-  // ------------------------------------------------------------------ start
+  // ------------------------------------------------------------------ polling and start
+  /** Every few seconds: has the scenario changed (another tab, a script)? A conditional GET answers 304 while
+   *  it has not, so an idle page costs the server almost nothing and the page redraws nothing. */
   async function poll() {
-    if (S.busy || S.refreshing || document.visibilityState !== "visible") return;
+    if (S.polling || S.busy || S.refreshing || S.preview || document.visibilityState !== "visible") return;
+    S.polling = true;
+    const id = S.scenario;
     try {
-      // A cheap look at the sequence first; the whole state only when someone else changed the grid.
-      const peek = await api("GET", "/state?sections=power_summary");
-      if (S.busy || peek.sequence <= S.sequence) return;
-      S.refreshing = true;
-      showBusy();
-      const [data, xf] = await Promise.all([api("GET", "/state"), api("GET", "/transformers").catch(() => null)]);
-      if (!S.busy && data.sequence > S.sequence) {
-        applyResults(data.results, data.sequence);
-        if (xf) { S.transformers = xf.transformers; updateTransformers(); }
-        await refreshGenerators();
+      await refreshScenarios(); // other clients may add, change or delete scenarios
+      let answer;
+      try {
+        answer = await request("GET", scoped("/state", id), undefined, S.etag ? { "If-None-Match": S.etag } : {});
+      } catch (error) {
+        if (error.status === 404 && id === S.scenario && !S.busy) { // deleted elsewhere: back to default
+          S.refreshing = true;
+          showBusy();
+          $("scenario-error").textContent = error.message;
+          await loadScenario("default");
+        }
+        return;
+      }
+      if (S.busy || S.preview || id !== S.scenario) return; // the page moved on while we asked
+      if (answer.status !== 304) {
+        S.refreshing = true;
+        showBusy();
+        S.etag = answer.etag;
+        applyResults(answer.data.results, answer.data.sequence);
+        await Promise.all([refreshTransformers(), refreshGenerators(), refreshJournal(), refreshDiff()]);
+      } else if (S.diff && S.compare !== "base") {
+        const other = scenarioById(S.compare); // the other side of the diff may have changed
+        if (!other || other.sequence !== S.diff.other_sequence) await refreshDiff();
       }
     } catch (_) { /* the next poll tries again */ } finally {
+      S.polling = false;
       S.refreshing = false;
       showBusy();
     }
   }
+  S.poll = poll; // tests call it rather than wait for the timer
 
   async function start() {
     wireControls();
     try {
-      const [buses, state, xf] = await Promise.all([api("GET", "/buses"), api("GET", "/state"),
-        api("GET", "/transformers").catch(() => ({ transformers: [] }))]);
+      // The scenario in the address (#scenario=<id>) if it still exists, else the default one.
+      S.scenarios = (await api("GET", "/scenarios")).scenarios;
+      const wanted = new URLSearchParams(location.hash.slice(1)).get("scenario");
+      if (wanted && scenarioById(wanted)) S.scenario = wanted;
+      const [buses, state, xf, nbs] = await Promise.all([api("GET", scoped("/buses")), request("GET", scoped("/state")),
+        api("GET", scoped("/transformers")).catch(() => ({ transformers: [] })),
+        api("GET", scoped("/neighbourhoods")).catch(() => ({ neighbourhoods: [] }))]);
       S.buses = buses.buses;
       S.transformers = xf.transformers;
+      S.neighbourhoods = nbs.neighbourhoods;
+      S.etag = state.etag;
       for (const b of S.buses) S.bus.set(b.name, b);
       $("bus-names").innerHTML = S.buses.map((b) => `<option value="${esc(b.name)}"></option>`).join("");
-      try { S.neighbourhoods = (await api("GET", "/neighbourhoods")).neighbourhoods; } catch (_) { S.neighbourhoods = []; }
-      S.results = state.results;
-      S.nodes = indexNodes(state.results);
-      S.limits = state.results.violations.voltage_limits_pu;
+      S.results = state.data.results;
+      S.nodes = indexNodes(state.data.results);
+      S.limits = state.data.results.violations.voltage_limits_pu;
       buildMap();
       drawLegends();
       fillNeighbourhoodSelect();
-      applyResults(state.results, state.sequence);
+      applyResults(state.data.results, state.data.sequence);
       updateTransformers();
-      await refreshGenerators();
-      showBusy();
+      document.body.dataset.scenario = S.scenario;
+      renderScenarioPicker();
+      await Promise.all([refreshGenerators(), refreshJournal()]);
+      setPreviewMarks(false);
+      lockControls();
       document.body.dataset.ready = "true";
       setInterval(poll, POLL_MS);
     } catch (error) {
