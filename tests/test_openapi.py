@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import jsonschema
 import pytest
 
@@ -70,6 +72,25 @@ CASES = [  # method, path as in the document, concrete URL, JSON body, expected 
     ("get", "/scenarios/{scenario_id}/export", "/scenarios/{created}/export", None, 200),
     ("post", "/scenarios/import", "/scenarios/import", "{exported}", 201),
     ("post", "/scenarios/import", "/scenarios/import", {"format": "ieee123-scenario"}, 400),
+    ("post", "/studies/hosting_capacity", "/studies/hosting_capacity?wait=60", {"buses": ["67"], "step_kw": 500}, 200),
+    ("post", "/studies/hosting_capacity", "/studies/hosting_capacity", {"buses": ["nowhere"]}, 422),
+    ("get", "/jobs/{job_id}", "/jobs/{job}", None, 200),
+    ("get", "/jobs/{job_id}/result", "/jobs/{job}/result", None, 200),
+    ("post", "/scenarios/{scenario_id}/studies/hosting_capacity",
+     "/scenarios/{created}/studies/hosting_capacity?wait=60", {"buses": ["67"], "step_kw": 500}, 200),
+    ("post", "/studies/time_series", "/studies/time_series?wait=60", {"hours": 3}, 200),
+    ("post", "/studies/time_series", "/studies/time_series", {"hours": 0}, 422),
+    ("post", "/scenarios/{scenario_id}/studies/time_series", "/scenarios/{created}/studies/time_series?wait=60",
+     {"hours": 3}, 200),
+    ("post", "/studies/batch", "/studies/batch?wait=60", {"cases": [{"changes": [{"op": "reset"}]}]}, 200),
+    ("post", "/studies/batch", "/studies/batch", {"cases": [{"changes": [{"op": "fly"}]}]}, 400),
+    ("post", "/scenarios/{scenario_id}/studies/batch", "/scenarios/{created}/studies/batch?wait=60",
+     {"cases": [{"name": "pv", "changes": [{"op": "add_generator", "bus_name": "67", "phases": 3, "kw": 50}]}]}, 200),
+    ("post", "/studies/time_series", "/studies/time_series", {"hours": 8760}, 202),
+    ("get", "/jobs/{job_id}/result", "/jobs/{job}/result", None, 409),
+    ("delete", "/jobs/{job_id}", "/jobs/{job}", None, 200),
+    ("get", "/jobs/{job_id}", "/jobs/nothing", None, 404),
+    ("get", "/jobs", "/jobs", None, 200),
     ("delete", "/scenarios/{scenario_id}", "/scenarios/{created}", None, 200),
     ("delete", "/scenarios/{scenario_id}", "/scenarios/default", None, 409),
 ]
@@ -100,9 +121,9 @@ def test_document_lists_every_route(app_and_document):
 def test_real_responses_conform(app_and_document):
     """Run in order (the generator is added before it is read and deleted); every response must validate."""
     client, document = app_and_document
-    created, exported = None, None
+    created, exported, job = None, None, None
     for method, path, url, body, status in CASES:
-        url = url.replace("{created}", str(created))
+        url = url.replace("{created}", str(created)).replace("{job}", str(job))
         body = exported if body == "{exported}" else body
         response = getattr(client, method)(url, json=body) if body is not None else getattr(client, method)(url)
         assert response.status_code == status, (method, url, response.json)
@@ -112,6 +133,8 @@ def test_real_responses_conform(app_and_document):
             created = response.json["scenario"]["id"]
         if path.endswith("/export"):
             exported = response.json
+        if "/studies/" in path and status in (200, 202):
+            job = response.json["job"]["id"]
 
 
 def test_document_examples_come_from_the_readme(app_and_document):
@@ -142,7 +165,7 @@ def test_readme_documents_every_route_of_the_document(app_and_document):
         if unscoped != path and unscoped in document["paths"]:
             path = unscoped  # one row serves both URL forms; the table says so once
             assert "`/scenarios/<scenario_id>/…`" in table
-        shown = path.replace("{name}", "<name>").replace("{scenario_id}", "<scenario_id>")
+        shown = re.sub(r"\{(\w+)\}", r"<\1>", path)
         for method in operations:
             assert f"`{method.upper()} {shown}`" in table, f"README endpoint table lacks {method.upper()} {shown}"
         example_path = path.split("{")[0]

@@ -51,7 +51,10 @@ def schemathesis_server(request, tmp_path_factory: pytest.TempPathFactory) -> It
     drained and checked for tracebacks at the end."""
     work_dir = tmp_path_factory.mktemp("schemathesis-cwd")
     keyed = request.param == "api-key"
-    process, url = start_server(work_dir, *(["--api-key", API_KEY] if keyed else []), env={"IEEE123_API_KEY": ""})
+    # One study worker and two jobs at most: generated studies (a year of hours, every bus) must not starve the
+    # rest of the suite of CPU; the limit's 429 is part of what is checked.
+    process, url = start_server(work_dir, "--workers", "1", "--max-jobs", "2",
+                                *(["--api-key", API_KEY] if keyed else []), env={"IEEE123_API_KEY": ""})
     output: list[str] = []
     drains = [threading.Thread(target=lambda s=s: output.extend(iter(s.readline, "")), daemon=True)
               for s in (process.stdout, process.stderr)]
