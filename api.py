@@ -35,20 +35,17 @@ from schemas import (NOT_MODIFIED, RESULT_SECTIONS, AddGeneratorBody, BusesRespo
                      StudyQuery, JobPath, JobResultQuery, JobResponse, JobsResponse, JobResultResponse)
 from serving import AccessLog, is_loopback, serve_until_signalled
 from studies.executors import LocalPool
-from studies.hosting_capacity import Criteria
 from studies.jobs import JobManager, StudyError
-from studies.plans import PLANS, BatchPlan, HostingCapacityPlan, Plan, TimeSeriesPlan
+from studies.plans import PLANS, Plan
+from studies.requests import ScenarioInput, batch_plan, hosting_capacity_plan, time_series_plan
 from studies.tasks import engine_settings
-from studies.time_series import HOURS_PER_YEAR
-from simulation_core import MAX_GENERATOR_KW, PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError
+from simulation_core import PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_IMPORT_BYTES = 2 * 1024 * 1024  # a scenario document of up to 10,000 changes
 #: Larger bodies some routes take (view names, both URL forms): documents, inline shapes, batches.
 BODY_LIMITS = {"import_scenario": MAX_IMPORT_BYTES, "time_series": 1024 * 1024, "scenario_time_series": 1024 * 1024,
                "batch": 8 * 1024 * 1024, "scenario_batch": 8 * 1024 * 1024}
-MAX_BATCH_CASES = 1000
-MAX_CASE_CHANGES = 100
 JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
 STATE_CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 API_KEY_ENV = "IEEE123_API_KEY"
@@ -519,45 +516,17 @@ def register_study_routes(app: OpenAPI) -> None:
                 responses=study_responses)
     def hosting_capacity(scenario_id: str, body: HostingCapacityBody, query: StudyQuery) -> Response:
         """How much generation each bus takes before a limit is crossed, and which limit: a job (202)."""
-        check_range(body.step_kw, "step_kw", 1.0, 10_000.0)
-        check_range(body.max_kw, "max_kw", body.step_kw, MAX_GENERATOR_KW)
-        scenario, ops, sequence, buses = study_input(scenario_id)
-        criteria = Criteria(step_kw=body.step_kw, max_kw=body.max_kw, **body.limits.model_dump())
-        plan = HostingCapacityPlan(app.extensions["study_engine"], ops, scenario, sequence,
-                                   selected_buses(buses, body.buses), body.phases, criteria)
-        return start_job(plan, query.wait)
+        return start_job(hosting_capacity_plan(body, study_input(scenario_id)), query.wait)
 
     @grid_route(app, "post", "/studies/time_series", tags=[studies_tag], security=BEARER, responses=study_responses)
     def time_series(scenario_id: str, body: TimeSeriesBody, query: StudyQuery) -> Response:
         """The scenario hour by hour under measured load and PV shapes, regulators carrying taps: a job (202)."""
-        check_range(body.hours, "hours", 1, HOURS_PER_YEAR)
-        check_range(body.start_hour, "start_hour", 0, HOURS_PER_YEAR - 1)
-        check_shape(body.load_shape, "load_shape", body.hours)
-        check_shape(body.generator_shape, "generator_shape", body.hours)
-        scenario, ops, sequence, _ = study_input(scenario_id)
-        neighbourhoods = {str(n["id"]) for n in read_with_etag(scenario_id, OpenDSSCircuit.neighbourhoods)[0]}
-        for key, shape in body.neighbourhood_shapes.items():
-            if key not in neighbourhoods:
-                raise StudyError(422, f"neighbourhood_shapes: no neighbourhood {key!r}; expected one of "
-                                      f"{', '.join(sorted(neighbourhoods, key=int))}", "neighbourhood_shapes")
-            check_shape(shape, f"neighbourhood_shapes.{key}", body.hours)
-        plan = TimeSeriesPlan(app.extensions["study_engine"], ops, scenario, sequence, body.model_dump())
-        return start_job(plan, query.wait)
+        return start_job(time_series_plan(body, study_input(scenario_id)), query.wait)
 
     @grid_route(app, "post", "/studies/batch", tags=[studies_tag], security=BEARER, responses=study_responses)
     def batch(scenario_id: str, body: BatchBody, query: StudyQuery) -> Response:
         """Many what-if cases, each a list of changes from the scenario's state, each answered alone: a job."""
-        if len(body.cases) > MAX_BATCH_CASES:
-            raise StudyError(422, f"cases: at most {MAX_BATCH_CASES} cases, got {len(body.cases)}", "cases")
-        for position, case in enumerate(body.cases):
-            if len(case.changes) > MAX_CASE_CHANGES:
-                raise StudyError(422, f"cases[{position}].changes: at most {MAX_CASE_CHANGES} changes per case, "
-                                      f"got {len(case.changes)}", f"cases[{position}].changes")
-        cases = [{"name": case.name or f"case {position + 1}",
-                  "changes": [change.model_dump(exclude_none=True) for change in case.changes]}
-                 for position, case in enumerate(body.cases)]
-        scenario, ops, sequence, _ = study_input(scenario_id)
-        return start_job(BatchPlan(app.extensions["study_engine"], ops, scenario, sequence, cases), query.wait)
+        return start_job(batch_plan(body, study_input(scenario_id)), query.wait)
 
     @app.get("/jobs", tags=[studies_tag], responses={200: JobsResponse})
     def list_jobs() -> Response:
@@ -588,41 +557,11 @@ def register_study_routes(app: OpenAPI) -> None:
         return success(job=jobs().cancel(path.job_id).describe())
 
 
-def study_input(scenario_id: str) -> tuple[str, list[dict[str, Any]], int, list[dict[str, Any]]]:
-    """The scenario as the study will read it: its ops and sequence now, and its buses."""
+def study_input(scenario_id: str) -> ScenarioInput:
+    """The scenario as the study will read it: its ops and sequence now, and the feeder's buses."""
     with registry().engine(scenario_id) as (scenario, circuit):
-        return scenario.id, scenario.ops(), scenario.sequence, circuit.buses()
-
-
-def selected_buses(buses: list[dict[str, Any]], wanted: list[str]) -> list[dict[str, Any]]:
-    if wanted == ["all"]:
-        return buses
-    by_name = {bus["name"]: bus for bus in buses}
-    chosen = []
-    for position, name in enumerate(wanted):
-        bus = by_name.get(name.lower())
-        if bus is None:
-            raise StudyError(422, f"buses[{position}]: unknown bus {name[:40]!r}; GET /buses lists them, or send "
-                                  f'["all"]', f"buses[{position}]")
-        chosen.append(bus)
-    return chosen
-
-
-def check_range(value: float, field: str, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise StudyError(422, f"{field}: expected {low:g} to {high:g}, got {value:g}", field)
-
-
-def check_shape(shape: Any, field: str, hours: int) -> None:
-    """An inline shape: one finite multiplier from 0 to 10 per hour of the study."""
-    if isinstance(shape, str):
-        return
-    if len(shape) != hours:
-        raise StudyError(422, f"{field}: expected {hours} multipliers (one per hour), got {len(shape)}", field)
-    bad = next((i for i, v in enumerate(shape) if not (0.0 <= v <= 10.0)), None)  # NaN fails too
-    if bad is not None:
-        raise StudyError(422, f"{field}[{bad}]: expected a multiplier from 0 to 10, got {shape[bad]}",
-                         f"{field}[{bad}]")
+        return ScenarioInput(current_app.extensions["study_engine"], scenario.id, scenario.ops(), scenario.sequence,
+                             circuit.buses(), [row["id"] for row in circuit.neighbourhoods()])
 
 
 def start_job(plan: Plan, wait_s: float) -> Response:
