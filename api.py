@@ -34,7 +34,7 @@ from schemas import (NOT_MODIFIED, RESULT_SECTIONS, AddGeneratorBody, BusesRespo
                      describe_validation_error, scenario_path, HostingCapacityBody, TimeSeriesBody, BatchBody,
                      StudyQuery, JobPath, JobResultQuery, JobResponse, JobsResponse, JobResultResponse)
 from serving import AccessLog, is_loopback, serve_until_signalled
-from studies.executors import LocalPool
+from studies.executors import ExecutorUnavailable, LocalPool
 from studies.jobs import JobManager, StudyError
 from studies.plans import PLANS, Plan
 from studies.requests import ScenarioInput, batch_plan, hosting_capacity_plan, time_series_plan
@@ -49,6 +49,7 @@ BODY_LIMITS = {"import_scenario": MAX_IMPORT_BYTES, "time_series": 1024 * 1024, 
 JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
 STATE_CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 API_KEY_ENV = "IEEE123_API_KEY"
+DASK_SCHEDULER_ENV = "IEEE123_DASK_SCHEDULER"
 ERROR_RESPONSES: dict[int, Any] = {400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse,
                                    413: ErrorResponse, 415: ErrorResponse, 422: ErrorResponse}
 CHANGE_RESPONSES: dict[int, Any] = {**ERROR_RESPONSES, 409: ErrorResponse, 412: ErrorResponse}
@@ -216,7 +217,7 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
         return OpenDSSCircuit(locked_taps=locked_taps, voltage_limits_pu=limits)
 
     app.extensions["study_engine"] = engine_settings(locked_taps, limits)
-    app.extensions["jobs"] = JobManager(LocalPool(app.extensions["study_engine"], config.get("WORKERS")),
+    app.extensions["jobs"] = JobManager(study_executor(config, app.extensions["study_engine"]),
                                         max_jobs=config.get("MAX_JOBS", 4))
     state_file = config.get("STATE_FILE")
     max_scenarios = config.get("MAX_SCENARIOS", 64)
@@ -237,6 +238,16 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     register_study_routes(app)
     register_service_routes(app)
     return app
+
+
+def study_executor(config: dict[str, Any], settings: dict[str, Any]) -> Any:
+    """Where study tasks run: a Dask cluster when a scheduler is named, else worker processes here."""
+    scheduler = config.get("DASK_SCHEDULER") or os.environ.get(DASK_SCHEDULER_ENV)
+    if scheduler:
+        from studies.cluster import DaskExecutor  # Dask is imported only for a user who asked for it
+
+        return DaskExecutor(scheduler, settings)
+    return LocalPool(settings, config.get("WORKERS"))
 
 
 def register_request_checks(app: OpenAPI) -> None:
@@ -612,6 +623,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="scenarios the server holds, default included (default 64)")
     parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
                         help="worker processes for studies (default: the usable cores)")
+    parser.add_argument("--dask-scheduler", default=None, metavar="tcp://HOST:PORT",
+                        help=f"run study tasks on this Dask cluster instead of local worker processes (or set "
+                             f"{DASK_SCHEDULER_ENV})")
     parser.add_argument("--max-jobs", type=positive_int, default=4, metavar="N",
                         help="studies queued or running at once (default 4)")
     parser.add_argument("--max-live-scenarios", type=positive_int, default=32, metavar="N",
@@ -629,8 +643,8 @@ def main(argv: list[str] | None = None) -> None:
                                   "VOLTAGE_LIMITS": tuple(args.voltage_limits), "CORS_ORIGINS": args.cors_origin,
                                   "STATE_FILE": args.state, "MAX_SCENARIOS": args.max_scenarios,
                                   "MAX_LIVE_SCENARIOS": args.max_live_scenarios, "WORKERS": args.workers,
-                                  "MAX_JOBS": args.max_jobs})
-    except StateFileError as error:
+                                  "MAX_JOBS": args.max_jobs, "DASK_SCHEDULER": args.dask_scheduler})
+    except (StateFileError, ExecutorUnavailable) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     if args.api_key:

@@ -23,6 +23,9 @@ class Executor(Protocol):
 
     def workers(self) -> int: ...
 
+    def check(self) -> None:
+        """Raise ExecutorUnavailable when no work can run (a lost cluster)."""
+
     def describe(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
@@ -69,6 +72,9 @@ class LocalPool:
     def workers(self) -> int:
         return self._workers
 
+    def check(self) -> None:
+        """The local pool can always take work (a dead worker is replaced on the next submit)."""
+
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name, "workers": self._workers}
 
@@ -77,3 +83,8 @@ class LocalPool:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
+
+
+
+class ExecutorUnavailable(Exception):
+    """The executor cannot take work: a scheduler that does not answer, or one lost."""

@@ -124,6 +124,7 @@ class JobManager:
                 try:
                     future = finished.get(timeout=POLL_S)
                 except queue.Empty:
+                    self.executor.check()  # a lost cluster fails the job instead of leaving it waiting
                     continue
                 task = in_flight.pop(future)
                 pending.extend(job.plan.take(task, future.result()))

@@ -10,6 +10,7 @@ ops, so a study rebuilds its scenario at most once per worker, never per trial.
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import Any, Callable
 
 import orjson
@@ -23,8 +24,15 @@ RUNNERS: dict[str, Callable[[OpenDSSCircuit, dict[str, Any]], dict[str, Any]]] =
     "batch": batch.run,
 }
 
-_engines: dict[str, OpenDSSCircuit] = {}  # this worker's warm engines, by engine settings
-_prepared: dict[str, str] = {}  # engine settings -> key of the ops the engine now holds
+# Warm engines belong to a thread: a cluster worker may run several tasks at once, each on its own engine.
+_local = threading.local()
+
+
+def _cache() -> tuple[dict[str, OpenDSSCircuit], dict[str, str]]:
+    """This thread's warm engines (by engine settings) and the key of the ops each now holds."""
+    if not hasattr(_local, "engines"):
+        _local.engines, _local.prepared = {}, {}
+    return _local.engines, _local.prepared
 
 
 def engine_settings(locked_taps: dict[str, int] | None, voltage_limits_pu: tuple[float, float]) -> dict[str, Any]:
@@ -37,21 +45,23 @@ def _key(value: Any) -> str:
 
 def warm_engine(settings: dict[str, Any]) -> OpenDSSCircuit:
     """This worker's engine for these settings, compiled on first use and kept."""
+    engines, prepared = _cache()
     key = _key(settings)
-    if key not in _engines:
-        _engines[key] = OpenDSSCircuit(locked_taps=settings["locked_taps"],
-                                       voltage_limits_pu=tuple(settings["voltage_limits_pu"]))
-        _prepared[key] = _key([])
-    return _engines[key]
+    if key not in engines:
+        engines[key] = OpenDSSCircuit(locked_taps=settings["locked_taps"],
+                                      voltage_limits_pu=tuple(settings["voltage_limits_pu"]))
+        prepared[key] = _key([])
+    return engines[key]
 
 
 def engine_for(settings: dict[str, Any], ops: list[dict[str, Any]]) -> OpenDSSCircuit:
     """The warm engine holding the scenario these ops add up to (rebuilt only when the ops differ)."""
     circuit, key, ops_key = warm_engine(settings), _key(settings), _key(ops)
-    if _prepared.get(key) != ops_key:
-        _prepared.pop(key, None)  # if the rebuild fails, the engine holds nothing known
+    prepared = _cache()[1]
+    if prepared.get(key) != ops_key:
+        prepared.pop(key, None)  # if the rebuild fails, the engine holds nothing known
         circuit.rebuild(ops)
-        _prepared[key] = ops_key
+        prepared[key] = ops_key
     return circuit
 
 
