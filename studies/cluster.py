@@ -29,7 +29,7 @@ class WarmEngines(WorkerPlugin):
 class DaskExecutor:
     name = "dask"
 
-    def __init__(self, scheduler: str, engine_settings: dict[str, Any], connect_timeout_s: float = 10) -> None:
+    def __init__(self, scheduler: str, engine_settings: dict[str, Any], connect_timeout_s: float = 5) -> None:
         self.scheduler = scheduler
         try:
             self.client = Client(scheduler, timeout=connect_timeout_s, set_as_default=False)

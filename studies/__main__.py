@@ -1,0 +1,171 @@
+"""`python -m studies`: run a study without a web server, from an exported scenario document (or the base case).
+
+    python -m studies hosting-capacity --scenario my.json --out hc.csv [--dask-scheduler tcp://…] [--workers N]
+    python -m studies time-series --scenario my.json --hours 8760 --out ts.csv
+    python -m studies batch --scenario my.json --cases cases.json --out batch.parquet
+
+The options are the API's fields; the plans, tasks and executors are the server's, so the numbers are the same.
+Writes CSV, or Parquet when the file name ends in .parquet (needs pyarrow). A progress bar shows on a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from scenarios.journal import feeder_sha256
+from schemas import BatchBody, HostingCapacityBody, ScenarioDocument, TimeSeriesBody, describe_validation_error
+from simulation_core import OpenDSSCircuit
+from studies.executors import ExecutorUnavailable, LocalPool
+from studies.jobs import JobManager, StudyError
+from studies.plans import Plan
+from studies.requests import ScenarioInput, batch_plan, hosting_capacity_plan, time_series_plan
+from studies.tasks import engine_settings
+
+
+class UsageError(Exception):
+    """A bad option or input file: printed as one line, exit status 2."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m studies", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="study", required=True)
+
+    def common(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--scenario", type=Path, help="a scenario document (GET …/export); default: base case")
+        command.add_argument("--out", type=Path, required=True, help="output file: .csv, or .parquet (pyarrow)")
+        command.add_argument("--dask-scheduler", metavar="tcp://HOST:PORT", help="run the tasks on this Dask cluster")
+        command.add_argument("--workers", type=int, help="local worker processes (default: the usable cores)")
+
+    hc = commands.add_parser("hosting-capacity", help="hosting capacity per bus and what bounds it")
+    common(hc)
+    hc.add_argument("--buses", default="all", help='"all" or comma-separated bus names (default all)')
+    hc.add_argument("--phases", type=int, default=3, choices=[1, 3])
+    hc.add_argument("--step-kw", type=float, default=10.0)
+    hc.add_argument("--max-kw", type=float, default=10_000.0)
+    hc.add_argument("--voltage-high-pu", type=float, default=1.05)
+    hc.add_argument("--voltage-low-pu", type=float, default=0.95)
+    hc.add_argument("--thermal-pct", type=float, default=100.0)
+    hc.add_argument("--reverse-power", action="store_true", help="count the substation exporting as a violation")
+
+    ts = commands.add_parser("time-series", help="hours of measured load and PV shapes")
+    common(ts)
+    ts.add_argument("--hours", type=int, default=24)
+    ts.add_argument("--start-hour", type=int, default=4320)
+    ts.add_argument("--load-shape", default="residential", help="residential, commercial or pv")
+    ts.add_argument("--neighbourhood-shape", action="append", default=[], metavar="N=SHAPE",
+                    help="a neighbourhood's own shape, e.g. 3=commercial (repeatable)")
+    ts.add_argument("--generator-shape", default="pv")
+
+    batch = commands.add_parser("batch", help="what-if cases from a JSON file")
+    common(batch)
+    batch.add_argument("--cases", type=Path, required=True, help='JSON: {"cases": [{"name", "changes": [...]}]}')
+    return parser.parse_args(argv)
+
+
+def request_body(args: argparse.Namespace) -> Any:
+    """The API's request body made from the options (validated by the same models)."""
+    if args.study == "hosting-capacity":
+        return HostingCapacityBody(
+            buses=["all"] if args.buses == "all" else args.buses.split(","), phases=args.phases,
+            step_kw=args.step_kw, max_kw=args.max_kw,
+            limits={"voltage_high_pu": args.voltage_high_pu, "voltage_low_pu": args.voltage_low_pu,
+                    "thermal_pct": args.thermal_pct, "reverse_power": args.reverse_power})
+    if args.study == "time-series":
+        shapes = dict(pair.split("=", 1) for pair in args.neighbourhood_shape)
+        return TimeSeriesBody(hours=args.hours, start_hour=args.start_hour, load_shape=args.load_shape,
+                              neighbourhood_shapes=shapes, generator_shape=args.generator_shape)
+    return BatchBody.model_validate(read_json(args.cases, "--cases"))
+
+
+def read_json(path: Path, option: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{option} {path}: {error}") from error
+
+
+def scenario_ops(path: Path | None) -> tuple[str, list[dict[str, Any]]]:
+    """The name and ops of a scenario document, checked as POST /scenarios/import checks it."""
+    if path is None:
+        return "base case", []
+    document = ScenarioDocument.model_validate(read_json(path, "--scenario"))
+    if document.feeder.sha256 != feeder_sha256():
+        raise UsageError(f"--scenario {path}: made on another feeder model (feeder.sha256 differs)")
+    return document.name or path.stem, [change.model_dump(exclude_none=True) for change in document.changes]
+
+
+def make_plan(args: argparse.Namespace, body: Any, settings: dict[str, Any]) -> Plan:
+    name, ops = scenario_ops(args.scenario)
+    circuit = OpenDSSCircuit()  # the feeder's buses and neighbourhoods, as the server reads them
+    given = ScenarioInput(settings, name, ops, len(ops), circuit.buses(), [n["id"] for n in circuit.neighbourhoods()])
+    circuit.close()
+    build = {"hosting-capacity": hosting_capacity_plan, "time-series": time_series_plan, "batch": batch_plan}
+    return build[args.study](body, given)
+
+
+def run(plan: Plan, executor: Any, progress: bool) -> dict[str, Any]:
+    """Run the plan as the server does, with a tqdm bar while it goes."""
+    from tqdm import tqdm
+
+    jobs = JobManager(executor, max_jobs=1)
+    job = jobs.submit(plan)
+    with tqdm(total=plan.total, unit="task", desc=plan.kind.replace("_", " "), disable=not progress) as bar:
+        while not job.finished.wait(0.1):
+            bar.update(job.tasks_done - bar.n)
+        bar.update(job.tasks_done - bar.n)
+    jobs.close()
+    if job.status != "done":
+        raise StudyError(500, f"the study {job.status}: {job.error}")
+    return job.result
+
+
+def write_rows(rows: list[dict[str, Any]], out: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    if out.suffix == ".parquet":
+        try:
+            frame.to_parquet(out, index=False)
+        except ImportError as error:
+            raise UsageError(f"--out {out}: Parquet needs pyarrow (pip install pyarrow), or use .csv") from error
+    else:
+        frame.to_csv(out, index=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = engine_settings(None, (0.95, 1.05))
+    started = time.perf_counter()
+    try:
+        body = request_body(args)
+        plan = make_plan(args, body, settings)
+        if args.dask_scheduler:
+            from studies.cluster import DaskExecutor
+
+            executor: Any = DaskExecutor(args.dask_scheduler, settings)
+        else:
+            executor = LocalPool(settings, args.workers)
+        result = run(plan, executor, progress=sys.stderr.isatty())
+        write_rows(plan.flat_rows(result), args.out)
+    except ValidationError as error:
+        print(f"error: {describe_validation_error(error)[0]}", file=sys.stderr)
+        return 2
+    except (UsageError, StudyError, ExecutorUnavailable) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    rows = len(plan.flat_rows(result))
+    print(f"{plan.kind}: {rows} rows to {args.out} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    if "totals" in result:
+        print(json.dumps(result["totals"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
