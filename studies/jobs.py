@@ -131,8 +131,10 @@ class JobManager:
                 job.tasks_done += 1
             job.result = job.plan.result()
             job.status = "done"
-        except CancelledError:
-            job.status = "cancelled"
+        except CancelledError as error:  # not asked for: the executor dropped the work (a lost cluster)
+            self._stop(in_flight)
+            job.error = self._why_dropped(error)
+            job.status = "failed"
         except Exception as error:  # a task failed or a worker died: the job fails, the server goes on
             self._stop(in_flight)
             job.error = describe_failure(error)
@@ -140,6 +142,13 @@ class JobManager:
         finally:
             job.finished_at = utc_now()
             job.finished.set()
+
+    def _why_dropped(self, error: Exception) -> str:
+        try:
+            self.executor.check()
+        except Exception as unavailable:
+            return str(unavailable)
+        return f"the executor cancelled a task of this study ({error or 'no reason given'}); run it again"
 
     @staticmethod
     def _stop(in_flight: dict[Any, dict[str, Any]]) -> None:
