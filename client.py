@@ -260,7 +260,7 @@ class Scenario:
 
     def _study(self, kind: str, body: dict[str, Any], progress: Optional[bool], timeout_s: float) -> dict[str, Any]:
         """Submit a study, follow its job (with a tqdm bar on a terminal), return its result."""
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         job = self._http.request("POST", f"{self._prefix}/studies/{kind}", json=body).json()["job"]
         show = sys.stderr.isatty() if progress is None else progress

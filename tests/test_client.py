@@ -196,3 +196,16 @@ def test_import_from_a_fresh_checkout_needs_only_the_runtime_requirements():
     result = subprocess.run([sys.executable, "-c", "import client; print(client.GridClient.__doc__ is not None)"],
                             cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "True", result.stderr
+
+
+def test_the_readme_python_example_runs(live_server):
+    import re
+
+    from conftest import REPO
+
+    (example,) = [block for block in re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+                  if "GridClient" in block]
+    namespace: dict = {}
+    exec(example.replace("http://127.0.0.1:5000", live_server), namespace)  # noqa: S102 (our own README)
+    assert namespace["after"].summary["total_generation_kW"] == pytest.approx(1500, rel=1e-3)
+    assert len(namespace["day"]) == 24 and namespace["capacity"].loc["67", "hosting_capacity_kW"] >= 0
