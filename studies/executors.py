@@ -31,6 +31,14 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+def start_worker(settings: dict[str, Any]) -> None:
+    """A local worker process: lower priority than the web server (studies fill the cores, requests are still
+    answered at once), then the feeder compiled before the first task."""
+    if hasattr(os, "nice"):
+        os.nice(10)
+    warm_up(settings)
+
+
 def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -55,7 +63,7 @@ class LocalPool:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(max_workers=self._workers,
                                                  mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=warm_up, initargs=(self.engine_settings,))
+                                                 initializer=start_worker, initargs=(self.engine_settings,))
             return self._pool
 
     def submit(self, task: dict[str, Any]) -> Future:
