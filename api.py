@@ -109,7 +109,7 @@ def conditional(response: Response, etag: str) -> Response:
     return response.make_conditional(request)
 
 
-def csv_response(rows: list[dict[str, Any]], filename: str) -> Response:
+def csv_response(rows: list[dict[str, Any]], filename: str, disposition: str = "inline") -> Response:
     """A table as CSV for spreadsheet users; list cells (nodes, currents) joined with spaces."""
     buffer = io.StringIO()
     if rows:
@@ -119,7 +119,7 @@ def csv_response(rows: list[dict[str, Any]], filename: str) -> Response:
         for row in rows:
             writer.writerow({k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()})
     return Response(buffer.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f"inline; filename={filename}"})
+                    headers={"Content-Disposition": f"{disposition}; filename={filename}"})
 
 
 def validation_error_callback(error: ValidationError) -> Response:
@@ -558,7 +558,7 @@ def register_study_routes(app: OpenAPI) -> None:
             raise StudyError(409, f"job: {job.id} is {job.status} ({job.progress:.0%} done); the result is there "
                                   f"when its status is done", "job")
         if query.format == "csv":
-            return csv_response(PLANS[job.kind].flat_rows(job.result), f"{job.kind}-{job.id}.csv")
+            return csv_response(PLANS[job.kind].flat_rows(job.result), f"{job.kind}-{job.id}.csv", "attachment")
         return success(job=job.id, kind=job.kind, result=job.result)
 
     @app.delete("/jobs/<job_id>", tags=[studies_tag], security=BEARER,

@@ -65,6 +65,9 @@
     applied: null,  // { results, sequence } of the scenario's real state, kept while a preview is shown
     preview: null,  // { method, path, body, etag, action, okEl } of the change being previewed
     compare: "", diff: null, diffOther: new Map(), deltaRange: 0.01, diffToken: 0,
+    // Studies, per scenario: { hosting_capacity: entry, time_series: entry }, an entry { run, error, field } where
+    // run = { kind, scenario, url, job, result, failure, cancelling }. showHosting: the map shows hosting capacity.
+    studies: new Map(), showHosting: false, hcScale: null, hcSort: { key: "kw", dir: 1 },
   };
   window.dashboard = S; // for tests and the curious
 
@@ -81,7 +84,7 @@
   }
 
   // ------------------------------------------------------------------ API
-  /** One request: { status, data, etag }. A 304 comes back with data null; any other non-success answer throws
+  /** One request: { status, data, etag, location }. A 304 comes back with data null; any other non-success answer throws
    *  an Error carrying the API's own message (and the field it names, and the HTTP status). */
   async function request(method, path, body, headers = {}) {
     // no-store: the browser's cache must not answer for us, nor turn our own conditional requests into 200s.
@@ -93,8 +96,8 @@
       options.body = JSON.stringify(body ?? {});
     }
     const response = await fetch(path, options);
-    const etag = response.headers.get("ETag");
-    if (response.status === 304) return { status: 304, data: null, etag };
+    const etag = response.headers.get("ETag"), location = response.headers.get("Location");
+    if (response.status === 304) return { status: 304, data: null, etag, location };
     let data = null;
     try { data = await response.json(); } catch (_) { /* not JSON */ }
     if (!response.ok || !data || data.status !== "success") {
@@ -103,7 +106,7 @@
       error.status = response.status;
       throw error;
     }
-    return { status: response.status, data, etag };
+    return { status: response.status, data, etag, location };
   }
 
   async function api(method, path, body) {
@@ -407,17 +410,32 @@
     if (!preview) {
       S.sequence = sequence;
       document.body.dataset.sequence = String(sequence);
+      renderStaleNotes();
     }
   }
 
   function updateMap() {
     const [lo, hi] = S.limits;
-    const deltas = S.compare && S.diff ? busDeltas() : null;
+    const hosting = shownHosting(); // one bus colouring at a time: hosting capacity, Δ voltage or voltage
+    const deltas = !hosting && S.compare && S.diff ? busDeltas() : null;
     if (deltas) S.deltaRange = deltaRange(Math.max(0, ...[...deltas.values()].map(Math.abs)));
-    $("map").dataset.colouring = deltas ? "delta" : "voltage";
+    const colouring = hosting ? "hosting" : deltas ? "delta" : "voltage";
+    $("map").dataset.colouring = colouring;
+    $("map").setAttribute("aria-label", `Feeder map: buses coloured by ${{ hosting: "hosting capacity in kW",
+      delta: "voltage change", voltage: "worst-phase voltage" }[colouring]}, lines and transformers sized by loading`);
+    const hcRows = hosting ? new Map(hosting.buses.map((r) => [r.bus, r])) : null;
+    if (hosting) S.hcScale = hostingDomain(hosting.buses);
     for (const [name, circle] of S.busEl) {
       const rows = S.nodes.get(name);
-      circle.classList.toggle("violation", !!rows && rows.some((r) => r.VMag_pu < lo || r.VMag_pu > hi));
+      circle.classList.toggle("violation", !hosting && !!rows && rows.some((r) => r.VMag_pu < lo || r.VMag_pu > hi));
+      if (hosting) {
+        const row = hcRows.get(name), kw = row ? row.hosting_capacity_kW : null;
+        circle.setAttribute("fill", kw == null ? NO_HOSTING_COLOUR : hostingColour(kw, S.hcScale.lo, S.hcScale.hi));
+        circle.dataset.hostingKw = kw == null ? "" : String(kw);
+        delete circle.dataset.delta;
+        continue;
+      }
+      delete circle.dataset.hostingKw;
       if (deltas) {
         const d = deltas.get(name);
         circle.setAttribute("fill", d === undefined ? "#cccccc" : deltaColour(d, S.deltaRange));
@@ -428,6 +446,7 @@
       }
     }
     drawVoltageLegend();
+    renderColouringNote();
     for (const line of S.results.line_flows) {
       const g = S.lineEl.get(line.Line);
       if (!g) continue;
@@ -597,6 +616,8 @@
     lv.textContent = "";
     const W = 430, x0 = 14, x1 = W - 14, barY = 24, barH = 14;
     lv.setAttribute("viewBox", `0 0 ${W} 70`);
+    if ($("map").dataset.colouring === "hosting") { drawHostingLegend(lv); return; }
+    lv.setAttribute("aria-label", "Legend: bus colour by worst-phase voltage in pu");
     const delta = $("map").dataset.colouring === "delta";
     const [lowEnd, highEnd] = delta ? [-S.deltaRange, S.deltaRange] : [V_MIN, V_MAX];
     const X = (v) => x0 + (v - lowEnd) / (highEnd - lowEnd) * (x1 - x0);
@@ -681,6 +702,7 @@
       (phases.length === 3 ? "." : ": 1-phase generators only.");
     renderBusDetails();
     drawProfile();
+    for (const row of document.querySelectorAll("#hc-rows tr")) row.classList.toggle("selected", row.dataset.bus === name);
   }
 
   function renderBusDetails() {
@@ -702,6 +724,8 @@
         <td class="r">${fmt(r.Load_kW)}</td><td class="r">${fmt(r.Gen_kW)}</td></tr>`);
     }
     html.push("</tbody></table>");
+    const hcRow = hostingResult() && hostingResult().buses.find((r) => r.bus === name);
+    if (hcRow) html.push(`<p id="selected-hosting">Hosting capacity: ${esc(hostingText(hcRow).replace(/^[^:]*: /, ""))}</p>`);
     html.push(`<p class="muted">Loads: ${bus.loads && bus.loads.length ? bus.loads.map(esc).join(", ") : "none"} · Generators: ${gens.length ? gens.map((g) => esc(g.name)).join(", ") : "none"}</p>`);
     box.innerHTML = html.join("");
   }
@@ -711,6 +735,8 @@
   }
 
   function busTooltip(name) {
+    const hosting = shownHosting();
+    if (hosting) return hostingTooltip(name, hosting);
     const bus = S.bus.get(name), rows = S.nodes.get(name) || [], delta = S.busEl.get(name).dataset.delta;
     const worst = rows.length ? worstNode(rows) : null;
     const load = rows.reduce((s, r) => s + r.Load_kW, 0), gen = rows.reduce((s, r) => s + r.Gen_kW, 0);
@@ -744,7 +770,6 @@
   }
 
   function showTooltip(event) {
-    const tip = $("tooltip");
     const target = event.target.closest("[data-bus], [data-line], [data-transformer], [data-neighbourhood]");
     if (!target || !S.results) { hideTooltip(); return; }
     let html;
@@ -764,6 +789,12 @@
       const nb = S.neighbourhoods.find((n) => n.id === id);
       html = `<strong>Neighbourhood ${id}</strong>${nb ? `<br>${nb.buses.length} buses` : ""}`;
     }
+    placeTooltip(event, html);
+  }
+
+  /** The tooltip with `html`, beside the pointer and inside the window. */
+  function placeTooltip(event, html) {
+    const tip = $("tooltip");
     tip.innerHTML = html;
     tip.hidden = false;
     const pad = 14, rect = tip.getBoundingClientRect();
@@ -980,6 +1011,7 @@
     $("scenario-info").textContent = s ? `id ${s.id} · state #${s.sequence} · created ${clock(s.created_at)}` +
       (s.forked_from ? ` · fork of “${scenarioName(s.forked_from)}”` : "") : "";
     if (!S.busy) $("scenario-delete").disabled = S.scenario === "default";
+    $("studies-scenario").textContent = `of “${scenarioName()}”`;
   }
 
   const clock = (iso) => new Date(iso).toLocaleTimeString("en-GB");
@@ -1004,6 +1036,7 @@
     renderJournal();
     updateTransformers();
     applyResults(state.data.results, state.data.sequence);
+    renderStudies();
     await refreshDiff();
   }
 
@@ -1073,6 +1106,7 @@
 
   // ------------------------------------------------------------------ diff view
   async function setCompare(against) {
+    if (against && S.showHosting) { S.showHosting = false; renderHostingToggle(); }
     S.compare = against;
     S.diff = null;
     $("compare-error").textContent = "";
@@ -1156,6 +1190,625 @@
     if (v.type === "thermal") return `${where}: ${fmt(v.value_pct)} % of its rating`;
     if (v.type === "reverse_power") return `Reverse power at ${where}: ${fmt(v.value_kW)} kW`;
     return `${v.type} ${where}`;
+  }
+
+  // ------------------------------------------------------------------ studies (background jobs)
+  // POST …/studies/<kind> answers 202 with the job and its Location; GET /jobs/<id> tells its progress and, once
+  // done, its result. Each scenario keeps its own last run of each kind, so switching scenarios loses nothing.
+  const JOB_POLL_MS = 300;
+  const FINISHED = new Set(["done", "failed", "cancelled"]);
+  const STUDY_UI = {
+    hosting_capacity: { section: "hc-section", form: "hc-form", run: "hc-run", cancel: "hc-cancel", error: "hc-error",
+      row: "hc-progress-row", bar: "hc-progress", text: "hc-progress-text", fields: { phases: "hc-phases", step_kw: "hc-step" } },
+    time_series: { section: "ts-section", form: "ts-form", run: "ts-run", cancel: "ts-cancel", error: "ts-error",
+      row: "ts-progress-row", bar: "ts-progress", text: "ts-progress-text",
+      fields: { hours: "ts-hours", start_hour: "ts-start-day", load_shape: "ts-load-shape" } },
+  };
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  function studySlot(id = S.scenario) {
+    if (!S.studies.has(id)) {
+      S.studies.set(id, Object.fromEntries(Object.keys(STUDY_UI).map((kind) => [kind, { run: null, error: "", field: null }])));
+    }
+    return S.studies.get(id);
+  }
+  const isCurrent = (run) => run.scenario === S.scenario && studySlot(run.scenario)[run.kind].run === run;
+  const isActive = (run) => !!run && !run.failure && !FINISHED.has(run.job.status);
+
+  /** A number field as the API wants it: null when empty (the API then says what it expects), else a number. */
+  const numberOf = (id) => { const text = $(id).value.trim(); return text === "" ? null : Number(text); };
+
+  const STUDY_BODIES = {
+    hosting_capacity: () => ({ buses: ["all"], phases: Number($("hc-phases").value), step_kw: numberOf("hc-step") }),
+    time_series: () => {
+      const day = numberOf("ts-start-day");
+      return { hours: Number($("ts-hours").value), start_hour: day === null ? null : Math.round((day - 1) * 24 * 1e6) / 1e6,
+        load_shape: $("ts-load-shape").value, generator_shape: "pv" };
+    },
+  };
+
+  async function startStudy(kind) {
+    const id = S.scenario, entry = studySlot(id)[kind];
+    if (isActive(entry.run)) return;
+    entry.error = "";
+    entry.field = null;
+    $(STUDY_UI[kind].run).disabled = true;
+    try {
+      const { data, location } = await request("POST", scoped(`/studies/${kind}`, id), STUDY_BODIES[kind]());
+      entry.run = { kind, scenario: id, url: location || `/jobs/${encodeURIComponent(data.job.id)}`, job: data.job,
+        result: null, failure: "", cancelling: false };
+      if (kind === "hosting_capacity" && S.showHosting) { S.showHosting = false; if (id === S.scenario) updateMap(); }
+      renderStudy(kind);
+      pollJob(entry.run);
+    } catch (error) {
+      entry.error = error.message;
+      entry.field = error.field || null;
+      renderStudy(kind);
+    }
+  }
+
+  /** Ask for the job until it has finished (and, when done, until its answer carries the result). */
+  async function pollJob(run) {
+    while (!FINISHED.has(run.job.status) || (run.job.status === "done" && !run.job.result)) {
+      await sleep(JOB_POLL_MS);
+      try {
+        run.job = (await api("GET", run.url)).job;
+      } catch (error) {
+        run.failure = error.message; // e.g. the server restarted and no longer knows the job
+        break;
+      }
+      if (isCurrent(run)) renderStudyProgress(run.kind);
+    }
+    if (run.job.status === "done" && run.job.result) {
+      run.result = run.job.result;
+      delete run.job.result;
+    }
+    run.cancelling = false;
+    if (!isCurrent(run)) return;
+    if (run.kind === "hosting_capacity" && run.result) {
+      await showHosting(true); // the answer to "where does generation fit": on the map straight away
+    }
+    renderStudy(run.kind);
+  }
+
+  async function cancelStudy(kind) {
+    const entry = studySlot()[kind], run = entry.run;
+    if (!isActive(run)) return;
+    run.cancelling = true;
+    renderStudyProgress(kind);
+    try {
+      const job = (await api("DELETE", `/jobs/${encodeURIComponent(run.job.id)}`)).job;
+      if (!FINISHED.has(run.job.status)) run.job = { ...run.job, ...job, result: run.job.result };
+    } catch (error) {
+      entry.error = error.message;
+      run.cancelling = false;
+    }
+    if (isCurrent(run)) renderStudy(kind);
+  }
+
+  function renderStudies() {
+    $("studies-scenario").textContent = `of “${scenarioName()}”`;
+    for (const kind of Object.keys(STUDY_UI)) renderStudy(kind);
+    if (S.results) updateMap();
+  }
+
+  function renderStudy(kind) {
+    renderStudyProgress(kind);
+    if (kind === "hosting_capacity") renderHosting();
+    else renderTimeSeries();
+  }
+
+  const seconds = (job) => (job.started_at && job.finished_at
+    ? (new Date(job.finished_at) - new Date(job.started_at)) / 1000 : null);
+
+  /** Buttons, progress bar, its words and the API's error for one kind of study in the selected scenario. */
+  function renderStudyProgress(kind) {
+    const ui = STUDY_UI[kind], entry = studySlot()[kind], run = entry.run;
+    const status = run ? (run.failure ? "failed" : run.job.status) : "idle";
+    const section = $(ui.section);
+    section.dataset.status = status;
+    section.dataset.job = run ? run.job.id : "";
+    $(ui.run).disabled = isActive(run);
+    $(ui.cancel).hidden = !isActive(run);
+    $(ui.cancel).disabled = !!(run && run.cancelling);
+    $(ui.row).hidden = !run;
+    const form = $(ui.form);
+    for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+    const invalid = entry.field && ui.fields[entry.field];
+    if (invalid) $(invalid).setAttribute("aria-invalid", "true");
+    $(ui.error).textContent = entry.error || (run && (run.failure || (status === "failed" && run.job.error))) || "";
+    if (!run) return;
+    const job = run.job, bar = $(ui.bar), pct = `${Math.floor(job.progress * 100)} %`;
+    bar.value = job.progress;
+    bar.setAttribute("aria-valuetext", `${status}, ${pct}`);
+    const tasks = `${job.tasks.done} of ${job.tasks.total} task${job.tasks.total === 1 ? "" : "s"}`;
+    const took = seconds(job);
+    $(ui.text).textContent = run.cancelling && isActive(run) ? "Cancelling…"
+      : status === "queued" ? "Queued: waiting for a free worker…"
+      : status === "running" ? `Running: ${tasks} · ${pct}`
+      : status === "done" ? `Done: ${tasks}${took != null ? ` in ${fmt(took, 1)} s` : ""}`
+      : status === "cancelled" ? `Cancelled at ${pct} (${tasks}).`
+      : `Failed at ${pct}.`;
+  }
+
+  /** The "this study read an older state" notes, after any change of the scenario. */
+  function renderStaleNotes() {
+    for (const [kind, id] of [["hosting_capacity", "hc-stale"], ["time_series", "ts-stale"]]) {
+      const run = studySlot()[kind].run, result = run && run.result, node = $(id);
+      node.hidden = !result || result.sequence === S.sequence;
+      node.textContent = node.hidden ? "" : `This study read state #${result.sequence}; the scenario is now at state ` +
+        `#${S.sequence}. Run it again for the current state.`;
+    }
+  }
+
+  // ---- hosting capacity: colour scale, map, legend, tooltip and table
+  // A sequential scale (viridis: dark purple for the least capacity, yellow for the most), on a log scale since the
+  // capacities run from a few hundred kW on 1-phase laterals to megawatts near the substation. It is neither of
+  // the two diverging voltage scales, so it is not read as voltages; buses that cannot host one are grey.
+  const HC_STOPS = [[68, 1, 84], [71, 45, 123], [59, 82, 139], [44, 114, 142], [33, 145, 140], [40, 174, 128],
+    [94, 201, 98], [173, 220, 48], [253, 231, 37]];
+  const NO_HOSTING_COLOUR = "rgb(204, 204, 204)";
+
+  /** Where `kw` sits on the log scale from `lo` (0) to `hi` (1); at or below `lo` (0 kW too) is 0. */
+  function hostingPosition(kw, lo, hi) {
+    if (!(hi > lo)) return 0.5;
+    if (!(kw > lo)) return 0;
+    return Math.min(1, (Math.log(kw) - Math.log(lo)) / (Math.log(hi) - Math.log(lo)));
+  }
+
+  /** Fill colour of a bus that hosts `kw`, on the scale from `lo` to `hi` kW, as "rgb(r, g, b)". */
+  function hostingColour(kw, lo, hi) {
+    const t = hostingPosition(Number(kw), lo, hi) * (HC_STOPS.length - 1);
+    const i = Math.min(HC_STOPS.length - 2, Math.floor(t)), f = t - i;
+    const [r, g, b] = HC_STOPS[i].map((c, k) => Math.round(c + (HC_STOPS[i + 1][k] - c) * f));
+    return `rgb(${r}, ${g}, ${b})`;
+  }
+  window.hostingColour = hostingColour;
+
+  /** The scale's ends: the smallest capacity above zero and the largest. */
+  function hostingDomain(rows) {
+    const kws = rows.map((r) => r.hosting_capacity_kW).filter((kw) => kw != null);
+    const positive = kws.filter((kw) => kw > 0);
+    const lo = positive.length ? Math.min(...positive) : 1;
+    return { lo, hi: kws.length ? Math.max(lo, ...kws) : lo };
+  }
+
+  const hostingResult = () => { const run = studySlot().hosting_capacity.run; return run && run.result; };
+  const shownHosting = () => (S.showHosting ? hostingResult() : null);
+
+  const LIMIT_WORDS = { voltage_high: "voltage high", voltage_low: "voltage low", thermal: "thermal",
+    reverse_power: "reverse power", max_kw: "no limit reached", not_converged: "no convergence" };
+  const kwText = (kw) => `${fmt(kw, Number.isInteger(kw) ? 0 : 1)} kW`;
+
+  /** What bound a bus, in words and numbers: "thermal, Line.l117 at 100.2 %". */
+  function limitText(bound) {
+    if (!bound) return "";
+    const words = LIMIT_WORDS[bound.kind] || bound.kind;
+    switch (bound.kind) {
+      case "thermal": return `${words}, ${bound.element} at ${fmt(bound.value, 1)} %`;
+      case "voltage_high": case "voltage_low": return `${words}, node ${bound.element} at ${Number(bound.value).toFixed(4)} pu`;
+      case "reverse_power": return `${words}, ${bound.element} at ${fmt(bound.value, 1)} kW`;
+      case "max_kw": return `${words}: the study's largest size`;
+      case "not_converged": return `${words}: the power flow failed at ${kwText(bound.value)}`;
+      default: return `${words}${bound.element ? `, ${bound.element}` : ""}`;
+    }
+  }
+
+  /** "67: 4,210 kW — thermal, Line.l117 at 100.2 %", or why the bus cannot host a generator. */
+  function hostingText(row) {
+    if (row.hosting_capacity_kW == null) return `${row.bus}: cannot host a generator — ${row.reason || "no capacity"}`;
+    return `${row.bus}: ${kwText(row.hosting_capacity_kW)} — ${limitText(row.limited_by)}`;
+  }
+
+  function hostingTooltip(name, result) {
+    const row = result.buses.find((r) => r.bus === name);
+    if (!row) return `<strong>Bus ${esc(name)}</strong><br>not in this study`;
+    const bus = S.bus.get(name), phases = (row.nodes || []).map((n) => PHASE_NAMES[n] || n).join("");
+    return `<strong class="hc-tip">${esc(hostingText(row))}</strong>` +
+      (row.phases ? `<br>${row.phases}-phase generator on ${phases ? `phase${phases.length > 1 ? "s" : ""} ${phases}` : "its phases"}` +
+        ` · ${row.trials} trial${row.trials === 1 ? "" : "s"}` : "") +
+      (bus && bus.neighbourhood != null ? `<br>neighbourhood N${bus.neighbourhood}` : "") +
+      `<br>study of state #${result.sequence} · ${kwText(result.criteria.step_kw)} steps`;
+  }
+
+  async function showHosting(on) {
+    S.showHosting = on && !!hostingResult();
+    renderHostingToggle();
+    if (S.showHosting && S.compare) await setCompare(""); // redraws the map too
+    else if (S.results) updateMap();
+    if (S.showHosting && S.selected) renderBusDetails();
+  }
+
+  function renderHostingToggle() {
+    $("hc-show").hidden = S.showHosting || !hostingResult();
+  }
+
+  function renderColouringNote() {
+    const hosting = shownHosting();
+    $("colouring-note").hidden = !hosting;
+    $("colouring-text").textContent = hosting
+      ? `Buses coloured by hosting capacity: the study of state #${hosting.sequence} of “${scenarioName()}”.` : "";
+  }
+
+  /** 1-2-5 steps between the ends of the log scale, for the legend's ticks. */
+  function logTicks(lo, hi) {
+    const ticks = [];
+    for (let e = Math.floor(Math.log10(Math.max(lo, 1e-6))); 10 ** e <= hi; e++) {
+      for (const m of [1, 2, 5]) { const v = m * 10 ** e; if (v > lo && v < hi) ticks.push(v); }
+    }
+    return ticks;
+  }
+
+  function drawHostingLegend(lv) {
+    const result = shownHosting(), { lo, hi } = S.hcScale;
+    const W = 430, x0 = 14, x1 = W - 14, barY = 24, barH = 14;
+    const X = (kw) => x0 + hostingPosition(kw, lo, hi) * (x1 - x0);
+    lv.setAttribute("aria-label", `Legend: bus colour by hosting capacity, ${kwText(lo)} to ${kwText(hi)} on a log scale; grey: cannot host`);
+    const grad = el("linearGradient", { id: "hcgrad", x1: "0", x2: "1", y1: "0", y2: "0" }, el("defs", {}, lv));
+    HC_STOPS.forEach(([r, g, b], i) => el("stop", { offset: `${(i / (HC_STOPS.length - 1)) * 100}%`, "stop-color": `rgb(${r}, ${g}, ${b})` }, grad));
+    el("text", { class: "legend-title", x: x0, y: 13 }, lv, `Bus colour: hosting capacity (kW, log scale), state #${result.sequence}`);
+    el("rect", { class: "hc-bar", x: x0, y: barY, width: x1 - x0, height: barH, fill: "url(#hcgrad)", stroke: "#888", "stroke-width": 0.5 }, lv);
+    const label = (kw) => (kw >= 1000 ? `${fmt(kw / 1000, kw % 1000 ? 1 : 0)} MW` : `${fmt(kw, kw % 1 ? 1 : 0)} kW`);
+    // Each label's extent (about 6.5 px a character at 11 px), so that no tick label runs into another.
+    const span = (x, text, anchor) => {
+      const w = 6.5 * text.length + 6;
+      return anchor === "start" ? [x, x + w] : anchor === "end" ? [x - w, x] : [x - w / 2, x + w / 2];
+    };
+    const placed = [];
+    for (const [kw, anchor] of [[lo, "start"], [hi, "end"]]) {
+      el("line", { class: "limit-tick", x1: X(kw), x2: X(kw), y1: barY - 3, y2: barY + barH + 4 }, lv);
+      el("text", { class: "tick limit-text", x: X(kw), y: barY + barH + 16, "text-anchor": anchor }, lv, label(kw));
+      placed.push(span(X(kw), label(kw), anchor));
+    }
+    for (const kw of logTicks(lo, hi)) {
+      const x = X(kw), [a, b] = span(x, label(kw), "middle");
+      if (placed.some(([c, d]) => a < d && c < b)) continue;
+      placed.push([a, b]);
+      el("line", { class: "tick-line", x1: x, x2: x, y1: barY, y2: barY + barH + 4 }, lv);
+      el("text", { class: "tick", x, y: barY + barH + 16, "text-anchor": "middle" }, lv, label(kw));
+    }
+    el("text", { class: "tick", x: x0, y: barY + barH + 30 }, lv, "← least (limits first)");
+    el("text", { class: "tick", x: x1, y: barY + barH + 30, "text-anchor": "end" }, lv, "most →");
+    el("circle", { cx: W / 2 - 46, cy: barY + barH + 26, r: 5, fill: NO_HOSTING_COLOUR, stroke: "#3d4650" }, lv);
+    el("text", { class: "tick", x: W / 2 - 37, y: barY + barH + 30 }, lv, "cannot host a generator");
+  }
+
+  const SORTS = {
+    bus: (a, b) => a.bus.localeCompare(b.bus, "en", { numeric: true }),
+    phases: (a, b) => (a.phases ?? 0) - (b.phases ?? 0),
+    kw: (a, b) => a.hosting_capacity_kW - b.hosting_capacity_kW,
+    kind: (a, b) => (LIMIT_WORDS[a.limited_by.kind] || "").localeCompare(LIMIT_WORDS[b.limited_by.kind] || ""),
+  };
+
+  /** The rows in the table's order: by the chosen column, ties by capacity then bus; buses that cannot host last. */
+  function sortedHostingRows(rows) {
+    const { key, dir } = S.hcSort;
+    const able = rows.filter((r) => r.hosting_capacity_kW != null), unable = rows.filter((r) => r.hosting_capacity_kW == null);
+    able.sort((a, b) => dir * SORTS[key](a, b) || SORTS.kw(a, b) || SORTS.bus(a, b));
+    unable.sort(SORTS.bus);
+    return [...able, ...unable];
+  }
+
+  function renderHosting() {
+    renderHostingToggle();
+    const run = studySlot().hosting_capacity.run, result = run && run.result;
+    $("hc-results").hidden = !result;
+    renderStaleNotes();
+    if (!result) { if (S.results) updateMap(); return; }
+    const c = result.criteria, { lo, hi } = hostingDomain(result.buses);
+    const csv = `/jobs/${encodeURIComponent(run.job.id)}/result?format=csv`;
+    $("hc-csv").setAttribute("href", csv);
+    $("hc-csv").setAttribute("download", `hosting_capacity-${run.job.id}.csv`);
+    $("hc-note").textContent = `State #${result.sequence} of “${scenarioName(result.scenario)}” · ` +
+      `${c.phases === 3 ? "3-phase generators where the bus has A, B and C, else 1-phase" : "1-phase generators"} · ` +
+      `${kwText(c.step_kw)} steps up to ${kwText(c.max_kw)} · limits ${c.voltage_low_pu}–${c.voltage_high_pu} pu, ` +
+      `${c.thermal_pct} % thermal${c.reverse_power ? ", no reverse power" : ""}.`;
+
+    // The figures beside the table: the extremes, the median and what bound how many buses.
+    const able = result.buses.filter((r) => r.hosting_capacity_kW != null).sort(SORTS.kw);
+    const median = able.length ? able[Math.floor((able.length - 1) / 2)].hosting_capacity_kW : null;
+    const counts = new Map();
+    for (const r of able) counts.set(r.limited_by.kind, (counts.get(r.limited_by.kind) || 0) + 1);
+    const figures = [["Buses", `${result.buses.length} (${able.length} can host)`]];
+    if (able.length) {
+      const least = able.filter((r) => r.hosting_capacity_kW === able[0].hosting_capacity_kW);
+      figures.push(["Least", `${kwText(able[0].hosting_capacity_kW)} at ` +
+        `${least.slice(0, 4).map((r) => r.bus).join(", ")}${least.length > 4 ? ` and ${least.length - 4} more` : ""}`],
+        ["Median", kwText(median)], ["Most", kwText(hi)]);
+    }
+    for (const [kind, n] of [...counts].sort((a, b) => b[1] - a[1])) figures.push([`Limited by ${LIMIT_WORDS[kind] || kind}`, `${n} bus${n === 1 ? "" : "es"}`]);
+    const unable = result.buses.length - able.length;
+    if (unable) figures.push(["Cannot host", `${unable} bus${unable === 1 ? "" : "es"}`]);
+    $("hc-figures").innerHTML = figures.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join("");
+
+    for (const th of document.querySelectorAll("#hc-table th[data-sort]")) {
+      th.setAttribute("aria-sort", th.dataset.sort === S.hcSort.key ? (S.hcSort.dir > 0 ? "ascending" : "descending") : "none");
+    }
+    $("hc-rows").innerHTML = sortedHostingRows(result.buses).map((r) => {
+      const kw = r.hosting_capacity_kW, b = r.limited_by, sel = r.bus === S.selected ? " selected" : "";
+      if (kw == null) {
+        return `<tr class="cannot${sel}" data-bus="${esc(r.bus)}" data-kw=""><th scope="row"><span class="sw" style="background:${NO_HOSTING_COLOUR}"></span>${esc(r.bus)}</th>` +
+          `<td></td><td class="r">—</td><td colspan="3">cannot host: ${esc(r.reason || "")}</td></tr>`;
+      }
+      const at = !b ? "" : b.kind === "thermal" ? `${fmt(b.value, 1)} %` : b.kind.startsWith("voltage") ? `${Number(b.value).toFixed(4)} pu`
+        : b.kind === "reverse_power" ? `${fmt(b.value, 1)} kW` : "";
+      return `<tr class="${sel.trim()}" data-bus="${esc(r.bus)}" data-kw="${kw}" data-kind="${esc(b ? b.kind : "")}">` +
+        `<th scope="row"><span class="sw" style="background:${hostingColour(kw, lo, hi)}"></span>${esc(r.bus)}</th>` +
+        `<td>${r.phases ?? ""}</td><td class="r">${fmt(kw, Number.isInteger(kw) ? 0 : 1)}</td>` +
+        `<td>${esc(b ? LIMIT_WORDS[b.kind] || b.kind : "")}</td><td class="where">${esc(b && b.element ? b.element : "")}</td>` +
+        `<td class="r">${at}</td></tr>`;
+    }).join("");
+    if (S.results) updateMap();
+  }
+
+  // ---- time series: totals and two charts over the hours
+  const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  const MONTH_START_DAY = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334]; // a year of 365 days, as the shapes
+  const dayLabel = (hourOfYear) => {
+    const day = Math.floor(hourOfYear / 24) % 365;
+    let m = 11;
+    while (MONTH_START_DAY[m] > day) m--;
+    return `${day - MONTH_START_DAY[m] + 1} ${MONTHS[m]}`;
+  };
+  const clockLabel = (hourOfYear) => `${String(hourOfYear % 24).padStart(2, "0")}:00`;
+  const hourLabel = (hourOfYear) => `${dayLabel(hourOfYear)} ${clockLabel(hourOfYear)}`;
+
+  const TS_TOTALS = [["energy_imported_kWh", "Energy imported", "kWh"], ["energy_exported_kWh", "Energy exported", "kWh"],
+    ["generation_kWh", "Generation", "kWh"], ["losses_kWh", "Losses", "kWh"],
+    ["hours_with_voltage_violations", "Hours with voltage violations", ""],
+    ["hours_with_thermal_violations", "Hours with thermal violations", ""], ["tap_changes", "Tap changes", ""]];
+  const TS_SERIES = [["substation_kW", "Substation", "#1f5fa8"], ["generation_kW", "Generation", "#1a9850"],
+    ["losses_kW", "Losses (right axis)", "#d95f02"]];
+
+  function renderStartHint() {
+    const day = numberOf("ts-start-day");
+    $("ts-start-hint").textContent = Number.isFinite(day) && day >= 1 && day < 366
+      ? `Starts at hour ${fmt((day - 1) * 24, 0)} of the year: ${dayLabel(Math.floor(day - 1) * 24)}, 00:00.` : "";
+  }
+
+  function renderTimeSeries() {
+    const run = studySlot().time_series.run, result = run && run.result;
+    $("ts-results").hidden = !result;
+    renderStaleNotes();
+    if (!result) return;
+    const hours = result.hours, spec = result.spec || {};
+    $("ts-csv").setAttribute("href", `/jobs/${encodeURIComponent(run.job.id)}/result?format=csv`);
+    $("ts-csv").setAttribute("download", `time_series-${run.job.id}.csv`);
+    const first = hours[0], last = hours[hours.length - 1];
+    const shape = (s) => (Array.isArray(s) ? "custom" : s);
+    $("ts-note").textContent = `State #${result.sequence} of “${scenarioName(result.scenario)}” · ${fmt(hours.length, 0)} hour` +
+      `${hours.length === 1 ? "" : "s"}${first ? `, ${hourLabel(first.hour_of_year)} to ${hourLabel(last.hour_of_year)}` : ""} · ` +
+      `${shape(spec.load_shape)} load, generators following the ${shape(spec.generator_shape)} shape` +
+      `${spec.neighbourhood_shapes && Object.keys(spec.neighbourhood_shapes).length ? ", some neighbourhoods their own" : ""}.`;
+    const t = result.totals;
+    $("ts-totals").innerHTML = TS_TOTALS.map(([key, label, unit]) => {
+      const v = t[key], bad = !unit && key.startsWith("hours_") && v > 0;
+      return `<div><dt>${label}</dt><dd id="ts-total-${key}" data-value="${v}"${bad ? ' class="bad"' : ""}>` +
+        `${fmt(v, 0)}${unit ? ` ${unit}` : ""}</dd></div>`;
+    }).join("");
+    drawPowerChart(hours);
+    drawVoltageChart(hours);
+  }
+
+  /** Round ticks covering lo..hi (about `count` of them): { lo, hi, ticks }. */
+  function niceTicks(lo, hi, count = 5) {
+    if (!(hi > lo)) { hi = lo + 1; }
+    const raw = (hi - lo) / count, mag = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+    const a = Math.floor(lo / step + 1e-9) * step, b = Math.ceil(hi / step - 1e-9) * step, ticks = [];
+    for (let v = a; v <= b + step / 2; v += step) ticks.push(Math.abs(v) < step / 1e6 ? 0 : v);
+    return { lo: a, hi: b, ticks, step };
+  }
+
+  /** Decimals that show every multiple of `step` exactly (2.5 → 1). */
+  function stepDigits(step) {
+    let digits = 0;
+    while (digits < 4 && Math.abs(step * 10 ** digits - Math.round(step * 10 ** digits)) > 1e-9) digits++;
+    return digits;
+  }
+
+  /** The hour ticks for `hours` (their hour of the year): clock times for a day, dates for a week, months for a year. */
+  function hourTicks(hours) {
+    const n = hours.length, ticks = [];
+    if (n > 24 * 45) {
+      const starts = new Set(MONTH_START_DAY.map((d) => d * 24));
+      hours.forEach((h, i) => { if (starts.has(h.hour_of_year)) ticks.push([i, MONTHS[MONTH_START_DAY.indexOf(h.hour_of_year / 24)]]); });
+      return ticks;
+    }
+    const step = [1, 3, 6, 12, 24, 48, 168, 336].find((s) => n / s <= 9) || 720;
+    hours.forEach((h, i) => {
+      const hy = h.hour_of_year;
+      if (step < 24 ? hy % step === 0 : hy % 24 === 0 && (hy / 24) % (step / 24) === 0) {
+        ticks.push([i, step < 24 && hy % 24 !== 0 ? clockLabel(hy) : dayLabel(hy)]);
+      }
+    });
+    return ticks;
+  }
+
+  /** Axes and a time axis; returns the X and the plot box. */
+  function chartFrame(svg, hours, H, M) {
+    svg.textContent = "";
+    const W = 1000, n = hours.length;
+    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    const X = (i) => M.l + (n > 1 ? i / (n - 1) : 0.5) * (W - M.l - M.r);
+    const axes = el("g", { class: "axes" }, svg);
+    for (const [i, text] of hourTicks(hours)) {
+      el("line", { class: "grid", x1: X(i), x2: X(i), y1: M.t, y2: H - M.b }, axes);
+      el("text", { class: "tick", x: X(i), y: H - M.b + 15, "text-anchor": "middle" }, axes, text);
+    }
+    return { W, X, axes };
+  }
+
+  /** What a chart plots: every hour, or for more than a month of hours one point per day (its mean, and its range
+   *  as a band; for the voltages the day's extremes), which a 1000-pixel chart can show. */
+  const SERIES_KEYS = ["substation_kW", "generation_kW", "losses_kW", "load_kW", "min_voltage_pu", "max_voltage_pu"];
+  function chartPoints(hours) {
+    if (hours.length <= 24 * 31) {
+      return { daily: false, points: hours.map((h, i) => ({ i, hours: [h],
+        v: Object.fromEntries(SERIES_KEYS.map((k) => [k, h[k]])), lo: {}, hi: {} })) };
+    }
+    const points = [];
+    for (let start = 0; start < hours.length; start += 24) {
+      const day = hours.slice(start, start + 24), v = {}, lo = {}, hi = {};
+      for (const k of SERIES_KEYS) {
+        const values = day.map((h) => h[k]);
+        lo[k] = Math.min(...values);
+        hi[k] = Math.max(...values);
+        v[k] = values.reduce((s, x) => s + x, 0) / values.length;
+      }
+      v.min_voltage_pu = lo.min_voltage_pu; // the voltages: the day's lowest and highest, not means
+      v.max_voltage_pu = hi.max_voltage_pu;
+      points.push({ i: start + (day.length - 1) / 2, hours: day, v, lo, hi });
+    }
+    return { daily: true, points };
+  }
+
+  /** Pointer over a chart: a cursor at the nearest point and its numbers in the tooltip. */
+  function chartHover(svg, plotted, M, W, H, X) {
+    const cursor = el("line", { class: "cursor", x1: 0, x2: 0, y1: M.t, y2: H - M.b, visibility: "hidden" }, svg);
+    const overlay = el("rect", { class: "overlay", x: M.l, y: M.t, width: W - M.l - M.r, height: H - M.t - M.b }, svg);
+    const { daily, points } = plotted;
+    overlay.addEventListener("mousemove", (event) => {
+      const box = svg.getBoundingClientRect(), x = (event.clientX - box.left) * W / box.width;
+      let best = points[0];
+      for (const p of points) if (Math.abs(X(p.i) - x) < Math.abs(X(best.i) - x)) best = p;
+      const p = best, h = p.hours[0], v = p.v;
+      cursor.setAttribute("x1", X(p.i));
+      cursor.setAttribute("x2", X(p.i));
+      cursor.setAttribute("visibility", "visible");
+      const range = (k, digits = 1) => (daily ? ` (${fmt(p.lo[k], digits)} to ${fmt(p.hi[k], digits)})` : "");
+      const worst = (k) => p.hours.reduce((s, r) => s + (r[k] > 0 ? 1 : 0), 0);
+      placeTooltip(event, (daily
+        ? `<strong>${esc(dayLabel(h.hour_of_year))}</strong> · daily mean (range)<br>`
+        : `<strong>${esc(hourLabel(h.hour_of_year))}</strong> · hour ${h.hour_of_year} of the year<br>`) +
+        `substation ${fmt(v.substation_kW)} kW${range("substation_kW")}<br>load ${fmt(v.load_kW)} kW${range("load_kW")}<br>` +
+        `generation ${fmt(v.generation_kW)} kW${range("generation_kW")}<br>losses ${fmt(v.losses_kW, 2)} kW${range("losses_kW", 2)}<br>` +
+        `voltage ${v.min_voltage_pu.toFixed(4)} – ${v.max_voltage_pu.toFixed(4)} pu` +
+        (worst("voltage_violations") || worst("thermal_violations")
+          ? `<br>${daily ? "hours with " : ""}violations: ${daily ? `${worst("voltage_violations")} voltage · ${worst("thermal_violations")} thermal`
+            : `${h.voltage_violations} voltage · ${h.thermal_violations} thermal`}` : "") +
+        (p.hours.some((r) => r.reverse_power) ? `<br>reverse power${daily ? " in some hours" : ""}` : ""));
+    });
+    overlay.addEventListener("mouseleave", () => { cursor.setAttribute("visibility", "hidden"); hideTooltip(); });
+  }
+
+  const pointsOf = (points, key, X, Y) => points.map((p) => `${X(p.i).toFixed(1)},${Y(p.v[key]).toFixed(1)}`).join(" ");
+  const bandOf = (points, lo, hi, X, Y) => [...points.map((p) => `${X(p.i).toFixed(1)},${Y(hi(p)).toFixed(1)}`),
+    ...points.map((p) => `${X(p.i).toFixed(1)},${Y(lo(p)).toFixed(1)}`).reverse()].join(" ");
+
+  function drawPowerChart(hours) {
+    const svg = $("ts-power"), H = 300, M = { l: 66, r: 66, t: 34, b: 40 };
+    const { W, X, axes } = chartFrame(svg, hours, H, M);
+    const plotted = chartPoints(hours), { daily, points } = plotted;
+    const kws = points.flatMap((p) => [p.v.substation_kW, p.v.generation_kW,
+      ...(daily ? [p.lo.substation_kW, p.hi.substation_kW, p.hi.generation_kW] : [])]);
+    const left = niceTicks(Math.min(0, ...kws), Math.max(0, ...kws));
+    const Y = (v) => M.t + (left.hi - v) / (left.hi - left.lo) * (H - M.t - M.b);
+    for (const v of left.ticks) {
+      el("line", { class: v === 0 ? "zero" : "grid", x1: M.l, x2: W - M.r, y1: Y(v), y2: Y(v) }, axes);
+      el("text", { class: "tick", x: M.l - 6, y: Y(v) + 4, "text-anchor": "end" }, axes, fmt(v, stepDigits(left.step)));
+    }
+    // Losses on the right axis: its 0 on the power's 0, round steps on the same grid lines above it.
+    const up = Math.max(1, Math.round(left.hi / left.step));
+    const lossMax = Math.max(1e-9, ...points.map((p) => (daily ? p.hi.losses_kW : p.v.losses_kW)));
+    const mag = 10 ** Math.floor(Math.log10(lossMax / up));
+    const lossStep = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((st) => st * up >= lossMax - 1e-12);
+    const YR = (v) => Y(v / lossStep * left.step);
+    const lossColour = TS_SERIES[2][2];
+    for (let j = 0; j <= up; j++) {
+      el("text", { class: "tick", x: W - M.r + 6, y: YR(j * lossStep) + 4, style: `fill:${lossColour}` }, axes,
+        fmt(j * lossStep, stepDigits(lossStep)));
+    }
+    const mid = (M.t + H - M.b) / 2;
+    el("text", { class: "axis-title", x: 14, y: mid, "text-anchor": "middle", transform: `rotate(-90 14 ${mid})` }, axes,
+      daily ? "Power (kW), daily mean" : "Power (kW)");
+    el("text", { class: "axis-title", x: W - 10, y: mid, "text-anchor": "middle", transform: `rotate(90 ${W - 10} ${mid})`,
+      style: `fill:${lossColour}` }, axes, "Losses (kW)");
+    const width = daily ? 1.3 : 2;
+    for (const [key, , colour] of TS_SERIES) {
+      const y = key === "losses_kW" ? YR : Y;
+      if (daily) {
+        el("polygon", { class: "band", "data-band": key, fill: colour, "fill-opacity": 0.16,
+          points: bandOf(points, (p) => p.lo[key], (p) => p.hi[key], X, y) }, svg);
+      }
+      el("polyline", { class: `series series-${key}`, "data-series": key, "data-points": points.length, stroke: colour,
+        "stroke-width": width, points: pointsOf(points, key, X, y) }, svg);
+    }
+    const lg = el("g", { class: "chart-legend", transform: `translate(${M.l}, 14)` }, svg);
+    let x = 0;
+    for (const [, label, colour] of TS_SERIES) {
+      el("line", { x1: x, x2: x + 22, y1: 0, y2: 0, stroke: colour, "stroke-width": 3 }, lg);
+      el("text", { x: x + 28, y: 4 }, lg, label);
+      x += 40 + label.length * 7;
+    }
+    el("text", { x, y: 4 }, lg, daily ? "lines: daily means · bands: each day's range · below 0: power back to the grid"
+      : "below 0: power flows back to the grid");
+    chartHover(svg, plotted, M, W, H, X);
+  }
+
+  function drawVoltageChart(hours) {
+    const svg = $("ts-voltage"), H = 210, M = { l: 66, r: 66, t: 30, b: 40 };
+    const { W, X, axes } = chartFrame(svg, hours, H, M);
+    const plotted = chartPoints(hours), { daily, points } = plotted;
+    const [lo, hi] = S.limits;
+    const vMin = Math.min(...points.map((p) => p.v.min_voltage_pu)), vMax = Math.max(...points.map((p) => p.v.max_voltage_pu));
+    const yMin = Math.min(lo - 0.01, Math.floor((vMin - 0.005) * 100) / 100);
+    const yMax = Math.max(hi + 0.01, Math.ceil((vMax + 0.005) * 100) / 100);
+    const Y = (v) => M.t + (yMax - v) / (yMax - yMin) * (H - M.t - M.b);
+    const step = yMax - yMin > 0.12 ? 0.02 : 0.01;
+    for (let v = Math.ceil(yMin / step - 1e-9) * step; v <= yMax + 1e-9; v += step) {
+      el("line", { class: "grid", x1: M.l, x2: W - M.r, y1: Y(v), y2: Y(v) }, axes);
+      el("text", { class: "tick", x: M.l - 6, y: Y(v) + 4, "text-anchor": "end" }, axes, v.toFixed(2));
+    }
+    const mid = (M.t + H - M.b) / 2;
+    el("text", { class: "axis-title", x: 14, y: mid, "text-anchor": "middle", transform: `rotate(-90 14 ${mid})` }, axes, "Voltage (pu)");
+    el("polygon", { class: "band", "data-band": "voltage", fill: "#92c5de", "fill-opacity": 0.45,
+      points: bandOf(points, (p) => p.v.min_voltage_pu, (p) => p.v.max_voltage_pu, X, Y) }, svg);
+    const width = daily ? 1.3 : 1.8;
+    for (const [key, colour] of [["max_voltage_pu", "#b2182b"], ["min_voltage_pu", "#2166ac"]]) {
+      el("polyline", { class: `series series-${key}`, "data-series": key, "data-points": points.length, stroke: colour,
+        "stroke-width": width, points: pointsOf(points, key, X, Y) }, svg);
+    }
+    for (const limit of [lo, hi]) {
+      el("line", { class: "limit", x1: M.l, x2: W - M.r, y1: Y(limit), y2: Y(limit) }, svg);
+      el("text", { class: "limit-label", x: W - M.r - 4, y: Y(limit) + (limit < 1 ? 14 : -5), "text-anchor": "end" }, svg,
+        `${limit.toFixed(2)} pu limit`);
+    }
+    const lg = el("g", { class: "chart-legend", transform: `translate(${M.l}, 12)` }, svg);
+    el("rect", { x: 0, y: -6, width: 22, height: 12, fill: "#92c5de", "fill-opacity": 0.45 }, lg);
+    el("text", { x: 28, y: 4 }, lg, daily ? "each day, every node's voltage lies in the band:" : "every node's voltage lies in the band:");
+    let x = daily ? 330 : 270;
+    for (const [label, colour] of [["highest", "#b2182b"], ["lowest", "#2166ac"]]) {
+      el("line", { x1: x, x2: x + 22, y1: 0, y2: 0, stroke: colour, "stroke-width": 3 }, lg);
+      el("text", { x: x + 28, y: 4 }, lg, label);
+      x += 100;
+    }
+    el("line", { class: "limit", x1: x, x2: x + 22, y1: 0, y2: 0 }, lg);
+    el("text", { x: x + 28, y: 4 }, lg, `limits ${lo.toFixed(2)} / ${hi.toFixed(2)} pu`);
+    chartHover(svg, plotted, M, W, H, X);
+  }
+
+  function wireStudies() {
+    for (const kind of Object.keys(STUDY_UI)) {
+      const ui = STUDY_UI[kind];
+      $(ui.form).addEventListener("submit", (event) => { event.preventDefault(); startStudy(kind); });
+      $(ui.cancel).addEventListener("click", () => cancelStudy(kind));
+    }
+    $("hc-show").addEventListener("click", () => showHosting(true));
+    $("hc-map-off").addEventListener("click", () => showHosting(false));
+    for (const th of document.querySelectorAll("#hc-table th[data-sort]")) {
+      th.querySelector("button").addEventListener("click", () => {
+        const key = th.dataset.sort;
+        S.hcSort = { key, dir: S.hcSort.key === key ? -S.hcSort.dir : 1 };
+        renderHosting();
+      });
+    }
+    $("hc-rows").addEventListener("click", (event) => {
+      const row = event.target.closest("tr[data-bus]");
+      if (row) selectBus(row.dataset.bus);
+    });
+    $("ts-start-day").addEventListener("input", renderStartHint);
+    renderStartHint();
   }
 
   // ------------------------------------------------------------------ wiring
@@ -1267,6 +1920,7 @@
 
   async function start() {
     wireControls();
+    wireStudies();
     try {
       // The scenario in the address (#scenario=<id>) if it still exists, else the default one.
       S.scenarios = (await api("GET", "/scenarios")).scenarios;
@@ -1291,6 +1945,7 @@
       updateTransformers();
       document.body.dataset.scenario = S.scenario;
       renderScenarioPicker();
+      renderStudies();
       await Promise.all([refreshGenerators(), refreshJournal()]);
       setPreviewMarks(false);
       lockControls();
