@@ -27,10 +27,11 @@ class Cluster:
     def __init__(self) -> None:
         self.address = f"tcp://127.0.0.1:{free_port()}"
         port = self.address.rsplit(":", 1)[1]
-        self.scheduler = subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", port,
+        dask = [sys.executable, "-m", "dask"]  # the `dask` command of this interpreter, wherever PATH points
+        self.scheduler = subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", port,
                                            "--no-dashboard"], cwd=REPO, env=WORKER_ENV,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.workers = subprocess.Popen(["dask", "worker", self.address, "--nworkers", "2", "--nthreads", "1",
+        self.workers = subprocess.Popen([*dask, "worker", self.address, "--nworkers", "2", "--nthreads", "1",
                                          "--no-dashboard"], cwd=REPO, env=WORKER_ENV,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.wait_for_workers(2)
