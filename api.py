@@ -373,6 +373,8 @@ def register_grid_routes(app: OpenAPI) -> None:
             return conditional(Response(status=200), etag)  # 304 without building the body
         if query.format == "csv":
             return conditional(csv_response(snapshot.bus_details, "bus_details.csv"), etag)
+        if not query.sections:  # the whole answer's bytes are kept on the (immutable) snapshot
+            return conditional(json_response(snapshot.state_json), etag)
         body = orjson.dumps({"status": "success", "sequence": snapshot.sequence,
                              "results": orjson.Fragment(results_body(snapshot, query.sections))})
         return conditional(json_response(body), etag)

@@ -176,6 +176,12 @@ class Snapshot:
         """The whole results document as JSON, serialised once per snapshot."""
         return self.sections_json(SECTION_ORDER)
 
+    @functools.cached_property
+    def state_json(self) -> bytes:
+        """The whole answer of GET /state for this state, built once: repeated reads send the same bytes."""
+        return orjson.dumps({"status": "success", "sequence": self.sequence,
+                             "results": orjson.Fragment(self.results_json)})
+
 
 class Change(dict):
     """What a change did (a plain dict, serialised as the response's `action`), carrying the snapshot it
