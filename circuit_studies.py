@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from feeder_index import TAP_STEP_PU
+from feeder_index import TAP_STEP_PU, read_limits
 from results import Snapshot
 
 
@@ -92,19 +92,22 @@ class CircuitStudies:
                     for name, kw in generators:
                         self._engine.Generators.Name(name)
                         self._engine.Generators.kW(kw * float(generator_multiplier))
-                    snapshot = self._read_snapshot(self._solve_or_raise(f"hour {hour} of the series"))
-                    rows.append(_hour_row(snapshot, self.regulator_tap_steps()))
+                    magnitudes = self._solve_or_raise(f"hour {hour} of the series")
+                    reading = read_limits(self._engine, self._batch, self._index, bool(generators), magnitudes)
+                    rows.append(_hour_row(reading, self.voltage_limits_pu, self.regulator_tap_steps()))
                 final_taps = self.regulator_tap_steps()
             finally:
                 self.restore(kept)
             return rows, final_taps
 
 
-def _hour_row(snapshot: Snapshot, taps: dict[str, int]) -> dict[str, Any]:
-    summary, profile = snapshot.section("power_summary"), snapshot.section("voltage_profile")
-    return {"substation_kW": summary["total_circuit_power_kW"], "substation_kVAR": summary["total_circuit_power_kVAR"],
-            "load_kW": summary["total_load_kW"], "generation_kW": summary["total_generation_kW"],
-            "losses_kW": summary["total_losses_kW"], "min_voltage_pu": profile["min_voltage_pu"],
-            "max_voltage_pu": profile["max_voltage_pu"], "voltage_violations": summary["voltage_violations"],
-            "thermal_violations": summary["thermal_violations"], "reverse_power": summary["reverse_power"],
-            "taps": taps}
+def _hour_row(reading: dict[str, Any], voltage_limits_pu: tuple[float, float], taps: dict[str, int]
+              ) -> dict[str, Any]:
+    """One hour of a series from a lean reading: the same figures and counts a snapshot's summary gives."""
+    vmag, (low, high) = reading["vmag_pu"], voltage_limits_pu
+    overloaded = int((reading["line_loading_pct"] > 100.0).sum() + (reading["transformer_loading_pct"] > 100.0).sum())
+    return {"substation_kW": reading["source_kw"], "substation_kVAR": reading["source_kvar"],
+            "load_kW": reading["load_kw"], "generation_kW": reading["generation_kw"], "losses_kW": reading["losses_kw"],
+            "min_voltage_pu": float(vmag.min()), "max_voltage_pu": float(vmag.max()),
+            "voltage_violations": int(((vmag < low) | (vmag > high)).sum()), "thermal_violations": overloaded,
+            "reverse_power": bool(reading["source_kw"] < 0), "taps": taps}

@@ -121,16 +121,10 @@ def read_snapshot(engine: Any, batch: Any, index: FeederIndex, generator_conduct
     line_terminal_powers = np.asarray(values(batch.Line.TotalPowers))
     line_p1 = line_terminal_powers[0::2]
     line_losses = (line_terminal_powers[0::2] + line_terminal_powers[1::2]).real
-    # Complex currents and np.abs: a third of the engine's time for CurrentsMagAng.
-    line_currents = np.abs(np.asarray(values(batch.Line.Currents))[index.line_term1_conductors])
-    line_max_current = np.maximum.reduceat(line_currents, index.line_segment_starts)
-    line_loading = 100.0 * line_max_current / index.line_norm_amps
+    line_currents, line_loading, xf_loading = loadings(batch, index)
 
     xf_terminal_powers = np.asarray(values(batch.Transformer.TotalPowers))
     xf_losses = (xf_terminal_powers[0::2] + xf_terminal_powers[1::2]).real
-    xf_currents = np.abs(np.asarray(values(batch.Transformer.Currents))[index.transformer_term1_conductors])
-    xf_loading = 100.0 * np.maximum.reduceat(xf_currents, index.transformer_segment_starts) \
-        / index.transformer_norm_amps
 
     source_kw, source_kvar = (-x for x in engine.Circuit.TotalPower())
     losses_w, losses_var = engine.Circuit.Losses()
@@ -171,6 +165,30 @@ def read_snapshot(engine: Any, batch: Any, index: FeederIndex, generator_conduct
     summary["thermal_violations"] = len(violations["thermal"])
     summary["reverse_power"] = bool(violations["reverse_power"])
     return Snapshot(sequence, index.layout, arrays, sections)
+
+def loadings(batch: Any, index: FeederIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Terminal-1 phase current magnitudes of the lines, and the loading (% of normal rating, highest phase) of
+    every line and transformer. Complex currents and np.abs: a third of the engine's time for CurrentsMagAng."""
+    line_currents = np.abs(np.asarray(values(batch.Line.Currents))[index.line_term1_conductors])
+    line_loading = 100.0 * np.maximum.reduceat(line_currents, index.line_segment_starts) / index.line_norm_amps
+    xf_currents = np.abs(np.asarray(values(batch.Transformer.Currents))[index.transformer_term1_conductors])
+    xf_loading = 100.0 * np.maximum.reduceat(xf_currents, index.transformer_segment_starts) \
+        / index.transformer_norm_amps
+    return line_currents, line_loading, xf_loading
+
+
+def read_limits(engine: Any, batch: Any, index: FeederIndex, has_generators: bool, vmag_pu: np.ndarray
+                ) -> dict[str, Any]:
+    """A lean reading of a solved state for studies (a hosting-capacity trial, an hour of a series): what limits
+    are checked against and the totals an hour reports, without the per-node and per-line tables."""
+    _, line_loading, xf_loading = loadings(batch, index)
+    source_kw, source_kvar = (-x for x in engine.Circuit.TotalPower())
+    losses_w, _ = engine.Circuit.Losses()
+    generation = -np.asarray(values(batch.Generator.TotalPowers)).real.sum() if has_generators else 0.0
+    return {"vmag_pu": vmag_pu, "line_loading_pct": line_loading, "transformer_loading_pct": xf_loading,
+            "source_kw": source_kw, "source_kvar": source_kvar, "losses_kw": losses_w / 1000.0,
+            "load_kw": float(np.asarray(values(batch.Load.TotalPowers)).real.sum()), "generation_kw": float(generation)}
+
 
 def find_violations(index: FeederIndex, arrays: dict[str, np.ndarray], source_kw: float,
                     voltage_limits_pu: tuple[float, float]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import opendssdirect
 
 from circuit_studies import CircuitStudies
 from circuit_views import CircuitViews
-from feeder_index import TAP_STEP_PU, FeederIndex, read_snapshot, values
+from feeder_index import TAP_STEP_PU, FeederIndex, read_limits, read_snapshot, values
 from results import SECTION_ORDER, Change, Snapshot  # noqa: F401  (SECTION_ORDER: part of this module's API)
 
 MODEL_DIR = Path(__file__).resolve().parent / "Test_Systems" / "IEEE_123_Bus-G"
@@ -199,7 +199,8 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
             engine.Transformers.Wdg(winding)
             engine.Transformers.Tap(tap)
 
-    def _apply(self, what: str, change: Callable[[], None], undo: Callable[[], None], dry_run: bool) -> Snapshot:
+    def _apply(self, what: str, change: Callable[[], None], undo: Callable[[], None], dry_run: bool,
+               read: Callable[[np.ndarray], Any] | None = None) -> Any:
         """Apply a change and solve; on any failure undo it, restore the taps and re-solve.
 
         A dry run is undone the same way after its results are read: the state, the sequence and the snapshot
@@ -215,8 +216,8 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
                 raise NotConvergedError(f"{error}; the change was rolled back and the grid is unchanged",
                                         field=getattr(error, "field", None)) from error
             raise
-        if dry_run:
-            preview = self._read_snapshot(magnitudes, sequence=self.sequence + 1)
+        if dry_run:  # `read`: a lean reading instead of the whole snapshot (a study's trial)
+            preview = read(magnitudes) if read else self._read_snapshot(magnitudes, sequence=self.sequence + 1)
             self._roll_back(undo, taps)
             return preview
         self.sequence += 1
@@ -276,30 +277,48 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
             bus, nodes, kv, name = self._generator_connection(bus, phases, kw, phase, prefix)
             existing = self._generators.get(name)
             created = existing is None or not existing.enabled
-            previous = (existing.kw, existing.enabled) if existing else None
-
-            def change() -> None:
-                if existing is None:
-                    self._engine.Text.Command(
-                        f"New Generator.{name} bus1={bus}.{'.'.join(map(str, nodes))} phases={phases} "
-                        f"kv={kv:.6f} kw={kw!r} pf=1 model=1 vminpu=0.5 vmaxpu=1.5")
-                    self._generators[name] = Generator(name, bus, phases, nodes, 0.0, enabled=False)
-                    self._build_generator_map()
-                else:
-                    self._set_generator(name, kw, True)
-
-            def undo() -> None:
-                if existing is None:
-                    self._set_generator(name, 0.0, False)
-                else:
-                    self._set_generator(name, previous[0], previous[1])
-
+            change, undo = self._generator_change(bus, phases, nodes, kv, name, kw)
             snapshot = self._apply(f"generator {name} at {kw} kW", change, undo, dry_run)
             if not dry_run:
                 self._generators[name] = Generator(name, bus, phases, nodes, float(kw))
             return Change({"type": "add_generator", "sequence": snapshot.sequence, "generator": name, "bus": bus,
                            "phases": phases, "nodes": nodes, "kw": float(kw), "kv": kv,
                            "created": created, "updated": not created, **_dry(dry_run)}, snapshot)
+
+    def preview_generator_limits(self, bus: str, phases: int, kw: float, prefix: str) -> tuple[list[int], dict]:
+        """A study's trial: a generator connected as add_generator connects it, solved with the regulators
+        acting, read lean (`feeder_index.read_limits`), then taken back. Returns its nodes and the reading."""
+        with self._lock:
+            bus, nodes, kv, name = self._generator_connection(bus, phases, kw, None, prefix)
+            change, undo = self._generator_change(bus, phases, nodes, kv, name, kw)
+            reading = self._apply(f"generator {name} at {kw} kW", change, undo, dry_run=True,
+                                  read=lambda magnitudes: read_limits(self._engine, self._batch, self._index,
+                                                                      bool(self._generator_order), magnitudes))
+            return nodes, reading
+
+    def _generator_change(self, bus: str, phases: int, nodes: list[int], kv: float, name: str, kw: float
+                          ) -> tuple[Callable[[], None], Callable[[], None]]:
+        """The change that puts this generator at `kw` (creating it the first time) and the undo of it."""
+        existing = self._generators.get(name)
+        previous = (existing.kw, existing.enabled) if existing else None
+
+        def change() -> None:
+            if existing is None:
+                self._engine.Text.Command(
+                    f"New Generator.{name} bus1={bus}.{'.'.join(map(str, nodes))} phases={phases} "
+                    f"kv={kv:.6f} kw={kw!r} pf=1 model=1 vminpu=0.5 vmaxpu=1.5")
+                self._generators[name] = Generator(name, bus, phases, nodes, 0.0, enabled=False)
+                self._build_generator_map()
+            else:
+                self._set_generator(name, kw, True)
+
+        def undo() -> None:
+            if previous is None:
+                self._set_generator(name, 0.0, False)
+            else:
+                self._set_generator(name, previous[0], previous[1])
+
+        return change, undo
 
     def _generator_connection(self, bus: Any, phases: int, kw: Any, phase: int | None, prefix: str = "gen"
                               ) -> tuple[str, list[int], float, str]:

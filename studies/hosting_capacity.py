@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from results import Snapshot
+from results import RowLayout, Snapshot
 from simulation_core import NotConvergedError, OpenDSSCircuit
 
 KIND_ORDER = ("voltage_high", "voltage_low", "thermal", "reverse_power")
@@ -33,11 +33,15 @@ class Criteria:
         return asdict(self)
 
 
-def first_violation(trial: Snapshot, own: Snapshot, criteria: Criteria, transformer_names: list[str]
-                    ) -> dict[str, Any] | None:
-    """The violation that bounds a trial: the first kind of voltage_high, voltage_low, thermal, reverse_power
-    that fails, at its worst element; None when the trial passes."""
-    layout, a, b = trial.layout, trial.arrays, own.arrays
+def reading_of(snapshot: Snapshot) -> dict[str, Any]:
+    """The scenario's own state in the shape of a trial's lean reading."""
+    return {**snapshot.arrays, "source_kw": snapshot.section("power_summary")["total_circuit_power_kW"]}
+
+
+def first_violation(a: dict[str, Any], b: dict[str, Any], layout: RowLayout, criteria: Criteria,
+                    transformer_names: list[str]) -> dict[str, Any] | None:
+    """The violation that bounds a trial (reading `a`, against the scenario's own state `b`): the first kind of
+    voltage_high, voltage_low, thermal, reverse_power that fails, at its worst element; None when it passes."""
     v = a["vmag_pu"]
 
     def node(i: int) -> str:
@@ -59,7 +63,7 @@ def first_violation(trial: Snapshot, own: Snapshot, criteria: Criteria, transfor
         lines = len(layout.line_names)
         element = f"Line.{layout.line_names[i]}" if i < lines else f"Transformer.{transformer_names[i - lines]}"
         return {"kind": "thermal", "element": element, "value": float(loading[i]), "limit": criteria.thermal_pct}
-    source_kw = trial.section("power_summary")["total_circuit_power_kW"]
+    source_kw = a["source_kw"]
     if criteria.reverse_power and source_kw < 0:
         return {"kind": "reverse_power", "element": "Vsource.source", "value": float(source_kw), "limit": 0.0}
     return None
@@ -67,7 +71,7 @@ def first_violation(trial: Snapshot, own: Snapshot, criteria: Criteria, transfor
 
 def hosting_capacity_of_bus(circuit: OpenDSSCircuit, bus: str, phases: int, criteria: Criteria) -> dict[str, Any]:
     """One bus's row: doubling from one step until a trial violates (or max_kw passes), then bisection."""
-    own = circuit.snapshot
+    own, layout = reading_of(circuit.snapshot), circuit.snapshot.layout
     transformer_names = [row["name"] for row in circuit.transformers()]
     steps_max = max(1, math.floor(criteria.max_kw / criteria.step_kw + 1e-9))
     trials = 0
@@ -78,11 +82,10 @@ def hosting_capacity_of_bus(circuit: OpenDSSCircuit, bus: str, phases: int, crit
         trials += 1
         kw = steps * criteria.step_kw
         try:
-            change = circuit.add_generator(bus, phases, kw, dry_run=True, prefix="hc")
+            nodes, reading = circuit.preview_generator_limits(bus, phases, kw, prefix="hc")
         except NotConvergedError:
             return {"kind": "not_converged", "element": None, "value": kw, "limit": None}
-        nodes = change["nodes"]
-        return first_violation(change.snapshot, own, criteria, transformer_names)
+        return first_violation(reading, own, layout, criteria, transformer_names)
 
     passing, failing, bound = 0, None, None
     steps = 1
