@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark of the IEEE 123-bus power-flow API against the engine floor (opendssdirect alone, in-process).
 
-    python bench/bench.py            # full run (under a minute on 2 cores)
-    python bench/bench.py --quick    # ~20 s smoke run
-    python bench/bench.py --requests 500 --duration 3 --out /tmp/bench.json
+    python bench/bench.py            # full run (about 2 minutes on 2 cores)
+    python bench/bench.py --quick    # ~40 s smoke run
+    python bench/bench.py --requests 500 --duration 3 --many-scenarios 200 --out /tmp/bench.json
 
 What it does, in order (see bench/README.md for the definitions):
   1. Engine floor: the same sequence of changes as the HTTP latency phase, applied in this process with
@@ -12,7 +12,9 @@ What it does, in order (see bench/README.md for the definitions):
      http.client connection measures POST /add_generator, POST /modify_load_neighbourhood and GET /state
      (interleaved), then more requests until --leak-requests in total for the RSS leak check.
   3. Server B (fresh): throughput with 1, 2, 4 and 8 concurrent clients, POST /modify_load_neighbourhood only.
-  4. The floor again (drift check), a table on stdout and every figure in a JSON file.
+  4. Scenarios (bench/scenarios_phase.py, servers C, D, E): creation time, rebuild time of a 20-change journal,
+     memory per live scenario, 2 clients on one scenario against 2 on two, --many-scenarios held by one server.
+  5. The floor again (drift check), a table on stdout and every figure in a JSON file.
 
 Every response is checked (HTTP 200, JSON, "status": "success", and the action the request asked for) before
 anything is reported; any failure stops the run with exit status 1.
@@ -43,6 +45,9 @@ import opendssdirect
 import orjson
 
 REPO = Path(__file__).resolve().parent.parent
+# bench/scenarios_phase.py does `import bench`: let it find this very module (one BenchError, one Server class)
+# rather than load a second copy when this file runs as a script.
+sys.modules.setdefault("bench", sys.modules[__name__])
 MODEL_DIR = REPO / "Test_Systems" / "IEEE_123_Bus-G"
 MASTER_FILE = MODEL_DIR / "Master.dss"
 NEIGHBOURHOOD_FILE = MODEL_DIR / "neighbourhoods.json"
@@ -329,9 +334,10 @@ class Server:
     """`python api.py --port N` started as a user does, from an empty temporary directory (or, with
     `body_file`, bench/transport_floor.py serving that fixed body)."""
 
-    def __init__(self, label: str, body_file: Path | None = None) -> None:
+    def __init__(self, label: str, body_file: Path | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.label = label
         self.body_file = body_file
+        self.extra_args = extra_args  # after --port: e.g. --state FILE --max-live-scenarios 2
         self.port = free_port()
         self.cwd = Path(tempfile.mkdtemp(prefix="bench-cwd-"))
         self.log_dir = Path(tempfile.mkdtemp(prefix="bench-log-"))
@@ -345,7 +351,7 @@ class Server:
     def start(self) -> None:
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             started = time.perf_counter()
-            command = [sys.executable, str(REPO / "api.py"), "--port", str(self.port)]
+            command = [sys.executable, str(REPO / "api.py"), "--port", str(self.port), *self.extra_args]
             if self.body_file is not None:
                 command = [sys.executable, str(REPO / "bench" / "transport_floor.py"), str(self.port),
                            str(self.body_file)]
@@ -459,11 +465,13 @@ def check_envelope(status: int, content_type: str | None, body: bytes, what: str
 class Client:
     """One keep-alive HTTP/1.1 connection (http.client: the least client overhead in the standard library)."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, prefix: str = "") -> None:
         self.server = server
+        self.prefix = prefix  # "/scenarios/<id>" sends the grid routes to that scenario
         self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
         self.connects = 0
         self.last_body = b""
+        self.last_headers: Any = None
 
     def connect(self) -> None:
         self.conn.connect()
@@ -479,14 +487,15 @@ class Client:
         response = self.conn.getresponse()
         data = response.read()
         elapsed = time.perf_counter_ns() - t0
+        self.last_headers = response.headers
         return response.status, response.getheader("Content-Type"), data, elapsed
 
     def add_generator(self, op: GeneratorOp, count: bool = True) -> tuple[int, int]:
-        status, ctype, data, ns = self.call("POST", "/add_generator", op.body)
-        doc = check(status, ctype, data, f"POST /add_generator {op.body.decode()}")
+        status, ctype, data, ns = self.call("POST", self.prefix + "/add_generator", op.body)
+        doc = check(status, ctype, data, f"POST {self.prefix}/add_generator {op.body.decode()}")
         action = doc.get("action") or {}
         if action.get("created") is not op.new or action.get("kw") != op.kw or "results" not in doc:
-            raise BenchError(f"POST /add_generator {op.body.decode()}: expected created={op.new}, kw={op.kw}; "
+            raise BenchError(f"POST {self.prefix}/add_generator {op.body.decode()}: expected created={op.new}, kw={op.kw}; "
                              f"got action {action}")
         if count:
             self.server.count()
@@ -495,27 +504,52 @@ class Client:
     def modify(self, op: LoadOp, count: bool = True, parse_results: bool = True, query: str = "") -> tuple[int, int]:
         """With parse_results False (throughput clients) the 72 KB of results are not parsed, so the client's own
         CPU does not cap the rate: status, content type, the action and the closing brace are still checked."""
-        status, ctype, data, ns = self.call("POST", "/modify_load_neighbourhood" + query, op.body)
+        status, ctype, data, ns = self.call("POST", self.prefix + "/modify_load_neighbourhood" + query, op.body)
         self.last_body = data
-        what = f"POST /modify_load_neighbourhood {op.body.decode()}"
+        what = f"POST {self.prefix}/modify_load_neighbourhood {op.body.decode()}"
         doc = check(status, ctype, data, what) if parse_results else check_envelope(status, ctype, data, what)
         action = doc.get("action") or {}
         asked_for = action.get("neighbourhood") == op.neighbourhood and action.get("factor") == op.factor
         # The transport floor answers one fixed body to everything, so only the envelope is checked there.
         if self.server.body_file is None and not (asked_for and "results" in doc):
-            raise BenchError(f"POST /modify_load_neighbourhood {op.body.decode()}: unexpected action {action}")
+            raise BenchError(f"{what}: unexpected action {action}")
         if count:
             self.server.count()
         return ns, len(data)
 
     def state(self) -> tuple[int, int, dict[str, Any]]:
-        status, ctype, data, ns = self.call("GET", "/state")
-        doc = check(status, ctype, data, "GET /state")
+        status, ctype, data, ns = self.call("GET", self.prefix + "/state")
+        doc = check(status, ctype, data, f"GET {self.prefix}/state")
         summary = (doc.get("results") or {}).get("power_summary") or {}
         if summary.get("converged") is not True:
-            raise BenchError(f"GET /state: power_summary.converged is not true: {summary}")
+            raise BenchError(f"GET {self.prefix}/state: power_summary.converged is not true: {summary}")
         self.server.count()
         return ns, len(data), summary
+
+    def create_scenario(self, name: str, query: str = "") -> tuple[str, int, dict[str, Any]]:
+        """POST /scenarios from the base case: 201, Location /scenarios/<id>, the scenario live with no changes.
+        Returns the id, the ns elapsed and the document."""
+        status, ctype, data, ns = self.call("POST", "/scenarios" + query, orjson.dumps({"name": name}))
+        what = f"POST /scenarios{query} {{'name': {name!r}}}"
+        if status != 201:
+            raise BenchError(f"{what}: HTTP {status}, expected 201: {data[:400]!r}")
+        doc = check(200, ctype, data, what)
+        scenario = doc.get("scenario") or {}
+        location = self.last_headers.get("Location") if self.last_headers is not None else None
+        if not scenario.get("id") or location != f"/scenarios/{scenario['id']}" or scenario.get("changes") != 0 \
+                or scenario.get("live") is not True or "results" not in doc:
+            raise BenchError(f"{what}: unexpected scenario {scenario} or Location {location!r}")
+        self.last_body = data
+        self.server.count()
+        return scenario["id"], ns, doc
+
+    def delete_scenario(self, scenario_id: str) -> int:
+        status, ctype, data, ns = self.call("DELETE", f"/scenarios/{scenario_id}")
+        doc = check(status, ctype, data, f"DELETE /scenarios/{scenario_id}")
+        if (doc.get("deleted") or {}).get("id") != scenario_id:
+            raise BenchError(f"DELETE /scenarios/{scenario_id}: unexpected answer {data[:300]!r}")
+        self.server.count()
+        return ns
 
     def close(self) -> None:
         self.conn.close()
@@ -658,26 +692,28 @@ def leak_phase(server: Server, target_requests: int, neighbourhoods: list[int]) 
     return {"requests_sent": sent, "seconds": time.perf_counter() - started}
 
 
-def throughput_level(server: Server, clients: int, duration: float,
-                     alternators: list[FactorAlternator]) -> dict[str, Any]:
-    """`clients` threads, each with its own keep-alive connection, POST /modify_load_neighbourhood for `duration`."""
+def throughput_level(server: Server, clients: int, duration: float, alternators: list[FactorAlternator],
+                     prefixes: list[str] | None = None, query: str = "", samples: bool = False) -> dict[str, Any]:
+    """`clients` threads, each with its own keep-alive connection, POST /modify_load_neighbourhood for `duration`
+    (client k on the scenario `prefixes[k]`, e.g. "/scenarios/<id>"; `query`, e.g. "?sections=power_summary").
+    With `samples`, the latencies in ns are returned too ("samples_ns")."""
     barrier = threading.Barrier(clients + 1)
     results: list[dict[str, Any]] = [{} for _ in range(clients)]
     stop_at = [0.0]
 
     def worker(k: int) -> None:
-        client = Client(server)
+        client = Client(server, prefix=prefixes[k] if prefixes else "")
         latencies: list[int] = []
         try:
             client.connect()
             barrier.wait()
             alternator = alternators[k]
             while time.perf_counter() < stop_at[0]:
-                ns, _ = client.modify(alternator.next(), count=False, parse_results=False)
+                ns, _ = client.modify(alternator.next(), count=False, parse_results=False, query=query)
                 latencies.append(ns)
             results[k]["end"] = time.perf_counter()
             for op in alternator.close():  # bring the neighbourhoods back; not counted
-                client.modify(op, count=False)
+                client.modify(op, count=False, query=query)
         except BaseException as error:  # noqa: BLE001 - reported by the main thread
             results[k]["error"] = error
             try:
@@ -709,7 +745,8 @@ def throughput_level(server: Server, clients: int, duration: float,
     elapsed = max(r["end"] for r in results) - t0
     all_latencies = [ns for r in results for ns in r["latencies"]]
     return {"clients": clients, "requests": completed, "seconds": elapsed, "rps": completed / elapsed,
-            "latency": stats_ms(all_latencies), "connections_opened": sum(r["connects"] for r in results)}
+            "latency": stats_ms(all_latencies), "connections_opened": sum(r["connects"] for r in results),
+            **({"samples_ns": all_latencies} if samples else {})}
 
 
 # ----------------------------------------------------------------------------------------------------- report
@@ -849,7 +886,7 @@ def print_report(r: dict[str, Any]) -> None:
     add("")
     tp = r["throughput"]
     add(f"Throughput, POST /modify_load_neighbourhood only (alternating x1.05 / x1/1.05 per neighbourhood), "
-        f"{cfg['duration']:g} s per level, each client its own keep-alive connection")
+        f"{cfg['duration']:g} s per level, each client its own keep-alive connection, each level on a fresh scenario")
     add(f"  {'clients':>7} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  {'other CPU':>9}")
     for level in tp["levels"]:
         other = level.get("cpu", {}).get("other_processes_pct")
@@ -860,6 +897,11 @@ def print_report(r: dict[str, Any]) -> None:
         f"{cpu_ms_per_request(next(x for x in tp['levels'] if x['clients'] == 4)):.3f} ms")
     add(f"  engine floor rate 1 / load floor p50 = {tp['floor_rps']:.1f} req/s")
     add("")
+    if "scenarios" in r:
+        import scenarios_phase
+
+        out.extend(scenarios_phase.report_lines(r["scenarios"], header))
+        add("")
     st = r["startup"]
     add("Start-up, Popen -> first 200 from GET /state (polled every 10 ms): "
         + ", ".join(f"server {k} {v:.2f} s" for k, v in st["seconds"].items()))
@@ -934,6 +976,11 @@ def build_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     target("start-up s, worst of the server starts", max(r["startup"]["seconds"].values()), "<=", TARGET_STARTUP_S)
     target(f"|RSS after {r['memory']['late_mark']} / after {r['memory']['early_mark']} requests - 1|",
            abs(r["memory"]["rss_change"]), "<=", TARGET_LEAK)
+    if "scenarios" in r:
+        import scenarios_phase
+
+        for row in scenarios_phase.targets(r["scenarios"]):
+            target(*row)
     return targets
 
 
@@ -947,15 +994,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--leak-requests", type=int, default=None,
                         help="total requests to server A before the second RSS reading (default 10000; 2000 with "
                              "--quick); the first reading is at a tenth of it, capped at 1000")
-    parser.add_argument("--quick", action="store_true", help="a ~20 s smoke run")
+    parser.add_argument("--many-scenarios", type=int, default=None, metavar="N",
+                        help="scenarios created on one server in the scenarios phase (default 1000; 50 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="a ~40 s smoke run")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     args.requests = args.requests or (200 if args.quick else 1000)
     args.duration = args.duration or (1.0 if args.quick else 5.0)
     args.leak_requests = args.leak_requests or (2000 if args.quick else 10000)
     args.leak_early = min(1000, args.leak_requests // 10)
+    args.many_scenarios = args.many_scenarios or (50 if args.quick else 1000)
     if args.requests < 2 * len(GENERATOR_SITES) or args.leak_early < 1:
         parser.error(f"--requests must be at least {2 * len(GENERATOR_SITES)} and --leak-requests at least 10")
+    if not 1 <= args.many_scenarios <= 1000:
+        parser.error("--many-scenarios must be from 1 to 1000 (the server runs with --max-scenarios 1100)")
     return args
 
 
@@ -971,10 +1023,11 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "environment": environment(),
         "config": {"requests": args.requests, "duration": args.duration, "leak_requests": args.leak_requests,
-                   "leak_early": args.leak_early, "quick": args.quick, "out": str(args.out),
+                   "leak_early": args.leak_early, "many_scenarios": args.many_scenarios, "quick": args.quick,
+                   "out": str(args.out),
                    "generator_sites": GENERATOR_SITES, "warmup_site": WARMUP_SITE, "load_factor": LOAD_FACTOR,
                    "percentiles": "numpy.percentile, linear interpolation", "units": "ms unless named otherwise",
-                   "throughput_workload": "POST /modify_load_neighbourhood only"},
+                   "throughput_workload": "POST /scenarios/<fresh id>/modify_load_neighbourhood only"},
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "loadavg": {"start": loadavg()},
     }
@@ -1017,15 +1070,19 @@ def main(argv: list[str] | None = None) -> int:
             warm.modify(warm_alternator.next())
         for op in warm_alternator.close():
             warm.modify(op)
-        warm.close()
         alternators = [FactorAlternator(neighbourhoods, offset=5 * k) for k in range(8)]
         levels = []
         for n in (1, 2, 4, 8):
+            # Each level on a fresh scenario (same route implementation): a journal holds at most 10,000
+            # changes, and the four levels together can send more than that to one scenario.
+            scenario_id, _, _ = warm.create_scenario(f"throughput-{n}", query="?sections=power_summary")
             meter = CpuMeter(b.process.pid)
-            levels.append(throughput_level(b, n, args.duration, alternators))
+            levels.append(throughput_level(b, n, args.duration, alternators, [f"/scenarios/{scenario_id}"] * n))
             levels[-1]["cpu"] = meter.stop()
-        report["throughput"] = {"workload": "POST /modify_load_neighbourhood only", "levels": levels,
-                                "floor_rps": 1000.0 / report["floor"]["load"]["p50"]}
+            warm.delete_scenario(scenario_id)
+        warm.close()
+        report["throughput"] = {"workload": "POST /scenarios/<fresh id>/modify_load_neighbourhood only",
+                                "levels": levels, "floor_rps": 1000.0 / report["floor"]["load"]["p50"]}
         stop_b = b.stop()
     except BaseException:
         for server in servers:
@@ -1056,6 +1113,12 @@ def main(argv: list[str] | None = None) -> int:
                     for label, info in (("A", stop_a), ("B", stop_b))},
         "marks": {str(k): v for k, v in sorted(a.rss_marks.items())},
     }
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import scenarios_phase  # noqa: E402  (after this module is complete: it imports it as `bench`)
+
+    report["scenarios"], stops = scenarios_phase.run(args, neighbourhoods)
+    report["servers"].update(stops)
 
     print("benchmark: engine floor re-run ...", file=sys.stderr, flush=True)
     rerun = run_floor(gen_warm, load_warm, gen_ops, load_ops)

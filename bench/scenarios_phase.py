@@ -1,0 +1,383 @@
+"""The scenarios phase of bench.py: creation, rebuild, memory per live scenario, parallel scenarios, many scenarios.
+
+bench.py runs this after its throughput phase; it is not a script of its own. It starts three more servers, each
+as a user starts it, from an empty temporary directory (state files live in another temporary directory):
+
+  C  `api.py --port N` (defaults: in memory, at most 64 scenarios, every one live): memory per live scenario,
+     creation from the base case, then 2 clients on one scenario against 2 clients on two scenarios.
+  D  `api.py --port N --state FILE --max-live-scenarios 2 --max-scenarios 1100`: two scenarios of 20 changes take
+     turns in the one engine left beside the default scenario's, so each first GET …/state rebuilds its scenario.
+  E  `api.py --port N --state FILE --max-scenarios 1100 --max-live-scenarios 32`: --many-scenarios scenarios
+     (1000; 50 with --quick), one change each; then stopped and started again on the same file (E2).
+
+Every answer is checked as in the other phases, and every rebuilt state is compared with the state the scenario
+reported when its last change was made.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+import bench as b  # bench.py registers itself under this name before it imports this module
+
+TARGET_CREATE_P50_MS = 100.0   # POST /scenarios from the base case, p50
+TARGET_REBUILD_P50_MS = 100.0  # first GET /scenarios/<id>/state of a resting scenario with 20 changes, p50
+TARGET_PARALLEL = 1.4          # req/s of 2 clients on 2 scenarios / req/s of 2 clients on one, at least
+
+LEAN = "?sections=power_summary"
+CREATIONS = 20              # timed POST /scenarios, deleted afterwards
+LIVE_FOR_MEMORY = 16        # scenarios made live between the two VmRSS readings
+JOURNAL_GENERATORS = 10     # per rebuilt scenario: 10 generators + 10 neighbourhood changes = 20 changes
+LIVE_GETS_PER_ROUND = 5     # GET …/state of the same scenario once it is live again
+MANY_MAX_LIVE, MANY_MAX_SCENARIOS = 32, 1100
+SAME_STATE_KW = 1e-6        # a rebuilt state must give the same totals as the original, to this many kW
+
+
+def lean_summary(body: bytes) -> dict[str, Any]:
+    return orjson.loads(body)["results"]["power_summary"]
+
+
+def check_same_state(got: dict[str, Any], expected: dict[str, Any], what: str) -> None:
+    keys = ("total_circuit_power_kW", "total_circuit_power_kVAR", "total_losses_kW")
+    if any(abs(got[k] - expected[k]) > SAME_STATE_KW for k in keys):
+        raise b.BenchError(f"{what}: the rebuilt state differs from the one reported after the last change: "
+                           f"{ {k: got[k] for k in keys} } vs { {k: expected[k] for k in keys} }")
+
+
+def get_json(client: b.Client, path: str) -> tuple[dict[str, Any], int, int]:
+    """A GET answered 200 with "status": "success": the document, ns elapsed, body bytes."""
+    status, ctype, data, ns = client.call("GET", path)
+    return b.check(status, ctype, data, f"GET {path}"), ns, len(data)
+
+
+def listing(client: b.Client) -> tuple[dict[str, dict[str, Any]], int, int]:
+    """GET /scenarios by id, ns elapsed, body bytes."""
+    doc, ns, size = get_json(client, "/scenarios")
+    return {s["id"]: s for s in doc["scenarios"]}, ns, size
+
+
+def rss_kB(server: b.Server) -> dict[str, int]:
+    return b.read_proc_status(server.process.pid)
+
+
+def in_scenario(client: b.Client, scenario_id: str) -> b.Client:
+    client.prefix = f"/scenarios/{scenario_id}"
+    return client
+
+
+# ----------------------------------------------------------------------------------------------------- server C
+def memory_per_live(client: b.Client, server: b.Server, neighbourhoods: list[int]) -> tuple[dict[str, Any], list[str]]:
+    """VmRSS before and after LIVE_FOR_MEMORY more scenarios go live (each created from base and changed once)."""
+    ids = []
+
+    def make(k: int) -> None:
+        scenario_id, _, _ = client.create_scenario(f"memory-{k}", LEAN)
+        in_scenario(client, scenario_id).modify(b.LoadOp(neighbourhoods[k % len(neighbourhoods)], b.LOAD_FACTOR),
+                                                query=LEAN)
+        client.prefix = ""
+        ids.append(scenario_id)
+
+    make(0)  # not counted: first-use allocations (imports, caches) would be charged to the scenarios
+    before = rss_kB(server)["VmRSS"]
+    for k in range(1, LIVE_FOR_MEMORY + 1):
+        make(k)
+    after = rss_kB(server)["VmRSS"]
+    health = get_json(client, "/health")[0]
+    if health.get("live_scenarios") != LIVE_FOR_MEMORY + 2:  # with the default scenario and the uncounted one
+        raise b.BenchError(f"GET /health: expected {LIVE_FOR_MEMORY + 2} live scenarios, got {health}")
+    return {"scenarios": LIVE_FOR_MEMORY, "rss_before_kB": before, "rss_after_kB": after,
+            "per_live_scenario_kB": (after - before) / LIVE_FOR_MEMORY, "live_scenarios": health["live_scenarios"],
+            "method": "VmRSS after minus before, / scenarios; each created from base, then one change"}, ids
+
+
+def creation(client: b.Client, n: int) -> dict[str, Any]:
+    """n × POST /scenarios from the base case (whole results in the answer, as a plain POST gets), then DELETEs."""
+    created, size = [], 0
+    ids = []
+    for k in range(n):
+        scenario_id, ns, _ = client.create_scenario(f"create-{k}")
+        created.append(ns)
+        ids.append(scenario_id)
+        size = len(client.last_body)
+    deleted = [client.delete_scenario(scenario_id) for scenario_id in ids]
+    return {"create": {**b.stats_ms(created), "response_bytes": size}, "delete": b.stats_ms(deleted)}
+
+
+def parallel(client: b.Client, server: b.Server, duration: float, neighbourhoods: list[int]) -> dict[str, Any]:
+    """2 clients on one scenario against 2 clients each on its own, POST …/modify_load_neighbourhood?sections=
+    power_summary, in 8 slots of duration / 4 ordered one, two, two, one twice, so that other work on the machine
+    (which comes and goes within seconds) falls on both sides alike."""
+    ids = [client.create_scenario(f"parallel-{k}", LEAN)[0] for k in range(2)]
+    prefixes = [f"/scenarios/{scenario_id}" for scenario_id in ids]
+    for scenario_id in ids:  # warm-up, brought back to factor 1
+        warm = b.FactorAlternator(neighbourhoods)
+        for op in [warm.next() for _ in range(20)] + warm.close():
+            in_scenario(client, scenario_id).modify(op, query=LEAN)
+    client.prefix = ""
+    alternators = [b.FactorAlternator(neighbourhoods, offset=5 * k) for k in range(2)]
+    layouts = {"one": [prefixes[0]] * 2, "two": prefixes}
+    slots: dict[str, list[dict[str, Any]]] = {"one": [], "two": []}
+    clock = os.sysconf("SC_CLK_TCK")
+    for name in ("one", "two", "two", "one") * 2:
+        meter = b.CpuMeter(server.process.pid)
+        server_ticks, own_ticks = b.process_cpu_ticks(server.process.pid), b.process_cpu_ticks("self")
+        began = time.perf_counter()
+        level = b.throughput_level(server, 2, duration / 4, alternators, layouts[name], LEAN, samples=True)
+        level["wall_s"] = time.perf_counter() - began  # the CPU times below cover connecting and closing too
+        level["cpu"] = meter.stop()
+        level["server_cpu_s"] = (b.process_cpu_ticks(server.process.pid) - server_ticks) / clock
+        level["client_cpu_s"] = (b.process_cpu_ticks("self") - own_ticks) / clock
+        slots[name].append(level)
+    for scenario_id in ids:
+        client.delete_scenario(scenario_id)
+
+    def rate(levels: list[dict[str, Any]]) -> float:
+        return sum(x["requests"] for x in levels) / sum(x["seconds"] for x in levels)
+
+    out: dict[str, Any] = {"workload": f"POST /scenarios/<id>/modify_load_neighbourhood{LEAN}, 2 clients",
+                           "order": "(one, two, two, one) x 2, duration / 4 each"}
+    for name, levels in slots.items():
+        wall = sum(x["wall_s"] for x in levels)
+        requests = sum(x["requests"] for x in levels)
+        out[name] = {"scenarios": 1 if name == "one" else 2, "requests": requests,
+                     "seconds": sum(x["seconds"] for x in levels), "rps": rate(levels),
+                     "latency": b.stats_ms([ns for x in levels for ns in x.pop("samples_ns")]),
+                     "server_cpus": sum(x["server_cpu_s"] for x in levels) / wall,
+                     "client_cpus": sum(x["client_cpu_s"] for x in levels) / wall,
+                     "server_cpu_ms_per_request": 1000 * sum(x["server_cpu_s"] for x in levels) / requests,
+                     "other_processes_pct": float(np.mean([x["cpu"].get("other_processes_pct", 0.0)
+                                                           for x in levels])),
+                     "slots": levels}
+    out["ratio"] = out["two"]["rps"] / out["one"]["rps"]
+    # Each round of one, two, two, one on its own: how steady the machine was.
+    out["ratio_by_round"] = [rate(slots["two"][k:k + 2]) / rate(slots["one"][k:k + 2]) for k in (0, 2)]
+    out["cpus_usable"] = b.usable_cpus()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- server D
+def rebuild(client: b.Client, rounds: int, neighbourhoods: list[int]) -> dict[str, Any]:
+    """Two scenarios of 20 changes each (10 new generators, 10 neighbourhoods x1.05) on a server with room for one
+    live scenario beside the default: each turn, GET /scenarios shows the next one resting, and its first
+    GET …/state (whole results) rebuilds it (compile + 20 changes replayed), evicting the other."""
+    expected: dict[str, dict[str, Any]] = {}
+    for k in range(2):
+        scenario_id, _, _ = client.create_scenario(f"journal-{k}", LEAN)
+        sites = b.GENERATOR_SITES[k * JOURNAL_GENERATORS:(k + 1) * JOURNAL_GENERATORS]
+        for j, site in enumerate(sites):
+            in_scenario(client, scenario_id).add_generator(b.GeneratorOp(site[0], site[1], b.generator_kw(site, j),
+                                                                         True))
+            client.modify(b.LoadOp(neighbourhoods[(j + 7 * k) % len(neighbourhoods)], b.LOAD_FACTOR), query=LEAN)
+        expected[scenario_id] = lean_summary(client.last_body)
+        client.prefix = ""
+    changes = 2 * JOURNAL_GENERATORS
+    rebuilt, live, size = [], [], 0
+    for _ in range(rounds):
+        for scenario_id, summary in expected.items():
+            scenarios = listing(client)[0]
+            if scenarios[scenario_id]["live"] is not False or scenarios[scenario_id]["changes"] != changes:
+                raise b.BenchError(f"GET /scenarios: expected scenario {scenario_id} resting with {changes} "
+                                   f"changes, got {scenarios[scenario_id]}")
+            ns, size, got = in_scenario(client, scenario_id).state()
+            check_same_state(got, summary, f"GET /scenarios/{scenario_id}/state after a rebuild")
+            rebuilt.append(ns)
+            live += [client.state()[0] for _ in range(LIVE_GETS_PER_ROUND)]
+            client.prefix = ""
+    health = get_json(client, "/health")[0]
+    if health.get("live_scenarios") != 2 or health.get("durable") is not True:
+        raise b.BenchError(f"GET /health: expected 2 live scenarios and durable true, got {health}")
+    out = {"changes": changes, "rebuild": b.stats_ms(rebuilt), "live": b.stats_ms(live), "response_bytes": size,
+           "method": "first GET /scenarios/<id>/state of a resting scenario (whole results) vs the same GET "
+                     "once it is live"}
+    out["rebuild_over_live_p50"] = out["rebuild"]["p50"] / out["live"]["p50"]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- server E
+def many(client: b.Client, server: b.Server, count: int, neighbourhoods: list[int]) -> tuple[dict[str, Any],
+                                                                                               dict[str, Any]]:
+    """`count` scenarios, each created from base and changed once; the listing, one resting scenario rebuilt.
+    Returns the figures and, per scenario id, the state reported after its change."""
+    rss_start = rss_kB(server)["VmRSS"]
+    created, changed = [], []
+    expected: dict[str, dict[str, Any]] = {}
+    began = time.perf_counter()
+    for k in range(count):
+        scenario_id, ns, _ = client.create_scenario(f"many-{k}", LEAN)
+        created.append(ns)
+        factor = round(1 + (k % 50 + 1) / 100, 2)  # 1.01 .. 1.50: the scenarios differ
+        ns, _ = in_scenario(client, scenario_id).modify(b.LoadOp(neighbourhoods[k % len(neighbourhoods)], factor),
+                                                        query=LEAN)
+        changed.append(ns)
+        expected[scenario_id] = lean_summary(client.last_body)
+        client.prefix = ""
+    seconds = time.perf_counter() - began
+    scenarios, list_ns, list_bytes = listing(client)
+    missing = [s for s in expected if s not in scenarios or scenarios[s]["changes"] != 1]
+    live_count = sum(s["live"] for s in scenarios.values())
+    if len(scenarios) < count + 1 or missing or live_count > MANY_MAX_LIVE:
+        raise b.BenchError(f"GET /scenarios: expected {count + 1} scenarios, at most {MANY_MAX_LIVE} live; got "
+                           f"{len(scenarios)}, {live_count} live, {len(missing)} missing or with another journal")
+    resting = sorted(s for s in expected if not scenarios[s]["live"])
+    pick = random.Random(20261125).choice(resting or sorted(expected))
+    ns, _, got = in_scenario(client, pick).state()
+    check_same_state(got, expected[pick], f"GET /scenarios/{pick}/state (resting among {count})")
+    client.prefix = ""
+    health = get_json(client, "/health")[0]
+    if health.get("scenarios") != count + 1 or health.get("durable") is not True:
+        raise b.BenchError(f"GET /health: expected {count + 1} scenarios on a durable server, got {health}")
+    memory = rss_kB(server)
+    return {"count": count, "seconds": seconds, "per_scenario_ms": 1000 * seconds / count,
+            "create": b.stats_ms(created), "change": b.stats_ms(changed),
+            "listed": len(scenarios), "live": live_count, "resting": len(resting),
+            "list_ms": list_ns / 1e6, "list_bytes": list_bytes,
+            "resting_pick": pick, "resting_get_state_ms": ns / 1e6,
+            "rss_start_kB": rss_start, "rss_kB": memory["VmRSS"], "hwm_kB": memory["VmHWM"],
+            "health": {k: health.get(k) for k in ("scenarios", "live_scenarios", "durable")}}, expected
+
+
+def restart(client: b.Client, server: b.Server, count: int, pick: str, expected: dict[str, Any]) -> dict[str, Any]:
+    """The same state file after a restart: every scenario is listed again, the same resting one rebuilds alike."""
+    rss_before_reads = rss_kB(server)["VmRSS"]  # the default scenario live, every other one resting
+    scenarios, list_ns, _ = listing(client)
+    if len(scenarios) != count + 1:
+        raise b.BenchError(f"GET /scenarios after a restart: expected {count + 1} scenarios, got {len(scenarios)}")
+    ns, _, got = in_scenario(client, pick).state()
+    check_same_state(got, expected, f"GET /scenarios/{pick}/state after a restart")
+    client.prefix = ""
+    return {"startup_s": server.startup_s, "listed": len(scenarios), "list_ms": list_ns / 1e6,
+            "resting_get_state_ms": ns / 1e6, "rss_at_start_kB": rss_before_reads, "rss_kB": rss_kB(server)["VmRSS"]}
+
+
+# ----------------------------------------------------------------------------------------------------- the phase
+def run(args: Any, neighbourhoods: list[int]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Every scenario figure, and each server's stop information (for the report's "servers")."""
+    state_dir = Path(tempfile.mkdtemp(prefix="bench-state-"))
+    rebuild_file, many_file = state_dir / "rebuild.sqlite", state_dir / "many.sqlite"
+    flags = {
+        "C": (),
+        "D": ("--state", str(rebuild_file), "--max-live-scenarios", "2", "--max-scenarios", str(MANY_MAX_SCENARIOS)),
+        "E": ("--state", str(many_file), "--max-scenarios", str(MANY_MAX_SCENARIOS), "--max-live-scenarios",
+              str(MANY_MAX_LIVE)),
+    }
+    out: dict[str, Any] = {"servers": {label: " ".join(["api.py --port N", *f]).replace(str(state_dir) + "/", "")
+                                       for label, f in flags.items()}}
+    stops: dict[str, dict[str, Any]] = {}
+    servers: list[b.Server] = []
+
+    def start(label: str, extra: tuple[str, ...]) -> tuple[b.Server, b.Client]:
+        server = b.Server(label, extra_args=extra)
+        servers.append(server)
+        server.start()
+        return server, b.Client(server)
+
+    def stop(server: b.Server, client: b.Client) -> None:
+        client.close()
+        stops[server.label] = {"port": server.port, "requests": server.requests, "startup_s": server.startup_s,
+                               **server.stop()}
+
+    try:
+        print("benchmark: scenarios, server C: memory per live scenario, creation, 2 clients on 1 vs 2 scenarios ...",
+              file=sys.stderr, flush=True)
+        c, client = start("C", flags["C"])
+        out["memory"], memory_ids = memory_per_live(client, c, neighbourhoods)
+        out.update(creation(client, CREATIONS))
+        for scenario_id in memory_ids:
+            client.delete_scenario(scenario_id)
+        out["parallel"] = parallel(client, c, args.duration, neighbourhoods)
+        stop(c, client)
+
+        rounds = 2 if args.quick else 5
+        print(f"benchmark: scenarios, server D: rebuild of a 20-change journal x {2 * rounds} ...", file=sys.stderr,
+              flush=True)
+        d, client = start("D", flags["D"])
+        out["rebuild"] = rebuild(client, rounds, neighbourhoods)
+        stop(d, client)
+
+        print(f"benchmark: scenarios, server E: {args.many_scenarios} scenarios, then a restart ...",
+              file=sys.stderr, flush=True)
+        e, client = start("E", flags["E"])
+        out["many"], expected = many(client, e, args.many_scenarios, neighbourhoods)
+        stop(e, client)
+        out["many"]["state_file_bytes"] = sum(p.stat().st_size for p in state_dir.glob("many.sqlite*"))
+        e2, client = start("E2", flags["E"])
+        pick = out["many"]["resting_pick"]
+        out["many"]["restart"] = restart(client, e2, args.many_scenarios, pick, expected[pick])
+        out["many"]["per_resting_scenario_kB"] = ((out["many"]["restart"]["rss_at_start_kB"]
+                                                   - out["many"]["rss_start_kB"]) / args.many_scenarios)
+        stop(e2, client)
+    except BaseException:
+        for server in servers:
+            if server.process is not None and server.process.poll() is None:
+                server.stop()
+            print(f"--- server {server.label} stderr (last lines) ---\n{server.tail()}", file=sys.stderr)
+        raise
+    finally:
+        for server in servers:
+            server.cleanup()
+        shutil.rmtree(state_dir, ignore_errors=True)
+    return out, stops
+
+
+# ----------------------------------------------------------------------------------------------------- report
+def targets(s: dict[str, Any]) -> list[tuple[str, float, str, float]]:
+    return [
+        ("POST /scenarios p50 ms, from base", s["create"]["p50"], "<=", TARGET_CREATE_P50_MS),
+        (f"rebuild p50 ms, {s['rebuild']['changes']}-change journal (first GET …/state)", s["rebuild"]["rebuild"]["p50"],
+         "<=", TARGET_REBUILD_P50_MS),
+        ("2 clients: req/s on 2 scenarios / on 1 scenario", s["parallel"]["ratio"], ">=", TARGET_PARALLEL),
+    ]
+
+
+def report_lines(s: dict[str, Any], header: str) -> list[str]:
+    out = [f"Scenarios, ms (C: {s['servers']['C']}; D: {s['servers']['D']}; E: {s['servers']['E']})", header]
+    out.append(b.fmt_row("C POST /scenarios (from base)", s["create"])
+               + f"   {s['create']['response_bytes']} bytes")
+    out.append(b.fmt_row("C DELETE /scenarios/<id>", s["delete"]))
+    r = s["rebuild"]
+    out.append(b.fmt_row("D GET …/state, resting: rebuild", r["rebuild"])
+                         + f"   {r['changes']} changes replayed, {r['rebuild_over_live_p50']:.0f}x live p50")
+    out.append(b.fmt_row("D GET …/state, live again", r["live"]))
+    m = s["memory"]
+    out.append(f"  memory per live scenario (C): {m['per_live_scenario_kB'] / 1024:.1f} MB (VmRSS "
+               f"{m['rss_before_kB'] / 1024:.1f} -> {m['rss_after_kB'] / 1024:.1f} MB for {m['scenarios']} more "
+               f"scenarios, each created and changed once)")
+    p = s["parallel"]
+    out.append(f"  2 clients, POST …/modify_load_neighbourhood{LEAN} (C), {p['order']}:")
+    for name in ("one", "two"):
+        x = p[name]
+        out.append(f"    on {x['scenarios']} scenario{'s' if x['scenarios'] > 1 else ' '} {x['rps']:>8.1f} req/s, p50 "
+                   f"{x['latency']['p50']:.3f} ms; CPUs used: server {x['server_cpus']:.2f}, clients "
+                   f"{x['client_cpus']:.2f} of {p['cpus_usable']}; server CPU {x['server_cpu_ms_per_request']:.2f} "
+                   f"ms per request; other processes {x['other_processes_pct']:.0f}%")
+    other = max(p["one"]["other_processes_pct"], p["two"]["other_processes_pct"])
+    out.append(f"    ratio {p['ratio']:.2f} (each round of one, two, two, one alone: "
+               f"{', '.join(f'{x:.2f}' for x in p['ratio_by_round'])})"
+               + (f"  [other processes used up to {other:.0f} % of the CPUs: the ratio is disturbed]"
+                  if other > 10 else ""))
+    n = s["many"]
+    rs = n["restart"]
+    out.append(f"  {n['count']} scenarios on one server (E), one change each: {n['seconds']:.1f} s "
+               f"({n['per_scenario_ms']:.1f} ms per scenario; POST /scenarios p50 {n['create']['p50']:.1f} ms, "
+               f"change p50 {n['change']['p50']:.1f} ms)")
+    out.append(f"    GET /scenarios: {n['listed']} listed ({n['live']} live) in {n['list_ms']:.1f} ms, "
+               f"{n['list_bytes']} bytes; a resting one rebuilt by GET …/state in {n['resting_get_state_ms']:.1f} ms "
+               f"(same state)")
+    out.append(f"    VmRSS {n['rss_kB'] / 1024:.1f} MB (peak {n['hwm_kB'] / 1024:.1f} MB; "
+               f"{n['rss_start_kB'] / 1024:.1f} MB when it started empty); state file "
+               f"{n['state_file_bytes'] / 1024:.0f} KB")
+    out.append(f"    restarted on the same file: start-up {rs['startup_s']:.2f} s, VmRSS {rs['rss_at_start_kB'] / 1024:.1f} "
+               f"MB with only the default live (+{n['per_resting_scenario_kB']:.0f} KB per resting scenario over "
+               f"the empty start); {rs['listed']} listed, the same resting one rebuilt alike in "
+               f"{rs['resting_get_state_ms']:.1f} ms")
+    return out
