@@ -439,8 +439,8 @@ def register_grid_routes(app: OpenAPI) -> None:
         """The journal: every change applied, in order, with the action its response reported."""
         scenario = registry().get(scenario_id)
         with scenario.lock:
-            rows, etag = [entry.describe() for entry in scenario.journal], scenario.etag()
-        return conditional(success(scenario=scenario.id, changes=rows), etag)
+            journal, etag = scenario.describe_journal(), scenario.etag()
+        return conditional(success(**journal), etag)
 
     @grid_route(app, "get", "/export", tags=[scenarios_tag],
                 responses={200: ScenarioDocument, 304: NOT_MODIFIED, 404: ErrorResponse})

@@ -595,6 +595,8 @@ class JournalRow(BaseModel):
 
 class ChangesResponse(Envelope):
     scenario: str
+    since: int = Field(description="The journal lists the changes after this sequence: 0, or the sequence at which "
+                                   "a full journal (10,000 changes) was folded into the scenario's starting point.")
     changes: list[JournalRow]
 
 

@@ -82,10 +82,14 @@ class JournalState:
         return _ops_of(self.history[-2][1])
 
 
-def replay_journal(actions: Iterable[Action]) -> JournalState:
-    """Walk the journal: a change adds its op, a reset starts from the base case, an undo steps back to the
-    state before the last change not yet undone (so repeated undos walk back through the history)."""
-    history: list[tuple[int, Optional[_OpNode]]] = [(0, None)]
+def replay_journal(actions: Iterable[Action], base_ops: Iterable[Op] = (), base_sequence: int = 0) -> JournalState:
+    """Walk the journal from its starting point (the base case, or the ops a full journal was folded into): a
+    change adds its op, a reset starts from the base case, an undo steps back to the state before the last change
+    not yet undone (so repeated undos walk back through the history, never past the starting point)."""
+    start: Optional[_OpNode] = None
+    for op in base_ops:
+        start = _OpNode(op, start)
+    history: list[tuple[int, Optional[_OpNode]]] = [(base_sequence, start)]
     for action in actions:
         if action["type"] == "undo":
             history.pop()

@@ -19,12 +19,12 @@ from typing import Any, Callable, Iterator
 import orjson
 
 from results import Change, Snapshot
-from scenarios.journal import Op, replay_journal, utc_now
+from scenarios.journal import JournalState, Op, replay_journal, utc_now
 from scenarios.store import (IdempotencyRecord, JournalEntry, ScenarioStore, StateFileError, StoredScenario)
 from simulation_core import OpenDSSCircuit, SimulationError
 
 DEFAULT_ID = "default"
-MAX_JOURNAL = 10_000  # changes per scenario: the bound on a rebuild's work
+MAX_JOURNAL = 10_000  # changes listed per scenario; a full journal is folded into the scenario's starting point
 
 
 class ScenarioError(Exception):
@@ -46,6 +46,7 @@ class Scenario:
         self.created_at = stored.created_at
         self.forked_from = stored.forked_from
         self.journal: list[JournalEntry] = list(stored.journal)
+        self.base_ops, self.base_sequence = list(stored.base_ops), stored.base_sequence
         self.lock = threading.RLock()
         self.circuit: OpenDSSCircuit | None = None
         self.snapshot: Snapshot | None = None  # the current state's results while live (read without the lock)
@@ -53,19 +54,27 @@ class Scenario:
 
     @property
     def sequence(self) -> int:
-        return self.journal[-1].sequence if self.journal else 0
+        return self.journal[-1].sequence if self.journal else self.base_sequence
 
     def etag(self, sequence: int | None = None) -> str:
         """Strong entity tag of the scenario's state: it changes exactly when the sequence moves on."""
         return f'"{self.id}.{self.sequence if sequence is None else sequence}"'
 
+    def journal_state(self) -> JournalState:
+        return replay_journal((entry.action for entry in self.journal), self.base_ops, self.base_sequence)
+
     def ops(self) -> list[Op]:
         """The ops the journal adds up to: applying them to the base case gives the current state."""
-        return replay_journal(entry.action for entry in self.journal).ops
+        return self.journal_state().ops
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "sequence": self.sequence, "created_at": self.created_at,
                 "forked_from": self.forked_from, "changes": len(self.journal), "live": self.circuit is not None}
+
+    def describe_journal(self) -> dict[str, Any]:
+        """The journal as GET …/changes lists it: `since` is the sequence it starts after (0 unless folded)."""
+        return {"scenario": self.id, "since": self.base_sequence,
+                "changes": [entry.describe() for entry in self.journal]}
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,7 @@ class ScenarioRegistry:
     def _check_journal(self, stored: StoredScenario) -> None:
         """Refuse to start on a journal this server cannot replay (it is never silently dropped)."""
         try:
-            replay_journal(entry.action for entry in stored.journal)
+            replay_journal((entry.action for entry in stored.journal), stored.base_ops, stored.base_sequence)
         except (KeyError, ValueError, TypeError, IndexError) as error:
             raise StateFileError(f"--state {self.store.path}: the journal of scenario {stored.id} cannot be "
                                  f"replayed ({error!r}); the file was left as it is.") from error
@@ -144,8 +153,6 @@ class ScenarioRegistry:
             raise ScenarioError(422, str(error), error.field) from error
 
     def _add(self, name: str | None, ops: list[Op], forked_from: str | None) -> Scenario:
-        if len(ops) > MAX_JOURNAL:
-            raise ScenarioError(422, f"changes: at most {MAX_JOURNAL} changes, got {len(ops)}", field="changes")
         with self._lock:
             if len(self._scenarios) + self._creating >= self.max_scenarios:
                 raise ScenarioError(429, f"scenarios: the limit of {self.max_scenarios} scenarios (default "
@@ -160,8 +167,11 @@ class ScenarioRegistry:
                 self._release_engine(circuit)
                 raise
             at = utc_now()
-            stored = StoredScenario(secrets.token_urlsafe(12), name, at, forked_from,
-                                    [JournalEntry(action["sequence"], at, action) for action in actions])
+            journal = [JournalEntry(action["sequence"], at, action) for action in actions]
+            if len(journal) > MAX_JOURNAL:  # too long to journal: the ops become its starting point
+                stored = StoredScenario(secrets.token_urlsafe(12), name, at, forked_from, [], ops, len(ops))
+            else:
+                stored = StoredScenario(secrets.token_urlsafe(12), name, at, forked_from, journal)
             scenario = Scenario(stored)
             with scenario.lock:
                 self.store.add_scenario(stored)
@@ -242,9 +252,7 @@ class ScenarioRegistry:
                     change = self._apply(scenario, circuit, op, dry_run=True)
                     return ChangeOutcome(200, scenario.etag(), change=change)
                 if len(scenario.journal) >= MAX_JOURNAL:
-                    raise ScenarioError(422, f"scenario: the journal holds its limit of {MAX_JOURNAL} changes; "
-                                             f"export it and import the document to start a compact one",
-                                        field="scenario")
+                    self._fold(scenario)
                 change = self._apply(scenario, circuit, op, dry_run=False)
                 entry = JournalEntry(change["sequence"], utc_now(), dict(change))
                 etag = scenario.etag(change["sequence"])
@@ -263,13 +271,22 @@ class ScenarioRegistry:
                 with self._lock:
                     self._in_flight.discard((scenario_id, key))
 
+    def _fold(self, scenario: Scenario) -> None:
+        """A full journal becomes the scenario's starting point (its current ops): the state is unchanged, the
+        listed changes start again, and undo cannot go back past this point."""
+        ops, sequence = scenario.ops(), scenario.sequence
+        self.store.fold(scenario.id, ops, sequence)
+        scenario.base_ops, scenario.base_sequence, scenario.journal = ops, sequence, []
+
     def _apply(self, scenario: Scenario, circuit: OpenDSSCircuit, op: Op, dry_run: bool) -> Change:
         if op.get("op") != "undo":
             return circuit.apply(op, dry_run=dry_run)
-        state = replay_journal(entry.action for entry in scenario.journal)
+        state = scenario.journal_state()
         undid = state.undoable_sequence
         if undid is None:
-            raise ScenarioError(409, f"scenario: nothing to undo; scenario {scenario.id} is at its start",
+            start = f"its start (sequence {scenario.base_sequence}: the changes before were folded when its journal " \
+                    f"reached {MAX_JOURNAL})" if scenario.base_sequence else "its start"
+            raise ScenarioError(409, f"scenario: nothing to undo; scenario {scenario.id} is at {start}",
                                 field="scenario")
         sequence = scenario.sequence + 1
         action = {"type": "undo", "sequence": sequence, "undid": undid, **({"dry_run": True} if dry_run else {})}

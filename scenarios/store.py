@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -27,7 +27,9 @@ CREATE TABLE scenarios (
     id TEXT PRIMARY KEY,
     name TEXT,
     created_at TEXT NOT NULL,
-    forked_from TEXT
+    forked_from TEXT,
+    base_ops TEXT NOT NULL DEFAULT '[]',
+    base_sequence INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE changes (
     scenario_id TEXT NOT NULL REFERENCES scenarios(id) ON DELETE CASCADE,
@@ -71,6 +73,8 @@ class StoredScenario:
     created_at: str
     forked_from: Optional[str]
     journal: list[JournalEntry]
+    base_ops: list[dict[str, Any]] = field(default_factory=list)  # where the journal starts (a folded journal)
+    base_sequence: int = 0
 
 
 @dataclass(frozen=True)
@@ -132,8 +136,8 @@ class ScenarioStore:
     def load(self) -> list[StoredScenario]:
         """Every scenario with its journal, in creation order."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT id, name, created_at, forked_from FROM scenarios ORDER BY rowid").fetchall()
+            rows = self._db.execute("SELECT id, name, created_at, forked_from, base_ops, base_sequence FROM scenarios "
+                                    "ORDER BY rowid").fetchall()
             journals: dict[str, list[JournalEntry]] = {row[0]: [] for row in rows}
             for scenario_id, sequence, at, action in self._db.execute(
                     "SELECT scenario_id, sequence, at, action FROM changes ORDER BY scenario_id, sequence"):
@@ -142,7 +146,8 @@ class ScenarioStore:
                 except (orjson.JSONDecodeError, KeyError) as error:
                     raise StateFileError(f"--state {self.path}: change {sequence} of scenario {scenario_id} is "
                                          f"damaged ({error}); the file was left as it is.") from error
-        return [StoredScenario(row[0], row[1], row[2], row[3], journals[row[0]]) for row in rows]
+        return [StoredScenario(row[0], row[1], row[2], row[3], journals[row[0]], orjson.loads(row[4]), row[5])
+                for row in rows]
 
     def idempotency_record(self, scenario_id: str, key: str) -> IdempotencyRecord | None:
         with self._lock:
@@ -156,8 +161,10 @@ class ScenarioStore:
     def add_scenario(self, scenario: StoredScenario) -> None:
         """A new scenario and the journal it starts with (a fork's or an import's changes), in one commit."""
         with self._lock, self._transaction():
-            self._db.execute("INSERT INTO scenarios (id, name, created_at, forked_from) VALUES (?, ?, ?, ?)",
-                             (scenario.id, scenario.name, scenario.created_at, scenario.forked_from))
+            self._db.execute("INSERT INTO scenarios (id, name, created_at, forked_from, base_ops, base_sequence) "
+                             "VALUES (?, ?, ?, ?, ?, ?)",
+                             (scenario.id, scenario.name, scenario.created_at, scenario.forked_from,
+                              orjson.dumps(scenario.base_ops).decode(), scenario.base_sequence))
             self._db.executemany("INSERT INTO changes (scenario_id, sequence, at, action) VALUES (?, ?, ?, ?)",
                                  [(scenario.id, e.sequence, e.at, orjson.dumps(e.action).decode())
                                   for e in scenario.journal])
@@ -165,6 +172,13 @@ class ScenarioStore:
     def delete_scenario(self, scenario_id: str) -> None:
         with self._lock, self._transaction():
             self._db.execute("DELETE FROM scenarios WHERE id = ?", (scenario_id,))
+
+    def fold(self, scenario_id: str, base_ops: list[dict[str, Any]], base_sequence: int) -> None:
+        """A full journal folded into the scenario's starting point: the ops of its current state."""
+        with self._lock, self._transaction():
+            self._db.execute("UPDATE scenarios SET base_ops = ?, base_sequence = ? WHERE id = ?",
+                             (orjson.dumps(base_ops).decode(), base_sequence, scenario_id))
+            self._db.execute("DELETE FROM changes WHERE scenario_id = ?", (scenario_id,))
 
     def append_change(self, scenario_id: str, entry: JournalEntry, key: str | None = None,
                       record: IdempotencyRecord | None = None) -> None:

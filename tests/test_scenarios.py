@@ -444,3 +444,30 @@ def test_api_key_guards_create_delete_and_import():
     assert_error_shape(client.delete(f"/scenarios/{scenario}"), 401)
     assert client.delete(f"/scenarios/{scenario}", headers=auth).status_code == 200
     assert client.get("/scenarios").status_code == 200  # reads stay open
+
+
+# ---------------------------------------------------------------------------- a full journal
+def test_a_full_journal_is_folded_and_the_scenario_goes_on(monkeypatch, tmp_path):
+    """A controller loop on one scenario never gets stuck: at the limit the journal folds into the scenario's
+    starting point; the state, sequence, export and a restart on the same file are unchanged by the fold."""
+    import scenarios.registry
+
+    monkeypatch.setattr(scenarios.registry, "MAX_JOURNAL", 4)
+    state_file = tmp_path / "grid.sqlite"
+    client = create_app({"TESTING": True, "STATE_FILE": str(state_file)}).test_client()
+    for factor in (1.1, 1.2, 0.9, 1.05):
+        client.post("/modify_load_neighbourhood", json={"neighbourhood": 7, "factor": factor})
+    before_fold = client.get("/state").json["results"]
+    sixth = client.post("/add_generator", json=PV67)  # the fifth change folds the four before it
+    assert sixth.status_code == 200 and sixth.json["action"]["sequence"] == 5
+    journal = client.get("/changes").json
+    assert journal["since"] == 4 and [c["sequence"] for c in journal["changes"]] == [5]
+    assert len(client.get("/export").json["changes"]) == 5
+    assert client.post("/undo", json={}).json["results"] == before_fold  # undo back to the fold point
+    body = assert_error_shape(client.post("/undo", json={}), 409, "scenario")
+    assert "folded" in body["message"]
+    after = client.get("/state").json
+    restarted = create_app({"TESTING": True, "STATE_FILE": str(state_file)}).test_client()
+    assert restarted.get("/state").json["sequence"] == after["sequence"] == 6
+    assert np.max(np.abs(vmag(restarted.get("/state").json["results"]) - vmag(after["results"]))) < 1e-9
+    assert restarted.get("/changes").json == client.get("/changes").json
