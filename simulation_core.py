@@ -53,6 +53,13 @@ NO_GENERATOR_BUSES = {
 OPS = ("add_generator", "modify_load_neighbourhood", "remove_generator", "reset")
 
 
+@dataclass(frozen=True)
+class Pending:
+    """Stands for the snapshot of a change made during a rebuild, which reads the state only at its end."""
+
+    sequence: int
+
+
 class SimulationError(Exception):
     """A change the grid cannot take (HTTP 422 at the API)."""
 
@@ -112,6 +119,7 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
         self._neighbourhood_buses: dict[int, list[str]] = neighbourhoods
         self.sequence = 0
         self._compile_count = 0
+        self._replaying = False
         with self._lock:
             self._compile()
 
@@ -221,6 +229,8 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
             self._roll_back(undo, taps)
             return preview
         self.sequence += 1
+        if self._replaying:  # a rebuild reads the state once, after its last op
+            return Pending(self.sequence)
         self._snapshot = self._read_snapshot(magnitudes)
         return self._snapshot
 
@@ -254,17 +264,21 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
             if not self._pristine:
                 self._compile()
             actions = []
-            for position, op in enumerate(ops):
-                try:
-                    actions.append(dict(self.apply(op)))
-                except SimulationError as error:
-                    if error.field:
-                        raise type(error)(f"changes[{position}].{error}", f"changes[{position}].{error.field}") \
-                            from error
-                    raise type(error)(f"changes[{position}]: {error}", f"changes[{position}]") from error
+            self._replaying = True
+            try:
+                for position, op in enumerate(ops):
+                    try:
+                        actions.append(dict(self.apply(op)))
+                    except SimulationError as error:
+                        if error.field:
+                            raise type(error)(f"changes[{position}].{error}",
+                                              f"changes[{position}].{error.field}") from error
+                        raise type(error)(f"changes[{position}]: {error}", f"changes[{position}]") from error
+            finally:
+                self._replaying = False
             if sequence is not None:
                 self.sequence = sequence
-                self._snapshot = self._snapshot.with_sequence(sequence)
+            self._snapshot = self._read_snapshot()
             return actions
 
     def add_generator(self, bus: str, phases: int, kw: float, phase: int | None = None,
