@@ -608,7 +608,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Serve the IEEE 123-bus power-flow API.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5000, help="port (default 5000)")
-    parser.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="request threads (default 4: studies run in worker processes, and fewer threads keep "
+                             "each one's caches warm)")
     parser.add_argument("--published-taps", action="store_true",
                         help="lock the regulators at the IEEE published taps instead of letting them move")
     parser.add_argument("--voltage-limits", nargs=2, type=float, default=[0.95, 1.05], metavar=("LOW", "HIGH"),
