@@ -60,6 +60,10 @@ class CircuitStudies:
             self._cumulative_factor = dict(kept.cumulative_factor)
             self.sequence, self._snapshot = kept.sequence, kept.snapshot
 
+    def disabled_generators(self) -> int:
+        """Generators kept disabled in the engine (removed, refused, or a study's trials): each slows a solve."""
+        return sum(not generator.enabled for generator in self._generators.values())
+
     def load_neighbourhoods(self) -> list[int | None]:
         """The neighbourhood of each load, in the engine's load order."""
         index = self._index

@@ -1,16 +1,17 @@
 """Tasks: the unit of study work, and the one function that runs a task wherever it runs.
 
-A task is a plain dict (it travels to worker processes and, later, cluster workers):
+A task is a plain dict (it travels to worker processes and cluster workers):
 `{"kind": "hosting_capacity" | "time_series" | "batch", "engine": {...}, "ops": [...], "work": {...}}` —
 the engine's settings, the scenario's state as ops (its exported changes), and the slice of work. Each worker
-keeps one compiled engine per engine setting and rebuilds the scenario on it only when a task brings other
-ops, so a study rebuilds its scenario at most once per worker, never per trial.
+keeps its compiled engines warm and rebuilds the scenario on one only when a task brings other ops (or the
+engine has gathered too many leftover trial generators), so a study never recompiles per trial.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import orjson
@@ -24,15 +25,21 @@ RUNNERS: dict[str, Callable[[OpenDSSCircuit, dict[str, Any]], dict[str, Any]]] =
     "batch": batch.run,
 }
 
-# Warm engines belong to a thread: a cluster worker may run several tasks at once, each on its own engine.
-_local = threading.local()
+MAX_LEFTOVER_GENERATORS = 20  # trial generators stay (disabled) in an engine and slow its solves: recompile past this
 
 
-def _cache() -> tuple[dict[str, OpenDSSCircuit], dict[str, str]]:
-    """This thread's warm engines (by engine settings) and the key of the ops each now holds."""
-    if not hasattr(_local, "engines"):
-        _local.engines, _local.prepared = {}, {}
-    return _local.engines, _local.prepared
+@dataclass
+class WarmEngine:
+    circuit: OpenDSSCircuit
+    settings_key: str
+    ops_key: str | None  # the ops the engine now holds (None: unknown, rebuild before use)
+
+
+# This process's warm engines not in use. A task takes one (preferring one that already holds its scenario) and
+# gives it back, so the engine compiled at worker start serves the first task whatever thread runs it, and a
+# worker running several tasks at once gives each its own engine.
+_idle: list[WarmEngine] = []
+_idle_lock = threading.Lock()
 
 
 def engine_settings(locked_taps: dict[str, int] | None, voltage_limits_pu: tuple[float, float]) -> dict[str, Any]:
@@ -43,34 +50,46 @@ def _key(value: Any) -> str:
     return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def warm_engine(settings: dict[str, Any]) -> OpenDSSCircuit:
-    """This worker's engine for these settings, compiled on first use and kept."""
-    engines, prepared = _cache()
+def _new_engine(settings: dict[str, Any]) -> WarmEngine:
+    circuit = OpenDSSCircuit(locked_taps=settings["locked_taps"],
+                             voltage_limits_pu=tuple(settings["voltage_limits_pu"]))
+    return WarmEngine(circuit, _key(settings), _key([]))
+
+
+def _take(settings: dict[str, Any], ops_key: str) -> WarmEngine:
     key = _key(settings)
-    if key not in engines:
-        engines[key] = OpenDSSCircuit(locked_taps=settings["locked_taps"],
-                                      voltage_limits_pu=tuple(settings["voltage_limits_pu"]))
-        prepared[key] = _key([])
-    return engines[key]
+    with _idle_lock:
+        mine = [warm for warm in _idle if warm.settings_key == key]
+        if mine:
+            chosen = next((warm for warm in mine if warm.ops_key == ops_key), mine[0])
+            _idle.remove(chosen)
+            return chosen
+    return _new_engine(settings)
 
 
-def engine_for(settings: dict[str, Any], ops: list[dict[str, Any]]) -> OpenDSSCircuit:
-    """The warm engine holding the scenario these ops add up to (rebuilt only when the ops differ)."""
-    circuit, key, ops_key = warm_engine(settings), _key(settings), _key(ops)
-    prepared = _cache()[1]
-    if prepared.get(key) != ops_key:
-        prepared.pop(key, None)  # if the rebuild fails, the engine holds nothing known
-        circuit.rebuild(ops)
-        prepared[key] = ops_key
-    return circuit
+def _give_back(warm: WarmEngine) -> None:
+    with _idle_lock:
+        _idle.append(warm)
 
 
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
-    """Run one task on this process's warm engine; the engine is back in the scenario's state afterwards."""
-    circuit = engine_for(task["engine"], task["ops"])
-    return RUNNERS[task["kind"]](circuit, {**task["work"], "ops": task["ops"]})
+    """Run one task on a warm engine holding its scenario (rebuilt only when it holds other ops, or too many
+    leftover trial generators); the engine is back in the scenario's state afterwards."""
+    ops_key = _key(task["ops"])
+    warm = _take(task["engine"], ops_key)
+    try:
+        if warm.ops_key != ops_key or warm.circuit.disabled_generators() > MAX_LEFTOVER_GENERATORS:
+            warm.ops_key = None  # if the rebuild fails, the engine holds nothing known
+            warm.circuit.rebuild(task["ops"])
+            warm.ops_key = ops_key
+        return RUNNERS[task["kind"]](warm.circuit, {**task["work"], "ops": task["ops"]})
+    except BaseException:
+        warm.ops_key = None
+        raise
+    finally:
+        _give_back(warm)
 
 
 def warm_up(settings: dict[str, Any]) -> None:
     """Worker start: compile the feeder once, before the first task arrives."""
-    warm_engine(settings)
+    _give_back(_new_engine(settings))

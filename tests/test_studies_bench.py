@@ -1,0 +1,93 @@
+"""The studies benchmark runs in one command and reports every figure, with the API's hosting capacities equal to
+the engine floor's. No timing is asserted (timings are the script's job, on a quiet machine)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """One `--quick` run (6 buses, 336 hours, 10 cases, 60 requests, 40 tasks); the tests read its report."""
+    cwd = tmp_path_factory.mktemp("studies-bench")
+    out = cwd / "studies.json"
+    run = subprocess.run([sys.executable, str(REPO / "bench" / "studies_bench.py"), "--quick", "--out", str(out)],
+                         cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    return run, json.loads(out.read_text())
+
+
+def positive(*numbers: float) -> bool:
+    return all(isinstance(n, (int, float)) and n > 0 for n in numbers)
+
+
+def test_the_floors(short_run):
+    floor = short_run[1]["floor"]
+    hc, series = floor["hosting_capacity"], floor["time_series"]
+    assert hc["buses"] == len(hc["rows"]) == 6 and len(hc["runs"]) == 2
+    assert positive(hc["wall_s"], hc["trials"], hc["ms_per_trial"], *hc["runs"])
+    for row in hc["rows"]:
+        assert row["hosting_capacity_kW"] % 10 == 0 and 0 <= row["hosting_capacity_kW"] <= 10_000
+        assert row["kind"] in ("voltage_high", "voltage_low", "thermal", "not_converged", "max_kw")
+        assert row["phases"] in (1, 3) and row["trials"] >= 1
+    assert hc["trials"] == sum(row["trials"] for row in hc["rows"])
+    assert series["hours"] == 336 and positive(series["wall_s"], *series["runs"])
+
+
+def test_hosting_capacity_through_the_api_equals_the_floor(short_run):
+    report = short_run[1]
+    floor = report["floor"]["hosting_capacity"]
+    runs = report["hosting_capacity"]
+    assert set(runs) == {"workers_1", "workers_2", "dask_2"}
+    for key, workers in (("workers_1", 1), ("workers_2", 2), ("dask_2", 2)):
+        run = runs[key]
+        assert run["differ_from_floor"] == [] and run["missing"] == [], key
+        assert run["buses"] == 6 and run["tasks"] == 6 and run["trials"] == floor["trials"], key
+        assert run["workers"] == workers and positive(run["wall_s"], run["job_s"], run["workers_cpu_s"]), key
+        assert run["job_s"] <= run["wall_s"] + 0.01, key
+
+
+def test_series_batch_and_latency(short_run):
+    report = short_run[1]
+    for key in ("time_series", "time_series_after_studies"):
+        series = report[key]
+        assert series["hours"] == 336 and series["tasks"] == 2 and positive(series["wall_s"])
+        assert series["max_abs_diff_substation_kW"] < 1e-3 and series["max_abs_diff_voltage_pu"] < 1e-6
+        assert series["hours_taps_differ"] == 0
+    batch = report["batch"]
+    assert batch["cases"] == 10 and batch["tasks"] == 1 and positive(batch["wall_s"], batch["ms_per_case"])
+    latency = report["latency"]
+    assert latency["study_ran_throughout"] is True
+    for key in ("idle", "during_study"):
+        assert latency[key]["n"] == 60 and positive(latency[key]["p50"], latency[key]["p90"])
+
+
+def test_dask_overhead(short_run):
+    overhead = short_run[1]["dask_overhead"]
+    assert overhead["tasks"] == 40
+    for executor in ("dask", "process_pool"):
+        for kind in ("trivial", "one_trial_hc"):
+            figures = overhead[executor][kind]
+            assert positive(figures["one_at_a_time_ms"], figures["all_at_once_ms"]), (executor, kind)
+
+
+def test_the_report(short_run):
+    run, report = short_run
+    targets = report["targets"]
+    assert len(targets) == 7 and all(t["result"] in ("PASS", "FAIL") for t in targets)
+    assert all(isinstance(t["value"], (int, float)) for t in targets)
+    assert targets[-1] == {"name": "HC buses differing from floor", "value": 0, "target": "0", "result": "PASS"}
+    env = report["environment"]
+    assert env["cpu"] and env["cpu_count"] >= 1 and env["python"] and env["opendssdirect"]
+    assert set(report["other_processes_cpu_pct"]) >= {"floor HC", "HC --workers 2", "latency"}
+    for server in report["servers"].values():
+        assert server["wrote_into_cwd"] == [] and server["printed_stopped"]
+    assert "Targets:" in run.stdout and "Machine:" in run.stdout and "Per-task time" in run.stdout
