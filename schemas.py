@@ -28,6 +28,13 @@ class QueryModel(BaseModel):
         return _SCHEMA_CACHE[key]
 
 
+def one_or_three(value: int) -> int:
+    """Generator phases: 1 or 3."""
+    if value not in (1, 3):
+        raise ValueError("1 or 3")
+    return value
+
+
 class AddGeneratorBody(BaseModel):
     """Add a generator at a bus, or update the one already there with the same phases."""
 
@@ -43,12 +50,7 @@ class AddGeneratorBody(BaseModel):
         default=None, description="For 1-phase generators: 1, 2 or 3 (default: the bus's first phase).",
         json_schema_extra={"enum": [1, 2, 3, None]})
 
-    @field_validator("phases")
-    @classmethod
-    def _phases_one_or_three(cls, value: int) -> int:
-        if value not in (1, 3):
-            raise ValueError("1 or 3")
-        return value
+    _phases_one_or_three = field_validator("phases")(one_or_three)
 
     @field_validator("phase")
     @classmethod
@@ -711,12 +713,7 @@ class HostingCapacityBody(BaseModel):
     max_kw: float = Field(default=10_000.0, description="Largest size tried, kW (up to 100000).")
     limits: Limits = Field(default_factory=Limits)
 
-    @field_validator("phases")
-    @classmethod
-    def _phases_one_or_three(cls, value: int) -> int:
-        if value not in (1, 3):
-            raise ValueError("1 or 3")
-        return value
+    _phases_one_or_three = field_validator("phases")(one_or_three)
 
 
 ShapeSpec = Union[Literal["residential", "commercial", "pv"], list[float]]

@@ -55,37 +55,41 @@ def readme_scripts() -> list[str]:
     return re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.S)
 
 
-@pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
-                    reason="curl or bash is not installed")
-def test_readme_scenario_script_works_verbatim(live_server, tmp_path):
-    """The Scenarios section's script, run whole: every curl must succeed (2xx, or the 304 it shows)."""
+def run_readme_script(live_server: str, tmp_path: Path, marker: str) -> str:
+    """Run the README's `sh` block containing `marker` whole, every curl required to succeed (2xx, or a 304 it
+    asks for); return what it printed."""
     port = live_server.rsplit(":", 1)[1]
-    script = next(s for s in readme_scripts() if "/scenarios" in s)
-    prelude = "set -euo pipefail\ncurl() { command curl -sS --fail-with-body \"$@\"; echo; }\n"
-    output = subprocess.run(["bash", "-c", prelude + script.replace("127.0.0.1:5000", f"127.0.0.1:{port}")],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
-    assert output.returncode == 0, output.stdout[-2000:] + output.stderr[-2000:]
-    assert "HTTP/1.1 304 " in output.stdout
-    assert '"dry_run":true' in output.stdout and '"type":"undo"' in output.stdout
-    document = json.loads((tmp_path / "pv67.json").read_text())
-    assert document["changes"] == [{"op": "add_generator", "bus_name": "67", "phases": 3, "kw": 1500.0}]
-
-
-@pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
-                    reason="curl or bash is not installed")
-def test_readme_studies_script_works_verbatim(live_server, tmp_path):
-    """The Studies section's script, run whole against a real server with its worker processes."""
-    port = live_server.rsplit(":", 1)[1]
-    script = next(s for s in readme_scripts() if "/studies/" in s)
+    script = next(s for s in readme_scripts() if marker in s)
     prelude = "set -euo pipefail\ncurl() { command curl -sS --fail-with-body \"$@\"; echo; }\n"
     output = subprocess.run(["bash", "-c", prelude + script.replace("127.0.0.1:5000", f"127.0.0.1:{port}")],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path,
                             env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     assert output.returncode == 0, output.stdout[-2000:] + output.stderr[-2000:]
-    assert "bus,phases,nodes,hosting_capacity_kW" in output.stdout
-    assert '"kind":"time_series","status":"done"' in output.stdout
-    assert '"status":"cancelled"' in output.stdout
+    return output.stdout
+
+
+NEEDS_CURL = pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
+                                reason="curl or bash is not installed")
+
+
+@NEEDS_CURL
+def test_readme_scenario_script_works_verbatim(live_server, tmp_path):
+    """The Scenarios section's script: preview, idempotent retry, If-Match, 304, journal, diff, undo, export,
+    import, fork, delete."""
+    printed = run_readme_script(live_server, tmp_path, "/scenarios")
+    assert "HTTP/1.1 304 " in printed
+    assert '"dry_run":true' in printed and '"type":"undo"' in printed
+    document = json.loads((tmp_path / "pv67.json").read_text())
+    assert document["changes"] == [{"op": "add_generator", "bus_name": "67", "phases": 3, "kw": 1500.0}]
+
+
+@NEEDS_CURL
+def test_readme_studies_script_works_verbatim(live_server, tmp_path):
+    """The Studies section's script, against a real server with its worker processes."""
+    printed = run_readme_script(live_server, tmp_path, "/studies/")
+    assert "bus,phases,nodes,hosting_capacity_kW" in printed
+    assert '"kind":"time_series","status":"done"' in printed
+    assert '"status":"cancelled"' in printed
 
 
 def test_post_over_real_http(live_server):
