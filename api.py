@@ -22,24 +22,25 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from results import Change, Snapshot, diff_snapshots
+from scenario_schemas import (ChangeHeaders, ChangeQuery, ChangesResponse, CreateScenarioBody, DiffQuery, DiffResponse,
+                              ReadHeaders, ScenarioCreatedResponse, ScenarioDeletedResponse, ScenarioDocument,
+                              ScenarioPath, ScenarioResponse, ScenariosResponse, UndoResponse, scenario_path)
 from scenarios import (DEFAULT_ID, DOCUMENT_VERSION, ScenarioError, ScenarioRegistry, ScenarioStore, StateFileError,
                        export_document, feeder_sha256)
-from schemas import (NOT_MODIFIED, RESULT_SECTIONS, AddGeneratorBody, BusesResponse, BusPath, BusResponse,
-                     ChangeHeaders, ChangeQuery, ChangesResponse, CreateScenarioBody, DiffQuery, DiffResponse,
-                     EmptyBody, ErrorResponse, GeneratorChangeResponse, GeneratorPath, GeneratorsResponse,
-                     HealthResponse, LinesResponse, NeighbourhoodChangeResponse, NeighbourhoodsResponse, ReadHeaders,
-                     RemoveGeneratorResponse, ResetResponse, ScaleNeighbourhoodBody, ScenarioCreatedResponse,
-                     ScenarioDeletedResponse, ScenarioDocument, ScenarioPath, ScenarioResponse, ScenariosResponse,
-                     SectionsQuery, StateQuery, StateResponse, TableQuery, TransformersResponse, UndoResponse,
-                     describe_validation_error, scenario_path, HostingCapacityBody, TimeSeriesBody, BatchBody,
-                     StudyQuery, JobPath, JobResultQuery, JobResponse, JobsResponse, JobResultResponse)
+from schemas import (NOT_MODIFIED, RESULT_SECTIONS, AddGeneratorBody, BusesResponse, BusPath, BusResponse, EmptyBody,
+                     ErrorResponse, GeneratorChangeResponse, GeneratorPath, GeneratorsResponse, HealthResponse,
+                     LinesResponse, NeighbourhoodChangeResponse, NeighbourhoodsResponse, RemoveGeneratorResponse,
+                     ResetResponse, ScaleNeighbourhoodBody, SectionsQuery, StateQuery, StateResponse, TableQuery,
+                     TransformersResponse, describe_validation_error)
 from serving import AccessLog, is_loopback, serve_until_signalled
+from simulation_core import PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError
 from studies.executors import ExecutorUnavailable, LocalPool
 from studies.jobs import JobManager, StudyError
 from studies.plans import PLANS, Plan
 from studies.requests import ScenarioInput, batch_plan, hosting_capacity_plan, time_series_plan
 from studies.tasks import engine_settings
-from simulation_core import PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError
+from study_schemas import (BatchBody, HostingCapacityBody, JobPath, JobResponse, JobResultQuery, JobResultResponse,
+                           JobsResponse, StudyQuery, TimeSeriesBody)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_IMPORT_BYTES = 2 * 1024 * 1024  # a scenario document of up to 10,000 changes

@@ -38,7 +38,8 @@ class CircuitStudies:
     def checkpoint(self) -> Checkpoint:
         with self._lock:
             return Checkpoint(self._compile_count, self.sequence, self._load_setpoints(), self._regulator_taps(),
-                              copy.deepcopy(self._generators), dict(self._cumulative_factor), self._snapshot)
+                              {name: copy.copy(g) for name, g in self._generators.items()},
+                              dict(self._cumulative_factor), self._snapshot)
 
     def restore(self, kept: Checkpoint) -> None:
         """Put back the set-points, generators and taps of `kept` and solve: the state it was taken in."""
@@ -50,7 +51,7 @@ class CircuitStudies:
             for name, generator in self._generators.items():
                 was = kept.generators.get(name)
                 self._set_generator(name, was.kw if was else 0.0, bool(was and was.enabled))
-            self._generators = {name: copy.deepcopy(kept.generators.get(name, generator))
+            self._generators = {name: copy.copy(kept.generators.get(name, generator))
                                 for name, generator in self._generators.items()}
             for generator in self._generators.values():
                 if generator.name not in kept.generators:

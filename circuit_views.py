@@ -73,6 +73,11 @@ class CircuitViews:
                         self._index.transformer_names, self._index.transformer_buses, self._index.transformer_kva,
                         arrays["transformer_loading_pct"], arrays["transformer_losses_kw"])]
 
+    @property
+    def transformer_names(self) -> list[str]:
+        """The transformers in the engine's order (the order of the snapshot's transformer arrays)."""
+        return self._index.transformer_names
+
     def health(self) -> dict[str, Any]:
         snapshot = self._snapshot
         return {"ready": True, "converged": bool(snapshot.section("power_summary")["converged"]),

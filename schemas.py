@@ -7,9 +7,10 @@ test checks real responses against the document generated from these models.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from simulation_core import OPS, SECTION_ORDER
 
@@ -395,7 +396,7 @@ class EmptyBody(BaseModel):
     model_config = ConfigDict(extra="forbid", openapi_extra={"examples": {"empty": {"value": {}}}})
 
 
-# ---------------------------------------------------------------------------- scenarios (issue 10)
+# ---------------------------------------------------------------------------- error messages
 def describe_validation_error(error: ValidationError) -> tuple[str, str | None]:
     """Turn pydantic's errors into our message style: 'field: what was expected, got what'.
 
@@ -449,8 +450,6 @@ def field_path(loc: tuple) -> str:
 
 
 def _shown(value: Any) -> str:
-    import orjson
-
     try:
         shown = orjson.dumps(value).decode()
     except TypeError:
@@ -458,347 +457,27 @@ def _shown(value: Any) -> str:
     return shown if len(shown) <= 60 else shown[:60] + "…"
 
 
-class ChangeQuery(SectionsQuery):
-    dry_run: bool = Field(default=False, description="true: answer exactly as the change would, with "
-                                                     "`action.dry_run: true`, and change nothing.")
-
-
-class ChangeHeaders(QueryModel):
-    """Optional headers of every change (RFC 9110 preconditions and the IETF Idempotency-Key draft)."""
-
-    model_config = ConfigDict(populate_by_name=False)
-    if_match: Optional[str] = Field(default=None, alias="If-Match", max_length=1024, description=(
-        "Apply only if the scenario's ETag is one of these (or *); otherwise 412 and nothing is applied."))
-    idempotency_key: Optional[str] = Field(default=None, alias="Idempotency-Key", min_length=1, max_length=255,
-                                           description=(
-        "A key of yours, 1-255 characters: a retry with the same key and body gets the first answer again and "
-        "applies nothing; the same key with another body is 422; a retry while the first runs is 409. Kept per "
-        "scenario for at least 24 h and the newest 10,000 keys."))
-
-
-class ReadHeaders(QueryModel):
-    if_none_match: Optional[str] = Field(default=None, alias="If-None-Match", max_length=1024, description=(
-        "The ETag you hold: 304 with no body while the scenario's state is unchanged."))
-
-
-SCENARIO_ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
-                    description="A scenario id from POST /scenarios (or default).")
-
-
-class ScenarioPath(BaseModel):
-    scenario_id: str = SCENARIO_ID
-
-
-def scenario_path(path_model: type[BaseModel] | None) -> type[BaseModel]:
-    """The path model of a grid route under /scenarios/<scenario_id>: its own path fields plus the id."""
-    if path_model is None:
-        return ScenarioPath
-    return create_model(f"Scenario{path_model.__name__}", __base__=path_model, scenario_id=(str, SCENARIO_ID))
-
-
-class CreateScenarioBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False, openapi_extra={"examples": {
-        "from_base": {"summary": "A scenario from the base case (README)", "value": {"name": "pv at 67"}},
-        "fork": {"summary": "Fork the default scenario's current state", "value": {"name": "copy", "from": "default"}},
-    }})
-    name: Optional[str] = Field(default=None, min_length=1, max_length=64, description="1-64 printable characters.")
-    from_: Optional[str] = Field(default=None, alias="from", max_length=64,
-                                 description="Fork the current state of this scenario (default: the base case).")
-
-    @field_validator("name")
-    @classmethod
-    def _printable(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and not value.isprintable():
-            raise ValueError("printable characters (no control characters)")
-        return value
-
-
-class AddGeneratorOp(AddGeneratorBody):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    op: Literal["add_generator"]
-
-
-class ScaleNeighbourhoodOp(ScaleNeighbourhoodBody):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    op: Literal["modify_load_neighbourhood"]
-
-
-class RemoveGeneratorOp(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    op: Literal["remove_generator"]
-    name: str = Field(min_length=1, max_length=80)
-
-
-class ResetOp(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    op: Literal["reset"]
-
-
-ChangeOp = Annotated[Union[AddGeneratorOp, ScaleNeighbourhoodOp, RemoveGeneratorOp, ResetOp],
-                     Field(discriminator="op")]
-
-
-class FeederId(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    sha256: str = Field(min_length=64, max_length=64, description="Hash of the feeder model files.")
-
-
-class ScenarioDocument(BaseModel):
-    """A scenario as plain JSON: the ops its state adds up to, in order (GET …/export, POST /scenarios/import)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {"pv": {
-        "summary": "PV at 67 and a busier neighbourhood 5", "value": {
-            "format": "ieee123-scenario", "version": 1, "feeder": {"sha256": "<GET /scenarios/default/export>"},
-            "name": "pv at 67", "changes": [{"op": "add_generator", "bus_name": "67", "phases": 3, "kw": 500},
-                                            {"op": "modify_load_neighbourhood", "neighbourhood": 5, "factor": 1.2}]}}}})
-    format: Literal["ieee123-scenario"]
-    version: int = Field(description="1.")
-    feeder: FeederId
-    name: Optional[str] = Field(default=None, min_length=1, max_length=64)
-    changes: list[ChangeOp] = Field(max_length=10_000)
-
-
-class ScenarioInfo(BaseModel):
-    id: str
-    name: Optional[str]
-    sequence: int
-    created_at: str = Field(description="UTC, ISO 8601.")
-    forked_from: Optional[str]
-    changes: int = Field(description="Entries in the journal.")
-    live: bool = Field(description="Has an engine in memory (false: rests on disk, rebuilt on first use).")
-
-
-class ScenarioDetail(ScenarioInfo):
-    power_summary: PowerSummary
-
-
-class ScenariosResponse(Envelope):
-    scenarios: list[ScenarioInfo]
-
-
-class ScenarioResponse(Envelope):
-    scenario: ScenarioDetail
-
-
-class ScenarioCreatedResponse(Envelope):
-    scenario: ScenarioInfo
-    results: Results
-
-
-class ScenarioDeletedResponse(Envelope):
-    deleted: ScenarioInfo
-
-
-class JournalRow(BaseModel):
-    sequence: int
-    at: str = Field(description="When it was applied, UTC ISO 8601.")
-    action: dict[str, Any] = Field(description="The action exactly as the change's response reported it.")
-
-
-class ChangesResponse(Envelope):
-    scenario: str
-    since: int = Field(description="The journal lists the changes after this sequence: 0, or the sequence at which "
-                                   "a full journal (10,000 changes) was folded into the scenario's starting point.")
-    changes: list[JournalRow]
-
-
-class UndoAction(Action):
-    type: Literal["undo"]
-    sequence: int
-    undid: int = Field(description="Sequence of the change taken back.")
-
-
-class UndoResponse(Envelope):
-    action: UndoAction
-    results: Results
-
-
-class DiffQuery(QueryModel):
-    model_config = ConfigDict(extra="forbid")
-    against: str = Field(default="base", max_length=64, description="base, or another scenario's id.")
-    format: Literal["json", "csv"] = Field(default="json", description="csv: the bus rows.")
-
-
-class DiffNumber(BaseModel):
-    this: float
-    other: float
-    delta: float
-
-
-class DiffBusRow(BaseModel):
-    Bus: str
-    Node: int
-    VMag_pu: float
-    other_VMag_pu: float
-    delta_pu: float
-
-
-class DiffLineRow(BaseModel):
-    Line: str
-    P_kW: float
-    other_P_kW: float
-    delta_kW: float
-    Loading_pct: float
-    other_Loading_pct: float
-
-
-class ViolationChanges(BaseModel):
-    new: list[dict[str, Any]] = Field(description="In this scenario, not in the other (type: voltage, thermal, "
-                                                  "reverse_power, and the violation's fields).")
-    cleared: list[dict[str, Any]] = Field(description="In the other, not in this one.")
-
-
-class DiffResponse(Envelope):
-    model_config = ConfigDict(openapi_extra={"content": {"text/csv": {"schema": {
-        "type": "string", "description": "With ?format=csv: the bus rows."}}}})
-    scenario: str
-    against: str
-    sequence: int
-    other_sequence: int
-    summary: dict[str, DiffNumber]
-    buses: list[DiffBusRow] = Field(description="Every node, largest |delta_pu| first.")
-    lines: list[DiffLineRow] = Field(description="Every line, largest |delta_kW| first.")
-    violations: ViolationChanges
-
-
 # ---------------------------------------------------------------------------- response headers in the document
-def _header(description: str) -> dict[str, Any]:
+def header(description: str) -> dict[str, Any]:
     return {"description": description, "schema": {"type": "string"}}
 
 
-ETAG = {"ETag": _header("Strong tag of the scenario's state (\"<scenario>.<sequence>\"); changes exactly when the "
+ETAG = {"ETag": header("Strong tag of the scenario's state (\"<scenario>.<sequence>\"); changes exactly when the "
                         "state does. Send it in If-None-Match (reads: 304) or If-Match (changes: 412 if stale).")}
-CHANGE_HEADERS = {**ETAG, "Idempotent-Replayed": _header("true when this is the stored answer to an earlier "
+CHANGE_HEADERS = {**ETAG, "Idempotent-Replayed": header("true when this is the stored answer to an earlier "
                                                          "request with the same Idempotency-Key.")}
-CREATED_HEADERS = {**ETAG, "Location": _header("/scenarios/<id> of the new scenario.")}
 NOT_MODIFIED = {"description": "Not Modified: the state is the one your If-None-Match names (no body).",
                 "headers": ETAG}
 
 
-def _document_headers(models: list[type[BaseModel]], headers: dict[str, Any]) -> None:
+def document_headers(models: list[type[BaseModel]], headers: dict[str, Any]) -> None:
     """Name the response headers in the OpenAPI document (flask-openapi3 reads `openapi_extra`)."""
     for model in models:
         extra = dict(model.model_config.get("openapi_extra") or {})
         model.model_config = {**model.model_config, "openapi_extra": {**extra, "headers": headers}}
 
 
-_document_headers([GeneratorChangeResponse, NeighbourhoodChangeResponse, RemoveGeneratorResponse, ResetResponse,
-                   UndoResponse], CHANGE_HEADERS)
-_document_headers([StateResponse, BusesResponse, BusResponse, LinesResponse, TransformersResponse,
-                   NeighbourhoodsResponse, GeneratorsResponse, ChangesResponse, ScenarioResponse, ScenarioDocument],
-                  ETAG)
-_document_headers([ScenarioCreatedResponse], CREATED_HEADERS)
-
-
-# ---------------------------------------------------------------------------- studies and jobs (issue 11)
-class Limits(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    voltage_high_pu: float = Field(default=1.05, description="A trial violates when a node is above this.")
-    voltage_low_pu: float = Field(default=0.95, description="... or below this and lower than in the scenario.")
-    thermal_pct: float = Field(default=100.0, description="... or a line or transformer above this % of its normal "
-                                                          "rating and more than 1 point above its own loading.")
-    reverse_power: bool = Field(default=False, description="true: a trial violates when the substation exports.")
-
-
-class HostingCapacityBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
-        "all": {"summary": "Every bus, 3-phase where possible (README)", "value": {"buses": ["all"]}},
-        "two": {"summary": "Buses 67 and 35, 50 kW steps", "value": {"buses": ["67", "35"], "step_kw": 50}},
-    }})
-    buses: list[str] = Field(default=["all"], min_length=1, max_length=200,
-                             description='["all"] or bus names (GET /buses).')
-    phases: int = Field(default=3, description="3: 3-phase where the bus has phases 1-2-3, else 1-phase on its first "
-                                               "phase; 1: always 1-phase.", json_schema_extra={"enum": [1, 3]})
-    step_kw: float = Field(default=10.0, description="Resolution, kW (1 to 10000).")
-    max_kw: float = Field(default=10_000.0, description="Largest size tried, kW (up to 100000).")
-    limits: Limits = Field(default_factory=Limits)
-
-    _phases_one_or_three = field_validator("phases")(one_or_three)
-
-
-ShapeSpec = Union[Literal["residential", "commercial", "pv"], list[float]]
-
-
-class TimeSeriesBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
-        "day": {"summary": "A day in late June (README)", "value": {"hours": 24, "start_hour": 4320}},
-        "year": {"summary": "A year, commercial load in neighbourhood 3",
-                 "value": {"hours": 8760, "start_hour": 0, "neighbourhood_shapes": {"3": "commercial"}}},
-    }})
-    hours: int = Field(default=24, description="1 to 8760.")
-    start_hour: int = Field(default=4320, description="Hour of the year of the first hour, 0 to 8759.")
-    load_shape: ShapeSpec = Field(default="residential", description="A shape name or one multiplier per hour.")
-    neighbourhood_shapes: dict[str, ShapeSpec] = Field(default_factory=dict, description=(
-        'Per neighbourhood id ("1".."14"): its own shape instead of load_shape.'))
-    generator_shape: ShapeSpec = Field(default="pv", description="Multiplier of every generator's set-point.")
-
-
-class BatchCase(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    name: Optional[str] = Field(default=None, min_length=1, max_length=64)
-    changes: list[ChangeOp] = Field(description="Ops and fields exactly as the change routes take them.")
-
-
-class BatchBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {"pv": {
-        "summary": "Two placements of 500 kW (README)", "value": {"cases": [
-            {"name": "pv67", "changes": [{"op": "add_generator", "bus_name": "67", "phases": 3, "kw": 500}]},
-            {"name": "pv35", "changes": [{"op": "add_generator", "bus_name": "35", "phases": 3, "kw": 500}]}]}}}})
-    cases: list[BatchCase] = Field(min_length=1, description="Up to 1000 cases of up to 100 changes each.")
-
-
-class StudyQuery(QueryModel):
-    model_config = ConfigDict(extra="forbid")
-    wait: float = Field(default=0, ge=0, le=60, description="Seconds to wait for the study to finish: 200 with the "
-                                                            "finished job if it does, else 202 as without.")
-
-
-class JobPath(BaseModel):
-    job_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-
-
-class JobResultQuery(QueryModel):
-    model_config = ConfigDict(extra="forbid")
-    format: Literal["json", "csv"] = Field(default="json", description="csv: the result's rows, flattened.")
-
-
-class JobTasks(BaseModel):
-    done: int
-    total: int
-
-
-class JobInfo(BaseModel):
-    id: str
-    kind: Literal["hosting_capacity", "time_series", "batch"]
-    status: Literal["queued", "running", "done", "failed", "cancelled"]
-    progress: float = Field(description="0 to 1, as tasks complete.")
-    tasks: JobTasks
-    scenario: str
-    sequence: int = Field(description="The scenario's sequence the study read.")
-    created_at: str
-    started_at: Optional[str]
-    finished_at: Optional[str]
-    error: Optional[str]
-
-
-class JobDetail(JobInfo):
-    result: Optional[dict[str, Any]] = Field(default=None, description="When done: the study's result.")
-
-
-class JobResponse(Envelope):
-    job: JobDetail
-
-
-class JobsResponse(Envelope):
-    jobs: list[JobInfo]
-
-
-class JobResultResponse(Envelope):
-    model_config = ConfigDict(openapi_extra={"content": {"text/csv": {"schema": {
-        "type": "string", "description": "With ?format=csv: the rows (buses, hours or cases), flattened."}}}})
-    job: str
-    kind: str
-    result: dict[str, Any]
-
-
-_document_headers([JobResponse], {"Location": _header("/jobs/<id> of the study's job (on 202).")})
+document_headers([GeneratorChangeResponse, NeighbourhoodChangeResponse, RemoveGeneratorResponse, ResetResponse],
+                  CHANGE_HEADERS)
+document_headers([StateResponse, BusesResponse, BusResponse, LinesResponse, TransformersResponse,
+                   NeighbourhoodsResponse, GeneratorsResponse], ETAG)

@@ -20,7 +20,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from scenarios.journal import feeder_sha256
-from schemas import BatchBody, HostingCapacityBody, ScenarioDocument, TimeSeriesBody, describe_validation_error
+from scenario_schemas import ScenarioDocument
+from schemas import describe_validation_error
+from study_schemas import BatchBody, HostingCapacityBody, TimeSeriesBody
 from simulation_core import OpenDSSCircuit
 from studies.executors import ExecutorUnavailable, LocalPool
 from studies.jobs import JobManager, StudyError

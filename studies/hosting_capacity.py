@@ -72,7 +72,7 @@ def first_violation(a: dict[str, Any], b: dict[str, Any], layout: RowLayout, cri
 def hosting_capacity_of_bus(circuit: OpenDSSCircuit, bus: str, phases: int, criteria: Criteria) -> dict[str, Any]:
     """One bus's row: doubling from one step until a trial violates (or max_kw passes), then bisection."""
     own, layout = reading_of(circuit.snapshot), circuit.snapshot.layout
-    transformer_names = [row["name"] for row in circuit.transformers()]
+    transformer_names = circuit.transformer_names
     steps_max = max(1, math.floor(criteria.max_kw / criteria.step_kw + 1e-9))
     trials = 0
     nodes: list[int] = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas import BatchBody, HostingCapacityBody, TimeSeriesBody
+from study_schemas import BatchBody, HostingCapacityBody, TimeSeriesBody
 from simulation_core import MAX_GENERATOR_KW
 from studies.hosting_capacity import Criteria
 from studies.jobs import StudyError

@@ -1,0 +1,126 @@
+"""Request and response models of studies and their jobs.
+
+Split from `schemas.py` so each reads in one sitting; a batch case's changes are the scenario documents' ops.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from scenario_schemas import ChangeOp
+from schemas import Envelope, QueryModel, document_headers, header, one_or_three
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    voltage_high_pu: float = Field(default=1.05, description="A trial violates when a node is above this.")
+    voltage_low_pu: float = Field(default=0.95, description="... or below this and lower than in the scenario.")
+    thermal_pct: float = Field(default=100.0, description="... or a line or transformer above this % of its normal "
+                                                          "rating and more than 1 point above its own loading.")
+    reverse_power: bool = Field(default=False, description="true: a trial violates when the substation exports.")
+
+
+class HostingCapacityBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
+        "all": {"summary": "Every bus, 3-phase where possible (README)", "value": {"buses": ["all"]}},
+        "two": {"summary": "Buses 67 and 35, 50 kW steps", "value": {"buses": ["67", "35"], "step_kw": 50}},
+    }})
+    buses: list[str] = Field(default=["all"], min_length=1, max_length=200,
+                             description='["all"] or bus names (GET /buses).')
+    phases: int = Field(default=3, description="3: 3-phase where the bus has phases 1-2-3, else 1-phase on its first "
+                                               "phase; 1: always 1-phase.", json_schema_extra={"enum": [1, 3]})
+    step_kw: float = Field(default=10.0, description="Resolution, kW (1 to 10000).")
+    max_kw: float = Field(default=10_000.0, description="Largest size tried, kW (up to 100000).")
+    limits: Limits = Field(default_factory=Limits)
+
+    _phases_one_or_three = field_validator("phases")(one_or_three)
+
+
+ShapeSpec = Union[Literal["residential", "commercial", "pv"], list[float]]
+
+
+class TimeSeriesBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
+        "day": {"summary": "A day in late June (README)", "value": {"hours": 24, "start_hour": 4320}},
+        "year": {"summary": "A year, commercial load in neighbourhood 3",
+                 "value": {"hours": 8760, "start_hour": 0, "neighbourhood_shapes": {"3": "commercial"}}},
+    }})
+    hours: int = Field(default=24, description="1 to 8760.")
+    start_hour: int = Field(default=4320, description="Hour of the year of the first hour, 0 to 8759.")
+    load_shape: ShapeSpec = Field(default="residential", description="A shape name or one multiplier per hour.")
+    neighbourhood_shapes: dict[str, ShapeSpec] = Field(default_factory=dict, description=(
+        'Per neighbourhood id ("1".."14"): its own shape instead of load_shape.'))
+    generator_shape: ShapeSpec = Field(default="pv", description="Multiplier of every generator's set-point.")
+
+
+class BatchCase(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: Optional[str] = Field(default=None, min_length=1, max_length=64)
+    changes: list[ChangeOp] = Field(description="Ops and fields exactly as the change routes take them.")
+
+
+class BatchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {"pv": {
+        "summary": "Two placements of 500 kW (README)", "value": {"cases": [
+            {"name": "pv67", "changes": [{"op": "add_generator", "bus_name": "67", "phases": 3, "kw": 500}]},
+            {"name": "pv35", "changes": [{"op": "add_generator", "bus_name": "35", "phases": 3, "kw": 500}]}]}}}})
+    cases: list[BatchCase] = Field(min_length=1, description="Up to 1000 cases of up to 100 changes each.")
+
+
+class StudyQuery(QueryModel):
+    model_config = ConfigDict(extra="forbid")
+    wait: float = Field(default=0, ge=0, le=60, description="Seconds to wait for the study to finish: 200 with the "
+                                                            "finished job if it does, else 202 as without.")
+
+
+class JobPath(BaseModel):
+    job_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class JobResultQuery(QueryModel):
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["json", "csv"] = Field(default="json", description="csv: the result's rows, flattened.")
+
+
+class JobTasks(BaseModel):
+    done: int
+    total: int
+
+
+class JobInfo(BaseModel):
+    id: str
+    kind: Literal["hosting_capacity", "time_series", "batch"]
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    progress: float = Field(description="0 to 1, as tasks complete.")
+    tasks: JobTasks
+    scenario: str
+    sequence: int = Field(description="The scenario's sequence the study read.")
+    created_at: str
+    started_at: Optional[str]
+    finished_at: Optional[str]
+    error: Optional[str]
+
+
+class JobDetail(JobInfo):
+    result: Optional[dict[str, Any]] = Field(default=None, description="When done: the study's result.")
+
+
+class JobResponse(Envelope):
+    job: JobDetail
+
+
+class JobsResponse(Envelope):
+    jobs: list[JobInfo]
+
+
+class JobResultResponse(Envelope):
+    model_config = ConfigDict(openapi_extra={"content": {"text/csv": {"schema": {
+        "type": "string", "description": "With ?format=csv: the rows (buses, hours or cases), flattened."}}}})
+    job: str
+    kind: str
+    result: dict[str, Any]
+
+
+document_headers([JobResponse], {"Location": header("/jobs/<id> of the study's job (on 202).")})
