@@ -8,6 +8,7 @@ the tasks of a worker that dies.
 
 from __future__ import annotations
 
+from concurrent.futures import CancelledError
 from typing import Any
 
 from distributed import Client, WorkerPlugin
@@ -52,6 +53,16 @@ class DaskExecutor:
         if self.client.status != "running":
             raise ExecutorUnavailable(f"lost the Dask scheduler at {self.scheduler} (client {self.client.status}); "
                                       f"the study was stopped")
+
+    def explain(self, error: BaseException) -> str | None:
+        """A cancelled task or a broken connection (CommClosedError is an OSError) means the scheduler is gone;
+        a task dropped otherwise is said so."""
+        if isinstance(error, (OSError, CancelledError)) or self.client.status != "running":
+            if isinstance(error, CancelledError) and self.client.status == "running":
+                return f"the Dask cluster cancelled a task of this study ({error or 'no reason given'}); run it again"
+            return (f"lost the Dask scheduler at {self.scheduler} ({type(error).__name__}: {error}); "
+                    f"the study was stopped")
+        return None
 
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name, "scheduler": self.scheduler, "workers": self.workers()}

@@ -26,6 +26,10 @@ class Executor(Protocol):
     def check(self) -> None:
         """Raise ExecutorUnavailable when no work can run (a lost cluster)."""
 
+    def explain(self, error: BaseException) -> str | None:
+        """What a task's failure means for the study when it is the executor's doing (a dead worker, a lost
+        cluster), or None for an error of the task itself."""
+
     def describe(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
@@ -82,6 +86,12 @@ class LocalPool:
 
     def check(self) -> None:
         """The local pool can always take work (a dead worker is replaced on the next submit)."""
+
+    def explain(self, error: BaseException) -> str | None:
+        if isinstance(error, BrokenProcessPool):
+            return ("a worker process stopped unexpectedly (killed, or out of memory) while running this study; "
+                    "the study was stopped and the workers restarted: run it again")
+        return None
 
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name, "workers": self._workers}

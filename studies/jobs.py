@@ -12,7 +12,6 @@ import secrets
 import threading
 import time
 from collections import deque
-from concurrent.futures import CancelledError
 from typing import Any
 
 from scenarios.journal import utc_now
@@ -131,24 +130,13 @@ class JobManager:
                 job.tasks_done += 1
             job.result = job.plan.result()
             job.status = "done"
-        except CancelledError as error:  # not asked for: the executor dropped the work (a lost cluster)
+        except Exception as error:  # a task failed, a worker died, a cluster was lost: the job fails, the server lives
             self._stop(in_flight)
-            job.error = self._why_dropped(error)
-            job.status = "failed"
-        except Exception as error:  # a task failed or a worker died: the job fails, the server goes on
-            self._stop(in_flight)
-            job.error = describe_failure(error)
+            job.error = self.executor.explain(error) or f"{type(error).__name__}: {error}"
             job.status = "failed"
         finally:
             job.finished_at = utc_now()
             job.finished.set()
-
-    def _why_dropped(self, error: Exception) -> str:
-        try:
-            self.executor.check()
-        except Exception as unavailable:
-            return str(unavailable)
-        return f"the executor cancelled a task of this study ({error or 'no reason given'}); run it again"
 
     @staticmethod
     def _stop(in_flight: dict[Any, dict[str, Any]]) -> None:
@@ -162,11 +150,3 @@ class JobManager:
         for job in list(self._jobs.values()):
             job.finished.wait(max(0.0, deadline - time.monotonic()))
         self.executor.close()
-
-
-def describe_failure(error: Exception) -> str:
-    name = type(error).__name__
-    if name == "BrokenProcessPool":
-        return ("a worker process stopped unexpectedly (killed, or out of memory) while running this study; "
-                "the study was stopped and the workers restarted: run it again")
-    return f"{name}: {error}"
