@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import hmac
 import io
 import os
@@ -105,9 +106,21 @@ def success(**fields: Any) -> Response:
 
 
 def conditional(response: Response, etag: str) -> Response:
-    """Tag a read with the scenario's ETag; If-None-Match with that tag gets 304 and no body."""
+    """Tag a read with the scenario's ETag; If-None-Match with that tag (or *) gets 304 and no body.
+
+    RFC 9110 13.1.2 compares If-None-Match weakly. Our own check, not werkzeug's make_conditional, which also
+    parses Range and If-Modified-Since and stamps a Date: about a third of a 304's time in the app."""
     response.headers["ETag"] = etag
-    return response.make_conditional(request)
+    if is_not_modified(etag):
+        return Response(status=304, headers={"ETag": etag})
+    return response
+
+
+def is_not_modified(etag: str) -> bool:
+    """The request's If-None-Match names this (strong, quoted) ETag, weakly compared, or is `*`."""
+    if "If-None-Match" not in request.headers:
+        return False
+    return request.if_none_match.contains_weak(etag.strip('"'))
 
 
 def csv_response(rows: list[dict[str, Any]], filename: str, disposition: str = "inline") -> Response:
@@ -370,8 +383,8 @@ def register_grid_routes(app: OpenAPI) -> None:
         """The current solved state, all sections or those asked for; ?format=csv gives bus_details. No change."""
         scenario, snapshot = registry().snapshot(scenario_id)
         etag = scenario.etag(snapshot.sequence)
-        if header.if_none_match and etag in header.if_none_match:
-            return conditional(Response(status=200), etag)  # 304 without building the body
+        if header.if_none_match and is_not_modified(etag):
+            return Response(status=304, headers={"ETag": etag})  # without building the body
         if query.format == "csv":
             return conditional(csv_response(snapshot.bus_details, "bus_details.csv"), etag)
         if not query.sections:  # the whole answer's bytes are kept on the (immutable) snapshot
@@ -657,6 +670,7 @@ def main(argv: list[str] | None = None) -> None:
     if not is_loopback(args.host) and not application.config["API_KEY"]:
         print(f"WARNING: listening on {args.host} without an API key: anyone who can reach this address can "
               f"change the grid. Use --api-key or {API_KEY_ENV}.", file=sys.stderr, flush=True)
+    settle_heap()
     wsgi = application.wsgi_app if args.no_access_log else AccessLog(application.wsgi_app)
     application.wsgi_app = wsgi
     server = waitress.create_server(application, host=args.host, port=args.port, threads=args.threads,
@@ -666,6 +680,14 @@ def main(argv: list[str] | None = None) -> None:
     application.extensions["jobs"].close()  # cancel studies, stop the worker processes
     print("stopped", flush=True)
 
+
+
+def settle_heap() -> None:
+    """Move what start-up made (libraries, the compiled feeder: ~140,000 objects) out of the garbage
+    collector's sight. They live as long as the server, and a full collection that scanned them took ~90 ms:
+    a stall some request would wait out."""
+    gc.collect()
+    gc.freeze()
 
 
 def positive_int(text: str) -> int:
