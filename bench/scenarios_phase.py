@@ -114,9 +114,9 @@ def creation(client: b.Client, n: int) -> dict[str, Any]:
 
 
 def parallel(client: b.Client, server: b.Server, duration: float, neighbourhoods: list[int]) -> dict[str, Any]:
-    """2 clients on one scenario against 2 clients each on its own, POST …/modify_load_neighbourhood?sections=
-    power_summary, in 8 slots of duration / 4 ordered one, two, two, one twice, so that other work on the machine
-    (which comes and goes within seconds) falls on both sides alike."""
+    """2 wrk connections on one scenario against 2 each on its own, POST …/modify_load_neighbourhood?sections=
+    power_summary, in 8 slots of duration / 4 (whole seconds, at least 1) ordered one, two, two, one twice, so
+    that other work on the machine (which comes and goes within seconds) falls on both sides alike."""
     ids = [client.create_scenario(f"parallel-{k}", LEAN)[0] for k in range(2)]
     prefixes = [f"/scenarios/{scenario_id}" for scenario_id in ids]
     for scenario_id in ids:  # warm-up, brought back to factor 1
@@ -124,19 +124,17 @@ def parallel(client: b.Client, server: b.Server, duration: float, neighbourhoods
         for op in [warm.next() for _ in range(20)] + warm.close():
             in_scenario(client, scenario_id).modify(op, query=LEAN)
     client.prefix = ""
-    alternators = [b.FactorAlternator(neighbourhoods, offset=5 * k) for k in range(2)]
     layouts = {"one": [prefixes[0]] * 2, "two": prefixes}
     slots: dict[str, list[dict[str, Any]]] = {"one": [], "two": []}
     clock = os.sysconf("SC_CLK_TCK")
     for name in ("one", "two", "two", "one") * 2:
         meter = b.CpuMeter(server.process.pid)
-        server_ticks, own_ticks = b.process_cpu_ticks(server.process.pid), b.process_cpu_ticks("self")
+        server_ticks = b.process_cpu_ticks(server.process.pid)
         began = time.perf_counter()
-        level = b.throughput_level(server, 2, duration / 4, alternators, layouts[name], LEAN, samples=True)
-        level["wall_s"] = time.perf_counter() - began  # the CPU times below cover connecting and closing too
+        level = b.wrk_level(server, layouts[name], duration / 4, LEAN)
+        level["wall_s"] = time.perf_counter() - began  # the CPU times below cover starting wrk too
         level["cpu"] = meter.stop()
         level["server_cpu_s"] = (b.process_cpu_ticks(server.process.pid) - server_ticks) / clock
-        level["client_cpu_s"] = (b.process_cpu_ticks("self") - own_ticks) / clock
         slots[name].append(level)
     for scenario_id in ids:
         client.delete_scenario(scenario_id)
@@ -144,14 +142,14 @@ def parallel(client: b.Client, server: b.Server, duration: float, neighbourhoods
     def rate(levels: list[dict[str, Any]]) -> float:
         return sum(x["requests"] for x in levels) / sum(x["seconds"] for x in levels)
 
-    out: dict[str, Any] = {"workload": f"POST /scenarios/<id>/modify_load_neighbourhood{LEAN}, 2 clients",
+    out: dict[str, Any] = {"workload": f"POST /scenarios/<id>/modify_load_neighbourhood{LEAN}, 2 wrk connections",
                            "order": "(one, two, two, one) x 2, duration / 4 each"}
     for name, levels in slots.items():
         wall = sum(x["wall_s"] for x in levels)
         requests = sum(x["requests"] for x in levels)
         out[name] = {"scenarios": 1 if name == "one" else 2, "requests": requests,
                      "seconds": sum(x["seconds"] for x in levels), "rps": rate(levels),
-                     "latency": b.stats_ms([ns for x in levels for ns in x.pop("samples_ns")]),
+                     "latency_p50_ms": float(np.median([x["latency"]["p50"] for x in levels])),
                      "server_cpus": sum(x["server_cpu_s"] for x in levels) / wall,
                      "client_cpus": sum(x["client_cpu_s"] for x in levels) / wall,
                      "server_cpu_ms_per_request": 1000 * sum(x["server_cpu_s"] for x in levels) / requests,
@@ -357,7 +355,7 @@ def report_lines(s: dict[str, Any], header: str) -> list[str]:
     for name in ("one", "two"):
         x = p[name]
         out.append(f"    on {x['scenarios']} scenario{'s' if x['scenarios'] > 1 else ' '} {x['rps']:>8.1f} req/s, p50 "
-                   f"{x['latency']['p50']:.3f} ms; CPUs used: server {x['server_cpus']:.2f}, clients "
+                   f"{x['latency_p50_ms']:.3f} ms; CPUs used: server {x['server_cpus']:.2f}, wrk "
                    f"{x['client_cpus']:.2f} of {p['cpus_usable']}; server CPU {x['server_cpu_ms_per_request']:.2f} "
                    f"ms per request; other processes {x['other_processes_pct']:.0f}%")
     other = max(p["one"]["other_processes_pct"], p["two"]["other_processes_pct"])

@@ -19,13 +19,18 @@ from api import parse_args  # noqa: E402  (the API's own defaults, so both serve
 
 
 def fixed_body_app(body: bytes) -> Callable[[dict[str, Any], Callable], Iterable[bytes]]:
-    """A WSGI app that reads the request body and answers 200 with `body`, whatever was asked."""
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    """A WSGI app that reads the request body and answers 200 with `body`, whatever was asked; or, to a request
+    with If-None-Match, 304 with no body (the transport floor of an empty answer)."""
+    etag = ("ETag", '"floor"')
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), etag]
 
     def app(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         if length:
             environ["wsgi.input"].read(length)
+        if "HTTP_IF_NONE_MATCH" in environ:
+            start_response("304 Not Modified", [etag])
+            return [b""]
         start_response("200 OK", headers)
         return [body]
 
