@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from schemas import (CHANGE_HEADERS, ETAG, Action, AddGeneratorBody, Envelope, PowerSummary, QueryModel, Results,
-                     ScaleNeighbourhoodBody, SectionsQuery, document_headers, header)
+from schemas import (CHANGE_HEADERS, ETAG, Action, AddGeneratorBody, CachedSchemaModel, Envelope, PowerSummary,
+                     QueryModel, Results, ScaleNeighbourhoodBody, SectionsQuery, document_headers, header)
 
 
 class ChangeQuery(SectionsQuery):
@@ -40,7 +40,7 @@ SCENARIO_ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
                     description="A scenario id from POST /scenarios (or default).")
 
 
-class ScenarioPath(BaseModel):
+class ScenarioPath(CachedSchemaModel):
     scenario_id: str = SCENARIO_ID
 
 
@@ -51,7 +51,7 @@ def scenario_path(path_model: type[BaseModel] | None) -> type[BaseModel]:
     return create_model(f"Scenario{path_model.__name__}", __base__=path_model, scenario_id=(str, SCENARIO_ID))
 
 
-class CreateScenarioBody(BaseModel):
+class CreateScenarioBody(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False, openapi_extra={"examples": {
         "from_base": {"summary": "A scenario from the base case (README)", "value": {"name": "pv at 67"}},
         "fork": {"summary": "Fork the default scenario's current state", "value": {"name": "copy", "from": "default"}},
@@ -78,13 +78,13 @@ class ScaleNeighbourhoodOp(ScaleNeighbourhoodBody):
     op: Literal["modify_load_neighbourhood"]
 
 
-class RemoveGeneratorOp(BaseModel):
+class RemoveGeneratorOp(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     op: Literal["remove_generator"]
     name: str = Field(min_length=1, max_length=80)
 
 
-class ResetOp(BaseModel):
+class ResetOp(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     op: Literal["reset"]
 
@@ -93,12 +93,12 @@ ChangeOp = Annotated[Union[AddGeneratorOp, ScaleNeighbourhoodOp, RemoveGenerator
                      Field(discriminator="op")]
 
 
-class FeederId(BaseModel):
+class FeederId(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     sha256: str = Field(min_length=64, max_length=64, description="Hash of the feeder model files.")
 
 
-class ScenarioDocument(BaseModel):
+class ScenarioDocument(CachedSchemaModel):
     """A scenario as plain JSON: the ops its state adds up to, in order (GET …/export, POST /scenarios/import)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {"pv": {
@@ -113,7 +113,7 @@ class ScenarioDocument(BaseModel):
     changes: list[ChangeOp] = Field(max_length=10_000)
 
 
-class ScenarioInfo(BaseModel):
+class ScenarioInfo(CachedSchemaModel):
     id: str
     name: Optional[str]
     sequence: int
@@ -144,7 +144,7 @@ class ScenarioDeletedResponse(Envelope):
     deleted: ScenarioInfo
 
 
-class JournalRow(BaseModel):
+class JournalRow(CachedSchemaModel):
     sequence: int
     at: str = Field(description="When it was applied, UTC ISO 8601.")
     action: dict[str, Any] = Field(description="The action exactly as the change's response reported it.")
@@ -174,13 +174,13 @@ class DiffQuery(QueryModel):
     format: Literal["json", "csv"] = Field(default="json", description="csv: the bus rows.")
 
 
-class DiffNumber(BaseModel):
+class DiffNumber(CachedSchemaModel):
     this: float
     other: float
     delta: float
 
 
-class DiffBusRow(BaseModel):
+class DiffBusRow(CachedSchemaModel):
     Bus: str
     Node: int
     VMag_pu: float
@@ -188,7 +188,7 @@ class DiffBusRow(BaseModel):
     delta_pu: float
 
 
-class DiffLineRow(BaseModel):
+class DiffLineRow(CachedSchemaModel):
     Line: str
     P_kW: float
     other_P_kW: float
@@ -197,7 +197,7 @@ class DiffLineRow(BaseModel):
     other_Loading_pct: float
 
 
-class ViolationChanges(BaseModel):
+class ViolationChanges(CachedSchemaModel):
     new: list[dict[str, Any]] = Field(description="In this scenario, not in the other (type: voltage, thermal, "
                                                   "reverse_power, and the violation's fields).")
     cleared: list[dict[str, Any]] = Field(description="In the other, not in this one.")

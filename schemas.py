@@ -17,9 +17,11 @@ from simulation_core import OPS, SECTION_ORDER
 _SCHEMA_CACHE: dict[tuple, dict[str, Any]] = {}
 
 
-class QueryModel(BaseModel):
-    """Query-string models. flask-openapi3 asks for the model's JSON schema on every request it validates;
-    building it costs ~0.3 ms, so it is built once per model and set of arguments."""
+class CachedSchemaModel(BaseModel):
+    """Every request and response model. flask-openapi3 asks for a model's JSON schema on every request it
+    validates (~0.3 ms each) and once per route and status at start-up (ErrorResponse alone about 250 times:
+    0.6 s of the start-up); pydantic does not keep it, so it is built once per model and set of arguments.
+    flask-openapi3 only reads these dictionaries."""
 
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
@@ -29,6 +31,10 @@ class QueryModel(BaseModel):
         return _SCHEMA_CACHE[key]
 
 
+class QueryModel(CachedSchemaModel):
+    """Query-string and header models."""
+
+
 def one_or_three(value: int) -> int:
     """Generator phases: 1 or 3."""
     if value not in (1, 3):
@@ -36,7 +42,7 @@ def one_or_three(value: int) -> int:
     return value
 
 
-class AddGeneratorBody(BaseModel):
+class AddGeneratorBody(CachedSchemaModel):
     """Add a generator at a bus, or update the one already there with the same phases."""
 
     model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
@@ -61,7 +67,7 @@ class AddGeneratorBody(BaseModel):
         return value
 
 
-class ScaleNeighbourhoodBody(BaseModel):
+class ScaleNeighbourhoodBody(CachedSchemaModel):
     """Multiply the kW and kvar of every load in a neighbourhood; factors compound."""
 
     model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
@@ -72,7 +78,7 @@ class ScaleNeighbourhoodBody(BaseModel):
 
 
 # ---------------------------------------------------------------------------- responses
-class PowerSummary(BaseModel):
+class PowerSummary(CachedSchemaModel):
     converged: bool
     total_circuit_power_kW: float = Field(description="Delivered by the substation; positive when importing.")
     total_circuit_power_kVAR: float
@@ -87,13 +93,13 @@ class PowerSummary(BaseModel):
     reverse_power: bool
 
 
-class VoltageProfile(BaseModel):
+class VoltageProfile(CachedSchemaModel):
     min_voltage_pu: float
     max_voltage_pu: float
     avg_voltage_pu: float
 
 
-class BusNodeRow(BaseModel):
+class BusNodeRow(CachedSchemaModel):
     Bus: str
     Node: int
     VMag_pu: float
@@ -104,7 +110,7 @@ class BusNodeRow(BaseModel):
     Gen_kVAR: float
 
 
-class LineFlowRow(BaseModel):
+class LineFlowRow(CachedSchemaModel):
     Line: str
     Bus1: str
     Bus2: str
@@ -117,7 +123,7 @@ class LineFlowRow(BaseModel):
     Switch: bool
 
 
-class Losses(BaseModel):
+class Losses(CachedSchemaModel):
     total_kW: float
     total_kVAR: float
     lines_kW: float
@@ -125,7 +131,7 @@ class Losses(BaseModel):
     percent_of_input: Optional[float] = Field(description="Losses as % of the substation input; null when exporting.")
 
 
-class VoltageViolation(BaseModel):
+class VoltageViolation(CachedSchemaModel):
     element: str
     node: int
     value_pu: float
@@ -133,26 +139,26 @@ class VoltageViolation(BaseModel):
     kind: Literal["undervoltage", "overvoltage"]
 
 
-class ThermalViolation(BaseModel):
+class ThermalViolation(CachedSchemaModel):
     element: str
     value_pct: float
     limit_pct: float
 
 
-class ReversePower(BaseModel):
+class ReversePower(CachedSchemaModel):
     element: str
     value_kW: float
     limit_kW: float
 
 
-class Violations(BaseModel):
+class Violations(CachedSchemaModel):
     voltage_limits_pu: list[float]
     voltage: list[VoltageViolation]
     thermal: list[ThermalViolation]
     reverse_power: Optional[ReversePower]
 
 
-class Results(BaseModel):
+class Results(CachedSchemaModel):
     """All six sections, unless `?sections=` asked for fewer."""
 
     power_summary: Optional[PowerSummary] = None
@@ -163,7 +169,7 @@ class Results(BaseModel):
     violations: Optional[Violations] = None
 
 
-class Action(BaseModel):
+class Action(CachedSchemaModel):
     """What a change did. A preview (`?dry_run=true`) carries `dry_run: true` and the sequence it would have had."""
 
     dry_run: Optional[bool] = Field(default=None, description="true on a preview; absent on applied changes.")
@@ -191,19 +197,19 @@ class NeighbourhoodAction(Action):
     loads_changed: list[str]
 
 
-class GeneratorChangeResponse(BaseModel):
+class GeneratorChangeResponse(CachedSchemaModel):
     status: Literal["success"]
     action: GeneratorAction
     results: Results
 
 
-class NeighbourhoodChangeResponse(BaseModel):
+class NeighbourhoodChangeResponse(CachedSchemaModel):
     status: Literal["success"]
     action: NeighbourhoodAction
     results: Results
 
 
-class StateResponse(BaseModel):
+class StateResponse(CachedSchemaModel):
     model_config = ConfigDict(openapi_extra={"content": {"text/csv": {"schema": {
         "type": "string", "description": "With ?format=csv: bus_details, one row per bus node."}}}})
     status: Literal["success"]
@@ -211,14 +217,14 @@ class StateResponse(BaseModel):
     results: Results
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(CachedSchemaModel):
     status: Literal["error"]
     message: str = Field(description="What was wrong: the field and what was expected.")
     field: Optional[str] = None
 
 
 # ---------------------------------------------------------------------------- read endpoints (issue 3)
-class Envelope(BaseModel):
+class Envelope(CachedSchemaModel):
     status: Literal["success"]
 
 
@@ -226,7 +232,7 @@ CSV_TOO = ConfigDict(openapi_extra={"content": {"text/csv": {"schema": {
     "type": "string", "description": "With ?format=csv: the table, one row per element, lists space-separated."}}}})
 
 
-class BusPlace(BaseModel):
+class BusPlace(CachedSchemaModel):
     """Where a bus is and what it is: shared by the bus list and the one-bus answer."""
 
     name: str
@@ -248,13 +254,13 @@ class BusesResponse(Envelope):
     buses: list[BusSummary]
 
 
-class LoadSetpoint(BaseModel):
+class LoadSetpoint(CachedSchemaModel):
     name: str
     kW: float
     kVAR: float
 
 
-class GeneratorRow(BaseModel):
+class GeneratorRow(CachedSchemaModel):
     name: str
     bus: str
     phases: int
@@ -281,7 +287,7 @@ class LinesResponse(Envelope):
     lines: list[LineFlowRow]
 
 
-class NeighbourhoodRow(BaseModel):
+class NeighbourhoodRow(CachedSchemaModel):
     id: int
     buses: list[str]
     loads: list[str]
@@ -300,7 +306,7 @@ class GeneratorsResponse(Envelope):
     generators: list[GeneratorRow]
 
 
-class TransformerRow(BaseModel):
+class TransformerRow(CachedSchemaModel):
     name: str
     bus1: str
     bus2: str
@@ -353,11 +359,11 @@ class ResetResponse(Envelope):
     results: Results
 
 
-class BusPath(BaseModel):
+class BusPath(CachedSchemaModel):
     name: str = Field(max_length=64, description="Bus name, e.g. 16 or 150r.")
 
 
-class GeneratorPath(BaseModel):
+class GeneratorPath(CachedSchemaModel):
     name: str = Field(max_length=80, description="Generator name, e.g. gen_16_3 (GET /generators).")
 
 
@@ -390,7 +396,7 @@ class TableQuery(QueryModel):
     format: Literal["json", "csv"] = Field(default="json", description="csv for spreadsheets.")
 
 
-class EmptyBody(BaseModel):
+class EmptyBody(CachedSchemaModel):
     """POST /reset takes an empty JSON object."""
 
     model_config = ConfigDict(extra="forbid", openapi_extra={"examples": {"empty": {"value": {}}}})

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from scenario_schemas import ChangeOp
-from schemas import Envelope, QueryModel, document_headers, header, one_or_three
+from schemas import CachedSchemaModel, Envelope, QueryModel, document_headers, header, one_or_three
 
 
-class Limits(BaseModel):
+class Limits(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     voltage_high_pu: float = Field(default=1.05, description="A trial violates when a node is above this.")
     voltage_low_pu: float = Field(default=0.95, description="... or below this and lower than in the scenario.")
@@ -22,7 +22,7 @@ class Limits(BaseModel):
     reverse_power: bool = Field(default=False, description="true: a trial violates when the substation exports.")
 
 
-class HostingCapacityBody(BaseModel):
+class HostingCapacityBody(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
         "all": {"summary": "Every bus, 3-phase where possible (README)", "value": {"buses": ["all"]}},
         "two": {"summary": "Buses 67 and 35, 50 kW steps", "value": {"buses": ["67", "35"], "step_kw": 50}},
@@ -41,7 +41,7 @@ class HostingCapacityBody(BaseModel):
 ShapeSpec = Union[Literal["residential", "commercial", "pv"], list[float]]
 
 
-class TimeSeriesBody(BaseModel):
+class TimeSeriesBody(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
         "day": {"summary": "A day in late June (README)", "value": {"hours": 24, "start_hour": 4320}},
         "year": {"summary": "A year, commercial load in neighbourhood 3",
@@ -55,13 +55,13 @@ class TimeSeriesBody(BaseModel):
     generator_shape: ShapeSpec = Field(default="pv", description="Multiplier of every generator's set-point.")
 
 
-class BatchCase(BaseModel):
+class BatchCase(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     name: Optional[str] = Field(default=None, min_length=1, max_length=64)
     changes: list[ChangeOp] = Field(description="Ops and fields exactly as the change routes take them.")
 
 
-class BatchBody(BaseModel):
+class BatchBody(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {"pv": {
         "summary": "Two placements of 500 kW (README)", "value": {"cases": [
             {"name": "pv67", "changes": [{"op": "add_generator", "bus_name": "67", "phases": 3, "kw": 500}]},
@@ -75,7 +75,7 @@ class StudyQuery(QueryModel):
                                                             "finished job if it does, else 202 as without.")
 
 
-class JobPath(BaseModel):
+class JobPath(CachedSchemaModel):
     job_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
@@ -84,12 +84,12 @@ class JobResultQuery(QueryModel):
     format: Literal["json", "csv"] = Field(default="json", description="csv: the result's rows, flattened.")
 
 
-class JobTasks(BaseModel):
+class JobTasks(CachedSchemaModel):
     done: int
     total: int
 
 
-class JobInfo(BaseModel):
+class JobInfo(CachedSchemaModel):
     id: str
     kind: Literal["hosting_capacity", "time_series", "batch"]
     status: Literal["queued", "running", "done", "failed", "cancelled"]
