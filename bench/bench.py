@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.metadata
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -35,253 +33,26 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import opendssdirect
 import orjson
 
-REPO = Path(__file__).resolve().parent.parent
-# bench/scenarios_phase.py does `import bench`: let it find this very module (one BenchError, one Server class)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# bench/scenarios_phase.py does `import bench`: let it find this very module (one Server class, one Client class)
 # rather than load a second copy when this file runs as a script.
 sys.modules.setdefault("bench", sys.modules[__name__])
-MODEL_DIR = REPO / "Test_Systems" / "IEEE_123_Bus-G"
-MASTER_FILE = MODEL_DIR / "Master.dss"
-NEIGHBOURHOOD_FILE = MODEL_DIR / "neighbourhoods.json"
+from engine_floor import (GENERATOR_SITES, LOAD_FACTOR, REPO, WARMUP_ROUNDS, WARMUP_SITE,  # noqa: E402
+                          BenchError, FactorAlternator, GeneratorOp, LoadOp, generator_kw, generator_ops,
+                          neighbourhood_ids, run_floor, stats_ms, warmup_generator_ops)
+from report import (LEAN_SECTIONS, build_targets, environment, fmt_row, k_of, loadavg, print_report,  # noqa: E402,F401
+                    usable_cpus)  # fmt_row, k_of, usable_cpus: for scenarios_phase and the tests
+
 DEFAULT_OUT = REPO / "bench" / "results" / "latest.json"
 WRK_SCRIPT = REPO / "bench" / "wrk_changes.lua"
-
-#: The fixed set of generator sites: the first pass over it creates, later passes update (bounded model size).
-GENERATOR_SITES: list[tuple[str, int]] = [
-    ("13", 3), ("16", 1), ("18", 3), ("9", 1), ("67", 3), ("19", 1), ("72", 3), ("20", 1), ("97", 3), ("33", 1),
-    ("101", 3), ("34", 1), ("105", 3), ("37", 1), ("108", 3), ("39", 1), ("60", 3), ("41", 1), ("57", 3), ("45", 1),
-]
-WARMUP_SITE = ("46", 1)  # used only by the untimed warm-up, so every measured site is new exactly once
-WARMUP_ROUNDS = 5
-LOAD_FACTOR = 1.05  # each neighbourhood alternates x1.05 and x1/1.05, so its cumulative factor stays 1 or 1.05
 JSON_HEADERS = {"Content-Type": "application/json"}
-LEAN_SECTIONS = "power_summary,voltage_profile"
-
-# Targets, against the two floors measured in the same run: T (transport: waitress answering canned bytes) and
-# E (engine: the same change with opendssdirect alone). k = (p50 - T) / E.
-TARGET_CHANGE_K = 2.5     # each change: p50 <= T(POST) + k E(its kind of change)
-TARGET_STATE_K = 0.5      # GET /state: p50 <= T(GET) + k mean(E)
-TARGET_REVALIDATE = 1.2   # GET /state answered 304: p50 / T(an empty 304)
-TARGET_TAIL = 2.0         # each change: p99 / its own p50
-TARGET_SCALING = 1.4      # req/s of 4 clients, each on its own scenario / req/s of 1 client, at least
-TARGET_STARTUP_S = 2.0    # Popen -> first 200 from GET /state, worst of the server starts
-TARGET_LEAK = 0.10        # |RSS after leak-requests / RSS after the early mark - 1|
-
-
-class BenchError(Exception):
-    """A wrong answer or a broken server: the run stops and nothing is reported."""
-
-
-# ----------------------------------------------------------------------------------------------------- statistics
-def stats_ms(samples_ns: list[int] | np.ndarray) -> dict[str, Any]:
-    """p50/p90/p99 (numpy linear interpolation), min/max/mean/stdev, in milliseconds."""
-    a = np.asarray(samples_ns, dtype=float) / 1e6
-    if a.size == 0:
-        return {"n": 0}
-    p50, p90, p99 = np.percentile(a, [50, 90, 99])
-    return {"n": int(a.size), "p50": float(p50), "p90": float(p90), "p99": float(p99), "min": float(a.min()),
-            "max": float(a.max()), "mean": float(a.mean()), "stdev": float(a.std(ddof=1)) if a.size > 1 else 0.0}
-
-
-# ----------------------------------------------------------------------------------------------------- workload
-@dataclass
-class GeneratorOp:
-    bus: str
-    phases: int
-    kw: float
-    new: bool
-
-    @property
-    def body(self) -> bytes:
-        return orjson.dumps({"bus_name": self.bus, "phases": self.phases, "kw": self.kw})
-
-
-@dataclass
-class LoadOp:
-    neighbourhood: int
-    factor: float
-
-    @property
-    def body(self) -> bytes:
-        return orjson.dumps({"neighbourhood": self.neighbourhood, "factor": self.factor})
-
-
-def generator_kw(site: tuple[str, int], k: int) -> float:
-    """Modest set-points: 50..300 kW three-phase, 10..100 kW single-phase."""
-    return float(50 + (k * 37) % 251) if site[1] == 3 else float(10 + (k * 13) % 91)
-
-
-def generator_ops(n: int) -> list[GeneratorOp]:
-    """Alternate new and existing: even steps create the next unused site while any is left, odd steps (and
-    every step once all sites exist) re-post an existing site round-robin with a different kW."""
-    ops: list[GeneratorOp] = []
-    created: list[tuple[str, int]] = []
-    last_kw: dict[tuple[str, int], float] = {}
-    update_turn = 0
-    for i in range(n):
-        if i % 2 == 0 and len(created) < len(GENERATOR_SITES):
-            site, new = GENERATOR_SITES[len(created)], True
-            created.append(site)
-        else:
-            site, new = created[update_turn % len(created)], False
-            update_turn += 1
-        kw = generator_kw(site, i)
-        if kw == last_kw.get(site):
-            kw += 1.0
-        last_kw[site] = kw
-        ops.append(GeneratorOp(site[0], site[1], kw, new))
-    return ops
-
-
-def warmup_generator_ops() -> list[GeneratorOp]:
-    bus, phases = WARMUP_SITE
-    return [GeneratorOp(bus, phases, 20.0 + 5 * i, i == 0) for i in range(WARMUP_ROUNDS)]
-
-
-class FactorAlternator:
-    """Per client: each neighbourhood alternates x1.05 and x1/1.05; close() lists the ops that bring it back."""
-
-    def __init__(self, neighbourhoods: list[int], offset: int = 0) -> None:
-        self.neighbourhoods, self.offset, self.i = neighbourhoods, offset, 0
-        self.open: dict[int, bool] = {nb: False for nb in neighbourhoods}
-
-    def next(self) -> LoadOp:
-        nb = self.neighbourhoods[(self.i + self.offset) % len(self.neighbourhoods)]
-        self.i += 1
-        factor = 1 / LOAD_FACTOR if self.open[nb] else LOAD_FACTOR
-        self.open[nb] = not self.open[nb]
-        return LoadOp(nb, factor)
-
-    def close(self) -> list[LoadOp]:
-        ops = [LoadOp(nb, 1 / LOAD_FACTOR) for nb, is_open in self.open.items() if is_open]
-        self.open = {nb: False for nb in self.neighbourhoods}
-        return ops
-
-
-def neighbourhood_ids() -> list[int]:
-    return sorted(int(k) for k in json.loads(NEIGHBOURHOOD_FILE.read_text(encoding="utf-8"))["neighbourhoods"])
-
-
-# ----------------------------------------------------------------------------------------------------- engine floor
-class EngineFloor:
-    """The same changes with opendssdirect alone: no Flask, no simulation_core."""
-
-    def __init__(self) -> None:
-        d = opendssdirect.NewContext()
-        d.Basic.AllowChangeDir(False)
-        d.Text.Command(f"compile [{MASTER_FILE}]")
-        d.Solution.Solve()
-        if not d.Solution.Converged():
-            raise BenchError("engine floor: the base case did not converge")
-        self.d, self.batch = d, d.to_altdss()
-        raw = json.loads(NEIGHBOURHOOD_FILE.read_text(encoding="utf-8"))["neighbourhoods"]
-        bus_nb = {b.lower(): int(nb) for nb, buses in raw.items() for b in buses}
-        self.loads: dict[int, list[tuple[str, float, float]]] = {int(nb): [] for nb in raw}
-        for name in d.Loads.AllNames():
-            d.Loads.Name(name)
-            d.Circuit.SetActiveElement(f"Load.{name}")
-            bus = d.CktElement.BusNames()[0].split(".")[0].lower()
-            if bus in bus_nb:
-                self.loads[bus_nb[bus]].append((name, d.Loads.kW(), d.Loads.kvar()))
-        self.cumulative = {nb: 1.0 for nb in self.loads}
-
-    def _generator_command(self, op: GeneratorOp) -> tuple[str, str]:
-        d = self.d
-        d.Circuit.SetActiveBus(op.bus)
-        nodes = sorted(d.Bus.Nodes())
-        kv_ln = d.Bus.kVBase()
-        if op.phases == 3:
-            if not {1, 2, 3} <= set(nodes):
-                raise BenchError(f"bus {op.bus} has phases {nodes}; cannot host a 3-phase generator")
-            use, kv = [1, 2, 3], kv_ln * 3 ** 0.5
-        else:
-            use, kv = [nodes[0]], kv_ln
-        name = f"gen_{op.bus}_{''.join(map(str, use))}"
-        return name, (f"New Generator.{name} bus1={op.bus}.{'.'.join(map(str, use))} phases={op.phases} "
-                      f"kv={kv:.6f} kw={op.kw!r} pf=1 model=1 vminpu=0.5 vmaxpu=1.5")
-
-    def _solve_read(self) -> tuple[int, int, bytes]:
-        d, batch = self.d, self.batch
-        t0 = time.perf_counter_ns()
-        d.Solution.Solve()
-        if not d.Solution.Converged():
-            raise BenchError("engine floor: the power flow did not converge")
-        t1 = time.perf_counter_ns()
-        line_currents = batch.Line.CurrentsMagAng
-        body = orjson.dumps({
-            "bus_volts": np.asarray(d.Circuit.AllBusVolts()),
-            "bus_vmag_pu": np.asarray(d.Circuit.AllBusMagPu()),
-            "line_powers": np.asarray(batch.Line.TotalPowers()).view(np.float64),  # complex -> re, im pairs
-            "line_currents": np.asarray(line_currents() if callable(line_currents) else line_currents),
-            "losses": d.Circuit.Losses(),
-            "total_power": d.Circuit.TotalPower(),
-        }, option=orjson.OPT_SERIALIZE_NUMPY)
-        return t0, t1, body
-
-    def generator_step(self, op: GeneratorOp) -> tuple[int, int, int, int]:
-        """(total, change, solve, read+serialise) in ns."""
-        name, command = self._generator_command(op)  # name and kV lookup: outside the timed step
-        d = self.d
-        t0 = time.perf_counter_ns()
-        if op.new:
-            d.Text.Command(command)
-        else:
-            d.Generators.Name(name)
-            d.Generators.kW(op.kw)
-        t_solve, t_read, _ = self._solve_read()
-        t_end = time.perf_counter_ns()
-        return t_end - t0, t_solve - t0, t_read - t_solve, t_end - t_read
-
-    def load_step(self, op: LoadOp) -> tuple[int, int, int, int]:
-        d = self.d
-        t0 = time.perf_counter_ns()
-        cumulative = self.cumulative[op.neighbourhood] * op.factor
-        for name, kw, kvar in self.loads[op.neighbourhood]:
-            d.Loads.Name(name)
-            d.Loads.kW(kw * cumulative)
-            d.Loads.kvar(kvar * cumulative)
-        self.cumulative[op.neighbourhood] = cumulative
-        t_solve, t_read, _ = self._solve_read()
-        t_end = time.perf_counter_ns()
-        return t_end - t0, t_solve - t0, t_read - t_solve, t_end - t_read
-
-    def totals(self) -> dict[str, float]:
-        p, q = self.d.Circuit.TotalPower()
-        losses_w, _ = self.d.Circuit.Losses()
-        return {"total_circuit_power_kW": -p, "total_circuit_power_kVAR": -q, "total_losses_kW": losses_w / 1000}
-
-
-def run_floor(gen_warm: list[GeneratorOp], load_warm: list[LoadOp], gen_ops: list[GeneratorOp],
-              load_ops: list[LoadOp]) -> dict[str, Any]:
-    floor = EngineFloor()
-    for g, l in zip(gen_warm, load_warm):
-        floor.generator_step(g)
-        floor.load_step(l)
-    gen, load = [], []
-    for g, l in zip(gen_ops, load_ops):  # interleaved, exactly as the HTTP latency phase sends them
-        gen.append(floor.generator_step(g))
-        load.append(floor.load_step(l))
-    out: dict[str, Any] = {"totals": floor.totals()}
-    for kind, rows in (("generator", gen), ("load", load)):
-        a = np.array(rows)
-        out[kind] = stats_ms(a[:, 0])
-        out[kind]["components_p50_ms"] = {part: float(np.percentile(a[:, j], 50) / 1e6)
-                                          for j, part in ((1, "change"), (2, "solve"), (3, "read_serialise"))}
-        out[kind]["samples_us"] = [round(x / 1e3, 1) for x in a[:, 0].tolist()]
-    new = [r[0] for r, g in zip(gen, gen_ops) if g.new]
-    existing = [r[0] for r, g in zip(gen, gen_ops) if not g.new]
-    out["generator_new"], out["generator_existing"] = stats_ms(new), stats_ms(existing)
-    out["mean_p50_ms"] = (out["generator"]["p50"] + out["load"]["p50"]) / 2
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------- server
@@ -772,229 +543,6 @@ def wrk_level(server: Server, prefixes: list[str], duration: float, query: str =
 
 
 # ----------------------------------------------------------------------------------------------------- report
-def environment() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = usable_cpus()
-
-    def version(dist: str) -> str:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
-                                  timeout=10, check=False).stdout
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    return {
-        "python": platform.python_version(), "python_executable": sys.executable,
-        "opendssdirect": opendssdirect.__version__,
-        "engine": opendssdirect.Basic.Version().split(";")[0].strip(),
-        "flask": version("flask"), "waitress": version("waitress"), "orjson": version("orjson"),
-        "numpy": version("numpy"), "cpu": cpu, "cpu_count": os.cpu_count(), "cpus_usable": usable,
-        "platform": platform.platform(), "git_commit": git("rev-parse", "--short", "HEAD").strip(),
-        "git_dirty_files": [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()],
-    }
-
-
-def cpu_note(cpu: dict[str, float] | None) -> str:
-    """A warning when something else on the machine competed for the CPUs while we measured."""
-    if not cpu:
-        return ""
-    other = cpu["other_processes_pct"]
-    note = f"\n  [other processes used {other:.0f} % of the CPUs meanwhile"
-    return note + ("; figures, tails above all, are disturbed]" if other > 10 else "]")
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def fmt_row(name: str, s: dict[str, Any], width: int = 34, extra: str = "") -> str:
-    return (f"  {name:<{width}} {s['n']:>6} {s['p50']:>8.3f} {s['p90']:>8.3f} {s['p99']:>8.3f} "
-            f"{s['min']:>8.3f} {s['max']:>8.3f} {s['stdev']:>8.3f}{extra}")
-
-
-def print_report(r: dict[str, Any]) -> None:
-    env, cfg = r["environment"], r["config"]
-    out = []
-    add = out.append
-    add("IEEE 123-bus power-flow API benchmark" + ("  [--quick]" if cfg["quick"] else ""))
-    add(f"  Python {env['python']} | opendssdirect.py {env['opendssdirect']} | flask {env['flask']} | "
-        f"waitress {env['waitress']} | orjson {env['orjson']} | numpy {env['numpy']}")
-    add(f"  Engine: {env['engine']}")
-    add(f"  CPU: {env['cpu']} | {env['cpu_count']} cores ({env['cpus_usable']} usable) | {env['platform']}")
-    dirty = f" (uncommitted changes: {', '.join(env['git_dirty_files'])})" if env["git_dirty_files"] else ""
-    add(f"  Code: commit {env['git_commit']}{dirty}")
-    add(f"  Requests per endpoint {cfg['requests']} (+{WARMUP_ROUNDS} warm-up rounds), throughput "
-        f"{cfg['duration']:g} s per level, leak check {cfg['leak_early']} -> {cfg['leak_requests']} requests")
-    add("")
-    header = f"  {'':<34} {'n':>6} {'p50':>8} {'p90':>8} {'p99':>8} {'min':>8} {'max':>8} {'stdev':>8}"
-    f = r["floor"]
-    add(f"Load average at start {r['loadavg']['start']}, at end {r['loadavg']['end']}")
-    add("")
-    add("Engine floor, ms per step (opendssdirect in-process: change + solve + batch read + orjson)"
-        + cpu_note(f.get("cpu")))
-    add(header)
-    add(fmt_row("generator change", f["generator"]))
-    add(fmt_row("  new generator", f["generator_new"]))
-    add(fmt_row("  existing generator", f["generator_existing"]))
-    add(fmt_row("load change (one neighbourhood)", f["load"]))
-    for kind in ("generator", "load"):
-        c = f[kind]["components_p50_ms"]
-        add(f"    {kind} p50 parts: change {c['change']:.3f}, solve {c['solve']:.3f}, "
-            f"read+serialise {c['read_serialise']:.3f}")
-    add("")
-    lat = r["latency"]
-    app = lat["app_time"]
-    add("HTTP latency, ms (one keep-alive http.client connection; the three requests interleaved)"
-        + cpu_note(lat.get("cpu")))
-    add(header + ("   app p50" if app.get("available") else ""))
-
-    def app_col(key: str) -> str:
-        return f" {app[key]['p50']:>9.1f}" if app.get("available") else ""
-
-    add(fmt_row("POST /add_generator", lat["add_generator"], extra=app_col("add_generator")))
-    add(fmt_row("  new generator", lat["add_generator_new"]))
-    add(fmt_row("  existing generator", lat["add_generator_existing"]))
-    add(fmt_row("POST /modify_load_neighbourhood", lat["modify_load_neighbourhood"],
-                extra=app_col("modify_load_neighbourhood")))
-    add(fmt_row("GET /state", lat["state"], extra=app_col("state")))
-    add(fmt_row("GET /state, If-None-Match: 304", lat["state_304"], extra=app_col("state_304")))
-    if lat["health_baseline"].get("n"):
-        add(fmt_row("GET /health (HTTP baseline, after)", lat["health_baseline"]))
-    add(fmt_row("POST /modify…, summaries only *", lat["lean"])
-        + f"   {lat['lean']['p50'] / f['load']['p50']:.2f}x load floor, {lat['lean']['response_bytes']} bytes")
-    sizes = lat["response_bytes"]
-    add(f"  response bytes: add_generator {sizes['add_generator']}, modify {sizes['modify_load_neighbourhood']}, "
-        f"state {sizes['state']}; connections opened: {lat['connections_opened']}")
-    add(f"  * ?sections={LEAN_SECTIONS}, after the interleaved requests: no tables built or sent")
-    if app.get("available"):
-        add("  app p50 = time inside the WSGI app from the server's access log (0.1 ms resolution)")
-    add("")
-    t = r["transport"]
-    add(f"Transport floor T, ms (bench/transport_floor.py: waitress as api.py sets it up, answering every request "
-        f"with one {t['response_bytes']}-byte change response, or 304 to If-None-Match; no Flask, no engine; "
-        f"same client)")
-    add(header)
-    add(fmt_row("POST (same bodies as the load changes)", t["post"]))
-    add(fmt_row("GET", t["state"]))
-    add(fmt_row("GET, If-None-Match: 304 (empty)", t["empty_304"]))
-    for key in ("throughput_1_client", "throughput_4_clients"):
-        level = t[key]
-        add(f"  wrk, {level['clients']} connection{'s' if level['clients'] > 1 else ''}: {level['rps']:.1f} req/s "
-            f"(p50 {level['latency']['p50']:.3f} ms)")
-    add("")
-    add("Where the time goes: p50 = T + k E (T: transport floor, E: engine floor of the same kind of change)")
-    for name, p50, transport, engine in (
-            ("POST /add_generator", lat["add_generator"]["p50"], t["post"]["p50"], f["generator"]["p50"]),
-            ("POST /modify_load_neighbourhood", lat["modify_load_neighbourhood"]["p50"], t["post"]["p50"],
-             f["load"]["p50"]),
-            ("GET /state", lat["state"]["p50"], t["state"]["p50"], f["mean_p50_ms"])):
-        add(f"  {name:<34} {p50:7.3f} ms = T {transport:.3f} + {k_of(p50, transport, engine):.2f} x E {engine:.3f}")
-    add("")
-    add("Targets")
-    for x in r["targets"]:
-        add(f"  {x['name']:<62} {x['value']:>8.2f} {x['op']} {x['target']:<5g} {x['result']}")
-    add("")
-    tp = r["throughput"]
-    add(f"Throughput: wrk, POST /scenarios/<id>/modify_load_neighbourhood (whole results; x1.05 / x1/1.05 per "
-        f"neighbourhood), {max(1, round(cfg['duration']))} s per level, each connection on its own fresh scenario")
-    add(f"  {'clients':>7} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  {'server CPU ms/req':>17} "
-        f"{'wrk CPUs':>8} {'other CPU':>9}")
-    for level in tp["levels"]:
-        other = level.get("cpu", {}).get("other_processes_pct")
-        add(f"  {level['clients']:>7} {level['requests']:>9} {level['rps']:>9.1f} {level['latency']['p50']:>8.3f} "
-            f"{level['latency']['p99']:>8.3f}  {level['server_cpu_ms_per_request']:>17.2f} "
-            f"{level['client_cpu_s'] / level['seconds']:>8.2f} {'' if other is None else f'{other:8.0f}%'}")
-    add("  other CPU = share of all CPUs used by processes other than this benchmark, wrk and the server")
-    add(f"  4 clients / 1 client: {tp['scaling_4']:.2f}; engine floor rate 1 / load floor p50 = "
-        f"{tp['floor_rps']:.1f} req/s")
-    add("")
-    if "scenarios" in r:
-        import scenarios_phase
-
-        out.extend(scenarios_phase.report_lines(r["scenarios"], header))
-        add("")
-    st = r["startup"]
-    add("Start-up, Popen -> first 200 from GET /state (polled every 10 ms): "
-        + ", ".join(f"server {k} {v:.2f} s" for k, v in st["seconds"].items()))
-    m = r["memory"]
-    add(f"Memory (server A, /proc/<pid>/status): VmRSS after {m['early_mark']} requests {m['rss_early_kB'] / 1024:.1f} MB, "
-        f"after {m['late_mark']} {m['rss_late_kB'] / 1024:.1f} MB ({100 * m['rss_change']:+.1f} %); "
-        f"peak VmHWM A {m['peak_kB']['A'] / 1024:.1f} MB, B {m['peak_kB']['B'] / 1024:.1f} MB")
-    x = r["cross_check"]
-    add(f"Cross-check: server state after the latency phase vs engine floor: total power "
-        f"{x['server_kW']:.4f} vs {x['floor_kW']:.4f} kW, losses {x['server_losses_kW']:.4f} vs "
-        f"{x['floor_losses_kW']:.4f} kW -> {'match' if x['match'] else 'MISMATCH (ratios compare different work)'}")
-    fr = r["floor_rerun"]
-    add(f"Floor re-run after the HTTP phases: generator p50 {fr['generator_p50']:.3f} ms, load p50 "
-        f"{fr['load_p50']:.3f} ms (drift {100 * fr['drift']:+.1f} % of the mean p50)")
-    passed = sum(t["result"] == "PASS" for t in r["targets"])
-    add(f"Targets: {passed} PASS, {len(r['targets']) - passed} FAIL | total {r['total_seconds']:.1f} s | "
-        f"JSON: {cfg['out']}")
-    print("\n".join(out), flush=True)
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def k_of(p50: float, transport: float, engine: float) -> float:
-    """How many engine floors a p50 is above the transport floor: p50 = T + k E."""
-    return (p50 - transport) / engine
-
-
-def build_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
-    f, lat, t = r["floor"], r["latency"], r["transport"]
-    targets = []
-
-    def target(name: str, value: float, op: str, limit: float) -> None:
-        ok = value <= limit if op == "<=" else value >= limit
-        targets.append({"name": name, "value": value, "op": op, "target": limit, "result": verdict(ok)})
-
-    target("k of POST /add_generator p50 = T(POST) + k E(generator)",
-           k_of(lat["add_generator"]["p50"], t["post"]["p50"], f["generator"]["p50"]), "<=", TARGET_CHANGE_K)
-    target("k of POST /modify_load_neighbourhood p50 = T(POST) + k E(load)",
-           k_of(lat["modify_load_neighbourhood"]["p50"], t["post"]["p50"], f["load"]["p50"]), "<=", TARGET_CHANGE_K)
-    target("k of GET /state p50 = T(GET) + k mean E",
-           k_of(lat["state"]["p50"], t["state"]["p50"], f["mean_p50_ms"]), "<=", TARGET_STATE_K)
-    target("GET /state 304 p50 / T(empty 304) p50", lat["state_304"]["p50"] / t["empty_304"]["p50"], "<=",
-           TARGET_REVALIDATE)
-    target("POST /add_generator p99 / its p50", lat["add_generator"]["p99"] / lat["add_generator"]["p50"], "<=",
-           TARGET_TAIL)
-    target("POST /modify_load_neighbourhood p99 / its p50",
-           lat["modify_load_neighbourhood"]["p99"] / lat["modify_load_neighbourhood"]["p50"], "<=", TARGET_TAIL)
-    target("req/s, 4 clients on own scenarios / 1 client", r["throughput"]["scaling_4"], ">=", TARGET_SCALING)
-    target("start-up s, worst of the server starts", max(r["startup"]["seconds"].values()), "<=", TARGET_STARTUP_S)
-    target(f"|RSS after {r['memory']['late_mark']} / after {r['memory']['early_mark']} requests - 1|",
-           abs(r["memory"]["rss_change"]), "<=", TARGET_LEAK)
-    if "scenarios" in r:
-        import scenarios_phase
-
-        for row in scenarios_phase.targets(r["scenarios"]):
-            target(*row)
-    return targets
 
 
 # ----------------------------------------------------------------------------------------------------- main
@@ -1009,7 +557,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "--quick); the first reading is at a tenth of it, capped at 1000")
     parser.add_argument("--many-scenarios", type=int, default=None, metavar="N",
                         help="scenarios created on one server in the scenarios phase (default 1000; 50 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="a ~40 s smoke run")
+    parser.add_argument("--quick", action="store_true", help="a ~40 s smoke run (and the studies bench's --quick)")
+    parser.add_argument("--no-studies", action="store_true",
+                        help="skip bench/studies_bench.py, which otherwise runs last (its JSON beside --out)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     args.requests = args.requests or (200 if args.quick else 1000)
@@ -1128,7 +678,18 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
                                       default=str))
     print_report(report)
-    return 0
+    if args.no_studies:
+        return 0
+    return run_studies_bench(args.out.with_name(args.out.stem + "-studies.json"), args.quick)
+
+
+def run_studies_bench(out: Path, quick: bool) -> int:
+    """bench/studies_bench.py as its own process (its own servers, workers and Dask cluster), so one command
+    gives every figure the README quotes."""
+    print("\nbenchmark: studies (bench/studies_bench.py) ...", file=sys.stderr, flush=True)
+    command = [sys.executable, str(REPO / "bench" / "studies_bench.py"), "--out", str(out)] + (["--quick"] if quick
+                                                                                               else [])
+    return subprocess.run(command, check=False).returncode
 
 
 if __name__ == "__main__":
