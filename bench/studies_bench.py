@@ -46,9 +46,9 @@ import orjson
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # bench/bench.py ahead of the bench/ folder seen from the repo
 sys.path.append(str(HERE.parent))  # the repo, for studies.tasks (Dask overhead)
-import bench as core  # bench/bench.py: Server, Client, check, stats_ms, environment
-
-REPO, MASTER_FILE = core.REPO, core.MASTER_FILE
+import bench as core  # noqa: E402  (bench/bench.py: Server, Client, check, stats_ms, environment)
+import report  # noqa: E402  (bench/report.py: verdict, environment)
+from engine_floor import MASTER_FILE, REPO  # noqa: E402
 NO_GENERATOR_BUSES = ("610", "94_open", "300_open")
 SHAPE_FILE = REPO / "Test_Systems" / "IEEE_123_Bus-G" / "shapes" / "residential.csv"
 TAP_STEP_PU = 0.00625
@@ -486,11 +486,11 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
         ("GET /state p50 study / idle", lat["during_study"]["p50"] / lat["idle"]["p50"], TARGET_LATENCY),
         ("GET /state p90 study / idle", lat["during_study"]["p90"] / lat["idle"]["p90"], TARGET_LATENCY),
     ]
-    out = [{"name": name, "value": value, "target": f"<= {target:g}", "result": core.verdict(value <= target)}
+    out = [{"name": name, "value": value, "target": f"<= {target:g}", "result": report.verdict(value <= target)}
            for name, value, target in rows]
     differ = sum(len(run["differ_from_floor"]) + len(run["missing"]) for run in hc.values())
     out.append({"name": "HC buses differing from floor", "value": differ, "target": "0",
-                "result": core.verdict(differ == 0)})
+                "result": report.verdict(differ == 0)})
     return out
 
 
@@ -588,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = hostable if args.buses is None else hostable[:args.buses]
     selected = None if args.buses is None else [bus for bus, _, _ in chosen]
     hc_buses = ["all"] if selected is None else selected
-    r: dict[str, Any] = {"environment": core.environment(), "config": {k: str(v) for k, v in vars(args).items()},
+    r: dict[str, Any] = {"environment": report.environment(), "config": {k: str(v) for k, v in vars(args).items()},
                          "hosting_capacity": {}}
     other, hc, servers = OtherLoad(), r["hosting_capacity"], {}
     print(f"floors: hosting capacity of {len(chosen)} buses, {args.hours}-hour series ...", flush=True)
