@@ -26,7 +26,7 @@ import opendssdirect
 from circuit_studies import CircuitStudies
 from circuit_views import CircuitViews
 from feeder_index import TAP_STEP_PU, FeederIndex, read_limits, read_snapshot, values
-from results import SECTION_ORDER, Change, Snapshot  # noqa: F401  (SECTION_ORDER: part of this module's API)
+from results import SECTION_ORDER, WORK_TURN, Change, Snapshot  # noqa: F401  (SECTION_ORDER: part of this module's API)
 
 MODEL_DIR = Path(__file__).resolve().parent / "Test_Systems" / "IEEE_123_Bus-G"
 DEFAULT_MASTER_FILE = MODEL_DIR / "Master.dss"
@@ -95,6 +95,8 @@ class Generator:
 
 
 
+
+
 class OpenDSSCircuit(CircuitViews, CircuitStudies):
     """One feeder in one engine context. Thread-safe: each public method holds the lock throughout."""
 
@@ -126,6 +128,10 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
     # ------------------------------------------------------------------ compile and index maps
     def _compile(self) -> None:
         """Compile the deck from scratch, build the index maps, solve the base case."""
+        with WORK_TURN:  # see results.WORK_TURN
+            self._compile_in_turn()
+
+    def _compile_in_turn(self) -> None:
         engine = self._engine
         self._compile_count += 1
         engine.Text.Command("Clear")
@@ -213,6 +219,11 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
 
         A dry run is undone the same way after its results are read: the state, the sequence and the snapshot
         are as before, and the next change solves from the same starting point as if it had never happened."""
+        with WORK_TURN:  # see results.WORK_TURN
+            return self._apply_in_turn(what, change, undo, dry_run, read)
+
+    def _apply_in_turn(self, what: str, change: Callable[[], None], undo: Callable[[], None], dry_run: bool,
+                       read: Callable[[np.ndarray], Any] | None) -> Any:
         self._pristine = False
         taps = self._regulator_taps()
         try:
