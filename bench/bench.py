@@ -129,7 +129,7 @@ class Server:
             command = [sys.executable, str(REPO / "api.py"), "--port", str(self.port), *self.extra_args]
             if self.body_file is not None:
                 command = [sys.executable, str(REPO / "bench" / "transport_floor.py"), str(self.port),
-                           str(self.body_file)]
+                           str(self.body_file), *self.extra_args]
             self.process = subprocess.Popen(command, cwd=self.cwd, stdout=out, stderr=err)
         deadline = started + 60
         while True:
@@ -391,13 +391,15 @@ def lean_phase(client: Client, n: int) -> dict[str, Any]:
 
 
 def transport_phase(body: bytes, load_warm: list[LoadOp], load_ops: list[LoadOp], duration: float,
-                    neighbourhoods: list[int]) -> dict[str, Any]:
+                    hold_ms: float) -> dict[str, Any]:
     """The same client and requests against bench/transport_floor.py: waitress, set up as api.py sets it up,
-    answering every request with one real change response. What HTTP alone costs on this machine."""
+    answering every request with one real change response. What HTTP alone costs on this machine. Then the same
+    POSTs to a floor that holds the CPU for `hold_ms` (the API's app p50 for a change) before each answer."""
     body_dir = Path(tempfile.mkdtemp(prefix="bench-body-"))
     body_file = body_dir / "response.json"
     body_file.write_bytes(body)
     server = Server("T", body_file=body_file)
+    paced_server = Server("Tp", body_file=body_file, extra_args=(f"{hold_ms:.3f}",))
     try:
         server.start()
         client = Client(server)
@@ -416,10 +418,19 @@ def transport_phase(body: bytes, load_warm: list[LoadOp], load_ops: list[LoadOp]
             levels[n] = wrk_level(server, [f"/scenarios/floor-{k}" for k in range(n)], duration)
             levels[n]["cpu"] = meter.stop()
         server.stop()
+        paced_server.start()
+        client = Client(paced_server)
+        for op in load_warm:
+            client.modify(op)
+        paced = [client.modify(op)[0] - int(hold_ms * 1e6) for op in load_ops]
+        client.close()
+        paced_server.stop()
     finally:
         server.cleanup()
+        paced_server.cleanup()
         shutil.rmtree(body_dir, ignore_errors=True)
     return {"post": stats_ms(post), "state": stats_ms(state), "empty_304": stats_ms(empty),
+            "post_paced": {**stats_ms(paced), "hold_ms": hold_ms},
             "throughput_1_client": levels[1], "throughput_4_clients": levels[4],
             "response_bytes": len(body), "startup_s": server.startup_s}
 
@@ -620,7 +631,9 @@ def main(argv: list[str] | None = None) -> int:
         stop_a = a.stop()
 
         print("benchmark: transport floor (waitress serving one fixed response) ...", file=sys.stderr, flush=True)
-        report["transport"] = transport_phase(post_body, load_warm, load_ops, args.duration, neighbourhoods)
+        app_time = report["latency"]["app_time"]
+        hold_ms = app_time["modify_load_neighbourhood"]["p50"] if app_time.get("available") else 0.0
+        report["transport"] = transport_phase(post_body, load_warm, load_ops, args.duration, hold_ms)
 
         print(f"benchmark: server B: throughput with 1, 2, 4, 8 clients, each on its own scenario "
               f"({args.duration:g} s per level) ...", file=sys.stderr, flush=True)

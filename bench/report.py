@@ -153,6 +153,10 @@ def print_report(r: dict[str, Any]) -> None:
     add(fmt_row("POST (same bodies as the load changes)", t["post"]))
     add(fmt_row("GET", t["state"]))
     add(fmt_row("GET, If-None-Match: 304 (empty)", t["empty_304"]))
+    paced = t["post_paced"]
+    add(fmt_row(f"POST, after holding the CPU {paced['hold_ms']:.1f} ms *", paced))
+    add(f"  * the time beyond the hold (the API's app p50 for a change): on this machine a client that waited "
+        f"milliseconds wakes more slowly; {paced['p50'] - t['post']['p50']:+.3f} ms against the instant floor")
     for key in ("throughput_1_client", "throughput_4_clients"):
         level = t[key]
         add(f"  wrk, {level['clients']} connection{'s' if level['clients'] > 1 else ''}: {level['rps']:.1f} req/s "
