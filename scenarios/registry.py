@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import secrets
 import threading
 import time
@@ -227,7 +228,7 @@ class ScenarioRegistry:
         that body back instead of a second change."""
         scenario = self.get(scenario_id)
         key = idempotency_key if not dry_run else None
-        fingerprint = hashlib.sha256(orjson.dumps(op, option=orjson.OPT_SORT_KEYS)).hexdigest() if key else ""
+        fingerprint = op_fingerprint(op) if key else ""
         if key is not None:
             with self._lock:
                 if (scenario_id, key) in self._in_flight:
@@ -347,3 +348,13 @@ class ScenarioRegistry:
 
     def live_count(self) -> int:
         return sum(s.circuit is not None for s in list(self._scenarios.values()))
+
+
+def op_fingerprint(op: Op) -> str:
+    """What an Idempotency-Key is bound to: the op, keys sorted. orjson stops at 64-bit integers; a body may hold
+    a larger one (an unknown neighbourhood, refused later with a 404), which the standard library writes."""
+    try:
+        text = orjson.dumps(op, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        text = json.dumps(op, sort_keys=True).encode()
+    return hashlib.sha256(text).hexdigest()

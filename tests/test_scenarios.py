@@ -399,6 +399,15 @@ def test_a_key_reused_with_another_body_is_422(client):
     assert client.get("/state").data == before
 
 
+def test_a_keyed_change_with_an_integer_beyond_64_bits_is_refused_not_a_crash(client):
+    """Found by schemathesis: the key's fingerprint could not serialise the integer, so the answer was a 500."""
+    before = client.get("/state").data
+    response = client.post("/modify_load_neighbourhood", json={"neighbourhood": -(2 ** 93), "factor": 1.1},
+                           headers={"Idempotency-Key": "huge"})
+    assert_error_shape(response, 404, "neighbourhood")
+    assert client.get("/state").data == before
+
+
 def test_keys_are_per_scenario(client):
     other = new_scenario(client)
     client.post("/add_generator", json=PV16, headers={"Idempotency-Key": "same"})
