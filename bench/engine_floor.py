@@ -28,6 +28,8 @@ GENERATOR_SITES: list[tuple[str, int]] = [
 ]
 WARMUP_SITE = ("46", 1)  # used only by the untimed warm-up, so every measured site is new exactly once
 WARMUP_ROUNDS = 5
+IDLE_BEFORE_STEP_S = 0.003  # the engine floor after idle: this long asleep before each of IDLE_STEPS changes
+IDLE_STEPS = 200
 LOAD_FACTOR = 1.05  # each neighbourhood alternates x1.05 and x1/1.05, so its cumulative factor stays 1 or 1.05
 
 
@@ -225,6 +227,13 @@ def run_floor(gen_warm: list[GeneratorOp], load_warm: list[LoadOp], gen_ops: lis
         gen.append(floor.generator_step(g))
         load.append(floor.load_step(l))
     out: dict[str, Any] = {"totals": floor.totals()}
+    # The same load changes, each after the CPU sat idle for a while, as a server's does between requests while
+    # its client reads the last answer: on a virtual machine the first work after an idle spell runs slower.
+    after_idle = []
+    for op in load_ops[:IDLE_STEPS]:
+        time.sleep(IDLE_BEFORE_STEP_S)
+        after_idle.append(floor.load_step(op)[0])
+    out["load_after_idle"] = {**stats_ms(after_idle), "idle_ms": IDLE_BEFORE_STEP_S * 1000}
     for kind, rows in (("generator", gen), ("load", load)):
         a = np.array(rows)
         out[kind] = stats_ms(a[:, 0])

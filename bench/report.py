@@ -113,6 +113,9 @@ def print_report(r: dict[str, Any]) -> None:
     add(fmt_row("  new generator", f["generator_new"]))
     add(fmt_row("  existing generator", f["generator_existing"]))
     add(fmt_row("load change (one neighbourhood)", f["load"]))
+    idle = f["load_after_idle"]
+    add(fmt_row(f"  the same after {idle['idle_ms']:g} ms idle each", idle)
+        + f"   {idle['p50'] / f['load']['p50']:.2f}x: what waiting for the client costs the next change")
     for kind in ("generator", "load"):
         c = f[kind]["components_p50_ms"]
         add(f"    {kind} p50 parts: change {c['change']:.3f}, solve {c['solve']:.3f}, "
@@ -169,6 +172,10 @@ def print_report(r: dict[str, Any]) -> None:
              f["load"]["p50"]),
             ("GET /state", lat["state"]["p50"], t["state"]["p50"], f["mean_p50_ms"])):
         add(f"  {name:<34} {p50:7.3f} ms = T {transport:.3f} + {k_of(p50, transport, engine):.2f} x E {engine:.3f}")
+    paced, idle = t["post_paced"], f["load_after_idle"]
+    modify = lat["modify_load_neighbourhood"]["p50"]
+    add(f"  POST /modify_load_neighbourhood against the floors at the server's pace (T after a {paced['hold_ms']:.1f} ms "
+        f"hold, E after {idle['idle_ms']:g} ms idle): k = {k_of(modify, paced['p50'], idle['p50']):.2f}")
     add("")
     add("Targets")
     for x in r["targets"]:

@@ -55,6 +55,7 @@ def test_a_short_run_reports_every_figure(short_run):
     names = [t["name"] for t in report["targets"]]
     assert len(names) == 12 and all(t["result"] in ("PASS", "FAIL") for t in report["targets"])
     assert sum(name.startswith("k of") for name in names) == 3 and any("304" in name for name in names)
+    assert report["floor"]["load_after_idle"]["n"] == 60 and report["floor"]["load_after_idle"]["idle_ms"] == 3
     for key in ("post", "state", "empty_304", "post_paced"):
         assert report["transport"][key]["n"] == 60
     assert report["transport"]["post_paced"]["hold_ms"] == report["latency"]["app_time"]["modify_load_neighbourhood"]["p50"]
