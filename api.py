@@ -41,6 +41,14 @@ BODY_LIMITS = {"import_scenario": MAX_IMPORT_BYTES, "time_series": 1024 * 1024, 
 JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
 STATE_CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 API_KEY_ENV = "IEEE123_API_KEY"
+#: The dashboard and every API answer: our own files only, no inline script or style, never framed by another site
+#: (so no other page can trick a click on Reset). The page has no inline code to allow (static/README.md).
+PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+               "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+#: Swagger UI (/docs/…, from flask-openapi3-swagger): its page template carries an inline <script> (its settings) and
+#: an inline <style>, and its stylesheet draws icons from data: URLs. Still our own files only, and never framed.
+DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 DASK_SCHEDULER_ENV = "IEEE123_DASK_SCHEDULER"
 
 
@@ -101,6 +109,7 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
              expose_headers=["ETag", "Location", "Idempotent-Replayed"])
     register_request_checks(app)
     register_error_handlers(app)
+    register_security_headers(app)
     register_grid_routes(app)
     register_scenario_routes(app)
     register_study_routes(app)
@@ -160,6 +169,16 @@ def register_request_checks(app: OpenAPI) -> None:
         if not isinstance(body, dict):
             return error_response(400, "body: expected a JSON object")
         return None
+
+
+def register_security_headers(app: OpenAPI) -> None:
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        """On every answer (pages, JSON, errors, 304s): no MIME sniffing, and the page's or Swagger UI's policy."""
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        docs = request.path == "/docs" or request.path.startswith("/docs/")
+        response.headers["Content-Security-Policy"] = DOCS_POLICY if docs else PAGE_POLICY
+        return response
 
 
 def register_error_handlers(app: OpenAPI) -> None:

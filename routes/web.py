@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import mimetypes
 from pathlib import Path
 from typing import Any, Callable, get_type_hints
 
@@ -26,6 +27,8 @@ CHANGE_RESPONSES: dict[int, Any] = {**ERROR_RESPONSES, 409: ErrorResponse, 412: 
 # Changes need the bearer token only when the server runs with --api-key: `{}` says "or no auth".
 BEARER: list[dict[str, list[Any]]] = [{"bearer": []}, {}]
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# The dashboard's ES modules load only with a JavaScript type; some systems' MIME tables say text/plain for .js.
+mimetypes.add_type("text/javascript", ".js")
 grid = Tag(name="grid", description="Change the grid and read the solved power flow")
 tables = Tag(name="tables", description="What is in the grid: buses, lines, neighbourhoods, generators")
 scenarios_tag = Tag(name="scenarios", description="Isolated, journaled grids: create, fork, undo, export, compare")

@@ -1,0 +1,64 @@
+// The map's tooltips: a bus (voltages, or its hosting capacity), a line, a transformer, a generator, a neighbourhood.
+
+import { PHASE_NAMES, esc, fmt, hideTooltip, placeTooltip, signed } from "./dom.js";
+import { hostingTooltip } from "./hostingmap.js";
+import { S, compareName, shownGenerators, shownHosting, worstNode } from "./store.js";
+
+function busTooltip(name) {
+  const hosting = shownHosting();
+  if (hosting) return hostingTooltip(name, hosting);
+  const bus = S.bus.get(name), rows = S.nodes.get(name) || [], delta = S.busEl.get(name).dataset.delta;
+  const worst = rows.length ? worstNode(rows) : null;
+  const load = rows.reduce((s, r) => s + r.Load_kW, 0), gen = rows.reduce((s, r) => s + r.Gen_kW, 0);
+  return `<strong>Bus ${esc(name)}</strong>${bus.neighbourhood != null ? ` · N${bus.neighbourhood}` : ""}<br>` +
+    rows.map((r) => `${PHASE_NAMES[r.Node] || r.Node}: ${r.VMag_pu.toFixed(4)} pu ∠${fmt(r.VAngle, 1)}°`).join("<br>") +
+    (worst ? `<br>worst ${worst.VMag_pu.toFixed(4)} pu` : "") +
+    `<br>load ${fmt(load)} kW · gen ${fmt(gen)} kW<br>${fmt(bus.distance_km, 3)} km from the substation` +
+    (delta ? `<br>Δ vs ${esc(compareName())}: ${signed(Number(delta), 4)} pu` : "");
+}
+
+function lineTooltip(name) {
+  const l = S.results.line_flows.find((r) => r.Line === name);
+  if (!l) return "";
+  const kind = S.stubs.has(l.Bus1) || S.stubs.has(l.Bus2) ? " · normally open tie" : l.Switch ? " · switch" : "";
+  return `<strong>${l.Switch ? "Switch" : "Line"} ${esc(l.Line)}</strong>${kind}<br>${esc(l.Bus1)} → ${esc(l.Bus2)} · ${l.Phases}-phase<br>` +
+    `P ${fmt(l.P_kW)} kW · Q ${fmt(l.Q_kVAR)} kvar<br>I ${l.I_A.map((a) => fmt(a, 0)).join(" / ")} A<br>` +
+    `loading ${fmt(l.Loading_pct)} %${l.Loading_pct > 100 ? " (overloaded)" : ""} · losses ${fmt(l.Losses_kW, 2)} kW`;
+}
+
+function transformerTooltip(key) {
+  const units = S.transformers.filter((t) => `${t.bus1}-${t.bus2}` === key);
+  if (!units.length) return "";
+  const regulator = units.some((t) => t.tap != null);
+  const kind = (regulator ? "Regulator" : "Transformer") + (units.length > 1 ? "s" : "");
+  const tapText = (n) => (n > 0 ? `+${n}` : String(n));
+  const losses = units.reduce((s, t) => s + t.losses_kW, 0);
+  return `<strong>${kind} ${units.map((t) => esc(t.name)).join(", ")}</strong><br>${esc(units[0].bus1)} → ${esc(units[0].bus2)}<br>` +
+    units.map((t) => `${esc(t.name)}: ${fmt(t.kva, 0)} kVA · loading ${fmt(t.loading_pct)} %` +
+      `${t.loading_pct > 100 ? " (overloaded)" : ""}${t.tap != null ? ` · tap ${tapText(t.tap)}` : ""}`).join("<br>") +
+    `<br>losses ${losses < 1 ? `${fmt(losses * 1000, 1)} W` : `${fmt(losses, 2)} kW`}`;
+}
+
+/** The pointer moved over the map: the numbers of what it is over, or no tooltip. */
+export function showTooltip(event) {
+  const target = event.target.closest("[data-bus], [data-line], [data-transformer], [data-neighbourhood]");
+  if (!target || !S.results) { hideTooltip(); return; }
+  let html;
+  if (target.hasAttribute("data-bus")) {
+    html = busTooltip(target.getAttribute("data-bus"));
+    if (target.classList.contains("gen-marker")) {
+      const gens = shownGenerators().filter((g) => g.bus === target.getAttribute("data-bus"));
+      html = gens.map((g) => `<strong>${esc(g.name)}</strong>: ${fmt(g.kw)} kW set` +
+        (g.preview ? " (preview, not applied)" : `, ${fmt(g.delivered_kW ?? g.kw)} kW delivered`)).join("<br>");
+    }
+  } else if (target.hasAttribute("data-line")) {
+    html = lineTooltip(target.getAttribute("data-line"));
+  } else if (target.hasAttribute("data-transformer")) {
+    html = transformerTooltip(target.getAttribute("data-transformer"));
+  } else {
+    const id = Number(target.getAttribute("data-neighbourhood"));
+    const nb = S.neighbourhoods.find((n) => n.id === id);
+    html = `<strong>Neighbourhood ${id}</strong>${nb ? `<br>${nb.buses.length} buses` : ""}`;
+  }
+  placeTooltip(event, html);
+}
