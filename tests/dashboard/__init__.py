@@ -1,0 +1,1 @@
+"""The dashboard, driven in a real browser: one test module per panel, their fixtures in conftest.py."""
