@@ -36,16 +36,14 @@ import numpy as np
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-# bench/scenarios_phase.py does `import bench`: let it find this very module (one Server class, one Client class)
-# rather than load a second copy when this file runs as a script.
-sys.modules.setdefault("bench", sys.modules[__name__])
+# The phases share engine_floor (the workload, BenchError, stats_ms) and harness (servers, client, wrk, /proc);
+# this module runs them and report.py reports them: imports run one way, from here down.
+import scenarios_phase  # noqa: E402
 from engine_floor import (GENERATOR_SITES, LOAD_FACTOR, REPO, WARMUP_ROUNDS, WARMUP_SITE,  # noqa: E402
                           BenchError, FactorAlternator, GeneratorOp, LoadOp, generator_kw, generator_ops,
                           neighbourhood_ids, run_floor, stats_ms, warmup_generator_ops)
-from harness import (Client, CpuMeter, Server, check, free_port, process_cpu_ticks, read_proc_status,  # noqa: E402,F401
-                     wrk_level)  # check, free_port, read_proc_status: for scenarios_phase and studies_bench
-from report import (LEAN_SECTIONS, build_targets, environment, fmt_row, k_of, loadavg, print_report,  # noqa: E402,F401
-                    usable_cpus)  # fmt_row, k_of, usable_cpus: for scenarios_phase and the tests
+from harness import Client, CpuMeter, Server, check, process_cpu_ticks, wrk_level  # noqa: E402
+from report import LEAN_SECTIONS, build_targets, environment, k_of, loadavg, print_report  # noqa: E402,F401 (k_of: tests)
 
 DEFAULT_OUT = REPO / "bench" / "results" / "latest.json"
 
@@ -359,9 +357,6 @@ def main(argv: list[str] | None = None) -> int:
                     for label, info in (("A", stop_a), ("B", stop_b))},
         "marks": {str(k): v for k, v in sorted(a.rss_marks.items())},
     }
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import scenarios_phase  # noqa: E402  (after this module is complete: it imports it as `bench`)
 
     report["scenarios"], stops = scenarios_phase.run(args, neighbourhoods)
     report["servers"].update(stops)

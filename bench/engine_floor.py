@@ -1,7 +1,8 @@
 """The engine floor of bench.py: the latency phase's changes applied with opendssdirect alone, in-process
 (no Flask, no simulation_core), and the workload both share: generator sites, neighbourhood factors.
 
-Also the two things every part of the bench uses: BenchError and stats_ms.
+Also what every part of the bench uses: BenchError, and stats_ms with fmt_row (the figures of a set of timings and
+their row in a table).
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def stats_ms(samples_ns: list[int] | np.ndarray) -> dict[str, Any]:
     p50, p90, p99 = np.percentile(a, [50, 90, 99])
     return {"n": int(a.size), "p50": float(p50), "p90": float(p90), "p99": float(p99), "min": float(a.min()),
             "max": float(a.max()), "mean": float(a.mean()), "stdev": float(a.std(ddof=1)) if a.size > 1 else 0.0}
+
+
+def fmt_row(name: str, s: dict[str, Any], width: int = 34, extra: str = "") -> str:
+    """One row of a report's table: the figures of stats_ms."""
+    return (f"  {name:<{width}} {s['n']:>6} {s['p50']:>8.3f} {s['p90']:>8.3f} {s['p99']:>8.3f} "
+            f"{s['min']:>8.3f} {s['max']:>8.3f} {s['stdev']:>8.3f}{extra}")
 
 
 # ----------------------------------------------------------------------------------------------------- workload

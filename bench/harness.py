@@ -42,6 +42,13 @@ def read_proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def process_cpu_ticks(pid: int | str) -> int:
     """utime + stime of a process (all its threads) in clock ticks."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as stat:

@@ -13,7 +13,9 @@ from typing import Any
 
 import opendssdirect
 
-from engine_floor import REPO, WARMUP_ROUNDS
+import scenarios_phase
+from engine_floor import REPO, WARMUP_ROUNDS, fmt_row
+from harness import usable_cpus
 
 LEAN_SECTIONS = "power_summary,voltage_profile"
 
@@ -81,11 +83,6 @@ def loadavg() -> str:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
-
-
-def fmt_row(name: str, s: dict[str, Any], width: int = 34, extra: str = "") -> str:
-    return (f"  {name:<{width}} {s['n']:>6} {s['p50']:>8.3f} {s['p90']:>8.3f} {s['p99']:>8.3f} "
-            f"{s['min']:>8.3f} {s['max']:>8.3f} {s['stdev']:>8.3f}{extra}")
 
 
 def print_report(r: dict[str, Any]) -> None:
@@ -196,8 +193,6 @@ def print_report(r: dict[str, Any]) -> None:
         f"{tp['floor_rps']:.1f} req/s")
     add("")
     if "scenarios" in r:
-        import scenarios_phase
-
         out.extend(scenarios_phase.report_lines(r["scenarios"], header))
         add("")
     st = r["startup"]
@@ -218,13 +213,6 @@ def print_report(r: dict[str, Any]) -> None:
     add(f"Targets: {passed} PASS, {len(r['targets']) - passed} FAIL | total {r['total_seconds']:.1f} s | "
         f"JSON: {cfg['out']}")
     print("\n".join(out), flush=True)
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def k_of(p50: float, transport: float, engine: float) -> float:
@@ -257,8 +245,6 @@ def build_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     target(f"|RSS after {r['memory']['late_mark']} / after {r['memory']['early_mark']} requests - 1|",
            abs(r["memory"]["rss_change"]), "<=", TARGET_LEAK)
     if "scenarios" in r:
-        import scenarios_phase
-
         for row in scenarios_phase.targets(r["scenarios"]):
             target(*row)
     return targets

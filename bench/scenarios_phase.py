@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-import bench as b  # bench.py registers itself under this name before it imports this module
+from engine_floor import (GENERATOR_SITES, LOAD_FACTOR, BenchError, FactorAlternator, GeneratorOp, LoadOp, fmt_row,
+                          generator_kw, stats_ms)
+from harness import Client, CpuMeter, Server, check, process_cpu_ticks, read_proc_status, usable_cpus, wrk_level
 
 TARGET_CREATE_P50_MS = 100.0   # POST /scenarios from the base case, p50
 TARGET_REBUILD_P50_MS = 100.0  # first GET /scenarios/<id>/state of a resting scenario with 20 changes, p50
@@ -50,39 +52,39 @@ def lean_summary(body: bytes) -> dict[str, Any]:
 def check_same_state(got: dict[str, Any], expected: dict[str, Any], what: str) -> None:
     keys = ("total_circuit_power_kW", "total_circuit_power_kVAR", "total_losses_kW")
     if any(abs(got[k] - expected[k]) > SAME_STATE_KW for k in keys):
-        raise b.BenchError(f"{what}: the rebuilt state differs from the one reported after the last change: "
+        raise BenchError(f"{what}: the rebuilt state differs from the one reported after the last change: "
                            f"{ {k: got[k] for k in keys} } vs { {k: expected[k] for k in keys} }")
 
 
-def get_json(client: b.Client, path: str) -> tuple[dict[str, Any], int, int]:
+def get_json(client: Client, path: str) -> tuple[dict[str, Any], int, int]:
     """A GET answered 200 with "status": "success": the document, ns elapsed, body bytes."""
     status, ctype, data, ns = client.call("GET", path)
-    return b.check(status, ctype, data, f"GET {path}"), ns, len(data)
+    return check(status, ctype, data, f"GET {path}"), ns, len(data)
 
 
-def listing(client: b.Client) -> tuple[dict[str, dict[str, Any]], int, int]:
+def listing(client: Client) -> tuple[dict[str, dict[str, Any]], int, int]:
     """GET /scenarios by id, ns elapsed, body bytes."""
     doc, ns, size = get_json(client, "/scenarios")
     return {s["id"]: s for s in doc["scenarios"]}, ns, size
 
 
-def rss_kB(server: b.Server) -> dict[str, int]:
-    return b.read_proc_status(server.process.pid)
+def rss_kB(server: Server) -> dict[str, int]:
+    return read_proc_status(server.process.pid)
 
 
-def in_scenario(client: b.Client, scenario_id: str) -> b.Client:
+def in_scenario(client: Client, scenario_id: str) -> Client:
     client.prefix = f"/scenarios/{scenario_id}"
     return client
 
 
 # ----------------------------------------------------------------------------------------------------- server C
-def memory_per_live(client: b.Client, server: b.Server, neighbourhoods: list[int]) -> tuple[dict[str, Any], list[str]]:
+def memory_per_live(client: Client, server: Server, neighbourhoods: list[int]) -> tuple[dict[str, Any], list[str]]:
     """VmRSS before and after LIVE_FOR_MEMORY more scenarios go live (each created from base and changed once)."""
     ids = []
 
     def make(k: int) -> None:
         scenario_id, _, _ = client.create_scenario(f"memory-{k}", LEAN)
-        in_scenario(client, scenario_id).modify(b.LoadOp(neighbourhoods[k % len(neighbourhoods)], b.LOAD_FACTOR),
+        in_scenario(client, scenario_id).modify(LoadOp(neighbourhoods[k % len(neighbourhoods)], LOAD_FACTOR),
                                                 query=LEAN)
         client.prefix = ""
         ids.append(scenario_id)
@@ -94,13 +96,13 @@ def memory_per_live(client: b.Client, server: b.Server, neighbourhoods: list[int
     after = rss_kB(server)["VmRSS"]
     health = get_json(client, "/health")[0]
     if health.get("live_scenarios") != LIVE_FOR_MEMORY + 2:  # with the default scenario and the uncounted one
-        raise b.BenchError(f"GET /health: expected {LIVE_FOR_MEMORY + 2} live scenarios, got {health}")
+        raise BenchError(f"GET /health: expected {LIVE_FOR_MEMORY + 2} live scenarios, got {health}")
     return {"scenarios": LIVE_FOR_MEMORY, "rss_before_kB": before, "rss_after_kB": after,
             "per_live_scenario_kB": (after - before) / LIVE_FOR_MEMORY, "live_scenarios": health["live_scenarios"],
             "method": "VmRSS after minus before, / scenarios; each created from base, then one change"}, ids
 
 
-def creation(client: b.Client, n: int) -> dict[str, Any]:
+def creation(client: Client, n: int) -> dict[str, Any]:
     """n × POST /scenarios from the base case (whole results in the answer, as a plain POST gets), then DELETEs."""
     created, size = [], 0
     ids = []
@@ -110,17 +112,17 @@ def creation(client: b.Client, n: int) -> dict[str, Any]:
         ids.append(scenario_id)
         size = len(client.last_body)
     deleted = [client.delete_scenario(scenario_id) for scenario_id in ids]
-    return {"create": {**b.stats_ms(created), "response_bytes": size}, "delete": b.stats_ms(deleted)}
+    return {"create": {**stats_ms(created), "response_bytes": size}, "delete": stats_ms(deleted)}
 
 
-def parallel(client: b.Client, server: b.Server, duration: float, neighbourhoods: list[int]) -> dict[str, Any]:
+def parallel(client: Client, server: Server, duration: float, neighbourhoods: list[int]) -> dict[str, Any]:
     """2 wrk connections on one scenario against 2 each on its own, POST …/modify_load_neighbourhood?sections=
     power_summary, in 8 slots of duration / 4 (whole seconds, at least 1) ordered one, two, two, one twice, so
     that other work on the machine (which comes and goes within seconds) falls on both sides alike."""
     ids = [client.create_scenario(f"parallel-{k}", LEAN)[0] for k in range(2)]
     prefixes = [f"/scenarios/{scenario_id}" for scenario_id in ids]
     for scenario_id in ids:  # warm-up, brought back to factor 1
-        warm = b.FactorAlternator(neighbourhoods)
+        warm = FactorAlternator(neighbourhoods)
         for op in [warm.next() for _ in range(20)] + warm.close():
             in_scenario(client, scenario_id).modify(op, query=LEAN)
     client.prefix = ""
@@ -128,13 +130,13 @@ def parallel(client: b.Client, server: b.Server, duration: float, neighbourhoods
     slots: dict[str, list[dict[str, Any]]] = {"one": [], "two": []}
     clock = os.sysconf("SC_CLK_TCK")
     for name in ("one", "two", "two", "one") * 2:
-        meter = b.CpuMeter(server.process.pid)
-        server_ticks = b.process_cpu_ticks(server.process.pid)
+        meter = CpuMeter(server.process.pid)
+        server_ticks = process_cpu_ticks(server.process.pid)
         began = time.perf_counter()
-        level = b.wrk_level(server, layouts[name], duration / 4, LEAN)
+        level = wrk_level(server, layouts[name], duration / 4, LEAN)
         level["wall_s"] = time.perf_counter() - began  # the CPU times below cover starting wrk too
         level["cpu"] = meter.stop()
-        level["server_cpu_s"] = (b.process_cpu_ticks(server.process.pid) - server_ticks) / clock
+        level["server_cpu_s"] = (process_cpu_ticks(server.process.pid) - server_ticks) / clock
         slots[name].append(level)
     for scenario_id in ids:
         client.delete_scenario(scenario_id)
@@ -159,23 +161,23 @@ def parallel(client: b.Client, server: b.Server, duration: float, neighbourhoods
     out["ratio"] = out["two"]["rps"] / out["one"]["rps"]
     # Each round of one, two, two, one on its own: how steady the machine was.
     out["ratio_by_round"] = [rate(slots["two"][k:k + 2]) / rate(slots["one"][k:k + 2]) for k in (0, 2)]
-    out["cpus_usable"] = b.usable_cpus()
+    out["cpus_usable"] = usable_cpus()
     return out
 
 
 # ----------------------------------------------------------------------------------------------------- server D
-def rebuild(client: b.Client, rounds: int, neighbourhoods: list[int]) -> dict[str, Any]:
+def rebuild(client: Client, rounds: int, neighbourhoods: list[int]) -> dict[str, Any]:
     """Two scenarios of 20 changes each (10 new generators, 10 neighbourhoods x1.05) on a server with room for one
     live scenario beside the default: each turn, GET /scenarios shows the next one resting, and its first
     GET …/state (whole results) rebuilds it (compile + 20 changes replayed), evicting the other."""
     expected: dict[str, dict[str, Any]] = {}
     for k in range(2):
         scenario_id, _, _ = client.create_scenario(f"journal-{k}", LEAN)
-        sites = b.GENERATOR_SITES[k * JOURNAL_GENERATORS:(k + 1) * JOURNAL_GENERATORS]
+        sites = GENERATOR_SITES[k * JOURNAL_GENERATORS:(k + 1) * JOURNAL_GENERATORS]
         for j, site in enumerate(sites):
-            in_scenario(client, scenario_id).add_generator(b.GeneratorOp(site[0], site[1], b.generator_kw(site, j),
+            in_scenario(client, scenario_id).add_generator(GeneratorOp(site[0], site[1], generator_kw(site, j),
                                                                          True))
-            client.modify(b.LoadOp(neighbourhoods[(j + 7 * k) % len(neighbourhoods)], b.LOAD_FACTOR), query=LEAN)
+            client.modify(LoadOp(neighbourhoods[(j + 7 * k) % len(neighbourhoods)], LOAD_FACTOR), query=LEAN)
         expected[scenario_id] = lean_summary(client.last_body)
         client.prefix = ""
     changes = 2 * JOURNAL_GENERATORS
@@ -184,7 +186,7 @@ def rebuild(client: b.Client, rounds: int, neighbourhoods: list[int]) -> dict[st
         for scenario_id, summary in expected.items():
             scenarios = listing(client)[0]
             if scenarios[scenario_id]["live"] is not False or scenarios[scenario_id]["changes"] != changes:
-                raise b.BenchError(f"GET /scenarios: expected scenario {scenario_id} resting with {changes} "
+                raise BenchError(f"GET /scenarios: expected scenario {scenario_id} resting with {changes} "
                                    f"changes, got {scenarios[scenario_id]}")
             ns, size, got = in_scenario(client, scenario_id).state()
             check_same_state(got, summary, f"GET /scenarios/{scenario_id}/state after a rebuild")
@@ -193,8 +195,8 @@ def rebuild(client: b.Client, rounds: int, neighbourhoods: list[int]) -> dict[st
             client.prefix = ""
     health = get_json(client, "/health")[0]
     if health.get("live_scenarios") != 2 or health.get("durable") is not True:
-        raise b.BenchError(f"GET /health: expected 2 live scenarios and durable true, got {health}")
-    out = {"changes": changes, "rebuild": b.stats_ms(rebuilt), "live": b.stats_ms(live), "response_bytes": size,
+        raise BenchError(f"GET /health: expected 2 live scenarios and durable true, got {health}")
+    out = {"changes": changes, "rebuild": stats_ms(rebuilt), "live": stats_ms(live), "response_bytes": size,
            "method": "first GET /scenarios/<id>/state of a resting scenario (whole results) vs the same GET "
                      "once it is live"}
     out["rebuild_over_live_p50"] = out["rebuild"]["p50"] / out["live"]["p50"]
@@ -202,7 +204,7 @@ def rebuild(client: b.Client, rounds: int, neighbourhoods: list[int]) -> dict[st
 
 
 # ----------------------------------------------------------------------------------------------------- server E
-def many(client: b.Client, server: b.Server, count: int, neighbourhoods: list[int]) -> tuple[dict[str, Any],
+def many(client: Client, server: Server, count: int, neighbourhoods: list[int]) -> tuple[dict[str, Any],
                                                                                                dict[str, Any]]:
     """`count` scenarios, each created from base and changed once; the listing, one resting scenario rebuilt.
     Returns the figures and, per scenario id, the state reported after its change."""
@@ -214,7 +216,7 @@ def many(client: b.Client, server: b.Server, count: int, neighbourhoods: list[in
         scenario_id, ns, _ = client.create_scenario(f"many-{k}", LEAN)
         created.append(ns)
         factor = round(1 + (k % 50 + 1) / 100, 2)  # 1.01 .. 1.50: the scenarios differ
-        ns, _ = in_scenario(client, scenario_id).modify(b.LoadOp(neighbourhoods[k % len(neighbourhoods)], factor),
+        ns, _ = in_scenario(client, scenario_id).modify(LoadOp(neighbourhoods[k % len(neighbourhoods)], factor),
                                                         query=LEAN)
         changed.append(ns)
         expected[scenario_id] = lean_summary(client.last_body)
@@ -224,7 +226,7 @@ def many(client: b.Client, server: b.Server, count: int, neighbourhoods: list[in
     missing = [s for s in expected if s not in scenarios or scenarios[s]["changes"] != 1]
     live_count = sum(s["live"] for s in scenarios.values())
     if len(scenarios) < count + 1 or missing or live_count > MANY_MAX_LIVE:
-        raise b.BenchError(f"GET /scenarios: expected {count + 1} scenarios, at most {MANY_MAX_LIVE} live; got "
+        raise BenchError(f"GET /scenarios: expected {count + 1} scenarios, at most {MANY_MAX_LIVE} live; got "
                            f"{len(scenarios)}, {live_count} live, {len(missing)} missing or with another journal")
     resting = sorted(s for s in expected if not scenarios[s]["live"])
     pick = random.Random(20261125).choice(resting or sorted(expected))
@@ -233,10 +235,10 @@ def many(client: b.Client, server: b.Server, count: int, neighbourhoods: list[in
     client.prefix = ""
     health = get_json(client, "/health")[0]
     if health.get("scenarios") != count + 1 or health.get("durable") is not True:
-        raise b.BenchError(f"GET /health: expected {count + 1} scenarios on a durable server, got {health}")
+        raise BenchError(f"GET /health: expected {count + 1} scenarios on a durable server, got {health}")
     memory = rss_kB(server)
     return {"count": count, "seconds": seconds, "per_scenario_ms": 1000 * seconds / count,
-            "create": b.stats_ms(created), "change": b.stats_ms(changed),
+            "create": stats_ms(created), "change": stats_ms(changed),
             "listed": len(scenarios), "live": live_count, "resting": len(resting),
             "list_ms": list_ns / 1e6, "list_bytes": list_bytes,
             "resting_pick": pick, "resting_get_state_ms": ns / 1e6,
@@ -244,12 +246,12 @@ def many(client: b.Client, server: b.Server, count: int, neighbourhoods: list[in
             "health": {k: health.get(k) for k in ("scenarios", "live_scenarios", "durable")}}, expected
 
 
-def restart(client: b.Client, server: b.Server, count: int, pick: str, expected: dict[str, Any]) -> dict[str, Any]:
+def restart(client: Client, server: Server, count: int, pick: str, expected: dict[str, Any]) -> dict[str, Any]:
     """The same state file after a restart: every scenario is listed again, the same resting one rebuilds alike."""
     rss_before_reads = rss_kB(server)["VmRSS"]  # the default scenario live, every other one resting
     scenarios, list_ns, _ = listing(client)
     if len(scenarios) != count + 1:
-        raise b.BenchError(f"GET /scenarios after a restart: expected {count + 1} scenarios, got {len(scenarios)}")
+        raise BenchError(f"GET /scenarios after a restart: expected {count + 1} scenarios, got {len(scenarios)}")
     ns, _, got = in_scenario(client, pick).state()
     check_same_state(got, expected, f"GET /scenarios/{pick}/state after a restart")
     client.prefix = ""
@@ -271,15 +273,15 @@ def run(args: Any, neighbourhoods: list[int]) -> tuple[dict[str, Any], dict[str,
     out: dict[str, Any] = {"servers": {label: " ".join(["api.py --port N", *f]).replace(str(state_dir) + "/", "")
                                        for label, f in flags.items()}}
     stops: dict[str, dict[str, Any]] = {}
-    servers: list[b.Server] = []
+    servers: list[Server] = []
 
-    def start(label: str, extra: tuple[str, ...]) -> tuple[b.Server, b.Client]:
-        server = b.Server(label, extra_args=extra)
+    def start(label: str, extra: tuple[str, ...]) -> tuple[Server, Client]:
+        server = Server(label, extra_args=extra)
         servers.append(server)
         server.start()
-        return server, b.Client(server)
+        return server, Client(server)
 
-    def stop(server: b.Server, client: b.Client) -> None:
+    def stop(server: Server, client: Client) -> None:
         client.close()
         stops[server.label] = {"port": server.port, "requests": server.requests, "startup_s": server.startup_s,
                                **server.stop()}
@@ -339,13 +341,13 @@ def targets(s: dict[str, Any]) -> list[tuple[str, float, str, float]]:
 
 def report_lines(s: dict[str, Any], header: str) -> list[str]:
     out = [f"Scenarios, ms (C: {s['servers']['C']}; D: {s['servers']['D']}; E: {s['servers']['E']})", header]
-    out.append(b.fmt_row("C POST /scenarios (from base)", s["create"])
+    out.append(fmt_row("C POST /scenarios (from base)", s["create"])
                + f"   {s['create']['response_bytes']} bytes")
-    out.append(b.fmt_row("C DELETE /scenarios/<id>", s["delete"]))
+    out.append(fmt_row("C DELETE /scenarios/<id>", s["delete"]))
     r = s["rebuild"]
-    out.append(b.fmt_row("D GET …/state, resting: rebuild", r["rebuild"])
+    out.append(fmt_row("D GET …/state, resting: rebuild", r["rebuild"])
                          + f"   {r['changes']} changes replayed, {r['rebuild_over_live_p50']:.0f}x live p50")
-    out.append(b.fmt_row("D GET …/state, live again", r["live"]))
+    out.append(fmt_row("D GET …/state, live again", r["live"]))
     m = s["memory"]
     out.append(f"  memory per live scenario (C): {m['per_live_scenario_kB'] / 1024:.1f} MB (VmRSS "
                f"{m['rss_before_kB'] / 1024:.1f} -> {m['rss_after_kB'] / 1024:.1f} MB for {m['scenarios']} more "

@@ -39,208 +39,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import opendssdirect
 import orjson
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # bench/bench.py ahead of the bench/ folder seen from the repo
+sys.path.insert(0, str(HERE))  # the bench's modules
 sys.path.append(str(HERE.parent))  # the repo, for studies.tasks (Dask overhead)
-import bench as core  # noqa: E402  (bench/bench.py: Server, Client, check, stats_ms, environment)
-import report  # noqa: E402  (bench/report.py: verdict, environment)
-from engine_floor import MASTER_FILE, REPO  # noqa: E402
-NO_GENERATOR_BUSES = ("610", "94_open", "300_open")
-SHAPE_FILE = REPO / "Test_Systems" / "IEEE_123_Bus-G" / "shapes" / "residential.csv"
-TAP_STEP_PU = 0.00625
-# Hosting capacity criteria: the API's defaults (studies/hosting_capacity.py, Criteria).
-STEP_KW, MAX_KW, V_HIGH, V_LOW, THERMAL_PCT, THERMAL_MARGIN = 10.0, 10_000.0, 1.05, 0.95, 100.0, 1.0
+from engine_floor import REPO, BenchError, stats_ms  # noqa: E402
+from harness import Client, Server, check, free_port, process_cpu_ticks  # noqa: E402
+from report import environment  # noqa: E402
+from studies_floor import STEP_KW, Engine, hosting_capacity_floor, series_floor  # noqa: E402
+from studies_report import print_report, targets  # noqa: E402
+
 BATCH_KW = (100.0, 400.0)  # two sizes per bus
 POLL_S = 0.02
-
-# Targets (value <= target).
-TARGET_POOL = 1.2    # API wall time / (floor wall time / workers)
-TARGET_DASK = 1.25   # Dask wall time / local pool wall time, same number of workers
-TARGET_SERIES = 1.3  # API wall time / floor wall time
-TARGET_LATENCY = 1.5  # GET /state during a study / idle, p50 and p90
-
-
-def values(batch_property: Any) -> Any:
-    return batch_property() if callable(batch_property) else batch_property
-
-
-def terminal1_phases(conductors: np.ndarray, phases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of terminal 1's phase conductors in a flattened two-terminal Currents array, and where each
-    element's run starts among them."""
-    starts = np.concatenate(([0], np.cumsum(2 * conductors)[:-1]))
-    picks = np.concatenate([np.arange(s, s + p) for s, p in zip(starts, phases)])
-    return picks, np.concatenate(([0], np.cumsum(phases)[:-1]))
-
-
-# ----------------------------------------------------------------------------------------------------- floors
-class Engine:
-    """The feeder in one opendssdirect context, compiled and solved."""
-
-    def __init__(self) -> None:
-        d = opendssdirect.NewContext()
-        d.Basic.AllowChangeDir(False)
-        d.Text.Command(f"Compile [{MASTER_FILE}]")
-        d.Solution.Mode(0)
-        d.Solution.Solve()
-        if not d.Solution.Converged():
-            raise core.BenchError("floor: the base case did not converge")
-        self.d, self.b = d, d.to_altdss()
-        self.windings = []
-        for control in d.RegControls.AllNames():
-            d.RegControls.Name(control)
-            self.windings.append((d.RegControls.Transformer(), d.RegControls.Winding()))
-
-    def taps(self) -> list[float]:
-        out = []
-        for transformer, winding in self.windings:
-            self.d.Transformers.Name(transformer)
-            self.d.Transformers.Wdg(winding)
-            out.append(self.d.Transformers.Tap())
-        return out
-
-    def set_taps(self, taps: list[float]) -> None:
-        for (transformer, winding), tap in zip(self.windings, taps):
-            self.d.Transformers.Name(transformer)
-            self.d.Transformers.Wdg(winding)
-            self.d.Transformers.Tap(tap)
-
-    def buses(self) -> list[tuple[str, list[int], float]]:
-        """(name, sorted nodes, line-to-neutral kV base) of every bus that can host a generator."""
-        out = []
-        for bus in self.d.Circuit.AllBusNames():
-            if bus not in NO_GENERATOR_BUSES:
-                self.d.Circuit.SetActiveBus(bus)
-                out.append((bus, sorted(self.d.Bus.Nodes()), self.d.Bus.kVBase()))
-        return out
-
-
-class HostingCapacityFloor(Engine):
-    """Each trial: set kW, enable, solve, read voltages and terminal-1 currents; then disable, restore the
-    regulator taps, solve (as a dry run rolls back)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        b = self.b
-        self.line_picks, self.line_starts = terminal1_phases(np.asarray(values(b.Line.NumConductors)),
-                                                             np.asarray(values(b.Line.Phases)))
-        self.xf_picks, self.xf_starts = terminal1_phases(np.asarray(values(b.Transformer.NumConductors)),
-                                                         np.asarray(values(b.Transformer.Phases)))
-        self.norm_amps = np.concatenate([np.asarray(values(b.Line.NormAmps), dtype=float),
-                                         np.asarray(values(b.Transformer.NormAmps), dtype=float)])
-        self.base_taps = self.taps()
-        self.own_v, self.own_loading = np.asarray(self.d.Circuit.AllBusMagPu()), self.loading()
-        self.created: set[str] = set()
-        self.trials = 0
-
-    def loading(self) -> np.ndarray:
-        line = np.abs(np.asarray(values(self.b.Line.Currents))[self.line_picks])
-        xf = np.abs(np.asarray(values(self.b.Transformer.Currents))[self.xf_picks])
-        return 100.0 * np.concatenate([np.maximum.reduceat(line, self.line_starts),
-                                       np.maximum.reduceat(xf, self.xf_starts)]) / self.norm_amps
-
-    def set_generator(self, name: str, kw: float, enabled: bool) -> None:
-        self.d.Generators.Name(name)
-        self.d.Generators.kW(kw)
-        self.d.Circuit.SetActiveElement(f"Generator.{name}")
-        self.d.CktElement.Enabled(enabled)
-
-    def violation(self, bus: str, nodes: list[int], kv: float, kw: float) -> str | None:
-        """The first kind of violation of one trial, or None."""
-        d, name = self.d, f"hc_{bus}_{''.join(map(str, nodes))}"
-        self.trials += 1
-        if name in self.created:
-            self.set_generator(name, kw, True)
-        else:
-            d.Text.Command(f"New Generator.{name} bus1={bus}.{'.'.join(map(str, nodes))} phases={len(nodes)} "
-                           f"kv={kv:.6f} kw={kw!r} pf=1 model=1 vminpu=0.5 vmaxpu=1.5")
-            self.created.add(name)
-        try:
-            d.Solution.Solve()
-            converged = d.Solution.Converged()
-        except opendssdirect.DSSException:
-            converged = False
-        v = np.asarray(d.Circuit.AllBusMagPu())
-        if not converged or not np.all(np.isfinite(v)) or v.max() > 2.0:
-            found = "not_converged"
-        elif np.any(v > V_HIGH):
-            found = "voltage_high"
-        elif np.any((v < V_LOW) & (v < self.own_v)):
-            found = "voltage_low"
-        else:
-            loading = self.loading()
-            hot = (loading > THERMAL_PCT) & (loading > self.own_loading + THERMAL_MARGIN)
-            found = "thermal" if np.any(hot) else None
-        self.set_generator(name, 0.0, False)
-        self.set_taps(self.base_taps)
-        d.Solution.Solve()
-        return found
-
-    def capacity(self, bus: str, nodes: list[int], kv_ln: float) -> dict[str, Any]:
-        """Doubling from one step until a trial violates (or MAX_KW passes), then bisection."""
-        if {1, 2, 3} <= set(nodes):
-            use, kv = [1, 2, 3], kv_ln * 3 ** 0.5
-        else:
-            use, kv = nodes[:1], kv_ln
-        first_trial = self.trials
-        steps_max = max(1, int(MAX_KW / STEP_KW + 1e-9))
-        passing, failing, bound, steps = 0, None, None, 1
-        while failing is None:
-            steps = min(steps, steps_max)
-            found = self.violation(bus, use, kv, steps * STEP_KW)
-            if found:
-                failing, bound = steps, found
-            else:
-                passing = steps
-                if steps == steps_max:
-                    break
-                steps *= 2
-        while failing is not None and failing - passing > 1:
-            middle = (passing + failing) // 2
-            found = self.violation(bus, use, kv, middle * STEP_KW)
-            if found:
-                failing, bound = middle, found
-            else:
-                passing = middle
-        return {"bus": bus, "phases": len(use), "hosting_capacity_kW": passing * STEP_KW,
-                "kind": bound or "max_kw", "trials": self.trials - first_trial}
-
-
-def hosting_capacity_floor(buses: list[str] | None) -> dict[str, Any]:
-    """Wall time of the trials (the compile apart: the server's workers are warm), trials, a row per bus."""
-    started = time.perf_counter()
-    floor = HostingCapacityFloor()
-    compiled = time.perf_counter()
-    rows = [floor.capacity(*bus) for bus in floor.buses() if buses is None or bus[0] in buses]
-    done = time.perf_counter()
-    return {"wall_s": done - compiled, "compile_s": compiled - started, "buses": len(rows), "trials": floor.trials,
-            "ms_per_trial": 1000 * (done - compiled) / floor.trials, "rows": rows}
-
-
-def series_floor(hours: int) -> dict[str, Any]:
-    """Each hour: every load's kW and kvar = base x the residential multiplier (altdss batch setters), solve, read
-    total power, losses, min/max voltage and the taps. The taps carry over from hour to hour."""
-    compiled = time.perf_counter()
-    engine = Engine()
-    started = time.perf_counter()
-    d, b = engine.d, engine.b
-    base_kw, base_kvar = np.asarray(values(b.Load.kW), dtype=float), np.asarray(values(b.Load.kvar), dtype=float)
-    multipliers = np.loadtxt(SHAPE_FILE)[:hours]
-    rows = []
-    for m in multipliers:
-        b.Load.kW = base_kw * m
-        b.Load.kvar = base_kvar * m
-        d.Solution.Solve()
-        if not d.Solution.Converged():
-            raise core.BenchError("series floor: an hour did not converge")
-        v = np.asarray(d.Circuit.AllBusMagPu())
-        rows.append({"substation_kW": -d.Circuit.TotalPower()[0], "losses_kW": d.Circuit.Losses()[0] / 1000,
-                     "min_voltage_pu": float(v.min()), "max_voltage_pu": float(v.max()),
-                     "taps": [round((tap - 1.0) / TAP_STEP_PU) for tap in engine.taps()]})
-    return {"wall_s": time.perf_counter() - started, "compile_s": started - compiled, "hours": hours, "rows": rows}
 
 
 # ----------------------------------------------------------------------------------------------------- the API
@@ -248,13 +59,13 @@ class Api:
     """A server started as a user starts it, and one keep-alive client."""
 
     def __init__(self, label: str, *args: str) -> None:
-        self.server = core.Server(label, extra_args=args)
+        self.server = Server(label, extra_args=args)
         self.server.start()
-        self.client = core.Client(self.server)
+        self.client = Client(self.server)
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any], int]:
         status, ctype, data, ns = self.client.call(method, path, None if body is None else orjson.dumps(body))
-        document = core.check(200 if status in (200, 202) else status, ctype, data, f"{method} {path}")
+        document = check(200 if status in (200, 202) else status, ctype, data, f"{method} {path}")
         return status, document, ns
 
     def study(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -266,7 +77,7 @@ class Api:
             job = self.call("GET", f"/jobs/{job['id']}")[1]["job"]
         wall = time.perf_counter() - started
         if job["status"] != "done":
-            raise core.BenchError(f"POST /studies/{route}: job {job['status']}: {job['error']}")
+            raise BenchError(f"POST /studies/{route}: job {job['status']}: {job['error']}")
         return {"wall_s": wall, "job": job, "tasks": job["tasks"]["total"]}
 
     def stop(self) -> dict[str, Any]:
@@ -290,7 +101,7 @@ def processes() -> dict[int, tuple[int, int]]:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    return sum(core.process_cpu_ticks(pid) for pid in pids) / os.sysconf("SC_CLK_TCK")
+    return sum(process_cpu_ticks(pid) for pid in pids) / os.sysconf("SC_CLK_TCK")
 
 
 class OtherLoad:
@@ -354,7 +165,7 @@ def series_api(api: Api, hours: int, floor: dict[str, Any]) -> dict[str, Any]:
     run = api.study("time_series", {"hours": hours, "start_hour": 0})
     rows = run["job"]["result"]["hours"]
     if len(rows) != hours:
-        raise core.BenchError(f"time series: {len(rows)} hours, expected {hours}")
+        raise BenchError(f"time series: {len(rows)} hours, expected {hours}")
     pairs = list(zip(rows, floor["rows"]))
     return {"wall_s": run["wall_s"], "job_s": job_seconds(run["job"]), "tasks": run["tasks"], "hours": hours,
             "max_abs_diff_substation_kW": max(abs(r["substation_kW"] - f["substation_kW"]) for r, f in pairs),
@@ -372,7 +183,7 @@ def batch_api(api: Api, buses: list[tuple[str, list[int], float]]) -> dict[str, 
     rows = run["job"]["result"]["cases"]
     errors = [row for row in rows if row["error"]]
     if len(rows) != len(cases) or errors:
-        raise core.BenchError(f"batch: {len(rows)} rows for {len(cases)} cases, errors {errors[:3]}")
+        raise BenchError(f"batch: {len(rows)} rows for {len(cases)} cases, errors {errors[:3]}")
     return {"wall_s": run["wall_s"], "job_s": job_seconds(run["job"]), "tasks": run["tasks"], "cases": len(cases),
             "ms_per_case": 1000 * run["wall_s"] / len(cases)}
 
@@ -382,9 +193,9 @@ def state_latency(api: Api, n: int) -> dict[str, Any]:
     for _ in range(n):
         status, document, ns = api.call("GET", "/state")
         if status != 200 or "results" not in document:
-            raise core.BenchError(f"GET /state: HTTP {status}")
+            raise BenchError(f"GET /state: HTTP {status}")
         samples.append(ns)
-    return core.stats_ms(samples)
+    return stats_ms(samples)
 
 
 def latency_api(api: Api, n: int) -> dict[str, Any]:
@@ -407,7 +218,7 @@ class DaskCluster:
     """`dask scheduler` and `dask worker --nworkers 2 --nthreads 1` on this machine, PYTHONPATH the repo."""
 
     def __init__(self, workers: int = 2) -> None:
-        self.address = f"tcp://127.0.0.1:{core.free_port()}"
+        self.address = f"tcp://127.0.0.1:{free_port()}"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         dask = [sys.executable, "-m", "dask"]
         quiet = {"cwd": REPO, "env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
@@ -475,79 +286,6 @@ def dask_overhead(cluster: DaskCluster, n: int, bus: tuple[str, list[int], float
     return out
 
 
-# ----------------------------------------------------------------------------------------------------- report
-def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
-    floor_s, hc, lat = r["floor"]["hosting_capacity"]["wall_s"], r["hosting_capacity"], r["latency"]
-    rows = [
-        ("HC --workers 1 / floor", hc["workers_1"]["wall_s"] / floor_s, TARGET_POOL),
-        ("HC --workers 2 / (floor / 2)", hc["workers_2"]["wall_s"] / (floor_s / 2), TARGET_POOL),
-        ("HC Dask 2 workers / --workers 2", hc["dask_2"]["wall_s"] / hc["workers_2"]["wall_s"], TARGET_DASK),
-        ("time series API / floor", r["time_series"]["wall_s"] / r["floor"]["time_series"]["wall_s"], TARGET_SERIES),
-        ("GET /state p50 study / idle", lat["during_study"]["p50"] / lat["idle"]["p50"], TARGET_LATENCY),
-        ("GET /state p90 study / idle", lat["during_study"]["p90"] / lat["idle"]["p90"], TARGET_LATENCY),
-    ]
-    out = [{"name": name, "value": value, "target": f"<= {target:g}", "result": report.verdict(value <= target)}
-           for name, value, target in rows]
-    differ = sum(len(run["differ_from_floor"]) + len(run["missing"]) for run in hc.values())
-    out.append({"name": "HC buses differing from floor", "value": differ, "target": "0",
-                "result": report.verdict(differ == 0)})
-    return out
-
-
-def print_report(r: dict[str, Any]) -> None:
-    env, fl, hc = r["environment"], r["floor"], r["hosting_capacity"]
-    print(f"\nMachine: {env['cpu']}, {env['cpus_usable']} usable of {env['cpu_count']} CPUs, Python {env['python']}, "
-          f"OpenDSSDirect.py {env['opendssdirect']} ({env['engine'].split(' revision')[0]})")
-    f = fl["hosting_capacity"]
-    runs = ", ".join(f"{run:.2f}" for run in f["runs"])
-    print(f"\nHosting capacity, {f['buses']} buses, step {STEP_KW:g} kW      wall s   trials  CPU ms/trial")
-    print(f"  {'floor (opendssdirect, 1 process)':<36} {f['wall_s']:7.2f} {f['trials']:>8} {f['ms_per_trial']:>13.2f}"
-          f"   (mean of {runs})")
-    for key, label in (("workers_1", "API --workers 1"), ("workers_2", "API --workers 2"),
-                       ("dask_2", "API --dask-scheduler, 2 workers")):
-        run = hc[key]
-        print(f"  {label:<36} {run['wall_s']:7.2f} {run['trials']:>8} {run['worker_cpu_ms_per_trial']:>13.2f}"
-              f"   (job {run['job_s']:.2f} s, 4-bus warm-up {run['warm_up_s']:.2f} s, "
-              f"{len(run['differ_from_floor'])} buses differ from the floor)")
-        for d in run["differ_from_floor"]:
-            print(f"      bus {d['bus']}: API {d['api_kW']} kW ({d['api_kind']}), floor {d['floor_kW']} kW "
-                  f"({d['floor_kind']})")
-    fts = fl["time_series"]
-    print(f"\nTime series, {fts['hours']} hours        wall s   (floor: mean of "
-          f"{', '.join(f'{run:.2f}' for run in fts['runs'])})")
-    print(f"  {'floor (opendssdirect, 1 process)':<36} {fts['wall_s']:7.2f}")
-    for key, label in (("time_series", "API, fresh workers"), ("time_series_after_studies", "API, after HC + batch")):
-        ts = r[key]
-        print(f"  {label:<36} {ts['wall_s']:7.2f}   (job {ts['job_s']:.2f} s, {ts['tasks']} chunks; max |API - floor|: "
-              f"{ts['max_abs_diff_substation_kW']:.1e} kW, {ts['max_abs_diff_voltage_pu']:.1e} pu; "
-              f"{ts['hours_taps_differ']} hours with other taps)")
-    b = r["batch"]
-    print(f"\nBatch, {b['cases']} cases (--workers 2, after the HC study): {b['wall_s']:.2f} s, "
-          f"{b['ms_per_case']:.2f} ms per case ({b['tasks']} tasks)")
-    lat = r["latency"]
-    print(f"\nGET /state, ms            {'n':>6} {'p50':>8} {'p90':>8} {'p99':>8}")
-    for key in ("idle", "during_study"):
-        s = lat[key]
-        print(f"  {key:<22} {s['n']:>6} {s['p50']:>8.3f} {s['p90']:>8.3f} {s['p99']:>8.3f}")
-    if not lat["study_ran_throughout"]:
-        print("  [the study finished before the sample did]")
-    o = r["dask_overhead"]
-    print(f"\nPer-task time, ms ({o['tasks']} tasks, 2 workers)   one at a time   all at once")
-    for kind in ("trivial", "one_trial_hc"):
-        for executor in ("dask", "process_pool"):
-            s = o[executor][kind]
-            print(f"  {kind + ', ' + executor:<40} {s['one_at_a_time_ms']:>10.3f} {s['all_at_once_ms']:>12.3f}")
-    print(f"\nTargets:\n  {'figure':<34} {'value':>8}  {'target':<8} result")
-    for t in r["targets"]:
-        value = f"{t['value']:.3f}" if isinstance(t["value"], float) else str(t["value"])
-        print(f"  {t['name']:<34} {value:>8}  {t['target']:<8} {t['result']}")
-    noisy = {phase: pct for phase, pct in r["other_processes_cpu_pct"].items() if pct > 5}
-    print("\nOther processes used " + (", ".join(f"{pct:.0f} % of the CPUs during {phase}" for phase, pct in
-                                               noisy.items()) + ": those figures are disturbed" if noisy
-                                     else "under 5 % of the CPUs in every phase"))
-    print(f"Total run {r['total_s']:.0f} s; JSON: {r['out']}")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="6 buses, 336 hours, 10 cases, 60 requests, 40 tasks")
@@ -588,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = hostable if args.buses is None else hostable[:args.buses]
     selected = None if args.buses is None else [bus for bus, _, _ in chosen]
     hc_buses = ["all"] if selected is None else selected
-    r: dict[str, Any] = {"environment": report.environment(), "config": {k: str(v) for k, v in vars(args).items()},
+    r: dict[str, Any] = {"environment": environment(), "config": {k: str(v) for k, v in vars(args).items()},
                          "hosting_capacity": {}}
     other, hc, servers = OtherLoad(), r["hosting_capacity"], {}
     print(f"floors: hosting capacity of {len(chosen)} buses, {args.hours}-hour series ...", flush=True)
@@ -634,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                 r["dask_overhead"] = dask_overhead(cluster, args.tasks, chosen[0])
         finally:
             cluster.stop()
-    except core.BenchError as error:
+    except BenchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print("floors again (drift) ...", flush=True)
