@@ -66,3 +66,26 @@ def test_a_stalled_client_does_not_block_others(server):
         assert requests.get(f"{server}/health", timeout=5).json()["ready"] is True
         assert time.monotonic() - started < 2
     assert requests.get(f"{server}/generators", timeout=5).json()["generators"] == []
+
+
+def test_every_answer_carries_nosniff_and_a_policy_that_forbids_framing(server):
+    """Pages, JSON, errors and 304s alike; the page's strict policy everywhere but Swagger UI's own pages."""
+    etag = requests.get(f"{server}/state", timeout=5).headers["ETag"]
+    answers = {
+        "page": requests.get(f"{server}/", timeout=5),
+        "module": requests.get(f"{server}/static/main.js", timeout=5),
+        "json": requests.get(f"{server}/health", timeout=5),
+        "304": requests.get(f"{server}/state", headers={"If-None-Match": etag}, timeout=5),
+        "404": requests.get(f"{server}/nowhere", timeout=5),
+        "415": requests.post(f"{server}/add_generator", data="x", headers={"Content-Type": "text/plain"}, timeout=5),
+        "docs": requests.get(f"{server}/docs/swagger", timeout=5),
+        "docs asset": requests.get(f"{server}/docs/swagger/css/swagger-ui.css", timeout=5),
+    }
+    assert {name: a.status_code for name, a in answers.items()} == {
+        "page": 200, "module": 200, "json": 200, "304": 304, "404": 404, "415": 415, "docs": 200, "docs asset": 200}
+    assert answers["module"].headers["Content-Type"].startswith("text/javascript")
+    for name, answer in answers.items():
+        policy = answer.headers["Content-Security-Policy"]
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", name
+        assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy, name
+        assert ("'unsafe-inline'" in policy) == name.startswith("docs"), name
