@@ -25,9 +25,11 @@ CHROMIUM = Path(os.environ.get("DASHBOARD_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 30_000
-#: Run in every tab before the page's own code: each Content-Security-Policy violation becomes a console error.
-REPORT_CSP_VIOLATIONS = """document.addEventListener("securitypolicyviolation", (e) => console.error(
-    `CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline code"} at ${e.sourceFile}:${e.lineNumber}`));"""
+#: Run in every tab before the page's own code: each Content-Security-Policy violation becomes a console error (and
+#: is counted in window.cspViolations, for a test to wait on).
+REPORT_CSP_VIOLATIONS = """window.cspViolations = 0;
+document.addEventListener("securitypolicyviolation", (e) => { window.cspViolations++; console.error(
+    `CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline code"} at ${e.sourceFile}:${e.lineNumber}`); });"""
 
 
 def browser_problem() -> str | None:
