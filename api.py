@@ -25,7 +25,7 @@ from routes.scenario import register_scenario_routes
 from routes.service import register_service_routes
 from routes.study import register_study_routes
 from routes.web import STATIC_DIR, error_response
-from scenarios import ScenarioError, ScenarioRegistry, ScenarioStore, StateFileError
+from scenarios import ScenarioError, ScenarioRegistry, ScenarioStore, StateFileError, StorageFullError
 from schemas import ErrorResponse, describe_validation_error
 from serving import AccessLog, is_loopback, serve_until_signalled
 from simulation_core import PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError
@@ -190,6 +190,10 @@ def register_error_handlers(app: OpenAPI) -> None:
     @app.errorhandler(ScenarioError)
     def scenario_error(error: ScenarioError) -> Response:
         return error_response(error.status, str(error), error.field)
+
+    @app.errorhandler(StorageFullError)
+    def storage_full(error: StorageFullError) -> Response:
+        return error_response(507, str(error))
 
     @app.errorhandler(StudyError)
     def study_error(error: StudyError) -> Response:

@@ -327,7 +327,9 @@ class HealthResponse(Envelope):
     scenario: str = Field(description="The scenario this answer is about (default for /health).")
     scenarios: int = Field(description="Scenarios held by the server, default included.")
     live_scenarios: int = Field(description="Scenarios with an engine in memory (the others rest on disk).")
-    durable: bool = Field(description="true when the server runs with --state: changes are on disk before 200.")
+    durable: bool = Field(description="true when the server runs with --state and its last write to the state file "
+                                      "succeeded: changes are on disk before 200. false without --state, and from "
+                                      "a write the disk refused (507) until one succeeds again.")
     studies: dict[str, Any] = Field(description="Where studies run: executor (local) and workers.")
     sequence: int
     buses: int

@@ -147,6 +147,7 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
                 engine.RegControls.MaxTapChange(0)
         self._generators: dict[str, Generator] = {}
         self._build_static_maps()
+        self._compiled_taps = self._regulator_taps()  # where a failed solve starts again (_solve_or_raise)
         self._build_generator_map()
         self._load_base = self._load_setpoints()
         self._cumulative_factor = {nb: 1.0 for nb in self._neighbourhood_buses}
@@ -175,7 +176,31 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
 
     # ------------------------------------------------------------------ solving and reading
     def _solve_or_raise(self, what: str) -> np.ndarray:
-        """Solve; return the node voltage magnitudes (pu) or raise if the result cannot be trusted."""
+        """Solve; return the node voltage magnitudes (pu) or raise if the result cannot be trusted.
+
+        A solve that fails is tried once more from the base case's starting point (`_settle_from_compiled_taps`):
+        taps and voltages left far out by an earlier state (a large generator since turned down) can keep the
+        power flow from converging where the same grid converges from the base case. Only if both fail is the
+        state refused, so no state reached by accepted changes traps the user (README, "Feeder model")."""
+        try:
+            return self._solve_once(what)
+        except NotConvergedError:
+            self._settle_from_compiled_taps()
+            return self._solve_once(what)
+
+    def _settle_from_compiled_taps(self) -> None:
+        """The regulators back at the taps the deck compiled with, and the feeder solved without its generators'
+        output: the state a fresh compile of these loads would settle in, from which the generators' output is
+        then solved again. The result need not converge; the solve that follows decides."""
+        kw = np.asarray(values(self._batch.Generator.kW), dtype=float)
+        self._restore_regulator_taps(self._compiled_taps)
+        if kw.size:
+            self._batch.Generator.kW = np.zeros_like(kw)
+        self._engine.Solution.Solve()
+        if kw.size:
+            self._batch.Generator.kW = kw
+
+    def _solve_once(self, what: str) -> np.ndarray:
         engine = self._engine
         try:
             engine.Solution.Solve()

@@ -80,8 +80,9 @@ def register_grid_routes(app: OpenAPI) -> None:
         """Liveness and readiness: the model is compiled and the last solve converged."""
         with registry().engine(scenario_id) as (scenario, circuit):
             facts = circuit.health()
+        store = registry().store
         return success(**facts, scenario=scenario.id, scenarios=len(registry()), live_scenarios=registry().live_count(),
-                       durable=registry().store.durable, studies=jobs().executor.describe())
+                       durable=store.durable and store.writable, studies=jobs().executor.describe())
 
     @grid_route(app, "get", "/buses", tags=[tables],
                 responses={200: BusesResponse, 304: NOT_MODIFIED, **ERROR_RESPONSES})

@@ -18,13 +18,13 @@ from schemas import NOT_MODIFIED, ErrorResponse, SectionsQuery
 
 def register_scenario_routes(app: OpenAPI) -> None:
     @app.post("/scenarios", tags=[scenarios_tag], security=BEARER,
-              responses={201: ScenarioCreatedResponse, 429: ErrorResponse, **ERROR_RESPONSES})
+              responses={201: ScenarioCreatedResponse, 429: ErrorResponse, 507: ErrorResponse, **ERROR_RESPONSES})
     def create_scenario(body: CreateScenarioBody, query: SectionsQuery) -> Response:
         """A new scenario from the base case, or a fork of another scenario's current state (`from`)."""
         return created(registry().create(body.name, body.from_), query.sections)
 
     @app.post("/scenarios/import", tags=[scenarios_tag], security=BEARER,
-              responses={201: ScenarioCreatedResponse, 429: ErrorResponse, **ERROR_RESPONSES})
+              responses={201: ScenarioCreatedResponse, 429: ErrorResponse, 507: ErrorResponse, **ERROR_RESPONSES})
     def import_scenario(body: ScenarioDocument, query: SectionsQuery) -> Response:
         """A new scenario from a scenario document (GET …/export): its changes applied in order. A document for
         another feeder, of an unknown version, or with a change the grid refuses creates nothing."""
@@ -52,7 +52,7 @@ def register_scenario_routes(app: OpenAPI) -> None:
                            scenario.etag(snapshot.sequence))
 
     @app.delete("/scenarios/<scenario_id>", tags=[scenarios_tag], security=BEARER,
-                responses={200: ScenarioDeletedResponse, 409: ErrorResponse, **ERROR_RESPONSES})
+                responses={200: ScenarioDeletedResponse, 409: ErrorResponse, 507: ErrorResponse, **ERROR_RESPONSES})
     def delete_scenario(path: ScenarioPath) -> Response:
         """Delete a scenario and its journal (the default scenario cannot be deleted: 409)."""
         return success(deleted=registry().delete(path.scenario_id))

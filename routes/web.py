@@ -23,7 +23,7 @@ from studies.jobs import JobManager
 
 ERROR_RESPONSES: dict[int, Any] = {400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse,
                                    413: ErrorResponse, 415: ErrorResponse, 422: ErrorResponse}
-CHANGE_RESPONSES: dict[int, Any] = {**ERROR_RESPONSES, 409: ErrorResponse, 412: ErrorResponse}
+CHANGE_RESPONSES: dict[int, Any] = {**ERROR_RESPONSES, 409: ErrorResponse, 412: ErrorResponse, 507: ErrorResponse}
 # Changes need the bearer token only when the server runs with --api-key: `{}` says "or no auth".
 BEARER: list[dict[str, list[Any]]] = [{"bearer": []}, {}]
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"

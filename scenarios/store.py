@@ -7,13 +7,15 @@ either the whole change or none of it. Without `--state` the same code runs on a
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import orjson
 
@@ -21,6 +23,10 @@ APPLICATION_ID = 0x49313233  # "I123": PRAGMA application_id marks a file as our
 SCHEMA_VERSION = 1
 IDEMPOTENCY_KEEP_COUNT = 10_000  # per scenario: at least this many keys ...
 IDEMPOTENCY_KEEP_SECONDS = 24 * 3600  # ... and every key for at least this long
+
+#: SQLite's primary result codes for a write the disk could not take (full, or an I/O failure).
+_STORAGE_FAILURES = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR}
+log = logging.getLogger("scenarios.store")
 
 SCHEMA = """
 CREATE TABLE scenarios (
@@ -50,6 +56,10 @@ CREATE TABLE idempotency (
 );
 CREATE INDEX idempotency_age ON idempotency (scenario_id, created_at);
 """
+
+
+class StorageFullError(Exception):
+    """A write the state file's disk could not take (HTTP 507): the transaction was rolled back, nothing applied."""
 
 
 class StateFileError(Exception):
@@ -93,6 +103,7 @@ class ScenarioStore:
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = str(path) if path is not None else ":memory:"
         self.durable = path is not None
+        self.writable = True  # False from a write the disk refused until a write succeeds again
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -132,6 +143,27 @@ class ScenarioStore:
     def _transaction(self) -> Any:
         return _Transaction(self._db)
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction under the lock. A disk that refuses it becomes a StorageFullError naming the
+        file, logged once per episode (not per request); the first write that succeeds again ends the episode."""
+        with self._lock:
+            try:
+                with self._transaction():
+                    yield
+            except sqlite3.OperationalError as error:
+                if getattr(error, "sqlite_errorcode", 0) & 0xFF not in _STORAGE_FAILURES:
+                    raise
+                if self.writable:
+                    log.error("the state file %s cannot be written (%s): changes are refused with 507 until "
+                              "it can", self.path, error)
+                self.writable = False
+                raise StorageFullError(f"the state file {self.path} could not be written ({error}); nothing was "
+                                       f"applied. Free space on its disk and retry") from error
+            if not self.writable:
+                log.warning("the state file %s is written again", self.path)
+            self.writable = True
+
     # ------------------------------------------------------------------ reads
     def load(self) -> list[StoredScenario]:
         """Every scenario with its journal, in creation order."""
@@ -160,7 +192,7 @@ class ScenarioStore:
     # ------------------------------------------------------------------ writes
     def add_scenario(self, scenario: StoredScenario) -> None:
         """A new scenario and the journal it starts with (a fork's or an import's changes), in one commit."""
-        with self._lock, self._transaction():
+        with self._writing():
             self._db.execute("INSERT INTO scenarios (id, name, created_at, forked_from, base_ops, base_sequence) "
                              "VALUES (?, ?, ?, ?, ?, ?)",
                              (scenario.id, scenario.name, scenario.created_at, scenario.forked_from,
@@ -170,12 +202,12 @@ class ScenarioStore:
                                   for e in scenario.journal])
 
     def delete_scenario(self, scenario_id: str) -> None:
-        with self._lock, self._transaction():
+        with self._writing():
             self._db.execute("DELETE FROM scenarios WHERE id = ?", (scenario_id,))
 
     def fold(self, scenario_id: str, base_ops: list[dict[str, Any]], base_sequence: int) -> None:
         """A full journal folded into the scenario's starting point: the ops of its current state."""
-        with self._lock, self._transaction():
+        with self._writing():
             self._db.execute("UPDATE scenarios SET base_ops = ?, base_sequence = ? WHERE id = ?",
                              (orjson.dumps(base_ops).decode(), base_sequence, scenario_id))
             self._db.execute("DELETE FROM changes WHERE scenario_id = ?", (scenario_id,))
@@ -183,7 +215,7 @@ class ScenarioStore:
     def append_change(self, scenario_id: str, entry: JournalEntry, key: str | None = None,
                       record: IdempotencyRecord | None = None) -> None:
         """One applied change, with the answer kept under its idempotency key, committed together."""
-        with self._lock, self._transaction():
+        with self._writing():
             self._db.execute("INSERT INTO changes (scenario_id, sequence, at, action) VALUES (?, ?, ?, ?)",
                              (scenario_id, entry.sequence, entry.at, orjson.dumps(entry.action).decode()))
             if key is not None and record is not None:
@@ -216,4 +248,16 @@ class _Transaction:
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                self._roll_back()
+                raise
+        self._roll_back()
+
+    def _roll_back(self) -> None:
+        """SQLite may have rolled back already (a full disk ends the transaction): only roll back an open one."""
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")

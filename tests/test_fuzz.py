@@ -1,7 +1,8 @@
 """Property-based robustness tests through Flask's test client: whatever arrives, the answer is a known status
 with the JSON error envelope, never a 5xx, and an error never changes the grid (GET /state byte-identical).
 
-One app (fresh circuit) per test function; hypothesis runs its examples against it. Examples per test are in
+One app (fresh circuit) per test function; hypothesis runs its examples against it, so examples share state
+(each test's docstring says so). Examples per test are in
 EXAMPLES below; each parametrized endpoint gets its own run of that many.
 """
 
@@ -93,6 +94,10 @@ def report(name: str, seen: Counter, at_least: int, statuses: set[int]) -> None:
 # ---------------------------------------------------------------------------------------------- whole bodies
 @pytest.mark.parametrize("path", ["/add_generator", "/modify_load_neighbourhood", "/reset"])
 def test_arbitrary_json_as_whole_body(client, path):
+    """Any JSON as the whole body. Shares state across examples: one app per test (a fresh circuit), and the accepted changes of
+    earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
+    state reached by accepted changes can make a later valid change fail for lack of iterations
+    (tests/test_trap_states.py)."""
     seen: Counter = Counter()
 
     @fuzz_settings(EXAMPLES["whole_body"])
@@ -177,6 +182,10 @@ FIELD_CASES = {
 
 @pytest.mark.parametrize("path", list(FIELD_CASES))
 def test_arbitrary_json_as_field_value(client, path):
+    """Any JSON as one field of a valid body. Shares state across examples: one app per test (a fresh circuit), and the accepted changes of
+    earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
+    state reached by accepted changes can make a later valid change fail for lack of iterations
+    (tests/test_trap_states.py)."""
     base, fields, expected = FIELD_CASES[path]
     seen: Counter = Counter()
 
@@ -200,6 +209,10 @@ def test_arbitrary_json_as_field_value(client, path):
 # ---------------------------------------------------------------------------------------------- raw bytes
 @pytest.mark.parametrize("path", ["/add_generator", "/modify_load_neighbourhood", "/reset"])
 def test_raw_bytes_bodies(client, path):
+    """Any bytes as the body. Shares state across examples: one app per test (a fresh circuit), and the accepted changes of
+    earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
+    state reached by accepted changes can make a later valid change fail for lack of iterations
+    (tests/test_trap_states.py)."""
     seen: Counter = Counter()
 
     @fuzz_settings(EXAMPLES["raw_bytes"])
@@ -224,6 +237,10 @@ def test_raw_bytes_bodies(client, path):
 
 @pytest.mark.parametrize("path", ["/add_generator", "/modify_load_neighbourhood", "/reset"])
 def test_content_types(client, path):
+    """Any Content-Type with a valid body. Shares state across examples: one app per test (a fresh circuit), and the accepted changes of
+    earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
+    state reached by accepted changes can make a later valid change fail for lack of iterations
+    (tests/test_trap_states.py)."""
     valid = {"/add_generator": {"bus_name": "16", "phases": 1, "kw": 10},
              "/modify_load_neighbourhood": {"neighbourhood": 5, "factor": 1.0}, "/reset": {}}[path]
     seen: Counter = Counter()
@@ -393,6 +410,10 @@ def _path_segment(text: str) -> str:
 
 @pytest.mark.parametrize("method,prefix", [("GET", "/buses/"), ("DELETE", "/generators/")])
 def test_arbitrary_path_names(client, method, prefix):
+    """Any text as a bus or generator name in the path. Shares state across examples: one app per test (a fresh circuit), and the accepted changes of
+    earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
+    state reached by accepted changes can make a later valid change fail for lack of iterations
+    (tests/test_trap_states.py)."""
     limit = 64 if prefix == "/buses/" else 80
     seen: Counter = Counter()
 
@@ -437,6 +458,10 @@ QUERY_ROUTES = ["/state", "/buses", "/lines", "/health", "/generators", "/neighb
 
 @pytest.mark.parametrize("route", QUERY_ROUTES)
 def test_arbitrary_query_strings(client, route):
+    """Any query string on the read routes. Shares state across examples: one app per test (a fresh circuit), and the accepted changes of
+    earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
+    state reached by accepted changes can make a later valid change fail for lack of iterations
+    (tests/test_trap_states.py)."""
     keys = st.sampled_from(["sections", "format", "x", "", "sections[]", "format\x00"]) | st.text(max_size=10)
     values = st.text(max_size=60) | st.sampled_from(["csv", "json", "CSV", "power_summary", "bus_details,losses",
                                                       "power_summary,", ",", "csv\x00", "json ", "power_summary" * 20])

@@ -57,7 +57,7 @@ def standard_deck():
     engine.Text.Command("RegControl.creg1a.maxtapchange=1 delay=15")
     for control in ["creg2a", "creg3a", "creg3c", "creg4a", "creg4b", "creg4c"]:
         engine.Text.Command(f"RegControl.{control}.maxtapchange=1 delay=30")
-    engine.Text.Command("Set MaxControlIter=30")
+    engine.Text.Command("Set MaxControlIter=100 MaxIterations=1000")  # as our Master.dss
     engine.Text.Command("Set Tolerance=1e-7")  # as our Master.dss
     engine.Solution.Solve()
     assert engine.Solution.Converged()

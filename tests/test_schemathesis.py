@@ -122,6 +122,8 @@ def test_change_conforms_with_an_api_key(keyed_server, method, path, mode):
 
 
 def check_operation(server: dict[str, Any], method: str, path: str, mode: GenerationMode) -> None:
+    """Hypothesis examples of one operation against one live server: they share its state (the changes earlier
+    examples made stay), as a user's requests do."""
     operation = server["schema"][path][method]
     checks = CONFORMANCE_CHECKS + ([negative_data_rejection] if mode is GenerationMode.NEGATIVE else []) \
         + ([ignored_auth] if server["keyed"] else [])
