@@ -191,11 +191,13 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
     def _settle_from_compiled_taps(self) -> None:
         """The regulators back at the taps the deck compiled with, and the feeder solved without its generators'
         output: the state a fresh compile of these loads would settle in, from which the generators' output is
-        then solved again. The result need not converge; the solve that follows decides."""
+        then solved again. The voltages start from a direct solve (loads as admittances), as a fresh compile's
+        do. The result need not converge; the solve that follows decides."""
         kw = np.asarray(values(self._batch.Generator.kW), dtype=float)
         self._restore_regulator_taps(self._compiled_taps)
         if kw.size:
             self._batch.Generator.kW = np.zeros_like(kw)
+        self._engine.Solution.SolveDirect()  # node voltages from scratch, whatever the failed solve left (NaN)
         self._engine.Solution.Solve()
         if kw.size:
             self._batch.Generator.kW = kw
@@ -271,9 +273,17 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
         return self._snapshot
 
     def _roll_back(self, undo: Callable[[], None], taps: list[float]) -> None:
+        """Undo the change and solve the state before it again, from its own taps. A failed solve can leave the
+        node voltages far out (NaN even), so when the re-solve does not converge it starts again from a direct
+        solve: the engine must hold the state it answers with, or the next change would start from garbage."""
         undo()
         self._restore_regulator_taps(taps)
-        self._engine.Solution.Solve()
+        engine = self._engine
+        engine.Solution.Solve()
+        if not engine.Solution.Converged() or not np.all(np.isfinite(engine.Circuit.AllBusMagPu())):
+            self._restore_regulator_taps(taps)
+            engine.Solution.SolveDirect()
+            engine.Solution.Solve()
 
     # ------------------------------------------------------------------ public verbs
     def apply(self, op: Mapping[str, Any], dry_run: bool = False) -> Change:

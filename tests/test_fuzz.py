@@ -138,10 +138,19 @@ def expected_number_statuses(value: Any, low: float, high: float) -> set[int]:
     return {200, 422}  # in bounds: applied, or refused by the solver (or a compounding limit)
 
 
+def _is_unicode(text: str) -> bool:
+    """JSON can carry a lone surrogate ("\\udfff"), which is no Unicode text: the app refuses it as a 400."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def expected_generator_statuses(field: str, value: Any) -> set[int]:
     """Body {"bus_name": "16", "phases": 1, "kw": 200} with one field replaced; bus 16 has phase 3 only."""
     if field == "bus_name":
-        if not isinstance(value, str) or not 1 <= len(value) <= 64:
+        if not isinstance(value, str) or not 1 <= len(value) <= 64 or not _is_unicode(value):
             return {400}
         if value.lower() in BUSES:
             return {200, 422}
