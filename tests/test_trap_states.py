@@ -139,6 +139,6 @@ class PathIndependence(RuleBasedStateMachine):
 
 
 PathIndependence.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=10, deadline=None, database=None,
+    max_examples=60, stateful_step_count=10, deadline=None, database=None,
     suppress_health_check=[HealthCheck.too_slow])
 test_path_independence = pytest.mark.slow(PathIndependence.TestCase)
