@@ -51,13 +51,15 @@ class FeederIndex:
         self.line_phases = np.asarray(values(batch.Line.Phases), dtype=int)
         self.line_is_switch = np.asarray(values(batch.Line.Switch), dtype=bool)
         self.line_norm_amps = np.asarray(values(batch.Line.NormAmps), dtype=float)
+        self.line_emerg_amps = np.asarray(values(batch.Line.EmergAmps), dtype=float)
         self.line_term1_conductors, self.line_segment_starts = terminal1_phase_conductors(
             np.asarray(values(batch.Line.NumConductors), dtype=int), self.line_phases)
         self.layout = RowLayout(
             node_bus=self.node_bus, node_number=self.node_number, line_names=self.line_names,
             line_bus1=self.line_bus1, line_bus2=self.line_bus2, line_phases=self.line_phases.tolist(),
             line_current_starts=self.line_segment_starts.tolist(),
-            line_current_ends=np.cumsum(self.line_phases).tolist(), line_switch=self.line_is_switch.tolist())
+            line_current_ends=np.cumsum(self.line_phases).tolist(), line_switch=self.line_is_switch.tolist(),
+            line_norm_amps=self.line_norm_amps.tolist(), line_emerg_amps=self.line_emerg_amps.tolist())
         for template in ("bus_details_table", "line_flows_table", "line_number_order"):
             getattr(self.layout, template)  # build them now, not on the first request
         # (transformer, winding) of each regulator control, to save and restore taps around a change.

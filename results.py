@@ -80,13 +80,14 @@ def bus_detail_rows(node_bus: list[str], node_number: list[int], vmag: list, van
 
 
 def line_flow_rows(names: list[str], bus1: list[str], bus2: list[str], phases: list[int], p_kw: list,
-                   q_kvar: list, currents: list[list], loading: list, losses: list, switch: list[bool]
-                   ) -> list[dict[str, Any]]:
-    """One row per line or switch (the `line_flows` section); `currents` holds each line's per-phase list."""
+                   q_kvar: list, currents: list[list], norm_amps: list[float], emerg_amps: list[float],
+                   loading: list, losses: list, switch: list[bool]) -> list[dict[str, Any]]:
+    """One row per line or switch (the `line_flows` section); `currents` holds each line's per-phase list, and
+    `Loading_pct` is the highest of them against `NormAmps` (the deck's ratings, fixed for a compile)."""
     return [{"Line": name, "Bus1": b1, "Bus2": b2, "Phases": n, "P_kW": p, "Q_kVAR": q, "I_A": i,
-             "Loading_pct": pct, "Losses_kW": loss, "Switch": sw}
-            for name, b1, b2, n, p, q, i, pct, loss, sw in zip(names, bus1, bus2, phases, p_kw, q_kvar, currents,
-                                                               loading, losses, switch)]
+             "NormAmps": normal, "EmergAmps": emergency, "Loading_pct": pct, "Losses_kW": loss, "Switch": sw}
+            for name, b1, b2, n, p, q, i, normal, emergency, pct, loss, sw in zip(
+                names, bus1, bus2, phases, p_kw, q_kvar, currents, norm_amps, emerg_amps, loading, losses, switch)]
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ class RowLayout:
     line_current_starts: list[int]
     line_current_ends: list[int]
     line_switch: list[bool]
+    line_norm_amps: list[float]
+    line_emerg_amps: list[float]
 
     @functools.cached_property
     def bus_details_table(self) -> JsonTable:
@@ -113,8 +116,8 @@ class RowLayout:
     def line_flows_table(self) -> JsonTable:
         slots = [NUMBER_SLOT] * len(self.line_names)
         return JsonTable(line_flow_rows(self.line_names, self.line_bus1, self.line_bus2, self.line_phases, slots,
-                                        slots, [[NUMBER_SLOT] * n for n in self.line_phases], slots, slots,
-                                        self.line_switch))
+                                        slots, [[NUMBER_SLOT] * n for n in self.line_phases],
+                                        self.line_norm_amps, self.line_emerg_amps, slots, slots, self.line_switch))
 
     @functools.cached_property
     def line_number_order(self) -> np.ndarray:
@@ -167,7 +170,7 @@ class Snapshot:
         return line_flow_rows(layout.line_names, layout.line_bus1, layout.line_bus2, layout.line_phases,
                               a["line_p_kw"].tolist(), a["line_q_kvar"].tolist(),
                               [currents[s:e] for s, e in zip(layout.line_current_starts, layout.line_current_ends)],
-                              a["line_loading_pct"].tolist(), a["line_losses_kw"].tolist(), layout.line_switch)
+                              layout.line_norm_amps, layout.line_emerg_amps, a["line_loading_pct"].tolist(), a["line_losses_kw"].tolist(), layout.line_switch)
 
     @built_in_turn
     def bus_details_json(self) -> bytes:

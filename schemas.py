@@ -118,7 +118,10 @@ class LineFlowRow(CachedSchemaModel):
     P_kW: float = Field(description="Total active power entering the line at Bus1.")
     Q_kVAR: float
     I_A: list[float] = Field(description="Current magnitude per phase at Bus1, A.")
-    Loading_pct: float = Field(description="Highest phase current as % of the normal rating.")
+    NormAmps: float = Field(description="Normal rating, A: the conductor's ampacity (Test_Systems/…/LineCodes.dss "
+                                        "cites the source).")
+    EmergAmps: float = Field(description="Emergency rating, A: 1.5 x NormAmps.")
+    Loading_pct: float = Field(description="Highest phase current as % of NormAmps.")
     Losses_kW: float
     Switch: bool
 
