@@ -7,9 +7,10 @@ starts from the same place wherever it runs.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -84,7 +85,7 @@ class CircuitStudies:
         hour and the taps after the last hour; the circuit is back in its own state afterwards."""
         with self._lock:
             kept = self.checkpoint()
-            generators = [(name, g.kw) for name, g in self._generators.items() if g.enabled]
+            generators = self._enabled_generator_setpoints()
             if start_taps is not None:
                 self._restore_regulator_taps([1.0 + TAP_STEP_PU * start_taps[transformer]
                                               for transformer, _ in self._index.regulated_windings])
@@ -92,18 +93,48 @@ class CircuitStudies:
             try:
                 for hour, (multipliers, generator_multiplier) in enumerate(zip(load_multipliers,
                                                                               generator_multipliers)):
-                    self._batch.Load.kW = kept.loads[0] * multipliers
-                    self._batch.Load.kvar = kept.loads[1] * multipliers
-                    for name, kw in generators:
-                        self._engine.Generators.Name(name)
-                        self._engine.Generators.kW(kw * float(generator_multiplier))
-                    magnitudes = self._solve_or_raise(f"hour {hour} of the series")
+                    magnitudes = self._solve_hour(kept, generators, multipliers, float(generator_multiplier),
+                                                  f"hour {hour} of the series")
                     reading = read_limits(self._engine, self._batch, self._index, bool(generators), magnitudes)
                     rows.append(_hour_row(reading, self.voltage_limits_pu, self.regulator_tap_steps()))
                 final_taps = self.regulator_tap_steps()
             finally:
                 self.restore(kept)
             return rows, final_taps
+
+    @contextlib.contextmanager
+    def hour_state(self, load_multipliers: np.ndarray, generator_multiplier: float, what: str
+                   ) -> Iterator[dict[str, Any]]:
+        """The circuit held in one hour's state while the caller works on it (a study's trials start from it):
+        exactly the first hour of `run_hours` from the circuit's own taps. Yields the lean reading of that
+        state; the circuit is back in its own state afterwards, whatever the caller left."""
+        with self._lock:
+            kept = self.checkpoint()
+            generators = self._enabled_generator_setpoints()
+            try:
+                magnitudes = self._solve_hour(kept, generators, load_multipliers, generator_multiplier, what)
+                yield read_limits(self._engine, self._batch, self._index, bool(generators), magnitudes)
+            finally:
+                self.restore(kept)
+
+    def _enabled_generator_setpoints(self) -> list[tuple[str, float]]:
+        return [(name, g.kw) for name, g in self._generators.items() if g.enabled]
+
+    def _solve_hour(self, kept: Checkpoint, generators: list[tuple[str, float]], multipliers: np.ndarray,
+                    generator_multiplier: float, what: str) -> np.ndarray:
+        """Loads at the kept set-points x their multipliers, generators at theirs x the generator multiplier,
+        solved (the regulators act from the taps the circuit holds). One hour of a series, one hour of a study."""
+        self._batch.Load.kW = kept.loads[0] * multipliers
+        self._batch.Load.kvar = kept.loads[1] * multipliers
+        for name, kw in generators:
+            self._engine.Generators.Name(name)
+            self._engine.Generators.kW(kw * generator_multiplier)
+        return self._solve_or_raise(what)
+
+    def load_setpoints_kw(self) -> list[float]:
+        """Each load's kW set-point in the engine's order (what a series or a study's hours multiply)."""
+        with self._lock:
+            return self._load_setpoints()[0].tolist()
 
 
 def _hour_row(reading: dict[str, Any], voltage_limits_pu: tuple[float, float], taps: dict[str, int]

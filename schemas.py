@@ -445,6 +445,9 @@ def describe_validation_error(error: ValidationError) -> tuple[str, str | None]:
     return "; ".join(parts), first_field
 
 
+UNION_BRANCHES = ("int", "constrained-int", "str", "float")
+
+
 def field_path(loc: tuple) -> str:
     """('changes', 3, 'add_generator', 'kw') -> 'changes[3].kw' (the union's tag is not a field)."""
     path = ""
@@ -453,8 +456,8 @@ def field_path(loc: tuple) -> str:
             path += f"[{part}]"
         elif position and isinstance(loc[position - 1], int) and part in OPS:
             continue
-        elif "[" in str(part):  # a union's branch (`literal['pv']`, `list[float]`) is not a field either
-            continue
+        elif "[" in str(part) or part in UNION_BRANCHES:  # a union's branch (`literal['pv']`, `list[float]`,
+            continue                                             # `constrained-int`) is not a field either
         else:
             path += f".{part}" if path else str(part)
     return path

@@ -5,7 +5,7 @@ Split from `schemas.py` so each reads in one sitting; a batch case's changes are
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import ConfigDict, Field, field_validator
 
@@ -16,16 +16,29 @@ from schemas import CachedSchemaModel, Envelope, QueryModel, document_headers, h
 class Limits(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     voltage_high_pu: float = Field(default=1.05, description="A trial violates when a node is above this.")
-    voltage_low_pu: float = Field(default=0.95, description="... or below this and lower than in the scenario.")
+    voltage_low_pu: float = Field(default=0.95, description="... or below this and lower than in the state the "
+                                                            "trial started from.")
     thermal_pct: float = Field(default=100.0, description="... or a line or transformer above this % of its normal "
-                                                          "rating and more than 1 point above its own loading.")
+                                                          "rating (pre-existing overloads: see preexisting).")
     reverse_power: bool = Field(default=False, description="true: a trial violates when the substation exports.")
+    preexisting: Literal["exclude", "worsened"] = Field(default="exclude", description=(
+        "An element already above thermal_pct in the state a trial starts from is pre-existing. exclude: never a "
+        "limit (the result lists it); worsened: every element counts only once more than worsened_by_pct points "
+        "above its own starting loading."))
+    worsened_by_pct: float = Field(default=1.0, description="With preexisting worsened: the rise that counts, "
+                                                            "percentage points (0 to 100).")
+
+
+ShapeName = Literal["residential", "commercial", "pv"]
+HourItem = Union[Annotated[int, Field(ge=0, le=8759)], Literal["peak_load", "daytime_minimum"]]
 
 
 class HostingCapacityBody(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
         "all": {"summary": "Every bus, 3-phase where possible (README)", "value": {"buses": ["all"]}},
         "two": {"summary": "Buses 67 and 35, 50 kW steps", "value": {"buses": ["67", "35"], "step_kw": 50}},
+        "hours": {"summary": "Every bus at the daytime minimum and the peak (README)",
+                  "value": {"buses": ["all"], "hours": ["daytime_minimum", "peak_load"]}},
     }})
     buses: list[str] = Field(default=["all"], min_length=1, max_length=200,
                              description='["all"] or bus names (GET /buses).')
@@ -34,6 +47,16 @@ class HostingCapacityBody(CachedSchemaModel):
     step_kw: float = Field(default=10.0, description="Resolution, kW (1 to 10000).")
     max_kw: float = Field(default=10_000.0, description="Largest size tried, kW (up to 100000).")
     limits: Limits = Field(default_factory=Limits)
+    hours: Optional[list[HourItem]] = Field(default=None, min_length=1, max_length=24, description=(
+        "Omitted: the scenario's state. Else up to 24 hours of the year (0-8759) or named hours: peak_load (the "
+        "highest total load kW under the shapes), daytime_minimum (the lowest among hours whose generator shape is "
+        ">= 0.5); on a tie the earliest. Each hour's state is a 1-hour time series' from that hour; a bus's "
+        "capacity is its least over the hours."))
+    load_shape: ShapeName = Field(default="residential", description="With hours: as in a time series, by name.")
+    neighbourhood_shapes: dict[str, ShapeName] = Field(default_factory=dict, description=(
+        'With hours: per neighbourhood id ("1".."14"), its own shape instead of load_shape.'))
+    generator_shape: ShapeName = Field(default="pv", description="With hours: multiplier of the scenario's "
+                                                                 "generators (not the trial generator).")
 
     _phases_one_or_three = field_validator("phases")(one_or_three)
 

@@ -66,10 +66,11 @@ def register_study_routes(app: OpenAPI) -> None:
 
 
 def study_input(scenario_id: str) -> ScenarioInput:
-    """The scenario as the study will read it: its ops and sequence now, and the feeder's buses."""
+    """The scenario as the study will read it: its ops, sequence and load set-points now, and the feeder's buses."""
     with registry().engine(scenario_id) as (scenario, circuit):
         return ScenarioInput(current_app.extensions["study_engine"], scenario.id, scenario.ops(), scenario.sequence,
-                             circuit.buses(), [row["id"] for row in circuit.neighbourhoods()])
+                             circuit.buses(), [row["id"] for row in circuit.neighbourhoods()],
+                             circuit.load_setpoints_kw(), circuit.load_neighbourhoods())
 
 
 def start_job(plan: Plan, wait_s: float) -> Response:

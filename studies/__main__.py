@@ -1,6 +1,7 @@
 """`python -m studies`: run a study without a web server, from an exported scenario document (or the base case).
 
     python -m studies hosting-capacity --scenario my.json --out hc.csv [--dask-scheduler tcp://…] [--workers N]
+    python -m studies hosting-capacity --hours daytime_minimum,peak_load,4320 --out hc.csv
     python -m studies time-series --scenario my.json --hours 8760 --out ts.csv
     python -m studies batch --scenario my.json --cases cases.json --out batch.parquet
 
@@ -23,7 +24,7 @@ from scenarios.journal import feeder_sha256
 from scenario_schemas import ScenarioDocument
 from schemas import describe_validation_error
 from study_schemas import BatchBody, HostingCapacityBody, TimeSeriesBody
-from simulation_core import OpenDSSCircuit
+from simulation_core import OpenDSSCircuit, SimulationError
 from studies.executors import ExecutorUnavailable, LocalPool
 from studies.jobs import JobManager, StudyError
 from studies.plans import Plan
@@ -45,6 +46,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         command.add_argument("--dask-scheduler", metavar="tcp://HOST:PORT", help="run the tasks on this Dask cluster")
         command.add_argument("--workers", type=int, help="local worker processes (default: the usable cores)")
 
+    def shapes(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--load-shape", default="residential", help="residential, commercial or pv")
+        command.add_argument("--neighbourhood-shape", action="append", default=[], metavar="N=SHAPE",
+                             help="a neighbourhood's own shape, e.g. 3=commercial (repeatable)")
+        command.add_argument("--generator-shape", default="pv")
+
     hc = commands.add_parser("hosting-capacity", help="hosting capacity per bus and what bounds it")
     common(hc)
     hc.add_argument("--buses", default="all", help='"all" or comma-separated bus names (default all)')
@@ -55,15 +62,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     hc.add_argument("--voltage-low-pu", type=float, default=0.95)
     hc.add_argument("--thermal-pct", type=float, default=100.0)
     hc.add_argument("--reverse-power", action="store_true", help="count the substation exporting as a violation")
+    hc.add_argument("--preexisting", choices=["exclude", "worsened"], default="exclude",
+                    help="overloads already in the starting state: never a limit (exclude), or a limit once worse "
+                         "by --worsened-by-pct points")
+    hc.add_argument("--worsened-by-pct", type=float, default=1.0)
+    hc.add_argument("--hours", help="comma-separated hours of the year (0-8759) or peak_load, daytime_minimum "
+                                    "(default: the scenario's state)")
+    shapes(hc)
 
     ts = commands.add_parser("time-series", help="hours of measured load and PV shapes")
     common(ts)
     ts.add_argument("--hours", type=int, default=24)
     ts.add_argument("--start-hour", type=int, default=4320)
-    ts.add_argument("--load-shape", default="residential", help="residential, commercial or pv")
-    ts.add_argument("--neighbourhood-shape", action="append", default=[], metavar="N=SHAPE",
-                    help="a neighbourhood's own shape, e.g. 3=commercial (repeatable)")
-    ts.add_argument("--generator-shape", default="pv")
+    shapes(ts)
 
     batch = commands.add_parser("batch", help="what-if cases from a JSON file")
     common(batch)
@@ -78,12 +89,23 @@ def request_body(args: argparse.Namespace) -> Any:
             buses=["all"] if args.buses == "all" else args.buses.split(","), phases=args.phases,
             step_kw=args.step_kw, max_kw=args.max_kw,
             limits={"voltage_high_pu": args.voltage_high_pu, "voltage_low_pu": args.voltage_low_pu,
-                    "thermal_pct": args.thermal_pct, "reverse_power": args.reverse_power})
+                    "thermal_pct": args.thermal_pct, "reverse_power": args.reverse_power,
+                    "preexisting": args.preexisting, "worsened_by_pct": args.worsened_by_pct},
+            hours=None if args.hours is None else [int(h) if h.strip().isdigit() else h.strip()
+                                                   for h in args.hours.split(",")],
+            load_shape=args.load_shape, neighbourhood_shapes=neighbourhood_shapes(args),
+            generator_shape=args.generator_shape)
     if args.study == "time-series":
-        shapes = dict(pair.split("=", 1) for pair in args.neighbourhood_shape)
         return TimeSeriesBody(hours=args.hours, start_hour=args.start_hour, load_shape=args.load_shape,
-                              neighbourhood_shapes=shapes, generator_shape=args.generator_shape)
+                              neighbourhood_shapes=neighbourhood_shapes(args), generator_shape=args.generator_shape)
     return BatchBody.model_validate(read_json(args.cases, "--cases"))
+
+
+def neighbourhood_shapes(args: argparse.Namespace) -> dict[str, str]:
+    try:
+        return dict(pair.split("=", 1) for pair in args.neighbourhood_shape)
+    except ValueError as error:
+        raise UsageError("--neighbourhood-shape: expected N=SHAPE, e.g. 3=commercial") from error
 
 
 def read_json(path: Path, option: str) -> Any:
@@ -105,8 +127,14 @@ def scenario_ops(path: Path | None) -> tuple[str, list[dict[str, Any]]]:
 
 def make_plan(args: argparse.Namespace, body: Any, settings: dict[str, Any]) -> Plan:
     name, ops = scenario_ops(args.scenario)
-    circuit = OpenDSSCircuit()  # the feeder's buses and neighbourhoods, as the server reads them
-    given = ScenarioInput(settings, name, ops, len(ops), circuit.buses(), [n["id"] for n in circuit.neighbourhoods()])
+    circuit = OpenDSSCircuit()  # the feeder's buses, neighbourhoods and load set-points, as the server reads them
+    if ops and getattr(args, "hours", None) is not None and args.study == "hosting-capacity":
+        try:
+            circuit.rebuild(ops)  # named hours are found from the scenario's own set-points
+        except SimulationError as error:
+            raise UsageError(f"--scenario {args.scenario}: {error}") from error
+    given = ScenarioInput(settings, name, ops, len(ops), circuit.buses(), [n["id"] for n in circuit.neighbourhoods()],
+                          circuit.load_setpoints_kw(), circuit.load_neighbourhoods())
     circuit.close()
     build = {"hosting-capacity": hosting_capacity_plan, "time-series": time_series_plan, "batch": batch_plan}
     return build[args.study](body, given)
@@ -166,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{plan.kind}: {rows} rows to {args.out} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     if "totals" in result:
         print(json.dumps(result["totals"], indent=2))
+    if "preexisting" in result:
+        print(json.dumps({"hours": result["hours"], "preexisting": result["preexisting"]}, indent=2))
     return 0
 
 

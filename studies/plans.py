@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from simulation_core import NO_GENERATOR_BUSES
-from studies import batch, hosting_capacity, time_series
+from studies import batch, hosting_capacity, hours, time_series
 from studies.hosting_capacity import Criteria
 
 CASES_PER_TASK = 10
@@ -41,37 +41,58 @@ class Plan:
 
 
 class HostingCapacityPlan(Plan):
-    """One task per bus; buses that cannot host a generator get a row with the reason and no task."""
+    """One task per bus and starting state (the scenario's, or each hour's); buses that cannot host a generator
+    get a row with the reason and no task. The result lists each starting state's pre-existing overloads once."""
 
     kind = "hosting_capacity"
 
     def __init__(self, engine: dict[str, Any], ops: list[dict[str, Any]], scenario: str, sequence: int,
-                 buses: list[dict[str, Any]], phases: int, criteria: Criteria) -> None:
+                 buses: list[dict[str, Any]], phases: int, criteria: Criteria,
+                 hours: list[dict[str, Any]] | None = None, shapes: dict[str, Any] | None = None) -> None:
         super().__init__(engine, ops, scenario, sequence)
-        self.criteria, self.phases = criteria, phases
+        self.criteria, self.phases, self.hours, self.shapes = criteria, phases, hours, shapes
+        # Each distinct hour once (a named hour may fall on one also given by number); None: the scenario's state.
+        self.starts: list[int | None] = list(dict.fromkeys(h["hour_of_year"] for h in hours)) if hours else [None]
         self.rows: list[dict[str, Any] | None] = []
         self.work: list[tuple[int, str, int]] = []
         for position, bus in enumerate(buses):
             if bus["name"] in NO_GENERATOR_BUSES:
                 self.rows.append({"bus": bus["name"], "phases": None, "nodes": [], "hosting_capacity_kW": None,
-                                  "limited_by": None, "trials": 0, "reason": NO_GENERATOR_BUSES[bus["name"]]})
+                                  "limited_by": None, "trials": 0, "reason": NO_GENERATOR_BUSES[bus["name"]],
+                                  "binding_hour": None, "by_hour": None})
                 continue
             three = phases == 3 and {1, 2, 3} <= set(bus["nodes"])
             self.rows.append(None)
             self.work.append((position, bus["name"], 3 if three else 1))
-        self.total = len(self.work)
+        self.by_start: dict[int, dict[int | None, dict[str, Any]]] = {}
+        self.preexisting: dict[int | None, list[dict[str, Any]]] = {}
+        self.total = len(self.work) * len(self.starts)
 
     def first_tasks(self) -> list[dict[str, Any]]:
-        return [self.task({"index": position, "buses": [[bus, phases]], "criteria": self.criteria.describe()})
-                for position, bus, phases in self.work]
+        hour_works = {h: None if h is None else hours.hour_work(self.shapes or hours.DEFAULT_SHAPES, h)
+                      for h in self.starts}
+        return [self.task({"index": position, "buses": [[bus, phases]], "criteria": self.criteria.describe(),
+                           "hour": hour_works[h]})
+                for position, bus, phases in self.work for h in self.starts]
 
     def take(self, task: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
-        (self.rows[task["work"]["index"]],) = result["rows"]
+        hour = task["work"]["hour"]
+        start = None if hour is None else hour["hour_of_year"]
+        (row,) = result["rows"]
+        self.by_start.setdefault(task["work"]["index"], {})[start] = row
+        self.preexisting.setdefault(start, result["preexisting"])
         return []
 
     def result(self) -> dict[str, Any]:
-        return {"buses": self.rows, "criteria": {**self.criteria.describe(), "phases": self.phases},
-                "scenario": self.scenario, "sequence": self.sequence}
+        for position, by_start in self.by_start.items():
+            self.rows[position] = hosting_capacity.least_over_hours(by_start) if self.hours else \
+                {**by_start[None], "binding_hour": None, "by_hour": None}
+        described = {"buses": self.rows, "criteria": {**self.criteria.describe(), "phases": self.phases},
+                     "preexisting": [entry for start in self.starts for entry in self.preexisting.get(start, [])],
+                     "hours": self.hours, "scenario": self.scenario, "sequence": self.sequence}
+        if self.hours:
+            described["shapes"] = self.shapes
+        return described
 
     @staticmethod
     def flat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:

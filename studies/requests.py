@@ -10,6 +10,7 @@ from typing import Any
 from study_schemas import BatchBody, HostingCapacityBody, TimeSeriesBody
 from simulation_core import MAX_GENERATOR_KW
 from studies.hosting_capacity import Criteria
+from studies.hours import HourError, resolve_hours
 from studies.jobs import StudyError
 from studies.plans import BatchPlan, HostingCapacityPlan, TimeSeriesPlan
 from studies.time_series import HOURS_PER_YEAR
@@ -19,21 +20,34 @@ MAX_CASE_CHANGES = 100
 
 
 class ScenarioInput:
-    """What a study reads: the scenario's ops and sequence when it starts, and the feeder's buses and
-    neighbourhoods."""
+    """What a study reads: the scenario's ops and sequence when it starts, the feeder's buses and neighbourhoods,
+    and each load's kW set-point and neighbourhood in the engine's order (what named hours are found from)."""
 
     def __init__(self, engine: dict[str, Any], scenario: str, ops: list[dict[str, Any]], sequence: int,
-                 buses: list[dict[str, Any]], neighbourhood_ids: list[int]) -> None:
+                 buses: list[dict[str, Any]], neighbourhood_ids: list[int], load_kw: list[float] | None = None,
+                 load_neighbourhoods: list[int | None] | None = None) -> None:
         self.engine, self.scenario, self.ops, self.sequence = engine, scenario, ops, sequence
         self.buses, self.neighbourhood_ids = buses, neighbourhood_ids
+        self.load_kw, self.load_neighbourhoods = load_kw or [], load_neighbourhoods or []
 
 
 def hosting_capacity_plan(body: HostingCapacityBody, given: ScenarioInput) -> HostingCapacityPlan:
     check_range(body.step_kw, "step_kw", 1.0, 10_000.0)
     check_range(body.max_kw, "max_kw", body.step_kw, MAX_GENERATOR_KW)
+    check_range(body.limits.worsened_by_pct, "limits.worsened_by_pct", 0.0, 100.0)
     criteria = Criteria(step_kw=body.step_kw, max_kw=body.max_kw, **body.limits.model_dump())
+    shapes = {"load_shape": body.load_shape, "neighbourhood_shapes": dict(body.neighbourhood_shapes),
+              "generator_shape": body.generator_shape}
+    check_neighbourhoods(body.neighbourhood_shapes, given.neighbourhood_ids)
+    resolved = None
+    if body.hours is not None:
+        try:
+            resolved = resolve_hours(body.hours, shapes, given.load_kw, given.load_neighbourhoods)
+        except HourError as error:
+            raise StudyError(422, str(error), error.field) from error
     return HostingCapacityPlan(given.engine, given.ops, given.scenario, given.sequence,
-                               selected_buses(given.buses, body.buses), body.phases, criteria)
+                               selected_buses(given.buses, body.buses), body.phases, criteria, resolved,
+                               shapes if resolved else None)
 
 
 def time_series_plan(body: TimeSeriesBody, given: ScenarioInput) -> TimeSeriesPlan:
@@ -41,13 +55,19 @@ def time_series_plan(body: TimeSeriesBody, given: ScenarioInput) -> TimeSeriesPl
     check_range(body.start_hour, "start_hour", 0, HOURS_PER_YEAR - 1)
     check_shape(body.load_shape, "load_shape", body.hours)
     check_shape(body.generator_shape, "generator_shape", body.hours)
-    known = {str(n) for n in given.neighbourhood_ids}
+    check_neighbourhoods(body.neighbourhood_shapes, given.neighbourhood_ids)
     for key, shape in body.neighbourhood_shapes.items():
-        if key not in known:
-            raise StudyError(422, f"neighbourhood_shapes: no neighbourhood {key!r}; expected one of "
-                                  f"{', '.join(sorted(known, key=int))}", "neighbourhood_shapes")
         check_shape(shape, f"neighbourhood_shapes.{key}", body.hours)
     return TimeSeriesPlan(given.engine, given.ops, given.scenario, given.sequence, body.model_dump())
+
+
+def check_neighbourhoods(shapes: dict[str, Any], neighbourhood_ids: list[int]) -> None:
+    """Every key of neighbourhood_shapes names a neighbourhood of the feeder."""
+    known = {str(n) for n in neighbourhood_ids}
+    for key in shapes:
+        if key not in known:
+            raise StudyError(422, f"neighbourhood_shapes: no neighbourhood {key[:20]!r}; expected one of "
+                                  f"{', '.join(sorted(known, key=int))}", "neighbourhood_shapes")
 
 
 def batch_plan(body: BatchBody, given: ScenarioInput) -> BatchPlan:

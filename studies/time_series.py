@@ -49,13 +49,23 @@ def chunk_work(spec: dict[str, Any], first: int, count: int) -> dict[str, Any]:
             "neighbourhoods": [int(nb) for nb in spec["neighbourhood_shapes"]]}
 
 
+def load_shape_keys(load_neighbourhoods: list[int | None], own_shapes: list[int]) -> list[str]:
+    """Which shape each load follows: its neighbourhood's own (`n<id>`) when it has one, else `load`."""
+    return [f"n{nb}" if nb in own_shapes else "load" for nb in load_neighbourhoods]
+
+
+def multipliers(circuit: OpenDSSCircuit, work: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The multipliers of a chunk's hours: per load (rows: hours, columns: loads), and of the generators."""
+    shapes = {key: np.asarray(values) for key, values in work["shapes"].items()}
+    per_load = load_shape_keys(circuit.load_neighbourhoods(), work["neighbourhoods"])
+    return np.column_stack([shapes[key] for key in per_load]), shapes["generator"]
+
+
 def run(circuit: OpenDSSCircuit, work: dict[str, Any]) -> dict[str, Any]:
     """A task: one chunk of hours, from the given taps (None: the scenario's own)."""
-    shapes = {key: np.asarray(values) for key, values in work["shapes"].items()}
-    per_load = [f"n{nb}" if nb in work["neighbourhoods"] else "load" for nb in circuit.load_neighbourhoods()]
-    load_multipliers = np.column_stack([shapes[key] for key in per_load])
+    load_multipliers, generator_multipliers = multipliers(circuit, work)
     initial_taps = circuit.regulator_tap_steps()
-    rows, final_taps = circuit.run_hours(load_multipliers, shapes["generator"], work.get("start_taps"))
+    rows, final_taps = circuit.run_hours(load_multipliers, generator_multipliers, work.get("start_taps"))
     for offset, row in enumerate(rows):
         row["hour"] = work["first_hour"] + offset
     return {"rows": rows, "final_taps": final_taps, "initial_taps": initial_taps}

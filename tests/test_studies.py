@@ -3,6 +3,8 @@ capacity scans, hour-by-hour series) and the change routes themselves (batch cas
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import multiprocessing
 import os
@@ -15,7 +17,8 @@ import pytest
 
 from api import create_app
 from helpers import assert_error_shape
-from simulation_core import DEFAULT_MASTER_FILE, MODEL_DIR
+from simulation_core import DEFAULT_MASTER_FILE, MODEL_DIR, OpenDSSCircuit
+from studies import hours, time_series
 
 STEP = 100.0
 
@@ -48,10 +51,20 @@ def finished(client, response, timeout_s: float = 120) -> dict:
 class DirectFeeder:
     """Our deck in a bare opendssdirect context, changed with OpenDSS commands: the reference engine."""
 
-    def __init__(self) -> None:
+    def __init__(self, hour_of_year: int | None = None) -> None:
+        """The base case, or (hour_of_year) every load at its set-point x the residential shape's multiplier
+        then, solved from the base case's taps: the state a 1-hour series starting then computes."""
         self.dss = opendssdirect.NewContext()
         self.dss.Text.Command(f"Compile [{DEFAULT_MASTER_FILE}]")
         self.dss.Solution.Solve()
+        if hour_of_year is not None:
+            multiplier = SHAPES["residential"][hour_of_year]
+            for load in self.dss.Loads.AllNames():
+                self.dss.Loads.Name(load)
+                kw, kvar = self.dss.Loads.kW(), self.dss.Loads.kvar()
+                self.dss.Loads.kW(kw * multiplier)
+                self.dss.Loads.kvar(kvar * multiplier)
+            self.dss.Solution.Solve()
         self.regulators = [(name, self._winding(name)) for name in self.dss.RegControls.AllNames()]
         self.own = self.measure()
 
@@ -90,7 +103,7 @@ class DirectFeeder:
                 "loading": {**self.loading("Line"), **self.loading("Transformer")},
                 "source_kw": -self.dss.Circuit.TotalPower()[0]}
 
-    def violates(self, limits: dict, step_margin: float = 1.0) -> tuple[str, set[str], float] | None:
+    def violates(self, limits: dict) -> tuple[str, set[str], float] | None:
         """The same criteria as the issue states them, read from this engine: the kind, the worst elements
         (several when elements in series tie) and the worst value."""
         now = self.measure()
@@ -100,8 +113,12 @@ class DirectFeeder:
         low = {n: v for n, v in now["v"].items() if v < limits["voltage_low_pu"] and v < self.own["v"][n]}
         if low:
             return "voltage_low", *worst(low, min)
-        hot = {e: x for e, x in now["loading"].items()
-               if x > limits["thermal_pct"] and x > self.own["loading"][e] + step_margin}
+        if limits.get("preexisting", "exclude") == "exclude":  # an element over the limit already never counts
+            hot = {e: x for e, x in now["loading"].items()
+                   if x > limits["thermal_pct"] and self.own["loading"][e] <= limits["thermal_pct"]}
+        else:  # worsened: over the limit and more than worsened_by_pct above its own loading
+            hot = {e: x for e, x in now["loading"].items()
+                   if x > limits["thermal_pct"] and x > self.own["loading"][e] + limits.get("worsened_by_pct", 1)}
         if hot:
             return "thermal", *worst(hot, max)
         if limits.get("reverse_power") and now["source_kw"] < 0:
@@ -128,12 +145,27 @@ class DirectFeeder:
         return found
 
 
+    def overloaded(self, limits: dict) -> dict[str, float]:
+        """The starting state's pre-existing overloads: element -> loading %."""
+        return {e: x for e, x in self.own["loading"].items() if x > limits["thermal_pct"]}
+
+    def scan(self, bus: str, nodes: list[int], kv: float, limits: dict, top_kw: float
+             ) -> tuple[float, tuple[str, set[str], float] | None]:
+        """Brute force: every step from STEP up until a trial violates; the capacity and what bounded it."""
+        kw, found = STEP, None
+        while kw <= top_kw and found is None:
+            found = self.trial(bus, nodes, kv, kw, limits)
+            kw += STEP
+        return (kw - 2 * STEP if found else top_kw), found
+
+
 def worst(values: dict[str, float], pick) -> tuple[set[str], float]:
     best = pick(values.values())
     return {name.lower() for name, value in values.items() if abs(value - best) <= 1e-9 * abs(best)}, best
 
 
 LIMITS = {"voltage_high_pu": 1.05, "voltage_low_pu": 0.95, "thermal_pct": 100.0, "reverse_power": False}
+SHAPES = {name: np.loadtxt(MODEL_DIR / "shapes" / f"{name}.csv") for name in ("residential", "commercial", "pv")}
 
 
 def connection(client, bus: str, phases: int) -> tuple[list[int], float]:
@@ -143,24 +175,75 @@ def connection(client, bus: str, phases: int) -> tuple[list[int], float]:
     return [info["nodes"][0]], info["kv_base_ln"]
 
 
-@pytest.mark.parametrize("bus,phases", [("67", 3), ("35", 3), ("16", 1), ("83", 3)])
-def test_hosting_capacity_equals_a_brute_force_scan(client, bus, phases):
-    body = {"buses": [bus], "phases": phases, "step_kw": STEP, "max_kw": 8000}
-    row = finished(client, client.post("/studies/hosting_capacity?wait=60", json=body))["result"]["buses"][0]
-    nodes, kv = connection(client, bus, phases)
-    feeder = DirectFeeder()
-    kw, found = STEP, None
-    while kw <= 8000 and found is None:
-        found = feeder.trial(bus, nodes, kv, kw, LIMITS)
-        kw += STEP
-    expected = kw - 2 * STEP if found else 8000
-    assert row["hosting_capacity_kW"] == pytest.approx(expected)
+def assert_row_is_the_scan(row: dict, nodes: list[int], scanned: tuple) -> None:
+    capacity, found = scanned
+    assert row["hosting_capacity_kW"] == pytest.approx(capacity)
     assert row["nodes"] == nodes
     if found:
         kind, elements, value = found
-        assert row["limited_by"]["kind"] == kind and row["limited_by"]["element"].lower() in elements
+        assert row["limited_by"]["kind"] == kind and row["limited_by"]["element"].lower() in elements, row
     else:
         assert row["limited_by"]["kind"] == "max_kw"
+
+
+@pytest.mark.parametrize("bus,phases,rule", [("67", 3, "exclude"), ("35", 3, "exclude"), ("16", 1, "exclude"),
+                                             ("83", 3, "exclude"), ("75", 1, "exclude"), ("75", 1, "worsened"),
+                                             ("103", 1, "worsened"), ("16", 1, "worsened")])
+def test_hosting_capacity_equals_a_brute_force_scan(client, bus, phases, rule):
+    """The scenario's state, each rule for pre-existing overloads (at 75 and 103 the rules disagree: a 1-phase
+    generator there pushes the head's overloaded phase further, which only `worsened` counts)."""
+    limits = {**LIMITS, "preexisting": rule}
+    body = {"buses": [bus], "phases": phases, "step_kw": STEP, "max_kw": 8000, "limits": {"preexisting": rule}}
+    result = finished(client, client.post("/studies/hosting_capacity?wait=60", json=body))["result"]
+    row = result["buses"][0]
+    nodes, kv = connection(client, bus, phases)
+    feeder = DirectFeeder()
+    assert_row_is_the_scan(row, nodes, feeder.scan(bus, nodes, kv, limits, 8000))
+    assert (row["binding_hour"], row["by_hour"], result["hours"]) == (None, None, None)
+    assert {p["element"].lower(): p["value"] for p in result["preexisting"]} == pytest.approx(
+        {e.lower(): x for e, x in feeder.overloaded(limits).items()}, rel=1e-6)
+    assert all(set(p) == {"element", "value", "limit"} and p["limit"] == 100 for p in result["preexisting"])
+
+
+def named_hours(client) -> dict[str, int]:
+    """peak_load and daytime_minimum of the base case under the default shapes, from the shape files and the
+    deck's load set-points (OpenDSS driven directly): earliest hour on a tie."""
+    feeder = DirectFeeder()
+    total_kw = 0.0
+    for load in feeder.dss.Loads.AllNames():
+        feeder.dss.Loads.Name(load)
+        total_kw += feeder.dss.Loads.kW()
+    yearly = total_kw * SHAPES["residential"]
+    daytime = [h for h in range(8760) if SHAPES["pv"][h] >= 0.5]
+    return {"peak_load": int(np.argmax(yearly)), "daytime_minimum": min(daytime, key=lambda h: (yearly[h], h)),
+            "total_kw": total_kw}
+
+
+@pytest.mark.parametrize("bus,phases", [("85", 1), ("114", 1), ("92", 1), ("67", 3)])
+def test_hosting_capacity_over_named_hours_equals_a_scan_at_each_hour(client, bus, phases):
+    """["daytime_minimum", "peak_load"]: each hour scanned from its own state; the row is the least of them."""
+    body = {"buses": [bus], "phases": phases, "step_kw": STEP, "max_kw": 8000,
+            "hours": ["daytime_minimum", "peak_load"]}
+    result = finished(client, client.post("/studies/hosting_capacity?wait=60", json=body))["result"]
+    row = result["buses"][0]
+    named = named_hours(client)
+    hours = [named["daytime_minimum"], named["peak_load"]]
+    assert [(h["name"], h["hour_of_year"]) for h in result["hours"]] == list(zip(
+        ["daytime_minimum", "peak_load"], hours))
+    for entry, hour in zip(result["hours"], hours):
+        assert entry["load_kW"] == pytest.approx(named["total_kw"] * SHAPES["residential"][hour], rel=1e-9)
+    nodes, kv = connection(client, bus, phases)
+    scans, overloads = {}, []
+    for hour in hours:
+        feeder = DirectFeeder(hour)
+        scans[hour] = feeder.scan(bus, nodes, kv, LIMITS, 8000)
+        overloads += [(e.lower(), hour, x) for e, x in feeder.overloaded(LIMITS).items()]
+    assert row["by_hour"] == {str(h): pytest.approx(scans[h][0]) for h in sorted(hours)}
+    binding = min(hours, key=lambda h: (scans[h][0], h))
+    assert row["binding_hour"] == binding
+    assert_row_is_the_scan(row, nodes, scans[binding])
+    assert sorted((p["element"].lower(), p["hour_of_year"]) for p in result["preexisting"]) == sorted(
+        (e, h) for e, h, _ in overloads)
 
 
 @pytest.fixture(scope="module")
@@ -191,11 +274,49 @@ def test_every_hosting_capacity_row_is_on_its_boundary(client, all_buses):
             assert above is not None and above[0] == row["limited_by"]["kind"], row
 
 
+def test_no_bus_is_limited_by_a_preexisting_overload(all_buses):
+    listed = {p["element"] for p in all_buses["result"]["preexisting"]}
+    assert listed == {"Line.l115", "Line.sw1", "Line.l3", "Line.l7", "Line.l10"}
+    bounds = [row["limited_by"]["element"] for row in all_buses["result"]["buses"] if row["limited_by"]]
+    assert bounds and not listed & set(bounds)
+
+
 def test_hosting_capacity_csv_flattens_the_rows(client, all_buses):
     text = client.get(f"/jobs/{all_buses['id']}/result?format=csv").data.decode().splitlines()
-    assert text[0] == ("bus,phases,nodes,hosting_capacity_kW,limited_by_kind,limited_by_element,limited_by_value,"
-                       "limited_by_limit,trials,reason")
+    assert text[0] == ("bus,phases,nodes,hosting_capacity_kW,binding_hour,limited_by_kind,limited_by_element,"
+                       "limited_by_value,limited_by_limit,trials,reason")
     assert len(text) == 1 + len(all_buses["result"]["buses"])
+
+
+def test_hosting_capacity_csv_has_a_column_per_hour(client):
+    body = {"buses": ["85", "610"], "step_kw": STEP, "hours": [4320, "daytime_minimum"]}
+    job = finished(client, client.post("/studies/hosting_capacity?wait=60", json=body))
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/jobs/{job['id']}/result?format=csv").data.decode())))
+    row = job["result"]["buses"][0]
+    hours = sorted(int(h) for h in row["by_hour"])
+    assert [k for k in rows[0] if k.startswith("kW_at_hour_")] == [f"kW_at_hour_{h}" for h in hours]
+    assert float(rows[0]["binding_hour"]) == row["binding_hour"] and rows[1]["reason"] and not rows[1]["binding_hour"]
+    assert all(float(rows[0][f"kW_at_hour_{h}"]) == row["by_hour"][str(h)] for h in hours)
+
+
+def test_an_hours_state_is_a_one_hour_series_from_that_hour():
+    """What trials at an hour start from is what a 1-hour time series from that hour computes (a generator and a
+    neighbourhood factor in the scenario, a neighbourhood with its own shape); afterwards the circuit is back."""
+    circuit = OpenDSSCircuit()
+    circuit.add_generator("67", 3, 1200.0)
+    circuit.scale_neighbourhood_loads(5, 1.2)
+    shapes = {"load_shape": "residential", "neighbourhood_shapes": {"3": "commercial"}, "generator_shape": "pv"}
+    series = time_series.run(circuit, time_series.chunk_work({**shapes, "start_hour": 4330, "hours": 1}, 0, 1))
+    (expected,) = series["rows"]
+    with hours.starting_reading(circuit, hours.hour_work(shapes, 4330)) as reading:
+        assert (reading["vmag_pu"].min(), reading["vmag_pu"].max()) == (expected["min_voltage_pu"],
+                                                                         expected["max_voltage_pu"])
+        assert (reading["source_kw"], reading["load_kw"], reading["generation_kw"]) == (
+            expected["substation_kW"], expected["load_kW"], expected["generation_kW"])
+        assert reading["generation_kw"] == pytest.approx(1200.0 * SHAPES["pv"][4330], rel=1e-6)
+    circuit._engine.Solution.Solve()  # back in the scenario's state, to the deck's power-flow tolerance (1e-7)
+    assert np.asarray(circuit._engine.Circuit.AllBusMagPu()) == pytest.approx(circuit.snapshot.arrays["vmag_pu"],
+                                                                              abs=1e-7)
 
 
 # ---------------------------------------------------------------------------- time series
@@ -328,6 +449,15 @@ def test_batch_limits_say_the_limit(client):
     ("hosting_capacity", {"step_kw": 0}, "step_kw"),
     ("hosting_capacity", {"step_kw": 100, "max_kw": 50}, "max_kw"),
     ("hosting_capacity", {"phases": 2}, "phases"),
+    ("hosting_capacity", {"hours": [1, 2, 3, "noon"]}, "hours[3]"),
+    ("hosting_capacity", {"hours": [1, 2, 3, 8760]}, "hours[3]"),
+    ("hosting_capacity", {"hours": [1, 2, 3, 4.5]}, "hours[3]"),
+    ("hosting_capacity", {"hours": list(range(25))}, "hours"),
+    ("hosting_capacity", {"hours": []}, "hours"),
+    ("hosting_capacity", {"limits": {"preexisting": "ignore"}}, "limits.preexisting"),
+    ("hosting_capacity", {"limits": {"worsened_by_pct": -1.0}}, "limits.worsened_by_pct"),
+    ("hosting_capacity", {"hours": [1], "load_shape": [1.0]}, "load_shape"),
+    ("hosting_capacity", {"hours": [1], "neighbourhood_shapes": {"15": "commercial"}}, "neighbourhood_shapes"),
     ("time_series", {"hours": 0}, "hours"),
     ("time_series", {"hours": 8761}, "hours"),
     ("time_series", {"start_hour": 8760}, "start_hour"),
@@ -337,9 +467,11 @@ def test_batch_limits_say_the_limit(client):
     ("time_series", {"neighbourhood_shapes": {"15": "commercial"}}, "neighbourhood_shapes"),
 ])
 def test_bad_study_requests_name_the_field(client, route, body, field):
+    known = len(client.get("/jobs").json["jobs"])
     response = client.post(f"/studies/{route}", json=body)
     assert response.status_code in (400, 422)
     assert_error_shape(response, response.status_code, field)
+    assert len(client.get("/jobs").json["jobs"]) == known  # nothing queued
 
 
 def test_a_study_answers_202_with_location_and_progress(client):

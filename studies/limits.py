@@ -1,0 +1,112 @@
+"""The limits a trial is judged by, and the rule for overloads the trial did not cause.
+
+Any study that adds generation and asks what breaks first judges a trial's lean reading
+(`feeder_index.read_limits`) against the state the trial started from (the scenario's, or one hour's):
+- `voltage_high`: a node above `voltage_high_pu`;
+- `voltage_low`: a node below `voltage_low_pu` and lower than in the starting state;
+- `thermal`: a line or transformer above `thermal_pct` of its normal rating. An element already above it in the
+  starting state is **pre-existing**: with `preexisting="exclude"` it is never a limit (the trial did not
+  cause it; a planner lists it apart); with `"worsened"` (the rule before the deck had conductor ratings) any
+  element counts only once it is more than `worsened_by_pct` points above its own starting loading;
+- `reverse_power` (when asked): the substation exports.
+The first kind that fails bounds the trial, at its worst element.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from results import RowLayout
+
+KIND_ORDER = ("voltage_high", "voltage_low", "thermal", "reverse_power")
+PREEXISTING_RULES = ("exclude", "worsened")
+
+
+@dataclass(frozen=True)
+class Limits:
+    voltage_high_pu: float = 1.05
+    voltage_low_pu: float = 0.95
+    thermal_pct: float = 100.0
+    reverse_power: bool = False
+    preexisting: str = "exclude"
+    worsened_by_pct: float = 1.0  # "worsened": the rise above its own loading that counts (beyond solver noise)
+
+    def __post_init__(self) -> None:
+        if self.preexisting not in PREEXISTING_RULES:
+            raise ValueError(f"preexisting: expected one of {', '.join(PREEXISTING_RULES)}, got {self.preexisting!r}")
+
+    def describe(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StartingState:
+    """What a trial is judged against: the starting state's voltages, loadings (lines, then transformers, named
+    in `elements`), substation power, and which elements are pre-existing overloads."""
+
+    vmag_pu: np.ndarray
+    loading_pct: np.ndarray
+    source_kw: float
+    elements: list[str]
+    preexisting: np.ndarray  # bool, one per element
+
+
+def element_names(layout: RowLayout, transformer_names: list[str]) -> list[str]:
+    """The thermal elements in the order of a reading's loadings, named as `limited_by` names them."""
+    return [f"Line.{name}" for name in layout.line_names] + [f"Transformer.{name}" for name in transformer_names]
+
+
+def starting_state(reading: dict[str, Any], elements: list[str], limits: Limits) -> StartingState:
+    """A lean reading of the state trials start from, with its pre-existing overloads marked."""
+    loading = np.concatenate([reading["line_loading_pct"], reading["transformer_loading_pct"]])
+    return StartingState(np.asarray(reading["vmag_pu"]), loading, float(reading["source_kw"]), elements,
+                         loading > limits.thermal_pct)
+
+
+def preexisting_entries(start: StartingState, limits: Limits, hour_of_year: int | None = None
+                        ) -> list[dict[str, Any]]:
+    """The starting state's pre-existing overloads, worst first, as a result lists them."""
+    found = np.flatnonzero(start.preexisting)
+    entries = []
+    for i in found[np.argsort(-start.loading_pct[found], kind="stable")]:
+        entry = {"element": start.elements[i], "value": float(start.loading_pct[i]), "limit": limits.thermal_pct}
+        if hour_of_year is not None:
+            entry["hour_of_year"] = hour_of_year
+        entries.append(entry)
+    return entries
+
+
+def first_violation(reading: dict[str, Any], start: StartingState, limits: Limits, layout: RowLayout
+                    ) -> dict[str, Any] | None:
+    """The violation that bounds a trial: the first kind of KIND_ORDER that fails, at its worst element (`kind`,
+    `element`, `value`, `limit`); None when the trial passes."""
+    v = reading["vmag_pu"]
+
+    def node(i: int) -> str:
+        return f"{layout.node_bus[i]}.{layout.node_number[i]}"
+
+    high = np.flatnonzero(v > limits.voltage_high_pu)
+    if high.size:
+        i = high[np.argmax(v[high])]
+        return {"kind": "voltage_high", "element": node(i), "value": float(v[i]), "limit": limits.voltage_high_pu}
+    low = np.flatnonzero((v < limits.voltage_low_pu) & (v < start.vmag_pu))
+    if low.size:
+        i = low[np.argmin(v[low])]
+        return {"kind": "voltage_low", "element": node(i), "value": float(v[i]), "limit": limits.voltage_low_pu}
+    loading = np.concatenate([reading["line_loading_pct"], reading["transformer_loading_pct"]])
+    over = loading > limits.thermal_pct
+    if limits.preexisting == "exclude":
+        hot = np.flatnonzero(over & ~start.preexisting)
+    else:
+        hot = np.flatnonzero(over & (loading > start.loading_pct + limits.worsened_by_pct))
+    if hot.size:
+        i = hot[np.argmax(loading[hot])]
+        return {"kind": "thermal", "element": start.elements[i], "value": float(loading[i]),
+                "limit": limits.thermal_pct}
+    if limits.reverse_power and reading["source_kw"] < 0:
+        return {"kind": "reverse_power", "element": "Vsource.source", "value": float(reading["source_kw"]),
+                "limit": 0.0}
+    return None
