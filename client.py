@@ -219,15 +219,28 @@ class Scenario:
 
     # ---------------------------------------------------------------- studies
     def hosting_capacity(self, buses: Iterable[str] = ("all",), phases: int = 3, step_kw: float = 10,
-                         max_kw: float = 10_000, limits: Optional[dict[str, Any]] = None, *,
+                         max_kw: float = 10_000, limits: Optional[dict[str, Any]] = None,
+                         hours: Optional[Iterable[Any]] = None, load_shape: str = "residential",
+                         neighbourhood_shapes: Optional[dict[str, str]] = None, generator_shape: str = "pv", *,
                          progress: Optional[bool] = None, timeout_s: float = 3600) -> pd.DataFrame:
-        """Hosting capacity per bus, indexed by bus, with what bounds it: `pv.hosting_capacity(step_kw=50)`."""
-        body = {"buses": list(buses), "phases": phases, "step_kw": step_kw, "max_kw": max_kw, "limits": limits or {}}
+        """Hosting capacity per bus, indexed by bus, with what bounds it: `pv.hosting_capacity(step_kw=50)`, or the
+        least over hours: `grid.hosting_capacity(hours=["daytime_minimum", "peak_load", 4320])` (a column
+        `kW_at_hour_<h>` per hour). `.attrs`: `criteria`, `hours` (resolved), `preexisting` (a DataFrame)."""
+        body: dict[str, Any] = {"buses": list(buses), "phases": phases, "step_kw": step_kw, "max_kw": max_kw,
+                                "limits": limits or {}}
+        if hours is not None:
+            body.update(hours=list(hours), load_shape=load_shape, generator_shape=generator_shape,
+                        neighbourhood_shapes={str(k): v for k, v in (neighbourhood_shapes or {}).items()})
         result = self._study("hosting_capacity", body, progress, timeout_s)
-        rows = [{**{k: v for k, v in row.items() if k != "limited_by"},
-                 **{f"limited_by_{k}": v for k, v in (row["limited_by"] or {}).items()}} for row in result["buses"]]
+        rows = [{**{k: v for k, v in row.items() if k not in ("limited_by", "by_hour")},
+                 **{f"limited_by_{k}": v for k, v in (row["limited_by"] or {}).items()},
+                 **{f"kW_at_hour_{h}": kw for h, kw in (row.get("by_hour") or {}).items()}}
+                for row in result["buses"]]
         frame = pd.DataFrame(rows).set_index("bus")
         frame.attrs["criteria"] = result["criteria"]
+        frame.attrs["hours"] = result.get("hours")
+        frame.attrs["preexisting"] = pd.DataFrame(result.get("preexisting") or [],
+                                                  columns=["element", "value", "limit", "hour_of_year"])
         return frame
 
     def time_series(self, hours: int = 24, start_hour: int = 4320, load_shape: Any = "residential",

@@ -170,7 +170,8 @@ class Snapshot:
         return line_flow_rows(layout.line_names, layout.line_bus1, layout.line_bus2, layout.line_phases,
                               a["line_p_kw"].tolist(), a["line_q_kvar"].tolist(),
                               [currents[s:e] for s, e in zip(layout.line_current_starts, layout.line_current_ends)],
-                              layout.line_norm_amps, layout.line_emerg_amps, a["line_loading_pct"].tolist(), a["line_losses_kw"].tolist(), layout.line_switch)
+                              layout.line_norm_amps, layout.line_emerg_amps,
+                              a["line_loading_pct"].tolist(), a["line_losses_kw"].tolist(), layout.line_switch)
 
     @built_in_turn
     def bus_details_json(self) -> bytes:

@@ -37,8 +37,9 @@ class HostingCapacityBody(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
         "all": {"summary": "Every bus, 3-phase where possible (README)", "value": {"buses": ["all"]}},
         "two": {"summary": "Buses 67 and 35, 50 kW steps", "value": {"buses": ["67", "35"], "step_kw": 50}},
-        "hours": {"summary": "Every bus at the daytime minimum and the peak (README)",
-                  "value": {"buses": ["all"], "hours": ["daytime_minimum", "peak_load"]}},
+        "hours": {"summary": "Three buses at the daytime minimum and the peak (README)",
+                  "value": {"buses": ["85", "114", "92"], "hours": ["daytime_minimum", "peak_load"],
+                            "limits": {"preexisting": "exclude"}}},
     }})
     buses: list[str] = Field(default=["all"], min_length=1, max_length=200,
                              description='["all"] or bus names (GET /buses).')

@@ -3,7 +3,10 @@ change (retried, applied once), studies as DataFrames."""
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 import threading
 
 import pandas as pd
@@ -11,6 +14,7 @@ import pytest
 import requests
 
 from client import Diff, GridApiError, GridClient, Results
+from conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +104,39 @@ def test_scenarios_fork_import_and_diff(grid, pv):
     assert grid.scenario(fork.id).id == fork.id
     for scenario in (fork, copy):
         scenario.delete()
+
+
+def test_hosting_capacity_over_hours_from_the_client_equals_the_command_line(grid, tmp_path):
+    """The same field (`hours`) through the client and `python -m studies`, on the base case: the same rows,
+    resolved hours and pre-existing overloads; a bad hour is refused by both, naming it."""
+    hours = ["daytime_minimum", "peak_load", 4320]
+    frame = grid.hosting_capacity(buses=["85", "610"], step_kw=50, hours=hours, progress=False)
+    resolved = frame.attrs["hours"]
+    assert [h["name"] for h in resolved] == ["daytime_minimum", "peak_load", None]
+    assert resolved[2]["hour_of_year"] == 4320
+    columns = sorted(c for c in frame.columns if c.startswith("kW_at_hour_"))
+    assert columns == sorted(f"kW_at_hour_{h['hour_of_year']}" for h in resolved)
+    assert frame.loc["85", "hosting_capacity_kW"] == min(frame.loc["85", columns])
+    peak = resolved[1]["hour_of_year"]
+    assert set(frame.attrs["preexisting"]["hour_of_year"]) == {peak}  # the overloaded head, at peak only
+    out = tmp_path / "hc.csv"
+    run = subprocess.run([sys.executable, "-m", "studies", "hosting-capacity", "--buses", "85,610", "--step-kw", "50",
+                          "--hours", "daytime_minimum,peak_load,4320", "--workers", "1", "--out", str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    printed = json.loads(run.stdout)
+    assert printed["hours"] == resolved
+    assert pd.DataFrame(printed["preexisting"]).equals(frame.attrs["preexisting"])
+    rows = pd.read_csv(out, dtype={"bus": str}).set_index("bus")
+    for column in ["hosting_capacity_kW", "binding_hour", "trials", *columns]:
+        assert rows.loc["85", column] == frame.loc["85", column], column
+    assert rows.loc["610", "reason"] == frame.loc["610", "reason"]
+    bad = subprocess.run([sys.executable, "-m", "studies", "hosting-capacity", "--hours", "4320,noon", "--out",
+                          str(tmp_path / "x.csv")], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: hours[1]: expected"), bad.stderr
+    with pytest.raises(GridApiError) as refused:
+        grid.hosting_capacity(buses=["85"], hours=[4320, "noon"], progress=False)
+    assert refused.value.field == "hours[1]"
 
 
 def test_studies_come_back_as_frames(grid, pv):
@@ -209,3 +246,6 @@ def test_the_readme_python_example_runs(live_server):
     exec(example.replace("http://127.0.0.1:5000", live_server), namespace)  # noqa: S102 (our own README)
     assert namespace["after"].summary["total_generation_kW"] == pytest.approx(1500, rel=1e-3)
     assert len(namespace["day"]) == 24 and namespace["capacity"].loc["67", "hosting_capacity_kW"] >= 0
+    light = namespace["light"]
+    assert [h["name"] for h in light.attrs["hours"]] == ["daytime_minimum", "peak_load"]
+    assert (light["hosting_capacity_kW"] == light.filter(like="kW_at_hour_").min(axis=1)).all()
