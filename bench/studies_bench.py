@@ -44,6 +44,7 @@ import orjson
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the bench's modules
 sys.path.append(str(HERE.parent))  # the repo, for studies.tasks (Dask overhead)
+import hours_bench  # noqa: E402  (hosting capacity at two named hours against its floor)
 from engine_floor import REPO, BenchError, stats_ms  # noqa: E402
 from harness import Client, Server, check, free_port, process_cpu_ticks  # noqa: E402
 from report import environment  # noqa: E402
@@ -350,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
                 r["time_series"] = series_api(api, args.hours, ts_floors[0])
             with other.during("HC --workers 2"):
                 hc["workers_2"] = hosting_capacity_api(api, hc_buses, hc_floors[0], lambda: pool_workers(api))
+            print("hosting capacity at two named hours (floor, API --workers 2, floor) ...", flush=True)
+            with other.during("HC hours"):
+                r["hours"] = hours_bench.hours_phase(api, selected)
             with other.during("batch"):
                 r["batch"] = batch_api(api, hostable[:args.cases // 2])
             r["time_series_after_studies"] = series_api(api, args.hours, ts_floors[0])

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from report import verdict
+from hours_bench import print_hours
 from studies_floor import STEP_KW
 
 # Targets (value <= target).
@@ -30,6 +31,9 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     differ = sum(len(run["differ_from_floor"]) + len(run["missing"]) for run in hc.values())
     out.append({"name": "HC buses differing from floor", "value": differ, "target": "0",
                 "result": verdict(differ == 0)})
+    hours = r["hours"]
+    out.append({"name": "HC 2 hours --workers 2 / (floor / 2)", "value": hours["ratio_to_floor_over_2"],
+                "target": f"<= {hours['target']:g}", "result": hours["result"]})
     return out
 
 
@@ -52,6 +56,7 @@ def print_report(r: dict[str, Any]) -> None:
             print(f"      bus {d['bus']}: API {d['api_kW']} kW ({d['api_kind']}), floor {d['floor_kW']} kW "
                   f"({d['floor_kind']})")
     fts = fl["time_series"]
+    print_hours(r["hours"])
     print(f"\nTime series, {fts['hours']} hours        wall s   (floor: mean of "
           f"{', '.join(f'{run:.2f}' for run in fts['runs'])})")
     print(f"  {'floor (opendssdirect, 1 process)':<36} {fts['wall_s']:7.2f}")

@@ -82,12 +82,27 @@ def test_dask_overhead(short_run):
 def test_the_report(short_run):
     run, report = short_run
     targets = report["targets"]
-    assert len(targets) == 7 and all(t["result"] in ("PASS", "FAIL") for t in targets)
+    assert len(targets) == 8 and all(t["result"] in ("PASS", "FAIL") for t in targets)
     assert all(isinstance(t["value"], (int, float)) for t in targets)
-    assert targets[-1] == {"name": "HC buses differing from floor", "value": 0, "target": "0", "result": "PASS"}
+    named = {t["name"]: t for t in targets}
+    assert named["HC buses differing from floor"] == {"name": "HC buses differing from floor", "value": 0,
+                                                      "target": "0", "result": "PASS"}
+    assert "HC 2 hours --workers 2 / (floor / 2)" in named
     env = report["environment"]
     assert env["cpu"] and env["cpu_count"] >= 1 and env["python"] and env["opendssdirect"]
     assert set(report["other_processes_cpu_pct"]) >= {"floor HC", "HC --workers 2", "latency"}
     for server in report["servers"].values():
         assert server["wrote_into_cwd"] == [] and server["printed_stopped"]
     assert "Targets:" in run.stdout and "Machine:" in run.stdout and "Per-task time" in run.stdout
+
+
+def test_hosting_capacity_at_two_named_hours_equals_its_floor(short_run):
+    """Every bus x the daytime minimum and the peak, on the local pool of 2: the same hours, the same capacities
+    at each hour and the same trials as the floor (opendssdirect alone, one process)."""
+    hours = short_run[1]["hours"]
+    floor, api = hours["floor"], hours["api"]
+    assert set(floor["hours"]) == {"daytime_minimum", "peak_load"} and api["hours_match_floor"] is True
+    assert api["differ_from_floor"] == [] and api["buses"] == floor["buses"] == 6
+    assert api["tasks"] == 12 and api["trials"] == floor["trials"] and len(floor["runs"]) == 2
+    assert positive(api["wall_s"], floor["wall_s"], hours["ratio_to_floor_over_2"])
+    assert "Hosting capacity at " in short_run[0].stdout
