@@ -68,10 +68,10 @@ def starting_state(reading: dict[str, Any], elements: list[str], limits: Limits)
 
 def preexisting_entries(start: StartingState, limits: Limits, hour_of_year: int | None = None
                         ) -> list[dict[str, Any]]:
-    """The starting state's pre-existing overloads, worst first, as a result lists them."""
-    found = np.flatnonzero(start.preexisting)
+    """The starting state's pre-existing overloads as a result lists them, in the feeder's order (lines, then
+    transformers): an order that solver noise cannot swap, so every executor gives the same list."""
     entries = []
-    for i in found[np.argsort(-start.loading_pct[found], kind="stable")]:
+    for i in np.flatnonzero(start.preexisting):
         entry = {"element": start.elements[i], "value": float(start.loading_pct[i]), "limit": limits.thermal_pct}
         if hour_of_year is not None:
             entry["hour_of_year"] = hour_of_year
