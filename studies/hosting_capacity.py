@@ -78,7 +78,8 @@ def run(circuit: OpenDSSCircuit, work: dict[str, Any]) -> dict[str, Any]:
     with starting_reading(circuit, hour) as reading:
         start = starting_state(reading, element_names(circuit.snapshot.layout, circuit.transformer_names), criteria)
         rows = [hosting_capacity_of_bus(circuit, bus, phases, criteria, start) for bus, phases in work["buses"]]
-    return {"rows": rows, "preexisting": preexisting_entries(start, criteria, hour and hour["hour_of_year"])}
+    return {"rows": rows, "preexisting": preexisting_entries(start, criteria,
+                                                             None if hour is None else hour["hour_of_year"])}
 
 
 def least_over_hours(by_hour: dict[int, dict[str, Any]]) -> dict[str, Any]:
