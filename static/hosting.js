@@ -5,7 +5,7 @@ import { NO_HOSTING_COLOUR, hostingColour, hostingDomain } from "./colours.js";
 import { renderBusDetails } from "./details.js";
 import { setCompare } from "./diff.js";
 import { $, esc, fmt, numberOf, paintSwatches } from "./dom.js";
-import { LIMIT_WORDS, kwText, renderHostingToggle } from "./hostingmap.js";
+import { LIMIT_WORDS, hourText, kwText, renderHostingToggle } from "./hostingmap.js";
 import { selectBus, updateMap } from "./map.js";
 import { renderStaleNotes } from "./results.js";
 import { S, hostingResult, scenarioName, studyEntry } from "./store.js";
@@ -54,11 +54,37 @@ function hostingFigures(result) {
   return figures;
 }
 
-function hostingRow(r, lo, hi) {
+/** The hours a study resolved, and the elements it set apart as overloaded before any generator. */
+function renderHoursAndPreexisting(result) {
+  const hours = result.hours || [];
+  $("hc-hours-list").hidden = !hours.length;
+  $("hc-hours-rows").innerHTML = hours.map((h) =>
+    `<li>${esc(hourText(result, h.hour_of_year))}: ${esc(kwText(Math.round(h.load_kW)))} of load</li>`).join("");
+  const pre = result.preexisting || [];
+  $("hc-preexisting-list").hidden = !pre.length;
+  $("hc-preexisting-rows").innerHTML = pre.map((e) =>
+    `<li>${esc(e.element)} at ${fmt(e.value, 1)} % (limit ${fmt(e.limit, 0)} %)` +
+    `${e.hour_of_year != null ? ` · ${esc(hourText(result, e.hour_of_year))}` : ""}</li>`).join("");
+}
+
+/** The hosting study's request from its form: hours and the pre-existing rule as chosen. */
+function hostingBody() {
+  const body = { buses: ["all"], phases: Number($("hc-phases").value), step_kw: numberOf("hc-step") };
+  if ($("hc-preexisting").value !== "exclude") body.limits = { preexisting: $("hc-preexisting").value };
+  const choice = $("hc-hours-choice").value;
+  if (choice === "named") body.hours = ["peak_load", "daytime_minimum"];
+  if (choice === "list") {
+    body.hours = $("hc-hours").value.split(",").map((t) => t.trim()).filter((t) => t)
+      .map((t) => (/^\d+$/.test(t) ? Number(t) : t));
+  }
+  return body;
+}
+
+function hostingRow(r, lo, hi, result) {
   const kw = r.hosting_capacity_kW, b = r.limited_by, sel = r.bus === S.selected ? " selected" : "";
   if (kw == null) {
     return `<tr class="cannot${sel}" data-bus="${esc(r.bus)}" data-kw=""><th scope="row"><span class="sw" data-swatch="${NO_HOSTING_COLOUR}"></span>${esc(r.bus)}</th>` +
-      `<td></td><td class="r">—</td><td colspan="3">cannot host: ${esc(r.reason || "")}</td></tr>`;
+      `<td></td><td class="r">—</td><td colspan="4">cannot host: ${esc(r.reason || "")}</td></tr>`;
   }
   const at = !b ? "" : b.kind === "thermal" ? `${fmt(b.value, 1)} %` : b.kind.startsWith("voltage") ? `${Number(b.value).toFixed(4)} pu`
     : b.kind === "reverse_power" ? `${fmt(b.value, 1)} kW` : "";
@@ -66,7 +92,7 @@ function hostingRow(r, lo, hi) {
     `<th scope="row"><span class="sw" data-swatch="${hostingColour(kw, lo, hi)}"></span>${esc(r.bus)}</th>` +
     `<td>${r.phases ?? ""}</td><td class="r">${fmt(kw, Number.isInteger(kw) ? 0 : 1)}</td>` +
     `<td>${esc(b ? LIMIT_WORDS[b.kind] || b.kind : "")}</td><td class="where">${esc(b && b.element ? b.element : "")}</td>` +
-    `<td class="r">${at}</td></tr>`;
+    `<td class="r">${at}</td><td class="r hc-hour-col">${r.binding_hour ?? ""}</td></tr>`;
 }
 
 function renderHosting() {
@@ -87,12 +113,15 @@ function renderHosting() {
   for (const th of document.querySelectorAll("#hc-table th[data-sort]")) {
     th.setAttribute("aria-sort", th.dataset.sort === S.hcSort.key ? (S.hcSort.dir > 0 ? "ascending" : "descending") : "none");
   }
-  $("hc-rows").innerHTML = sortedHostingRows(result.buses).map((r) => hostingRow(r, lo, hi)).join("");
+  $("hc-table").classList.toggle("with-hours", !!(result.hours && result.hours.length));
+  renderHoursAndPreexisting(result);
+  $("hc-rows").innerHTML = sortedHostingRows(result.buses).map((r) => hostingRow(r, lo, hi, result)).join("");
   paintSwatches($("hc-rows"));
   if (S.results) updateMap();
 }
 
 function wireHosting() {
+  $("hc-hours-choice").addEventListener("change", () => { $("hc-hours").hidden = $("hc-hours-choice").value !== "list"; });
   $("hc-show").addEventListener("click", () => showHosting(true));
   $("hc-map-off").addEventListener("click", () => showHosting(false));
   for (const th of document.querySelectorAll("#hc-table th[data-sort]")) {
@@ -111,8 +140,9 @@ function wireHosting() {
 export const hostingCapacity = {
   kind: "hosting_capacity",
   ui: { section: "hc-section", form: "hc-form", run: "hc-run", cancel: "hc-cancel", error: "hc-error",
-    row: "hc-progress-row", bar: "hc-progress", text: "hc-progress-text", fields: { phases: "hc-phases", step_kw: "hc-step" } },
-  body: () => ({ buses: ["all"], phases: Number($("hc-phases").value), step_kw: numberOf("hc-step") }),
+    row: "hc-progress-row", bar: "hc-progress", text: "hc-progress-text",
+    fields: { phases: "hc-phases", step_kw: "hc-step", hours: "hc-hours", limits: "hc-preexisting" } },
+  body: hostingBody,
   render: renderHosting,
   wire: wireHosting,
   /** A new study: the map stops showing the previous one's result. */

@@ -29,6 +29,13 @@ export function hostingText(row) {
   return `${row.bus}: ${kwText(row.hosting_capacity_kW)} — ${limitText(row.limited_by)}`;
 }
 
+/** An hour of the year in words: "hour 6803 (daytime minimum)", from the result's resolved hours. */
+export function hourText(result, hour) {
+  if (hour == null) return "";
+  const named = (result.hours || []).find((h) => h.hour_of_year === hour && h.name);
+  return `hour ${hour}${named ? ` (${named.name.replace("_", " ")})` : ""}`;
+}
+
 export function hostingTooltip(name, result) {
   const row = result.buses.find((r) => r.bus === name);
   if (!row) return `<strong>Bus ${esc(name)}</strong><br>not in this study`;
@@ -36,6 +43,9 @@ export function hostingTooltip(name, result) {
   return `<strong class="hc-tip">${esc(hostingText(row))}</strong>` +
     (row.phases ? `<br>${row.phases}-phase generator on ${phases ? `phase${phases.length > 1 ? "s" : ""} ${phases}` : "its phases"}` +
       ` · ${row.trials} trial${row.trials === 1 ? "" : "s"}` : "") +
+    (row.binding_hour != null ? `<br>binding at ${esc(hourText(result, row.binding_hour))}` +
+      (row.by_hour && Object.keys(row.by_hour).length > 1 ? ` (${Object.entries(row.by_hour)
+        .map(([h, kw]) => `${h}: ${kwText(kw)}`).join(", ")})` : "") : "") +
     (bus && bus.neighbourhood != null ? `<br>neighbourhood N${bus.neighbourhood}` : "") +
     `<br>study of state #${result.sequence} · ${kwText(result.criteria.step_kw)} steps`;
 }

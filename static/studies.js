@@ -106,7 +106,7 @@ function renderStudyProgress(kind) {
   $(ui.row).hidden = !run;
   const form = $(ui.form);
   for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
-  const invalid = entry.field && ui.fields[entry.field];
+  const invalid = entry.field && (ui.fields[entry.field] || ui.fields[entry.field.split(/[.[]/)[0]]);
   if (invalid) $(invalid).setAttribute("aria-invalid", "true");
   $(ui.error).textContent = entry.error || (run && (run.failure || (status === "failed" && run.job.error))) || "";
   if (!run) return;

@@ -250,3 +250,47 @@ def test_study_errors_are_the_apis_words_next_to_the_control_and_cancel_stops_a_
     assert page.get_by_role("button", name="Run hosting capacity").is_enabled()
     assert page.locator("#hc-results").is_hidden() and page.locator("#map").get_attribute("data-colouring") == "voltage"
     assert [p for p in page.problems if "status of 422" not in p] == []
+
+
+def test_hosting_capacity_over_named_hours_shows_the_binding_hour_and_the_preexisting_overloads(
+        page: Any, server: str) -> None:
+    """Peak + daytime minimum from the form: the request names the hours, the table and tooltip give each bus's
+    binding hour as the job's result does, and the overloads set apart are listed beside the table."""
+    sid = create_scenario_in_page(page, "hours")
+    sent: list[Any] = []
+    page.on("request", lambda r: "/studies/" in r.url and sent.append(r))
+    page.get_by_label("Generator phases").select_option("3")
+    page.get_by_label("Step (kW)").fill("1000")
+    page.get_by_label("Hours", exact=True).select_option("named")
+    assert page.locator("#hc-hours").is_hidden()
+    page.get_by_role("button", name="Run hosting capacity").click()
+    job_id = wait_for_study(page, "hc-section")
+    assert [r.post_data_json for r in sent] == [
+        {"buses": ["all"], "phases": 3, "step_kw": 1000, "hours": ["peak_load", "daytime_minimum"]}]
+    result = get(server, f"/jobs/{job_id}")["job"]["result"]
+    assert {h["name"] for h in result["hours"]} == {"peak_load", "daytime_minimum"}
+
+    hours = page.locator("#hc-hours-rows li").all_inner_texts()
+    assert len(hours) == 2 and any("(peak load)" in h for h in hours) and any("(daytime minimum)" in h for h in hours)
+    listed = page.locator("#hc-preexisting-rows li").all_inner_texts()
+    assert len(listed) == len(result["preexisting"]) > 0
+    for text, entry in zip(listed, result["preexisting"]):
+        assert text.startswith(f"{entry['element']} at ") and f"hour {entry['hour_of_year']}" in text
+
+    binding = dict(page.eval_on_selector_all(
+        "#hc-rows tr[data-kw]:not([data-kw=''])", "els => els.map(e => [e.dataset.bus, e.lastElementChild.textContent])"))
+    expected = {row["bus"]: str(row["binding_hour"]) for row in result["buses"] if row["hosting_capacity_kW"] is not None}
+    assert binding == expected
+    row = next(r for r in result["buses"] if r["hosting_capacity_kW"] is not None and len(set(r["by_hour"].values())) > 1)
+    page.locator(f"#map .bus[data-bus='{row['bus']}']").hover()
+    assert f"binding at hour {row['binding_hour']}" in page.locator("#tooltip").inner_text()
+
+    # A list with an hour outside the year: the API's words, next to the hours input.
+    page.get_by_label("Hours", exact=True).select_option("list")
+    page.locator("#hc-hours").fill("daytime_minimum, 9000")
+    page.get_by_role("button", name="Run hosting capacity").click()
+    page.wait_for_function("() => document.getElementById('hc-error').textContent !== ''")
+    assert "hours[1]" in page.locator("#hc-error").inner_text()
+    assert page.locator("#hc-hours").get_attribute("aria-invalid") == "true"
+    assert [p for p in page.problems if "status of 4" not in p] == []
+    assert sid
