@@ -4,10 +4,17 @@ Imported only when a scheduler is named (`--dask-scheduler`, `IEEE123_DASK_SCHED
 ask for Dask never starts or imports it. Each worker compiles the feeder once (`WarmEngines`, a WorkerPlugin)
 and keeps it warm; a task carries the scenario's ops, so any worker can take any task and Dask can reschedule
 the tasks of a worker that dies.
+
+The scheduler unpickles every task graph it is sent, so a graph that names our functions makes it import our
+code, and README's plain `dask scheduler` line does not give it our code. So a task travels as bytes: Dask is
+asked to run `pickle.loads` (the standard library's) on a pickle whose reduction is `run_task(task)`; only a
+worker, which has our code, unpickles it, and unpickling it runs the task. The scheduler needs Dask alone. The
+plugin is pickled by Dask too, but the scheduler keeps it as bytes and only the workers unpickle it.
 """
 
 from __future__ import annotations
 
+import pickle
 from concurrent.futures import CancelledError
 from typing import Any
 
@@ -27,6 +34,28 @@ class WarmEngines(WorkerPlugin):
         warm_up(self.settings)
 
 
+class RunTask:
+    """A task whose unpickling runs it: what a worker gets, so the scheduler never needs our code."""
+
+    def __init__(self, task: dict[str, Any]) -> None:
+        self.task = task
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        return run_task, (self.task,)
+
+
+def shipped(task: dict[str, Any]) -> bytes:
+    """The bytes a worker unpickles into the task's result."""
+    return pickle.dumps(RunTask(task), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+WORKER_FIX = ("start each worker from a checkout of this repository, as README's \"Running on a cluster\" says: "
+              "`PYTHONPATH=. dask worker tcp://SCHEDULER-HOST:8786 --nworkers 2 --nthreads 1`")
+SCHEDULER_FIX = ("this server sends each task as bytes only a worker opens, so a scheduler needs Dask alone, of the "
+                 "same Python and Dask versions as this machine (pip install -r requirements.txt); start it as "
+                 "README's \"Running on a cluster\" says: `dask scheduler --host 0.0.0.0 --port 8786`")
+
+
 class DaskExecutor:
     name = "dask"
 
@@ -39,10 +68,17 @@ class DaskExecutor:
                                       f"{connect_timeout_s:g} s ({error}). Start one with `dask scheduler` and "
                                       f"workers with `dask worker {scheduler}`, or leave the option out to run "
                                       f"studies on this machine.") from error
-        self.client.register_plugin(WarmEngines(engine_settings), name="ieee123-warm-engines")
+        try:
+            self.client.register_plugin(WarmEngines(engine_settings), name="ieee123-warm-engines")
+        except Exception as error:  # a worker's failure arrives as a plain Exception naming the ImportError
+            if not (isinstance(error, ImportError) or "No module named" in str(error)):
+                raise
+            self.client.close()
+            raise ExecutorUnavailable(f"--dask-scheduler {scheduler}: a Dask worker could not import this "
+                                      f"project's code ({error}); {WORKER_FIX}") from error
 
     def submit(self, task: dict[str, Any]) -> Any:
-        return self.client.submit(run_task, task, pure=False)
+        return self.client.submit(pickle.loads, shipped(task), pure=False)
 
     def workers(self) -> int:
         if self.client.status != "running":
@@ -56,7 +92,12 @@ class DaskExecutor:
 
     def explain(self, error: BaseException) -> str | None:
         """A cancelled task or a broken connection (CommClosedError is an OSError) means the scheduler is gone;
-        a task dropped otherwise is said so."""
+        a task dropped otherwise is said so; a scheduler or worker that cannot unpickle a task names the fix."""
+        if isinstance(error, ImportError):  # raised by a worker unpickling a task: our code is not on its path
+            return f"a Dask worker could not import this project's code ({error}); {WORKER_FIX}"
+        if "deserialization of the task graph" in str(error):
+            return (f"the Dask scheduler at {self.scheduler} could not unpickle this study's tasks: its environment "
+                    f"lacks what they name (its log says which module or version); {SCHEDULER_FIX}")
         if isinstance(error, (OSError, CancelledError)) or self.client.status != "running":
             if isinstance(error, CancelledError) and self.client.status == "running":
                 return f"the Dask cluster cancelled a task of this study ({error or 'no reason given'}); run it again"

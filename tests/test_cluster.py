@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Iterator
 
 import distributed  # requirements.txt: a missing install fails here rather than skipping silently
@@ -17,24 +18,56 @@ import pytest
 
 from api import create_app
 from conftest import REPO, free_port, start_server, stop_server
+from studies.tasks import engine_settings, run_task
 
 WORKER_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
-class Cluster:
-    """`dask scheduler` and `dask worker --nworkers 2`, as README's "Running on a cluster" starts them."""
+def readme_cluster_lines() -> dict[str, str]:
+    """The commands of README's "Running on a cluster" block, by what they start, exactly as written there."""
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("## Running on a cluster", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    lines = [line.strip() for line in block.splitlines() if line.strip()]
+    found = {"scheduler": [x for x in lines if x.startswith("dask scheduler ")],
+             "worker": [x for x in lines if " dask worker " in f" {x}"],
+             "api": [x for x in lines if x.startswith("python api.py ")]}
+    assert all(len(x) == 1 for x in found.values()), found
+    return {what: x[0] for what, x in found.items()}
 
-    def __init__(self) -> None:
-        self.address = f"tcp://127.0.0.1:{free_port()}"
-        port = self.address.rsplit(":", 1)[1]
-        dask = [sys.executable, "-m", "dask"]  # the `dask` command of this interpreter, wherever PATH points
-        self.scheduler = subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", port,
-                                           "--no-dashboard"], cwd=REPO, env=WORKER_ENV,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.workers = subprocess.Popen([*dask, "worker", self.address, "--nworkers", "2", "--nthreads", "1",
-                                         "--no-dashboard"], cwd=REPO, env=WORKER_ENV,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+README_LINES = readme_cluster_lines()
+
+
+def as_a_user_would(line: str, port: str) -> str:
+    """README's line with its placeholders filled: this machine for SCHEDULER-HOST, a free port for 8786 (other
+    test runs on this machine may hold 8786); every other word is README's."""
+    assert "8786" in line
+    return line.replace("SCHEDULER-HOST", "127.0.0.1").replace("8786", port)
+
+
+def user_env() -> dict[str, str]:
+    """A user's shell: no PYTHONPATH of ours, and `dask`/`python` are this interpreter's, first on PATH."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "IEEE123_DASK_SCHEDULER")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+class Cluster:
+    """A scheduler and two workers started with README's own lines, run by a shell in the checkout."""
+
+    def __init__(self, worker_cwd: Path = REPO, worker_line: str = README_LINES["worker"]) -> None:
+        port = str(free_port())
+        self.address = f"tcp://127.0.0.1:{port}"
+        self.scheduler = self.start(as_a_user_would(README_LINES["scheduler"], port), REPO)
+        self.workers = self.start(as_a_user_would(worker_line, port), worker_cwd)
         self.wait_for_workers(2)
+
+    @staticmethod
+    def start(line: str, cwd: Path) -> subprocess.Popen:
+        """The line in its own session, so stop() ends the processes it started (nannies and workers) and no
+        others."""
+        return subprocess.Popen(["bash", "-c", line], cwd=cwd, env=user_env(), start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def client(self):
         return distributed.Client(self.address, timeout=10, set_as_default=False)
@@ -49,12 +82,21 @@ class Cluster:
 
     def stop(self) -> None:
         for process in (self.workers, self.scheduler):
-            process.terminate()
+            signal_group(process, signal.SIGTERM)
         for process in (self.workers, self.scheduler):
             try:
                 process.wait(20)
             except subprocess.TimeoutExpired:
-                process.kill()
+                signal_group(process, signal.SIGKILL)
+                process.wait()
+
+
+def signal_group(process: subprocess.Popen, signum: int) -> None:
+    """Signal the session a README line was started in (its process group), if anything of it is left."""
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +191,87 @@ def test_a_worker_killed_mid_study_still_gives_the_same_answer(on_cluster, on_po
     cluster.wait_for_workers(2)
 
 
+def start_readme_api(address: str, cwd: Path = REPO) -> tuple[subprocess.Popen, str]:
+    """README's `python api.py --dask-scheduler …` line in the checkout, with a free port added (5000 may be
+    taken on a test machine)."""
+    port = free_port()
+    line = f"{as_a_user_would(README_LINES['api'], address.rsplit(':', 1)[1])} --port {port} --no-access-log"
+    process = subprocess.Popen(["bash", "-c", line], cwd=cwd, env=user_env(), start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    import requests
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            requests.get(f"{url}/health", timeout=1)
+            return process, url
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    return process, url
+
+
+def stop_readme_api(process: subprocess.Popen) -> str:
+    """Stop the server (if it still runs) and return what it printed on stderr."""
+    signal_group(process, signal.SIGTERM)
+    try:
+        return process.communicate(timeout=20)[1]
+    except subprocess.TimeoutExpired:
+        signal_group(process, signal.SIGKILL)
+        return process.communicate()[1]
+
+
+def test_readme_cluster_commands_run_a_study_as_written(cluster, on_pool):
+    """The three lines of README's "Running on a cluster", as a user types them in the checkout: the server
+    answers, names the cluster, and its study gives the local pool's numbers."""
+    import requests
+
+    process, url = start_readme_api(cluster.address)
+    try:
+        assert requests.get(f"{url}/health", timeout=10).json()["studies"]["executor"] == "dask"
+        body = {"buses": ["67", "35", "16"], "step_kw": 50}
+        job = requests.post(f"{url}/studies/hosting_capacity?wait=60", json=body, timeout=90).json()["job"]
+        assert job["status"] == "done", job
+        result = job["result"]
+    finally:
+        stop_readme_api(process)
+    expected = run(on_pool, "/studies/hosting_capacity", body)
+    result.pop("scenario"), expected.pop("scenario")
+    assert_same(result, expected)
+
+
+def test_readme_scheduler_cannot_import_our_code_and_needs_not(on_cluster, cluster):
+    """README's scheduler has none of our code: a graph naming one of our functions fails there (what every
+    study did before tasks travelled as bytes), and that failure is explained with the fix. Studies run on the
+    same scheduler (the tests above)."""
+    executor = on_cluster.application.extensions["jobs"].executor
+    task = {"kind": "batch", "engine": engine_settings(None, (0.95, 1.05)), "ops": [],
+            "work": {"positions": [], "cases": []}}
+    future = executor.client.submit(run_task, task, pure=False)
+    with pytest.raises(Exception) as raised:
+        future.result(timeout=60)
+    assert "deserialization of the task graph" in str(raised.value)
+    message = executor.explain(raised.value)
+    assert message.startswith(f"the Dask scheduler at {cluster.address} could not unpickle this study's tasks")
+    assert README_LINES["scheduler"] in message
+    assert executor.submit(task).result(timeout=60) == {"rows": []}
+
+
+@pytest.mark.slow
+def test_workers_without_our_code_are_a_clear_start_up_error(tmp_path):
+    """README's worker line typed outside the checkout: its workers cannot import our code; the server says so
+    and names the fix (exit status 2) instead of failing every study."""
+    elsewhere = Cluster(worker_cwd=tmp_path)
+    try:
+        process, _ = start_readme_api(elsewhere.address)
+        stderr = stop_readme_api(process)
+    finally:
+        elsewhere.stop()
+    assert process.returncode == 2, stderr
+    assert "a Dask worker could not import this project's code" in stderr and "No module named 'studies'" in stderr
+    assert "start each worker from a checkout of this repository" in stderr and README_LINES["worker"] in stderr
+
+
 def test_an_unreachable_scheduler_is_a_clear_start_up_error(tmp_path):
     address = f"tcp://127.0.0.1:{free_port()}"
     result = subprocess.run([sys.executable, str(REPO / "api.py"), "--port", str(free_port()),
@@ -175,7 +298,7 @@ def test_a_lost_scheduler_fails_the_job_and_the_server_keeps_answering(tmp_path)
     try:
         job = requests.post(f"{url}/studies/time_series", json={"hours": 8760}, timeout=30).json()["job"]
         time.sleep(1.0)
-        doomed.scheduler.send_signal(signal.SIGKILL)
+        signal_group(doomed.scheduler, signal.SIGKILL)
         deadline = time.monotonic() + 60
         while job["status"] in ("queued", "running") and time.monotonic() < deadline:
             time.sleep(0.2)
