@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from circuit_customer_pv import CUSTOMER_PV_PREFIX, CustomerPV
 from feeder_index import TAP_STEP_PU, read_limits
 from results import Snapshot
 
@@ -33,8 +34,8 @@ class Checkpoint:
     snapshot: Snapshot
 
 
-class CircuitStudies:
-    """Checkpoints and hour-by-hour runs (every method takes the circuit's lock)."""
+class CircuitStudies(CustomerPV):
+    """Checkpoints and hour-by-hour runs (every method takes the circuit's lock); customer PV trials inherited."""
 
     def checkpoint(self) -> Checkpoint:
         with self._lock:
@@ -63,8 +64,10 @@ class CircuitStudies:
             self.sequence, self._snapshot = kept.sequence, kept.snapshot
 
     def disabled_generators(self) -> int:
-        """Generators kept disabled in the engine (removed, refused, or a study's trials): each slows a solve."""
-        return sum(not generator.enabled for generator in self._generators.values())
+        """Generators kept disabled in the engine (removed, refused, or a study's trials): each slows a solve.
+        Customer PV generators are not counted: at most one per load, reused by every stochastic trial."""
+        return sum(not generator.enabled and not generator.name.startswith(CUSTOMER_PV_PREFIX)
+                   for generator in self._generators.values())
 
     def load_neighbourhoods(self) -> list[int | None]:
         """The neighbourhood of each load, in the engine's load order."""

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Optional
 import pandas as pd
 import requests
 
-__all__ = ["GridClient", "Scenario", "Results", "Diff", "GridApiError"]
+__all__ = ["GridClient", "Scenario", "Results", "Diff", "StochasticHostingCapacity", "GridApiError"]
 
 
 class GridApiError(Exception):
@@ -86,6 +86,31 @@ class Diff:
     buses: pd.DataFrame
     lines: pd.DataFrame
     violations: dict[str, list[dict[str, Any]]]
+
+
+@dataclass
+class StochasticHostingCapacity:
+    """A stochastic hosting-capacity study: the feeder's range (min and max, in % of the load and kW) and its two
+    tables, `levels` (indexed by penetration_pct) and `samples` (indexed by sample; each end's `pv` list replays
+    its trial)."""
+
+    min_hc_pct: float
+    min_hc_kW: float
+    max_hc_pct: float
+    max_hc_kW: float
+    levels: pd.DataFrame
+    samples: pd.DataFrame
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+def _sample_row(row: dict[str, Any]) -> dict[str, Any]:
+    passed, failed = row["last_pass"] or {}, row["first_failure"] or {}
+    bound = failed.get("limited_by") or {}
+    return {"sample": row["sample"], "last_pass_pct": passed.get("penetration_pct", 0.0),
+            "last_pass_kW": passed.get("pv_kW", 0.0), "last_pass_pv": passed.get("pv", []),
+            "first_failure_pct": failed.get("penetration_pct"), "first_failure_kW": failed.get("pv_kW"),
+            "first_failure_pv": failed.get("pv"), **{f"limited_by_{k}": v for k, v in bound.items()},
+            "trials": row["trials"]}
 
 
 class _Http:
@@ -242,6 +267,24 @@ class Scenario:
         frame.attrs["preexisting"] = pd.DataFrame(result.get("preexisting") or [],
                                                   columns=["element", "value", "limit", "hour_of_year"])
         return frame
+
+    def stochastic_hosting_capacity(self, start: float = 10, stop: float = 200, step: float = 10, samples: int = 20,
+                                    seed: int = 1, size_ratio: Optional[float] = None,
+                                    limits: Optional[dict[str, Any]] = None, *, progress: Optional[bool] = None,
+                                    timeout_s: float = 3600) -> StochasticHostingCapacity:
+        """The feeder's range over random customer PV (EPRI 1026640), with its levels and samples as DataFrames:
+        `pv.stochastic_hosting_capacity(samples=20, seed=1).levels`."""
+        body: dict[str, Any] = {"penetration_pct": {"start": start, "stop": stop, "step": step}, "samples": samples,
+                                "seed": seed, "limits": limits or {}}
+        if size_ratio is not None:
+            body["size_ratio"] = size_ratio
+        result = self._study("stochastic_hosting_capacity", body, progress, timeout_s)
+        levels = pd.DataFrame([{**{k: v for k, v in row.items() if k != "samples_failing"},
+                                **{f"failing_{k}": v for k, v in row["samples_failing"].items()}}
+                               for row in result["levels"]]).set_index("penetration_pct")
+        table = pd.DataFrame([_sample_row(row) for row in result["samples"]]).set_index("sample")
+        return StochasticHostingCapacity(result["min_hc_pct"], result["min_hc_kW"], result["max_hc_pct"],
+                                         result["max_hc_kW"], levels, table, result["spec"])
 
     def time_series(self, hours: int = 24, start_hour: int = 4320, load_shape: Any = "residential",
                     neighbourhood_shapes: Optional[dict[str, Any]] = None, generator_shape: Any = "pv", *,

@@ -62,6 +62,29 @@ class HostingCapacityBody(CachedSchemaModel):
     _phases_one_or_three = field_validator("phases")(one_or_three)
 
 
+class PenetrationRange(CachedSchemaModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    start: float = Field(default=10.0, description="First penetration, % of the scenario's total load kW (above 0).")
+    stop: float = Field(default=200.0, description="Last penetration, % (at least start; at most size_ratio x 100).")
+    step: float = Field(default=10.0, description="Step, % (above 0; at most 100 penetrations in all).")
+
+
+class StochasticHostingCapacityBody(CachedSchemaModel):
+    model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
+        "base": {"summary": "20 samples, 10 to 200 % (README)",
+                 "value": {"penetration_pct": {"start": 10, "stop": 200, "step": 10}, "samples": 20, "seed": 1}},
+    }})
+    penetration_pct: PenetrationRange = Field(default_factory=PenetrationRange, description=(
+        "Penetrations studied: PV kW as a % of the scenario's total load kW set-points."))
+    samples: int = Field(default=20, description="Random placements (seeded customer orders), 1 to 1000.")
+    seed: int = Field(default=1, description="Seed of the placements, 0 to 4294967295: the same seed gives the same "
+                                             "answer on any executor.")
+    size_ratio: Optional[float] = Field(default=None, description=(
+        "Each customer's PV kW / its load kW (above 0, up to 10). Default: max(1, stop / 100), the least that "
+        "reaches stop when it is above 100 %."))
+    limits: Limits = Field(default_factory=Limits)
+
+
 ShapeSpec = Union[Literal["residential", "commercial", "pv"], list[float]]
 
 
@@ -106,6 +129,9 @@ class JobPath(CachedSchemaModel):
 class JobResultQuery(QueryModel):
     model_config = ConfigDict(extra="forbid")
     format: Literal["json", "csv"] = Field(default="json", description="csv: the result's rows, flattened.")
+    table: Optional[Literal["levels", "samples"]] = Field(default=None, description=(
+        "With csv, for a result with several tables (stochastic_hosting_capacity): which one; default the first "
+        "(levels)."))
 
 
 class JobTasks(CachedSchemaModel):
@@ -115,7 +141,7 @@ class JobTasks(CachedSchemaModel):
 
 class JobInfo(CachedSchemaModel):
     id: str
-    kind: Literal["hosting_capacity", "time_series", "batch"]
+    kind: Literal["hosting_capacity", "time_series", "batch", "stochastic_hosting_capacity"]
     status: Literal["queued", "running", "done", "failed", "cancelled"]
     progress: float = Field(description="0 to 1, as tasks complete.")
     tasks: JobTasks

@@ -1,4 +1,5 @@
-"""The study routes: hosting capacity, time series and batch studies, run as jobs, and the jobs themselves."""
+"""The study routes: hosting capacity (per bus and stochastic), time series and batch studies, run as jobs, and
+the jobs themselves."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from flask_openapi3 import OpenAPI
 from routes.web import (BEARER, ERROR_RESPONSES, csv_response, grid_route, jobs, json_response, registry, studies_tag,
                         success)
 from schemas import ErrorResponse
-from studies.jobs import StudyError
+from studies.jobs import Job, StudyError
 from studies.plans import PLANS, Plan
-from studies.requests import ScenarioInput, batch_plan, hosting_capacity_plan, time_series_plan
+from studies.requests import (ScenarioInput, batch_plan, hosting_capacity_plan, stochastic_hosting_capacity_plan,
+                              time_series_plan)
 from study_schemas import (BatchBody, HostingCapacityBody, JobPath, JobResponse, JobResultQuery, JobResultResponse,
-                           JobsResponse, StudyQuery, TimeSeriesBody)
+                           JobsResponse, StochasticHostingCapacityBody, StudyQuery, TimeSeriesBody)
 
 
 def register_study_routes(app: OpenAPI) -> None:
@@ -25,6 +27,14 @@ def register_study_routes(app: OpenAPI) -> None:
     def hosting_capacity(scenario_id: str, body: HostingCapacityBody, query: StudyQuery) -> Response:
         """How much generation each bus takes before a limit is crossed, and which limit: a job (202)."""
         return start_job(hosting_capacity_plan(body, study_input(scenario_id)), query.wait)
+
+    @grid_route(app, "post", "/studies/stochastic_hosting_capacity", tags=[studies_tag], security=BEARER,
+                responses=study_responses)
+    def stochastic_hosting_capacity(scenario_id: str, body: StochasticHostingCapacityBody, query: StudyQuery
+                                    ) -> Response:
+        """The feeder's hosting-capacity range over random placements of customer PV (EPRI 1026640): a job."""
+        return start_job(stochastic_hosting_capacity_plan(body, study_input(scenario_id, customers=True)),
+                         query.wait)
 
     @grid_route(app, "post", "/studies/time_series", tags=[studies_tag], security=BEARER, responses=study_responses)
     def time_series(scenario_id: str, body: TimeSeriesBody, query: StudyQuery) -> Response:
@@ -49,13 +59,14 @@ def register_study_routes(app: OpenAPI) -> None:
     @app.get("/jobs/<job_id>/result", tags=[studies_tag],
              responses={200: JobResultResponse, 404: ErrorResponse, 409: ErrorResponse})
     def job_result(path: JobPath, query: JobResultQuery) -> Response:
-        """A finished job's result; ?format=csv gives its rows (buses, hours or cases) flattened."""
+        """A finished job's result; ?format=csv gives its rows (buses, hours, cases, or a stochastic study's
+        levels or samples) flattened."""
         job = jobs().get(path.job_id)
         if job.status != "done":
             raise StudyError(409, f"job: {job.id} is {job.status} ({job.progress:.0%} done); the result is there "
                                   f"when its status is done", "job")
         if query.format == "csv":
-            return csv_response(PLANS[job.kind].flat_rows(job.result), f"{job.kind}-{job.id}.csv", "attachment")
+            return result_csv(job, query.table)
         return success(job=job.id, kind=job.kind, result=job.result)
 
     @app.delete("/jobs/<job_id>", tags=[studies_tag], security=BEARER,
@@ -65,12 +76,14 @@ def register_study_routes(app: OpenAPI) -> None:
         return success(job=jobs().cancel(path.job_id).describe())
 
 
-def study_input(scenario_id: str) -> ScenarioInput:
-    """The scenario as the study will read it: its ops, sequence and load set-points now, and the feeder's buses."""
+def study_input(scenario_id: str, customers: bool = False) -> ScenarioInput:
+    """The scenario as the study will read it: its ops, sequence and load set-points now, the feeder's buses, and
+    (when asked) its customers with where their PV connects."""
     with registry().engine(scenario_id) as (scenario, circuit):
         return ScenarioInput(current_app.extensions["study_engine"], scenario.id, scenario.ops(), scenario.sequence,
                              circuit.buses(), [row["id"] for row in circuit.neighbourhoods()],
-                             circuit.load_setpoints_kw(), circuit.load_neighbourhoods())
+                             circuit.load_setpoints_kw(), circuit.load_neighbourhoods(),
+                             circuit.customers() if customers else None)
 
 
 def start_job(plan: Plan, wait_s: float) -> Response:
@@ -81,3 +94,14 @@ def start_job(plan: Plan, wait_s: float) -> Response:
     response = json_response(orjson.dumps({"status": "success", "job": job.describe()}), 202)
     response.headers["Location"] = f"/jobs/{job.id}"
     return response
+
+
+def result_csv(job: Job, table: str | None) -> Response:
+    """A finished job's rows as CSV: its one table, or the named one of a result with several."""
+    plan = PLANS[job.kind]
+    if table is not None and table not in plan.tables:
+        raise StudyError(422, f"table: a {job.kind} result has one table; table is for results with several "
+                              f"(stochastic_hosting_capacity: levels, samples)", "table")
+    table = table or (plan.tables[0] if plan.tables else None)
+    name = f"{job.kind}-{job.id}{f'-{table}' if table else ''}.csv"
+    return csv_response(plan.flat_rows(job.result, table), name, "attachment")

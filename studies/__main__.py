@@ -4,6 +4,7 @@
     python -m studies hosting-capacity --hours daytime_minimum,peak_load,4320 --out hc.csv
     python -m studies time-series --scenario my.json --hours 8760 --out ts.csv
     python -m studies batch --scenario my.json --cases cases.json --out batch.parquet
+    python -m studies stochastic-hosting-capacity --samples 20 --seed 1 --out levels.csv --samples-out samples.csv
 
 The options are the API's fields; the plans, tasks and executors are the server's, so the numbers are the same.
 Writes CSV, or Parquet when the file name ends in .parquet (needs pyarrow). A progress bar shows on a terminal.
@@ -23,12 +24,13 @@ from pydantic import ValidationError
 from scenarios.journal import feeder_sha256
 from scenario_schemas import ScenarioDocument
 from schemas import describe_validation_error
-from study_schemas import BatchBody, HostingCapacityBody, TimeSeriesBody
+from study_schemas import BatchBody, HostingCapacityBody, StochasticHostingCapacityBody, TimeSeriesBody
 from simulation_core import OpenDSSCircuit, SimulationError
 from studies.executors import ExecutorUnavailable, LocalPool
 from studies.jobs import JobManager, StudyError
 from studies.plans import Plan
-from studies.requests import ScenarioInput, batch_plan, hosting_capacity_plan, time_series_plan
+from studies.requests import (ScenarioInput, batch_plan, hosting_capacity_plan, stochastic_hosting_capacity_plan,
+                              time_series_plan)
 from studies.tasks import engine_settings
 
 
@@ -46,6 +48,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         command.add_argument("--dask-scheduler", metavar="tcp://HOST:PORT", help="run the tasks on this Dask cluster")
         command.add_argument("--workers", type=int, help="local worker processes (default: the usable cores)")
 
+    def limits(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--voltage-high-pu", type=float, default=1.05)
+        command.add_argument("--voltage-low-pu", type=float, default=0.95)
+        command.add_argument("--thermal-pct", type=float, default=100.0)
+        command.add_argument("--reverse-power", action="store_true",
+                             help="count the substation exporting as a violation")
+        command.add_argument("--preexisting", choices=["exclude", "worsened"], default="exclude",
+                             help="overloads already in the starting state: never a limit (exclude), or a limit "
+                                  "once worse by --worsened-by-pct points")
+        command.add_argument("--worsened-by-pct", type=float, default=1.0)
+
+    def hours(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--hours", help="comma-separated hours of the year (0-8759) or peak_load, "
+                                             "daytime_minimum (default: the scenario's state)")
+        shapes(command)
+
     def shapes(command: argparse.ArgumentParser) -> None:
         command.add_argument("--load-shape", default="residential", help="residential, commercial or pv")
         command.add_argument("--neighbourhood-shape", action="append", default=[], metavar="N=SHAPE",
@@ -58,17 +76,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     hc.add_argument("--phases", type=int, default=3, choices=[1, 3])
     hc.add_argument("--step-kw", type=float, default=10.0)
     hc.add_argument("--max-kw", type=float, default=10_000.0)
-    hc.add_argument("--voltage-high-pu", type=float, default=1.05)
-    hc.add_argument("--voltage-low-pu", type=float, default=0.95)
-    hc.add_argument("--thermal-pct", type=float, default=100.0)
-    hc.add_argument("--reverse-power", action="store_true", help="count the substation exporting as a violation")
-    hc.add_argument("--preexisting", choices=["exclude", "worsened"], default="exclude",
-                    help="overloads already in the starting state: never a limit (exclude), or a limit once worse "
-                         "by --worsened-by-pct points")
-    hc.add_argument("--worsened-by-pct", type=float, default=1.0)
-    hc.add_argument("--hours", help="comma-separated hours of the year (0-8759) or peak_load, daytime_minimum "
-                                    "(default: the scenario's state)")
-    shapes(hc)
+    limits(hc)
+    hours(hc)
+
+    shc = commands.add_parser("stochastic-hosting-capacity",
+                              help="the feeder's hosting-capacity range over random customer PV (EPRI 1026640)")
+    common(shc)
+    shc.add_argument("--start", type=float, default=10.0, help="first penetration, %% of the load kW (default 10)")
+    shc.add_argument("--stop", type=float, default=200.0, help="last penetration, %% (default 200)")
+    shc.add_argument("--step", type=float, default=10.0, help="penetration step, %% (default 10)")
+    shc.add_argument("--samples", type=int, default=20, help="random placements (default 20)")
+    shc.add_argument("--seed", type=int, default=1)
+    shc.add_argument("--size-ratio", type=float, default=None,
+                     help="each system's kW / its load's kW (default max(1, stop / 100))")
+    shc.add_argument("--samples-out", type=Path, help="also write the samples table here (.csv or .parquet)")
+    limits(shc)
 
     ts = commands.add_parser("time-series", help="hours of measured load and PV shapes")
     common(ts)
@@ -87,18 +109,28 @@ def request_body(args: argparse.Namespace) -> Any:
     if args.study == "hosting-capacity":
         return HostingCapacityBody(
             buses=["all"] if args.buses == "all" else args.buses.split(","), phases=args.phases,
-            step_kw=args.step_kw, max_kw=args.max_kw,
-            limits={"voltage_high_pu": args.voltage_high_pu, "voltage_low_pu": args.voltage_low_pu,
-                    "thermal_pct": args.thermal_pct, "reverse_power": args.reverse_power,
-                    "preexisting": args.preexisting, "worsened_by_pct": args.worsened_by_pct},
-            hours=None if args.hours is None else [int(h) if h.strip().isdigit() else h.strip()
-                                                   for h in args.hours.split(",")],
-            load_shape=args.load_shape, neighbourhood_shapes=neighbourhood_shapes(args),
-            generator_shape=args.generator_shape)
+            step_kw=args.step_kw, max_kw=args.max_kw, limits=limits_of(args), **hours_of(args))
+    if args.study == "stochastic-hosting-capacity":
+        return StochasticHostingCapacityBody(
+            penetration_pct={"start": args.start, "stop": args.stop, "step": args.step}, samples=args.samples,
+            seed=args.seed, size_ratio=args.size_ratio, limits=limits_of(args))
     if args.study == "time-series":
         return TimeSeriesBody(hours=args.hours, start_hour=args.start_hour, load_shape=args.load_shape,
                               neighbourhood_shapes=neighbourhood_shapes(args), generator_shape=args.generator_shape)
     return BatchBody.model_validate(read_json(args.cases, "--cases"))
+
+
+def limits_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {"voltage_high_pu": args.voltage_high_pu, "voltage_low_pu": args.voltage_low_pu,
+            "thermal_pct": args.thermal_pct, "reverse_power": args.reverse_power,
+            "preexisting": args.preexisting, "worsened_by_pct": args.worsened_by_pct}
+
+
+def hours_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {"hours": None if args.hours is None else [int(h) if h.strip().isdigit() else h.strip()
+                                                      for h in args.hours.split(",")],
+            "load_shape": args.load_shape, "neighbourhood_shapes": neighbourhood_shapes(args),
+            "generator_shape": args.generator_shape}
 
 
 def neighbourhood_shapes(args: argparse.Namespace) -> dict[str, str]:
@@ -128,15 +160,18 @@ def scenario_ops(path: Path | None) -> tuple[str, list[dict[str, Any]]]:
 def make_plan(args: argparse.Namespace, body: Any, settings: dict[str, Any]) -> Plan:
     name, ops = scenario_ops(args.scenario)
     circuit = OpenDSSCircuit()  # the feeder's buses, neighbourhoods and load set-points, as the server reads them
-    if ops and getattr(args, "hours", None) is not None and args.study == "hosting-capacity":
+    stochastic = args.study == "stochastic-hosting-capacity"
+    if ops and (stochastic or (getattr(args, "hours", None) is not None and args.study == "hosting-capacity")):
         try:
-            circuit.rebuild(ops)  # named hours are found from the scenario's own set-points
+            circuit.rebuild(ops)  # named hours and penetrations are found from the scenario's own set-points
         except SimulationError as error:
             raise UsageError(f"--scenario {args.scenario}: {error}") from error
     given = ScenarioInput(settings, name, ops, len(ops), circuit.buses(), [n["id"] for n in circuit.neighbourhoods()],
-                          circuit.load_setpoints_kw(), circuit.load_neighbourhoods())
+                          circuit.load_setpoints_kw(), circuit.load_neighbourhoods(),
+                          circuit.customers() if stochastic else None)
     circuit.close()
-    build = {"hosting-capacity": hosting_capacity_plan, "time-series": time_series_plan, "batch": batch_plan}
+    build = {"hosting-capacity": hosting_capacity_plan, "time-series": time_series_plan, "batch": batch_plan,
+             "stochastic-hosting-capacity": stochastic_hosting_capacity_plan}
     return build[args.study](body, given)
 
 
@@ -146,7 +181,8 @@ def run(plan: Plan, executor: Any, progress: bool) -> dict[str, Any]:
 
     jobs = JobManager(executor, max_jobs=1)
     job = jobs.submit(plan)
-    with tqdm(total=plan.total, unit="task", desc=plan.kind.replace("_", " "), disable=not progress) as bar:
+    unit = "sample" if plan.kind == "stochastic_hosting_capacity" else "task"
+    with tqdm(total=plan.total, unit=unit, desc=plan.kind.replace("_", " "), disable=not progress) as bar:
         while not job.finished.wait(0.1):
             bar.update(job.tasks_done - bar.n)
         bar.update(job.tasks_done - bar.n)
@@ -184,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             executor = LocalPool(settings, args.workers)
         result = run(plan, executor, progress=sys.stderr.isatty())
         write_rows(plan.flat_rows(result), args.out)
+        if getattr(args, "samples_out", None):
+            write_rows(plan.flat_rows(result, "samples"), args.samples_out)
     except ValidationError as error:
         print(f"error: {describe_validation_error(error)[0]}", file=sys.stderr)
         return 2
@@ -196,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result["totals"], indent=2))
     if "preexisting" in result:
         print(json.dumps({"hours": result["hours"], "preexisting": result["preexisting"]}, indent=2))
+    if "min_hc_pct" in result:
+        print(json.dumps({k: result[k] for k in ("min_hc_pct", "min_hc_kW", "max_hc_pct", "max_hc_kW")}, indent=2))
     return 0
 
 

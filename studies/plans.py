@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from simulation_core import NO_GENERATOR_BUSES
-from studies import batch, hosting_capacity, hours, time_series
+from studies import batch, hosting_capacity, hours, stochastic, time_series
 from studies.hosting_capacity import Criteria
 
 CASES_PER_TASK = 10
@@ -18,6 +18,7 @@ CASES_PER_TASK = 10
 
 class Plan:
     kind = ""
+    tables: tuple[str, ...] = ()  # a result with several tables: their names (the first is the CSV's default)
 
     def __init__(self, engine: dict[str, Any], ops: list[dict[str, Any]], scenario: str, sequence: int) -> None:
         self.engine, self.ops, self.scenario, self.sequence = engine, ops, scenario, sequence
@@ -36,7 +37,7 @@ class Plan:
         raise NotImplementedError
 
     @staticmethod
-    def flat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    def flat_rows(result: dict[str, Any], table: str | None = None) -> list[dict[str, Any]]:
         raise NotImplementedError
 
 
@@ -95,7 +96,7 @@ class HostingCapacityPlan(Plan):
         return described
 
     @staticmethod
-    def flat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    def flat_rows(result: dict[str, Any], table: str | None = None) -> list[dict[str, Any]]:
         return [hosting_capacity.flat_row(row) for row in result["buses"]]
 
 
@@ -140,7 +141,7 @@ class TimeSeriesPlan(Plan):
                 "scenario": self.scenario, "sequence": self.sequence}
 
     @staticmethod
-    def flat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    def flat_rows(result: dict[str, Any], table: str | None = None) -> list[dict[str, Any]]:
         return [time_series.flat_row(row) for row in result["hours"]]
 
 
@@ -170,8 +171,55 @@ class BatchPlan(Plan):
         return {"cases": self.rows, "scenario": self.scenario, "sequence": self.sequence}
 
     @staticmethod
-    def flat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    def flat_rows(result: dict[str, Any], table: str | None = None) -> list[dict[str, Any]]:
         return [batch.flat_row(row) for row in result["cases"]]
 
 
-PLANS: dict[str, type[Plan]] = {plan.kind: plan for plan in (HostingCapacityPlan, TimeSeriesPlan, BatchPlan)}
+class StochasticHostingCapacityPlan(Plan):
+    """One task per sample: its customer order (seeded), walked upward through the penetrations."""
+
+    kind = "stochastic_hosting_capacity"
+    tables = ("levels", "samples")
+
+    def __init__(self, engine: dict[str, Any], ops: list[dict[str, Any]], scenario: str, sequence: int,
+                 spec: dict[str, Any], customers: list[dict[str, Any]], criteria: Criteria) -> None:
+        super().__init__(engine, ops, scenario, sequence)
+        self.spec, self.criteria = spec, criteria
+        self.total_load_kw = sum(customer["kW"] for customer in customers)
+        self.sizes = [customer["kW"] * spec["size_ratio"] for customer in customers]
+        self.pcts = stochastic.levels(**spec["penetration_pct"])
+        self.pv_kw = [stochastic.penetration_kw(pct, self.total_load_kw) for pct in self.pcts]
+        self.customers = len(customers)
+        self.total = spec["samples"]
+        self.samples: list[dict[str, Any] | None] = [None] * self.total
+
+    def first_tasks(self) -> list[dict[str, Any]]:
+        return [self.task({"sample": sample, "levels": [list(x) for x in zip(self.pcts, self.pv_kw)],
+                           "order": [[c, self.sizes[c]] for c in stochastic.sample_order(self.spec["seed"], sample,
+                                                                                           self.customers)
+                                     if self.sizes[c] > 0],
+                           "criteria": self.criteria.describe()})
+                for sample in range(self.total)]
+
+    def take(self, task: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
+        self.samples[task["work"]["sample"]] = result
+        return []
+
+    def result(self) -> dict[str, Any]:
+        samples = [sample for sample in self.samples if sample is not None]
+        criteria = {k: v for k, v in self.criteria.describe().items() if k not in ("step_kw", "max_kw")}
+        return {**stochastic.hosting_range(samples, self.total_load_kw),
+                "levels": stochastic.level_rows(self.pcts, self.pv_kw, samples), "samples": samples,
+                "spec": {**self.spec, "total_load_kW": self.total_load_kw, "customers": self.customers,
+                         "limits": criteria},
+                "scenario": self.scenario, "sequence": self.sequence}
+
+    @staticmethod
+    def flat_rows(result: dict[str, Any], table: str | None = None) -> list[dict[str, Any]]:
+        if table == "samples":
+            return [stochastic.flat_sample(row) for row in result["samples"]]
+        return [stochastic.flat_level(row) for row in result["levels"]]
+
+
+PLANS: dict[str, type[Plan]] = {plan.kind: plan for plan in (HostingCapacityPlan, TimeSeriesPlan, BatchPlan,
+                                                             StochasticHostingCapacityPlan)}

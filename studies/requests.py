@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from study_schemas import BatchBody, HostingCapacityBody, TimeSeriesBody
+from study_schemas import BatchBody, HostingCapacityBody, StochasticHostingCapacityBody, TimeSeriesBody
 from simulation_core import MAX_GENERATOR_KW
+from studies import stochastic
 from studies.hosting_capacity import Criteria
 from studies.hours import HourError, resolve_hours
 from studies.jobs import StudyError
-from studies.plans import BatchPlan, HostingCapacityPlan, TimeSeriesPlan
+from studies.plans import BatchPlan, HostingCapacityPlan, StochasticHostingCapacityPlan, TimeSeriesPlan
 from studies.time_series import HOURS_PER_YEAR
 
 MAX_BATCH_CASES = 1000
@@ -21,14 +22,17 @@ MAX_CASE_CHANGES = 100
 
 class ScenarioInput:
     """What a study reads: the scenario's ops and sequence when it starts, the feeder's buses and neighbourhoods,
-    and each load's kW set-point and neighbourhood in the engine's order (what named hours are found from)."""
+    each load's kW set-point and neighbourhood in the engine's order (what named hours are found from), and (for
+    the studies that need them) its customers with where their PV connects."""
 
     def __init__(self, engine: dict[str, Any], scenario: str, ops: list[dict[str, Any]], sequence: int,
                  buses: list[dict[str, Any]], neighbourhood_ids: list[int], load_kw: list[float] | None = None,
-                 load_neighbourhoods: list[int | None] | None = None) -> None:
+                 load_neighbourhoods: list[int | None] | None = None,
+                 customers: list[dict[str, Any]] | None = None) -> None:
         self.engine, self.scenario, self.ops, self.sequence = engine, scenario, ops, sequence
         self.buses, self.neighbourhood_ids = buses, neighbourhood_ids
         self.load_kw, self.load_neighbourhoods = load_kw or [], load_neighbourhoods or []
+        self.customers = customers or []
 
 
 def hosting_capacity_plan(body: HostingCapacityBody, given: ScenarioInput) -> HostingCapacityPlan:
@@ -81,6 +85,47 @@ def batch_plan(body: BatchBody, given: ScenarioInput) -> BatchPlan:
               "changes": [change.model_dump(exclude_none=True) for change in case.changes]}
              for position, case in enumerate(body.cases)]
     return BatchPlan(given.engine, given.ops, given.scenario, given.sequence, cases)
+
+
+def stochastic_hosting_capacity_plan(body: StochasticHostingCapacityBody, given: ScenarioInput
+                                     ) -> StochasticHostingCapacityPlan:
+    """Bounds named by field: samples, seed, the penetration range (at most 100 levels, within what every
+    customer together can hold), size_ratio."""
+    check_range(body.samples, "samples", 1, stochastic.MAX_SAMPLES)
+    check_range(body.seed, "seed", 0, 2**32 - 1)
+    span = body.penetration_pct
+    if not span.start > 0:
+        raise StudyError(422, f"penetration_pct.start: expected a penetration above 0 %, got {span.start:g}",
+                         "penetration_pct.start")
+    check_range(span.stop, "penetration_pct.stop", span.start, 100.0 * stochastic.MAX_SIZE_RATIO)
+    if not span.step > 0:
+        raise StudyError(422, f"penetration_pct.step: expected a step above 0 %, got {span.step:g}",
+                         "penetration_pct.step")
+    count = (span.stop - span.start) / span.step + 1
+    if count > stochastic.MAX_LEVELS + 1e-9:
+        raise StudyError(422, f"penetration_pct.step: at most {stochastic.MAX_LEVELS} penetrations, and "
+                              f"{span.start:g} to {span.stop:g} by {span.step:g} gives {int(count + 1e-9)}",
+                         "penetration_pct.step")
+    ratio = stochastic.default_size_ratio(span.stop) if body.size_ratio is None else body.size_ratio
+    if not 0 < ratio <= stochastic.MAX_SIZE_RATIO:
+        raise StudyError(422, f"size_ratio: expected above 0 and up to {stochastic.MAX_SIZE_RATIO:g}, got {ratio:g}",
+                         "size_ratio")
+    total = sum(customer["kW"] for customer in given.customers)
+    if total <= 0:
+        raise StudyError(422, "penetration_pct: the scenario has no load, and penetration is a share of its load kW",
+                         "penetration_pct")
+    if span.stop > 100.0 * ratio + 1e-9:
+        raise StudyError(422, f"penetration_pct.stop: {span.stop:g} % is beyond what every customer together can "
+                              f"hold with size_ratio {ratio:g} ({100 * ratio:g} % of the load, {total * ratio:g} kW); "
+                              f"lower stop or raise size_ratio", "penetration_pct.stop")
+    largest = max(customer["kW"] for customer in given.customers) * ratio
+    if largest > MAX_GENERATOR_KW:
+        raise StudyError(422, f"size_ratio: the largest customer's system would be {largest:g} kW, above the limit "
+                              f"of {MAX_GENERATOR_KW:g} kW per generator", "size_ratio")
+    spec = {"penetration_pct": span.model_dump(), "samples": body.samples, "seed": body.seed, "size_ratio": ratio}
+    criteria = Criteria(**body.limits.model_dump())
+    return StochasticHostingCapacityPlan(given.engine, given.ops, given.scenario, given.sequence, spec,
+                                         given.customers, criteria)
 
 
 def selected_buses(buses: list[dict[str, Any]], wanted: list[str]) -> list[dict[str, Any]]:

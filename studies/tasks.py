@@ -1,7 +1,8 @@
 """Tasks: the unit of study work, and the one function that runs a task wherever it runs.
 
 A task is a plain dict (it travels to worker processes and cluster workers):
-`{"kind": "hosting_capacity" | "time_series" | "batch", "engine": {...}, "ops": [...], "work": {...}}` —
+`{"kind": "hosting_capacity" | "time_series" | "batch" | "stochastic_hosting_capacity", "engine": {...},
+"ops": [...], "work": {...}}` —
 the engine's settings, the scenario's state as ops (its exported changes), and the slice of work. Each worker
 keeps its compiled engines warm and rebuilds the scenario on one only when a task brings other ops (or the
 engine has gathered too many leftover trial generators), so a study never recompiles per trial.
@@ -17,12 +18,13 @@ from typing import Any, Callable
 import orjson
 
 from simulation_core import OpenDSSCircuit
-from studies import batch, hosting_capacity, time_series
+from studies import batch, hosting_capacity, stochastic, time_series
 
 RUNNERS: dict[str, Callable[[OpenDSSCircuit, dict[str, Any]], dict[str, Any]]] = {
     "hosting_capacity": hosting_capacity.run,
     "time_series": time_series.run,
     "batch": batch.run,
+    "stochastic_hosting_capacity": stochastic.run,
 }
 
 MAX_LEFTOVER_GENERATORS = 20  # trial generators stay (disabled) in an engine and slow its solves: recompile past this

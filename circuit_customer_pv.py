@@ -1,0 +1,112 @@
+"""Engine-side part of the stochastic hosting capacity: the loads as customers, and one trial of PV at many of
+them at once.
+
+A customer's PV connects where its load does (EPRI 1026640 places customer PV at customer locations):
+- a 3-phase load: a 3-phase generator on nodes 1, 2, 3, rated line to line, as `add_generator` makes one (a
+  3-phase delta load would get the same: the generator's own connection does not change the power it injects);
+- a 1-phase load between a phase and neutral: a 1-phase generator on that node, rated line to neutral;
+- a 1-phase load between two phases (a delta load, `bus1=35.1.2 conn=delta`; a 2-phase load likewise): a
+  1-phase generator across the same two nodes, rated line to line.
+
+Each is a plain constant-kW, unity-power-factor generator with `add_generator`'s parameters, made through the
+same helper. One generator per customer (`cpv_<load index>`) is made the first time a trial needs it and reused
+by every later trial and sample (disabled between trials), so an engine holds at most one per load however many
+samples it runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from feeder_index import read_limits, values
+
+CUSTOMER_PV_PREFIX = "cpv_"
+
+
+@dataclass(frozen=True)
+class CustomerConnection:
+    load: str
+    bus: str
+    phases: int
+    nodes: tuple[int, ...]
+    kv: float
+    generator: str
+
+    def describe(self) -> dict[str, Any]:
+        return {"load": self.load, "bus": self.bus, "phases": self.phases, "nodes": list(self.nodes)}
+
+
+def customer_connection(position: int, load: str, bus1: str, phases: int, bus_nodes: list[int], kv_base_ln: float
+                        ) -> CustomerConnection:
+    """Where a load's PV connects, from the load's own bus1 (`35.1.2`, or `47` for all the bus's phases)."""
+    bus, *given = bus1.lower().split(".")
+    nodes = [int(n) for n in given if n != "0"] or bus_nodes[:max(phases, 1)]
+    name = f"{CUSTOMER_PV_PREFIX}{position}"
+    if phases >= 3:
+        return CustomerConnection(load, bus, 3, (1, 2, 3), kv_base_ln * math.sqrt(3), name)
+    if len(nodes) >= 2:  # line to line: a 1-phase delta load, or a 2-phase load
+        return CustomerConnection(load, bus, 1, (nodes[0], nodes[1]), kv_base_ln * math.sqrt(3), name)
+    return CustomerConnection(load, bus, 1, (nodes[0],), kv_base_ln, name)
+
+
+class CustomerPV:
+    """The customers (loads) of the feeder and a trial of PV at several of them (every method takes the lock)."""
+
+    def customer_connections(self) -> list[CustomerConnection]:
+        """Each load's PV connection, in the engine's load order (read once per compile)."""
+        with self._lock:
+            cached = getattr(self, "_customer_cache", None)
+            if cached is None or cached[0] != self._compile_count:
+                batch, index = self._batch, self._index
+                connections = [customer_connection(i, load, bus1, int(phases), index.bus_info[bus]["nodes"],
+                                                   index.bus_info[bus]["kv_base_ln"])
+                               for i, (load, bus1, phases, bus) in enumerate(zip(
+                                   index.load_names, batch.Load.Bus1, values(batch.Load.Phases), index.load_bus))]
+                cached = self._customer_cache = (self._compile_count, connections)
+            return cached[1]
+
+    def customers(self) -> list[dict[str, Any]]:
+        """Each customer: its load, where its PV connects, and the load's kW set-point in this state."""
+        with self._lock:
+            kw = self._load_setpoints()[0]
+            return [{**connection.describe(), "kW": float(k)}
+                    for connection, k in zip(self.customer_connections(), kw)]
+
+    def preview_customer_pv_limits(self, systems: list[tuple[int, float]]) -> dict[str, Any]:
+        """A stochastic trial: PV at several customers at once (`(customer index, kW)` pairs), solved with the
+        regulators acting, read lean (`feeder_index.read_limits`), then taken back, like
+        `preview_generator_limits` for one generator."""
+        with self._lock:
+            connections = self.customer_connections()
+            chosen = [(connections[i], float(kw)) for i, kw in systems]
+
+            def change() -> None:
+                for connection, kw in chosen:
+                    if connection.generator in self._generators:
+                        self._set_generator(connection.generator, kw, True)
+                    else:
+                        self._make_customer_generator(connection, kw)
+
+            def undo() -> None:
+                for connection, _ in chosen:
+                    if connection.generator in self._generators:
+                        self._set_generator(connection.generator, 0.0, False)
+
+            return self._apply(f"PV at {len(chosen)} customers", change, undo, dry_run=True,
+                               read=lambda magnitudes: read_limits(self._engine, self._batch, self._index, True,
+                                                                   magnitudes))
+
+    def _make_customer_generator(self, connection: CustomerConnection, kw: float) -> None:
+        """Create the customer's generator at `kw` with add_generator's helper (kept disabled in our registry, as a
+        trial's generator is). The registry's nodes build the engine's conductor map as the generator's phase
+        nodes then its neutral; a line-to-line generator's second conductor is its second phase node, where that
+        map has the neutral, so the registry keeps its first node only: the map's length is then right, and the
+        generator is only ever on inside a dry run, read lean, which does not use the map."""
+        create, _ = self._generator_change(connection.bus, connection.phases, list(connection.nodes), connection.kv,
+                                           connection.generator, kw)
+        create()
+        if len(connection.nodes) > connection.phases:
+            self._generators[connection.generator].nodes = list(connection.nodes[:connection.phases])
+            self._build_generator_map()

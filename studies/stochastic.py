@@ -1,0 +1,153 @@
+"""Stochastic hosting capacity: the feeder's range over many random placements of customer PV.
+
+The method is EPRI's (J. Smith, M. Rylander et al., "Stochastic Analysis to Determine Feeder Hosting Capacity
+for Distributed Solar PV", EPRI 1026640, 2012), which NREL's DISCO reproduces: as penetration grows, random
+placements of customer PV are checked, and the feeder gets a range. The **minimum** hosting capacity is the
+highest penetration at which every placement passes, the **maximum** the highest at which any passes.
+
+- Customers are the loads. A sample is a seeded random order of them (`numpy.random.default_rng([seed,
+  sample])`, so a sample's order does not depend on how many samples are asked for, nor on where it runs).
+- At a penetration P (% of the scenario's total load kW set-points) a sample has PV at its first customers, each
+  system its load kW x `size_ratio`, the last one partial so the total is exactly P; a higher penetration keeps
+  the lower one's systems.
+- A trial is one power flow with every system of the sample at one penetration, from the scenario's state, judged
+  as a hosting-capacity trial (`hosting_capacity.first_violation`). A sample walks its penetrations upward and
+  stops at its first failure. Each sample is a task.
+
+Placements are computed by the plan (here, in the server) and trials on the workers, from plain lists.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from simulation_core import NotConvergedError, OpenDSSCircuit
+from studies.hosting_capacity import KIND_ORDER, Criteria, first_violation, reading_of
+
+FAILURE_KINDS = (*KIND_ORDER, "not_converged")
+MAX_SAMPLES = 1000
+MAX_LEVELS = 100
+MAX_SIZE_RATIO = 10.0
+
+
+def levels(start: float, stop: float, step: float) -> list[float]:
+    """The penetrations from start to stop (included when on the grid) by step, as written (no float drift)."""
+    count = int(np.floor((stop - start) / step + 1e-9)) + 1
+    return [round(start + k * step, 9) for k in range(count)]
+
+
+def penetration_kw(pct: float, total_load_kw: float) -> float:
+    """A penetration's PV kW (rounded to 1e-9 kW, so 110 % of 3490 kW is 3839 kW, not 3839.0000000000005)."""
+    return round(pct / 100.0 * total_load_kw, 9)
+
+
+def default_size_ratio(stop: float) -> float:
+    """A customer's system as large as its load (EPRI sizes customer PV from the customer's load), or larger when
+    `stop` asks more than every customer's load: the least ratio at which every customer together reaches stop."""
+    return max(1.0, stop / 100.0)
+
+
+def sample_order(seed: int, sample: int, customers: int) -> list[int]:
+    """The customers of one sample in its random order."""
+    return np.random.default_rng([seed, sample]).permutation(customers).tolist()
+
+
+def placements(order: list[list[float]], target_kw: float) -> list[tuple[int, float]]:
+    """The systems at a penetration: `(customer, kW)` for the first customers of `order` (`[customer, full
+    kW]`, customers without load left out), the last one cut so the total is `target_kw`."""
+    systems: list[tuple[int, float]] = []
+    placed = 0.0
+    for customer, full_kw in order:
+        if placed + full_kw >= target_kw:
+            rest = target_kw - placed
+            if rest > 1e-9:
+                systems.append((int(customer), rest))
+            return systems
+        systems.append((int(customer), full_kw))
+        placed += full_kw
+    return systems
+
+
+def pv_list(systems: list[tuple[int, float]], customers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a reader needs to replay a trial: each system's bus, phases, nodes and kW."""
+    return [{"bus": customers[c]["bus"], "phases": customers[c]["phases"], "nodes": customers[c]["nodes"], "kW": kw}
+            for c, kw in systems]
+
+
+def trial(circuit: OpenDSSCircuit, systems: list[tuple[int, float]], own: dict[str, Any], criteria: Criteria,
+          target_kw: float) -> dict[str, Any] | None:
+    """One trial from the scenario's state: the violation that bounds it, or None when it passes."""
+    try:
+        reading = circuit.preview_customer_pv_limits(systems)
+    except NotConvergedError:
+        return {"kind": "not_converged", "element": None, "value": target_kw, "limit": None}
+    return first_violation(reading, own, circuit.snapshot.layout, criteria, circuit.transformer_names)
+
+
+def run(circuit: OpenDSSCircuit, work: dict[str, Any]) -> dict[str, Any]:
+    """A task: one sample walked upward through the penetrations until its first failure."""
+    criteria = Criteria(**work["criteria"])
+    own = reading_of(circuit.snapshot)
+    customers = [connection.describe() for connection in circuit.customer_connections()]
+    last_pass, first_failure = None, None
+    for position, (pct, target_kw) in enumerate(work["levels"]):
+        systems = placements(work["order"], target_kw)
+        found = trial(circuit, systems, own, criteria, target_kw)
+        level = {"penetration_pct": pct, "pv_kW": target_kw, "pv": pv_list(systems, customers)}
+        if found:
+            first_failure = {**level, "limited_by": found}
+            return {"sample": work["sample"], "last_pass": last_pass, "first_failure": first_failure,
+                    "trials": position + 1}
+        last_pass = level
+    return {"sample": work["sample"], "last_pass": last_pass, "first_failure": None, "trials": len(work["levels"])}
+
+
+# ---------------------------------------------------------------------------- the result, from the samples
+def level_rows(pcts: list[float], pv_kw: list[float], samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per penetration: samples passing it, and the samples failed by then (a sample stops at its first
+    failure) by kind, with the element named most often among them (the first by name on a tie)."""
+    rows = []
+    for pct, kw in zip(pcts, pv_kw):
+        failed = [s["first_failure"]["limited_by"] for s in samples
+                  if s["first_failure"] and s["first_failure"]["penetration_pct"] <= pct]
+        kinds = Counter(bound["kind"] for bound in failed)
+        elements = Counter(bound["element"] for bound in failed if bound["element"])
+        common = min(elements.items(), key=lambda item: (-item[1], item[0])) if elements else (None, 0)
+        rows.append({"penetration_pct": pct, "pv_kW": kw, "samples_passing": len(samples) - len(failed),
+                     "samples_failing": {kind: kinds.get(kind, 0) for kind in FAILURE_KINDS},
+                     "most_frequent_element": common[0], "most_frequent_element_samples": common[1]})
+    return rows
+
+
+def hosting_range(samples: list[dict[str, Any]], total_load_kw: float) -> dict[str, float]:
+    """min_hc_pct: the least of the samples' last passing penetrations (0 for a sample failing at the first
+    level); max_hc_pct: the greatest. With their kW."""
+    passing = [s["last_pass"]["penetration_pct"] if s["last_pass"] else 0.0 for s in samples]
+    low, high = min(passing), max(passing)
+    return {"min_hc_pct": low, "min_hc_kW": penetration_kw(low, total_load_kw),
+            "max_hc_pct": high, "max_hc_kW": penetration_kw(high, total_load_kw)}
+
+
+def flat_level(row: dict[str, Any]) -> dict[str, Any]:
+    """A levels row for CSV: the failing counts spread into columns."""
+    return {"penetration_pct": row["penetration_pct"], "pv_kW": row["pv_kW"],
+            "samples_passing": row["samples_passing"],
+            **{f"failing_{kind}": count for kind, count in row["samples_failing"].items()},
+            "most_frequent_element": row["most_frequent_element"],
+            "most_frequent_element_samples": row["most_frequent_element_samples"]}
+
+
+def flat_sample(row: dict[str, Any]) -> dict[str, Any]:
+    """A samples row for CSV: each end's penetration, kW and count of systems, and what bounds the sample (the
+    systems themselves are in the JSON result)."""
+    passed, failed = row["last_pass"] or {}, row["first_failure"] or {}
+    bound = failed.get("limited_by") or {}
+    return {"sample": row["sample"], "last_pass_pct": passed.get("penetration_pct", 0.0),
+            "last_pass_kW": passed.get("pv_kW", 0.0), "last_pass_systems": len(passed.get("pv", [])),
+            "first_failure_pct": failed.get("penetration_pct"), "first_failure_kW": failed.get("pv_kW"),
+            "first_failure_systems": len(failed["pv"]) if failed else None,
+            "limited_by_kind": bound.get("kind"), "limited_by_element": bound.get("element"),
+            "limited_by_value": bound.get("value"), "limited_by_limit": bound.get("limit"), "trials": row["trials"]}
