@@ -159,6 +159,29 @@ def test_studies_come_back_as_frames(grid, pv):
     assert "phases" in cases.loc["bad", "error"]
 
 
+def test_stochastic_hosting_capacity_comes_back_as_frames(pv, live_server):
+    """The client's frames hold the API's numbers (the same seed gives the same result)."""
+    pv.scale_neighbourhood(12, 0.5)
+    study = pv.stochastic_hosting_capacity(start=20, stop=100, step=20, samples=4, seed=3, progress=False)
+    body = {"penetration_pct": {"start": 20, "stop": 100, "step": 20}, "samples": 4, "seed": 3}
+    raw = requests.post(f"{live_server}/scenarios/{pv.id}/studies/stochastic_hosting_capacity?wait=60",
+                        json=body).json()["job"]["result"]
+    assert (study.min_hc_pct, study.max_hc_kW) == (raw["min_hc_pct"], raw["max_hc_kW"])
+    assert list(study.levels.index) == [20, 40, 60, 80, 100]
+    assert list(study.levels["samples_passing"]) == [row["samples_passing"] for row in raw["levels"]]
+    assert list(study.levels["failing_voltage_high"]) == [row["samples_failing"]["voltage_high"]
+                                                          for row in raw["levels"]]
+    assert list(study.samples.index) == [0, 1, 2, 3] and study.spec == raw["spec"]
+    for sample in raw["samples"]:
+        row = study.samples.loc[sample["sample"]]
+        assert row["last_pass_pv"] == (sample["last_pass"]["pv"] if sample["last_pass"] else [])
+        if sample["first_failure"]:
+            assert row["limited_by_kind"] == sample["first_failure"]["limited_by"]["kind"]
+    with pytest.raises(GridApiError) as refused:
+        pv.stochastic_hosting_capacity(samples=0, progress=False)
+    assert refused.value.field == "samples"
+
+
 class DroppingProxy:
     """Forwards to the server, but for the first request of a given path drops the client's connection after
     the server has answered: the change is applied, the client never hears so."""

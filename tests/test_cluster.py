@@ -176,6 +176,22 @@ def test_cluster_answers_equal_the_local_pool(on_cluster, on_pool, route, body):
     assert_same(answers[0], answers[1])
 
 
+def test_stochastic_hosting_capacity_is_identical_on_the_cluster(on_cluster, on_pool):
+    """The same seed, the same answer to the last digit: the local pool of 2 and README's 2-worker cluster
+    (one worker and two on the local pool are compared in test_stochastic.py)."""
+    body = {"samples": 12, "seed": 42, "penetration_pct": {"start": 10, "stop": 150, "step": 20},
+            "limits": {"reverse_power": True}}
+    answers = []
+    for client in (on_cluster, on_pool):
+        scenario = client.post("/scenarios", json={}).json["scenario"]["id"]
+        client.post(f"/scenarios/{scenario}/modify_load_neighbourhood", json={"neighbourhood": 12, "factor": 0.5})
+        result = run(client, f"/scenarios/{scenario}/studies/stochastic_hosting_capacity", body)
+        result.pop("scenario")
+        answers.append(result)
+    assert answers[0] == answers[1]
+    assert any(sample["first_failure"] for sample in answers[0]["samples"])
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_study_still_gives_the_same_answer(on_cluster, on_pool, cluster):
     body = {"buses": ["all"], "step_kw": 50, "max_kw": 6000}
