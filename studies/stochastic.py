@@ -79,7 +79,7 @@ def pv_list(systems: list[tuple[int, float]], customers: list[dict[str, Any]]) -
 
 def trial(circuit: OpenDSSCircuit, systems: list[tuple[int, float]], own: dict[str, Any], criteria: Criteria,
           target_kw: float) -> dict[str, Any] | None:
-    """One trial from the scenario's state: the violation that bounds it, or None when it passes."""
+    """One trial from the state the circuit holds (`own`: its reading): the violation that bounds it, or None."""
     try:
         reading = circuit.preview_customer_pv_limits(systems)
     except NotConvergedError:
@@ -87,22 +87,32 @@ def trial(circuit: OpenDSSCircuit, systems: list[tuple[int, float]], own: dict[s
     return first_violation(reading, own, circuit.snapshot.layout, criteria, circuit.transformer_names)
 
 
-def run(circuit: OpenDSSCircuit, work: dict[str, Any]) -> dict[str, Any]:
-    """A task: one sample walked upward through the penetrations until its first failure."""
-    criteria = Criteria(**work["criteria"])
+def first_failure(circuit: OpenDSSCircuit, work: dict[str, Any], criteria: Criteria, below: int
+                  ) -> tuple[int, dict[str, Any] | None, int]:
+    """Walk the sample's penetrations upward from the state the circuit holds, below position `below`: the
+    position of the first failure (`below` when none), what bounds it, and the trials run."""
     own = reading_of(circuit.snapshot)
-    customers = [connection.describe() for connection in circuit.customer_connections()]
-    last_pass, first_failure = None, None
-    for position, (pct, target_kw) in enumerate(work["levels"]):
-        systems = placements(work["order"], target_kw)
-        found = trial(circuit, systems, own, criteria, target_kw)
-        level = {"penetration_pct": pct, "pv_kW": target_kw, "pv": pv_list(systems, customers)}
+    for position, (_, target_kw) in enumerate(work["levels"][:below]):
+        found = trial(circuit, placements(work["order"], target_kw), own, criteria, target_kw)
         if found:
-            first_failure = {**level, "limited_by": found}
-            return {"sample": work["sample"], "last_pass": last_pass, "first_failure": first_failure,
-                    "trials": position + 1}
-        last_pass = level
-    return {"sample": work["sample"], "last_pass": last_pass, "first_failure": None, "trials": len(work["levels"])}
+            return position, found, position + 1
+    return below, None, below
+
+
+def run(circuit: OpenDSSCircuit, work: dict[str, Any]) -> dict[str, Any]:
+    """A task: one sample walked upward through the penetrations until its first failure. (Each starting state
+    walks below the first failure found so far; today the one state is the scenario's.)"""
+    criteria = Criteria(**work["criteria"])
+    failing, bound, trials = first_failure(circuit, work, criteria, len(work["levels"]))
+    customers = [connection.describe() for connection in circuit.customer_connections()]
+
+    def end(position: int) -> dict[str, Any]:
+        pct, target_kw = work["levels"][position]
+        return {"penetration_pct": pct, "pv_kW": target_kw,
+                "pv": pv_list(placements(work["order"], target_kw), customers)}
+
+    return {"sample": work["sample"], "last_pass": end(failing - 1) if failing > 0 else None,
+            "first_failure": {**end(failing), "limited_by": bound} if bound else None, "trials": trials}
 
 
 # ---------------------------------------------------------------------------- the result, from the samples
