@@ -392,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(r, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
     print_report(r)
-    return 0
+    return subprocess.call([sys.executable, str(HERE / "stochastic_bench.py"), "--out", str(args.out.with_name(
+        args.out.stem + "-stochastic.json"))] + (["--quick"] if args.quick else []))  # bench/stochastic_bench.py
 
 
 if __name__ == "__main__":
