@@ -312,3 +312,19 @@ def test_the_command_line_gives_the_apis_numbers(client, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "studies", "stochastic-hosting-capacity", "--samples", "0", "--out",
                           str(tmp_path / "x.csv")], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip() == "error: samples: expected 1 to 1000, got 0"
+
+
+def test_readme_states_the_base_cases_range(client):
+    """README's figures for the base case at 20 samples are what the study answers."""
+    import re
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("**The base case's range at 20 samples**", 1)[1].split("\n- ", 1)[0]
+    (low_pct, low_kw), (high_pct, high_kw) = [(float(p), float(k.replace(",", ""))) for p, k in re.findall(
+        r"\*\*(?:min|max) ([\d.]+) % \(([\d,]+) kW\)\*\*", section)]
+    result = study(client, {"penetration_pct": {"start": 10, "stop": 200, "step": 10}, "samples": 20, "seed": 1})[
+        "result"]
+    assert (result["min_hc_pct"], result["min_hc_kW"]) == (low_pct, low_kw)
+    assert (result["max_hc_pct"], result["max_hc_kW"]) == (high_pct, high_kw)
+    passing_all = sum(s["first_failure"] is None for s in result["samples"])
+    assert f"{passing_all} of the 20 samples pass every penetration" in section
