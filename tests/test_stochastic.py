@@ -321,7 +321,7 @@ def test_readme_states_the_base_cases_range(client):
     text = (REPO / "README.md").read_text(encoding="utf-8")
     section = text.split("**The base case's range at 20 samples**", 1)[1].split("\n- ", 1)[0]
     (low_pct, low_kw), (high_pct, high_kw) = [(float(p), float(k.replace(",", ""))) for p, k in re.findall(
-        r"\*\*(?:min|max) ([\d.]+) % \(([\d,]+) kW\)\*\*", section)]
+        r"\*\*(?:min|max)\s+([\d.]+)\s+%\s+\(([\d,]+)\s+kW\)\*\*", section)]
     result = study(client, {"penetration_pct": {"start": 10, "stop": 200, "step": 10}, "samples": 20, "seed": 1})[
         "result"]
     assert (result["min_hc_pct"], result["min_hc_kW"]) == (low_pct, low_kw)
