@@ -144,7 +144,15 @@ def selected_buses(buses: list[dict[str, Any]], wanted: list[str]) -> list[dict[
 
 def check_range(value: float, field: str, low: float, high: float) -> None:
     if not low <= value <= high:
-        raise StudyError(422, f"{field}: expected {low:g} to {high:g}, got {value:g}", field)
+        raise StudyError(422, f"{field}: expected {shown(low)} to {shown(high)}, got {shown(value)}", field)
+
+
+def shown(value: float) -> str:
+    """A number as a message writes it: floats by %g, whole numbers in full, one too large to print (JSON allows
+    any size) by its size."""
+    if isinstance(value, int) and abs(value) >= 10**15:
+        return f"a whole number of {value.bit_length()} bits"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def check_shape(shape: Any, field: str, hours: int) -> None:

@@ -248,6 +248,13 @@ def test_bad_requests_name_the_field_and_queue_nothing(client, body, field):
     assert len(client.get("/jobs").json["jobs"]) == before
 
 
+@pytest.mark.parametrize("route,field", [(ROUTE, "samples"), (ROUTE, "seed"), ("/studies/time_series", "hours")])
+def test_a_whole_number_beyond_any_bound_is_422_naming_the_field(client, route, field):
+    """JSON allows any size of number: one too large to print is still a 422, not a 500."""
+    response = client.post(route, data='{"%s": 1%s}' % (field, "0" * 400), content_type="application/json")
+    assert "bits" in assert_error_shape(response, 422, field)["message"]
+
+
 def test_limits_are_said_in_the_message(client):
     assert "at most 100 penetrations" in client.post(ROUTE, json={"penetration_pct": {"start": 1, "stop": 200,
                                                                                       "step": 1}}).json["message"]
