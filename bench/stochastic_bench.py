@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import opendssdirect
@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import report  # noqa: E402  (bench/report.py: verdict, environment)
 from engine_floor import MASTER_FILE, REPO, BenchError  # noqa: E402
-from harness import Client, Server, check, free_port  # noqa: E402
+from harness import Client, Server, check, free_port, process_cpu_ticks  # noqa: E402
 
 # The study: the issue's and README's request, and the API's default limits (studies/hosting_capacity.py).
 FULL = {"penetration_pct": {"start": 10, "stop": 200, "step": 10}, "samples": 20, "seed": 1}
@@ -263,13 +263,34 @@ class Api:
         self.server.cleanup()
 
 
-def api_run(api: Api, body: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
-    """A 2-sample warm-up (the workers spawn and compile), then the timed study; samples differing from the
-    floor's (last pass, first failure and its kind)."""
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU (user + system) the processes used so far."""
+    return sum(process_cpu_ticks(pid) for pid in pids) / os.sysconf("SC_CLK_TCK")
+
+
+def pool_workers(api: Api) -> list[int]:
+    """The local pool's worker processes (children of the server spawned by multiprocessing)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == \
+                    api.server.process.pid and b"spawn_main" in (entry / "cmdline").read_bytes():
+                children.append(int(entry.name))
+        except OSError:
+            pass
+    return children
+
+
+def api_run(api: Api, body: dict[str, Any], floor: dict[str, Any], workers: Callable[[], list[int]]
+            ) -> dict[str, Any]:
+    """A 2-sample warm-up (the workers spawn and compile), then the timed study; the CPU its workers used (which
+    other processes on the machine do not change); samples differing from the floor's (last pass, first failure
+    and its kind)."""
     warm_up = api.study({**body, "samples": 2, "seed": body["seed"] + 1})
-    meter = OtherLoad()
+    pids = workers()
+    meter, cpu_before = OtherLoad(), cpu_seconds(pids)
     run = api.study(body)
-    other = meter.pct()
+    other, workers_cpu = meter.pct(), cpu_seconds(pids) - cpu_before
     result = run["job"]["result"]
     ours = [{"sample": s["sample"],
              "last_pass_pct": s["last_pass"]["penetration_pct"] if s["last_pass"] else None,
@@ -277,8 +298,10 @@ def api_run(api: Api, body: dict[str, Any], floor: dict[str, Any]) -> dict[str, 
              "kind": s["first_failure"]["limited_by"]["kind"] if s["first_failure"] else None}
             for s in result["samples"]]
     differ = [{"api": a, "floor": f} for a, f in zip(ours, floor["samples"]) if a != f]
+    trials = sum(s["trials"] for s in result["samples"])
     return {"wall_s": run["wall_s"], "warm_up_s": warm_up["wall_s"], "tasks": run["job"]["tasks"]["total"],
-            "trials": sum(s["trials"] for s in result["samples"]),
+            "trials": trials, "workers": len(pids), "workers_cpu_s": workers_cpu,
+            "worker_cpu_ms_per_trial": 1000 * workers_cpu / trials,
             "range": {k: result[k] for k in ("min_hc_pct", "min_hc_kW", "max_hc_pct", "max_hc_kW")},
             "differ_from_floor": differ, "other_processes_cpu_pct": other}
 
@@ -306,10 +329,17 @@ class ReadmeCluster:
                                             .replace("8786", port)], cwd=REPO, env=env, start_new_session=True,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                           for line in readme_cluster_lines().values()]
+        with self.client() as client:
+            client.wait_for_workers(workers, timeout=60)
+
+    def client(self) -> Any:
         import distributed
 
-        with distributed.Client(self.address, timeout=30, set_as_default=False) as client:
-            client.wait_for_workers(workers, timeout=60)
+        return distributed.Client(self.address, timeout=30, set_as_default=False)
+
+    def worker_pids(self) -> list[int]:
+        with self.client() as client:
+            return list(client.run(os.getpid).values())
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -354,9 +384,9 @@ def print_report(r: dict[str, Any]) -> None:
           f"({f['ms_per_trial']:.2f} ms per trial; mean of {', '.join(f'{x:.2f}' for x in f['runs'])})")
     for key, label in (("workers_2", "API --workers 2"), ("dask_2", "API --dask-scheduler, README's 2 workers")):
         run = r[key]
-        print(f"  {label:<40} {run['wall_s']:7.2f} {run['trials']:>8}   ({run['tasks']} tasks; other processes "
-              f"{run['other_processes_cpu_pct']:.0f} % of the CPUs; {len(run['differ_from_floor'])} samples "
-              f"differ from the floor)")
+        print(f"  {label:<40} {run['wall_s']:7.2f} {run['trials']:>8}   ({run['tasks']} tasks; workers' CPU "
+              f"{run['worker_cpu_ms_per_trial']:.2f} ms per trial; other processes {run['other_processes_cpu_pct']:.0f} "
+              f"% of the CPUs; {len(run['differ_from_floor'])} samples differ from the floor)")
     rng = r["workers_2"]["range"]
     print(f"  range: min {rng['min_hc_pct']:g} % ({rng['min_hc_kW']:g} kW), max {rng['max_hc_pct']:g} % "
           f"({rng['max_hc_kW']:g} kW)")
@@ -387,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         print("stochastic: API --workers 2 ...", file=sys.stderr, flush=True)
         api = Api("workers_2", "--workers", "2")
         try:
-            r["workers_2"] = api_run(api, body, floors[0])
+            r["workers_2"] = api_run(api, body, floors[0], lambda: pool_workers(api))
         finally:
             api.stop()
         print("stochastic: README's Dask cluster ...", file=sys.stderr, flush=True)
@@ -395,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             api = Api("dask_2", "--dask-scheduler", cluster.address)
             try:
-                r["dask_2"] = api_run(api, body, floors[0])
+                r["dask_2"] = api_run(api, body, floors[0], cluster.worker_pids)
             finally:
                 api.stop()
         finally:

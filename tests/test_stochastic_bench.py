@@ -27,6 +27,7 @@ def test_a_quick_run_reports_the_floor_the_pool_and_the_cluster(tmp_path):
     for key in ("workers_2", "dask_2"):
         assert report[key]["differ_from_floor"] == [] and report[key]["tasks"] == 4, key
         assert report[key]["trials"] == floor["trials"] and report[key]["wall_s"] > 0, key
+        assert report[key]["workers"] == 2 and report[key]["workers_cpu_s"] > 0, key
     names = [target["name"] for target in report["targets"]]
     assert names == ["pool of 2 / (floor / 2)", "Dask 2 workers / (floor / 2)", "samples differing from floor"]
     assert "pool of 2 / (floor / 2)" in run.stdout and "FAIL" not in run.stdout.split("samples differing")[1]
