@@ -98,7 +98,7 @@ class CustomerPV:
                                read=self._judged_reading)
 
     def _judged_reading(self, vmag_pu: Any) -> dict[str, Any]:
-        """What a trial is judged by (`hosting_capacity.first_violation`) and no more: node voltages, line and
+        """What a trial is judged by (`studies.limits.first_violation`) and no more: node voltages, line and
         transformer loadings, substation power. Leaner than `feeder_index.read_limits`, whose load, generation
         and loss totals a trial does not use (about a tenth of a trial's time)."""
         _, line_loading, xf_loading = loadings(self._batch, self._index)

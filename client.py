@@ -101,6 +101,8 @@ class StochasticHostingCapacity:
     levels: pd.DataFrame
     samples: pd.DataFrame
     spec: dict[str, Any] = field(default_factory=dict)
+    hours: Optional[list[dict[str, Any]]] = None
+    preexisting: Optional[pd.DataFrame] = None
 
 
 def _sample_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -270,21 +272,31 @@ class Scenario:
 
     def stochastic_hosting_capacity(self, start: float = 10, stop: float = 200, step: float = 10, samples: int = 20,
                                     seed: int = 1, size_ratio: Optional[float] = None,
-                                    limits: Optional[dict[str, Any]] = None, *, progress: Optional[bool] = None,
+                                    limits: Optional[dict[str, Any]] = None, hours: Optional[Iterable[Any]] = None,
+                                    load_shape: str = "residential",
+                                    neighbourhood_shapes: Optional[dict[str, str]] = None,
+                                    generator_shape: str = "pv", *, progress: Optional[bool] = None,
                                     timeout_s: float = 3600) -> StochasticHostingCapacity:
         """The feeder's range over random customer PV (EPRI 1026640), with its levels and samples as DataFrames:
-        `pv.stochastic_hosting_capacity(samples=20, seed=1).levels`."""
+        `pv.stochastic_hosting_capacity(samples=20, seed=1).levels`; `hours=["daytime_minimum", "peak_load"]`
+        judges every trial at each hour."""
         body: dict[str, Any] = {"penetration_pct": {"start": start, "stop": stop, "step": step}, "samples": samples,
                                 "seed": seed, "limits": limits or {}}
         if size_ratio is not None:
             body["size_ratio"] = size_ratio
+        if hours is not None:
+            body.update(hours=list(hours), load_shape=load_shape, generator_shape=generator_shape,
+                        neighbourhood_shapes={str(k): v for k, v in (neighbourhood_shapes or {}).items()})
         result = self._study("stochastic_hosting_capacity", body, progress, timeout_s)
         levels = pd.DataFrame([{**{k: v for k, v in row.items() if k != "samples_failing"},
                                 **{f"failing_{k}": v for k, v in row["samples_failing"].items()}}
                                for row in result["levels"]]).set_index("penetration_pct")
         table = pd.DataFrame([_sample_row(row) for row in result["samples"]]).set_index("sample")
+        preexisting = pd.DataFrame(result.get("preexisting") or [], columns=["element", "value", "limit",
+                                                                             "hour_of_year"])
         return StochasticHostingCapacity(result["min_hc_pct"], result["min_hc_kW"], result["max_hc_pct"],
-                                         result["max_hc_kW"], levels, table, result["spec"])
+                                         result["max_hc_kW"], levels, table, result["spec"], result.get("hours"),
+                                         preexisting)
 
     def time_series(self, hours: int = 24, start_hour: int = 4320, load_shape: Any = "residential",
                     neighbourhood_shapes: Optional[dict[str, Any]] = None, generator_shape: Any = "pv", *,

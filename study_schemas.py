@@ -33,7 +33,23 @@ ShapeName = Literal["residential", "commercial", "pv"]
 HourItem = Union[Annotated[int, Field(ge=0, le=8759)], Literal["peak_load", "daytime_minimum"]]
 
 
-class HostingCapacityBody(CachedSchemaModel):
+class StudyHours(CachedSchemaModel):
+    """The hours a hosting-capacity study (per bus or stochastic) starts its trials from, and the shapes they are
+    found and prepared with."""
+
+    hours: Optional[list[HourItem]] = Field(default=None, min_length=1, max_length=24, description=(
+        "Omitted: the scenario's state. Else up to 24 hours of the year (0-8759) or named hours: peak_load (the "
+        "highest total load kW under the shapes), daytime_minimum (the lowest among hours whose generator shape is "
+        ">= 0.5); on a tie the earliest. Each hour's state is a 1-hour time series' from that hour; a trial passes "
+        "only if it passes at every hour (a bus's capacity is its least over the hours)."))
+    load_shape: ShapeName = Field(default="residential", description="With hours: as in a time series, by name.")
+    neighbourhood_shapes: dict[str, ShapeName] = Field(default_factory=dict, description=(
+        'With hours: per neighbourhood id ("1".."14"), its own shape instead of load_shape.'))
+    generator_shape: ShapeName = Field(default="pv", description="With hours: multiplier of the scenario's "
+                                                                 "generators (not the study's own).")
+
+
+class HostingCapacityBody(StudyHours):
     model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
         "all": {"summary": "Every bus, 3-phase where possible (README)", "value": {"buses": ["all"]}},
         "two": {"summary": "Buses 67 and 35, 50 kW steps", "value": {"buses": ["67", "35"], "step_kw": 50}},
@@ -48,16 +64,6 @@ class HostingCapacityBody(CachedSchemaModel):
     step_kw: float = Field(default=10.0, description="Resolution, kW (1 to 10000).")
     max_kw: float = Field(default=10_000.0, description="Largest size tried, kW (up to 100000).")
     limits: Limits = Field(default_factory=Limits)
-    hours: Optional[list[HourItem]] = Field(default=None, min_length=1, max_length=24, description=(
-        "Omitted: the scenario's state. Else up to 24 hours of the year (0-8759) or named hours: peak_load (the "
-        "highest total load kW under the shapes), daytime_minimum (the lowest among hours whose generator shape is "
-        ">= 0.5); on a tie the earliest. Each hour's state is a 1-hour time series' from that hour; a bus's "
-        "capacity is its least over the hours."))
-    load_shape: ShapeName = Field(default="residential", description="With hours: as in a time series, by name.")
-    neighbourhood_shapes: dict[str, ShapeName] = Field(default_factory=dict, description=(
-        'With hours: per neighbourhood id ("1".."14"), its own shape instead of load_shape.'))
-    generator_shape: ShapeName = Field(default="pv", description="With hours: multiplier of the scenario's "
-                                                                 "generators (not the trial generator).")
 
     _phases_one_or_three = field_validator("phases")(one_or_three)
 
@@ -69,7 +75,7 @@ class PenetrationRange(CachedSchemaModel):
     step: float = Field(default=10.0, description="Step, % (above 0; at most 100 penetrations in all).")
 
 
-class StochasticHostingCapacityBody(CachedSchemaModel):
+class StochasticHostingCapacityBody(StudyHours):
     model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
         "base": {"summary": "20 samples, 10 to 200 % (README)",
                  "value": {"penetration_pct": {"start": 10, "stop": 200, "step": 10}, "samples": 20, "seed": 1}},

@@ -12,6 +12,7 @@ from typing import Any
 from simulation_core import NO_GENERATOR_BUSES
 from studies import batch, hosting_capacity, hours, stochastic, time_series
 from studies.hosting_capacity import Criteria
+from studies.limits import Limits
 
 CASES_PER_TASK = 10
 
@@ -176,15 +177,17 @@ class BatchPlan(Plan):
 
 
 class StochasticHostingCapacityPlan(Plan):
-    """One task per sample: its customer order (seeded), walked upward through the penetrations."""
+    """One task per sample: its customer order (seeded), walked upward through the penetrations from each starting
+    state (the scenario's, or each hour's). The result lists each starting state's pre-existing overloads once."""
 
     kind = "stochastic_hosting_capacity"
     tables = ("levels", "samples")
 
     def __init__(self, engine: dict[str, Any], ops: list[dict[str, Any]], scenario: str, sequence: int,
-                 spec: dict[str, Any], customers: list[dict[str, Any]], criteria: Criteria) -> None:
+                 spec: dict[str, Any], customers: list[dict[str, Any]], limits: Limits,
+                 hours: list[dict[str, Any]] | None = None, shapes: dict[str, Any] | None = None) -> None:
         super().__init__(engine, ops, scenario, sequence)
-        self.spec, self.criteria = spec, criteria
+        self.spec, self.limits, self.hours, self.shapes = spec, limits, hours, shapes
         self.total_load_kw = sum(customer["kW"] for customer in customers)
         self.sizes = [customer["kW"] * spec["size_ratio"] for customer in customers]
         self.pcts = stochastic.levels(**spec["penetration_pct"])
@@ -192,27 +195,36 @@ class StochasticHostingCapacityPlan(Plan):
         self.customers = len(customers)
         self.total = spec["samples"]
         self.samples: list[dict[str, Any] | None] = [None] * self.total
+        self.preexisting: list[dict[str, Any]] | None = None
 
     def first_tasks(self) -> list[dict[str, Any]]:
+        # Each distinct hour once, earliest first (a sample's failure binds at the earliest hour of equals).
+        starts = sorted({h["hour_of_year"] for h in self.hours}) if self.hours else []
+        hour_works = [hours.hour_work(self.shapes or hours.DEFAULT_SHAPES, h) for h in starts] or None
         return [self.task({"sample": sample, "levels": [list(x) for x in zip(self.pcts, self.pv_kw)],
                            "order": [[c, self.sizes[c]] for c in stochastic.sample_order(self.spec["seed"], sample,
                                                                                            self.customers)
                                      if self.sizes[c] > 0],
-                           "criteria": self.criteria.describe()})
+                           "limits": self.limits.describe(), "hours": hour_works})
                 for sample in range(self.total)]
 
     def take(self, task: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
-        self.samples[task["work"]["sample"]] = result
+        self.samples[task["work"]["sample"]] = {k: v for k, v in result.items() if k != "preexisting"}
+        if self.preexisting is None:  # the same starting states for every sample
+            self.preexisting = result["preexisting"]
         return []
 
     def result(self) -> dict[str, Any]:
         samples = [sample for sample in self.samples if sample is not None]
-        criteria = {k: v for k, v in self.criteria.describe().items() if k not in ("step_kw", "max_kw")}
-        return {**stochastic.hosting_range(samples, self.total_load_kw),
-                "levels": stochastic.level_rows(self.pcts, self.pv_kw, samples), "samples": samples,
-                "spec": {**self.spec, "total_load_kW": self.total_load_kw, "customers": self.customers,
-                         "limits": criteria},
-                "scenario": self.scenario, "sequence": self.sequence}
+        described = {**stochastic.hosting_range(samples, self.total_load_kw),
+                     "levels": stochastic.level_rows(self.pcts, self.pv_kw, samples), "samples": samples,
+                     "preexisting": self.preexisting or [], "hours": self.hours,
+                     "spec": {**self.spec, "total_load_kW": self.total_load_kw, "customers": self.customers,
+                              "limits": self.limits.describe()},
+                     "scenario": self.scenario, "sequence": self.sequence}
+        if self.hours:
+            described["shapes"] = self.shapes
+        return described
 
     @staticmethod
     def flat_rows(result: dict[str, Any], table: str | None = None) -> list[dict[str, Any]]:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from study_schemas import BatchBody, HostingCapacityBody, StochasticHostingCapacityBody, TimeSeriesBody
+from study_schemas import (BatchBody, HostingCapacityBody, StochasticHostingCapacityBody, StudyHours,
+                           TimeSeriesBody)
 from simulation_core import MAX_GENERATOR_KW
 from studies import stochastic
 from studies.hosting_capacity import Criteria
+from studies.limits import Limits
 from studies.hours import HourError, resolve_hours
 from studies.jobs import StudyError
 from studies.plans import BatchPlan, HostingCapacityPlan, StochasticHostingCapacityPlan, TimeSeriesPlan
@@ -40,18 +42,22 @@ def hosting_capacity_plan(body: HostingCapacityBody, given: ScenarioInput) -> Ho
     check_range(body.max_kw, "max_kw", body.step_kw, MAX_GENERATOR_KW)
     check_range(body.limits.worsened_by_pct, "limits.worsened_by_pct", 0.0, 100.0)
     criteria = Criteria(step_kw=body.step_kw, max_kw=body.max_kw, **body.limits.model_dump())
+    resolved, shapes = study_hours(body, given)
+    return HostingCapacityPlan(given.engine, given.ops, given.scenario, given.sequence,
+                               selected_buses(given.buses, body.buses), body.phases, criteria, resolved, shapes)
+
+
+def study_hours(body: StudyHours, given: ScenarioInput) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
+    """The hours a study starts its trials from, resolved (None: the scenario's state), and their shapes."""
     shapes = {"load_shape": body.load_shape, "neighbourhood_shapes": dict(body.neighbourhood_shapes),
               "generator_shape": body.generator_shape}
     check_neighbourhoods(body.neighbourhood_shapes, given.neighbourhood_ids)
-    resolved = None
-    if body.hours is not None:
-        try:
-            resolved = resolve_hours(body.hours, shapes, given.load_kw, given.load_neighbourhoods)
-        except HourError as error:
-            raise StudyError(422, str(error), error.field) from error
-    return HostingCapacityPlan(given.engine, given.ops, given.scenario, given.sequence,
-                               selected_buses(given.buses, body.buses), body.phases, criteria, resolved,
-                               shapes if resolved else None)
+    if body.hours is None:
+        return None, None
+    try:
+        return resolve_hours(body.hours, shapes, given.load_kw, given.load_neighbourhoods), shapes
+    except HourError as error:
+        raise StudyError(422, str(error), error.field) from error
 
 
 def time_series_plan(body: TimeSeriesBody, given: ScenarioInput) -> TimeSeriesPlan:
@@ -122,10 +128,11 @@ def stochastic_hosting_capacity_plan(body: StochasticHostingCapacityBody, given:
     if largest > MAX_GENERATOR_KW:
         raise StudyError(422, f"size_ratio: the largest customer's system would be {largest:g} kW, above the limit "
                               f"of {MAX_GENERATOR_KW:g} kW per generator", "size_ratio")
+    check_range(body.limits.worsened_by_pct, "limits.worsened_by_pct", 0.0, 100.0)
+    resolved, shapes = study_hours(body, given)
     spec = {"penetration_pct": span.model_dump(), "samples": body.samples, "seed": body.seed, "size_ratio": ratio}
-    criteria = Criteria(**body.limits.model_dump())
     return StochasticHostingCapacityPlan(given.engine, given.ops, given.scenario, given.sequence, spec,
-                                         given.customers, criteria)
+                                         given.customers, Limits(**body.limits.model_dump()), resolved, shapes)
 
 
 def selected_buses(buses: list[dict[str, Any]], wanted: list[str]) -> list[dict[str, Any]]:

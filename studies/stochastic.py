@@ -10,9 +10,10 @@ highest penetration at which every placement passes, the **maximum** the highest
 - At a penetration P (% of the scenario's total load kW set-points) a sample has PV at its first customers, each
   system its load kW x `size_ratio`, the last one partial so the total is exactly P; a higher penetration keeps
   the lower one's systems.
-- A trial is one power flow with every system of the sample at one penetration, from the scenario's state, judged
-  as a hosting-capacity trial (`hosting_capacity.first_violation`). A sample walks its penetrations upward and
-  stops at its first failure. Each sample is a task.
+- A trial is one power flow with every system of the sample at one penetration, from the scenario's state (or
+  from each hour's, `studies.hours`), judged as a hosting-capacity trial (`studies.limits`: the same limits and
+  pre-existing rule). A penetration passes only when it passes at every hour. A sample walks its penetrations
+  upward and stops at its first failure. Each sample is a task.
 
 Placements are computed by the plan (here, in the server) and trials on the workers, from plain lists.
 """
@@ -25,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from simulation_core import NotConvergedError, OpenDSSCircuit
-from studies.hosting_capacity import KIND_ORDER, Criteria, first_violation, reading_of
+from studies.hours import starting_reading
+from studies.limits import (KIND_ORDER, Limits, StartingState, element_names, first_violation, preexisting_entries,
+                            starting_state)
 
 FAILURE_KINDS = (*KIND_ORDER, "not_converged")
 MAX_SAMPLES = 1000
@@ -77,33 +80,42 @@ def pv_list(systems: list[tuple[int, float]], customers: list[dict[str, Any]]) -
             for c, kw in systems]
 
 
-def trial(circuit: OpenDSSCircuit, systems: list[tuple[int, float]], own: dict[str, Any], criteria: Criteria,
+def trial(circuit: OpenDSSCircuit, systems: list[tuple[int, float]], start: StartingState, limits: Limits,
           target_kw: float) -> dict[str, Any] | None:
-    """One trial from the state the circuit holds (`own`: its reading): the violation that bounds it, or None."""
+    """One trial from the state the circuit holds (`start`): the violation that bounds it, or None."""
     try:
         reading = circuit.preview_customer_pv_limits(systems)
     except NotConvergedError:
         return {"kind": "not_converged", "element": None, "value": target_kw, "limit": None}
-    return first_violation(reading, own, circuit.snapshot.layout, criteria, circuit.transformer_names)
+    return first_violation(reading, start, limits, circuit.snapshot.layout)
 
 
-def first_failure(circuit: OpenDSSCircuit, work: dict[str, Any], criteria: Criteria, below: int
+def first_failure(circuit: OpenDSSCircuit, work: dict[str, Any], limits: Limits, start: StartingState, below: int
                   ) -> tuple[int, dict[str, Any] | None, int]:
     """Walk the sample's penetrations upward from the state the circuit holds, below position `below`: the
     position of the first failure (`below` when none), what bounds it, and the trials run."""
-    own = reading_of(circuit.snapshot)
     for position, (_, target_kw) in enumerate(work["levels"][:below]):
-        found = trial(circuit, placements(work["order"], target_kw), own, criteria, target_kw)
+        found = trial(circuit, placements(work["order"], target_kw), start, limits, target_kw)
         if found:
             return position, found, position + 1
     return below, None, below
 
 
 def run(circuit: OpenDSSCircuit, work: dict[str, Any]) -> dict[str, Any]:
-    """A task: one sample walked upward through the penetrations until its first failure. (Each starting state
-    walks below the first failure found so far; today the one state is the scenario's.)"""
-    criteria = Criteria(**work["criteria"])
-    failing, bound, trials = first_failure(circuit, work, criteria, len(work["levels"]))
+    """A task: one sample walked upward through the penetrations until its first failure, from each starting
+    state in turn (the scenario's, or each hour's, earliest first), each below the first failure found so far: a
+    penetration passes only when it passes at every hour, and a failure binds at the earliest hour of equals."""
+    limits = Limits(**work["limits"])
+    elements = element_names(circuit.snapshot.layout, circuit.transformer_names)
+    failing, bound, trials, preexisting = len(work["levels"]), None, 0, []
+    for hour in work.get("hours") or [None]:
+        with starting_reading(circuit, hour) as reading:
+            start = starting_state(reading, elements, limits)
+            preexisting += preexisting_entries(start, limits, hour and hour["hour_of_year"])
+            position, found, count = first_failure(circuit, work, limits, start, failing)
+        trials += count
+        if found:
+            failing, bound = position, {**found, **({"hour_of_year": hour["hour_of_year"]} if hour else {})}
     customers = [connection.describe() for connection in circuit.customer_connections()]
 
     def end(position: int) -> dict[str, Any]:
@@ -112,7 +124,8 @@ def run(circuit: OpenDSSCircuit, work: dict[str, Any]) -> dict[str, Any]:
                 "pv": pv_list(placements(work["order"], target_kw), customers)}
 
     return {"sample": work["sample"], "last_pass": end(failing - 1) if failing > 0 else None,
-            "first_failure": {**end(failing), "limited_by": bound} if bound else None, "trials": trials}
+            "first_failure": {**end(failing), "limited_by": bound} if bound else None, "trials": trials,
+            "preexisting": preexisting}
 
 
 # ---------------------------------------------------------------------------- the result, from the samples

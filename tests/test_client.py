@@ -180,6 +180,10 @@ def test_stochastic_hosting_capacity_comes_back_as_frames(pv, live_server):
     with pytest.raises(GridApiError) as refused:
         pv.stochastic_hosting_capacity(samples=0, progress=False)
     assert refused.value.field == "samples"
+    at_noon = pv.stochastic_hosting_capacity(start=50, stop=50, samples=1, hours=["daytime_minimum", 4320],
+                                             progress=False)
+    assert [h["name"] for h in at_noon.hours] == ["daytime_minimum", None] and at_noon.hours[1]["hour_of_year"] == 4320
+    assert list(at_noon.preexisting.columns) == ["element", "value", "limit", "hour_of_year"]
 
 
 class DroppingProxy:

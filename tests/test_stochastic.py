@@ -19,7 +19,7 @@ from api import create_app
 from conftest import REPO
 from helpers import assert_error_shape
 from simulation_core import DEFAULT_MASTER_FILE, OpenDSSCircuit
-from test_studies import LIMITS, DirectFeeder
+from test_studies import LIMITS, DirectFeeder, named_hours
 
 ROUTE = "/studies/stochastic_hosting_capacity"
 
@@ -239,6 +239,12 @@ def test_csv_tables(client):
     ({"size_ratio": 11}, "size_ratio"),
     ({"limits": {"thermal_pct": "hot"}}, "limits.thermal_pct"),
     ({"hours_of_sun": 3}, "hours_of_sun"),
+    ({"hours": ["noon"]}, "hours[0]"),
+    ({"hours": [8760]}, "hours[0]"),
+    ({"hours": list(range(25))}, "hours"),
+    ({"hours": [1], "neighbourhood_shapes": {"15": "commercial"}}, "neighbourhood_shapes"),
+    ({"limits": {"preexisting": "ignore"}}, "limits.preexisting"),
+    ({"limits": {"worsened_by_pct": -1}}, "limits.worsened_by_pct"),
 ])
 def test_bad_requests_name_the_field_and_queue_nothing(client, body, field):
     before = len(client.get("/jobs").json["jobs"])
@@ -335,3 +341,50 @@ def test_readme_states_the_base_cases_range(client):
     assert (result["max_hc_pct"], result["max_hc_kW"]) == (high_pct, high_kw)
     passing_all = sum(s["first_failure"] is None for s in result["samples"])
     assert f"{passing_all} of the 20 samples pass every penetration" in section
+    (low_pct, low_kw, high_pct, high_kw), = re.findall(
+        r"min\s+([\d.]+)\s+%\s+\(([\d,]+)\s+kW\)\s+to\s+max\s+([\d.]+)\s+%\s+\(([\d,]+)\s+kW\)", section)
+    daytime = study(client, {"samples": 20, "seed": 1, "hours": ["daytime_minimum"]})["result"]
+    assert (daytime["min_hc_pct"], daytime["min_hc_kW"]) == (float(low_pct), float(low_kw.replace(",", "")))
+    assert (daytime["max_hc_pct"], daytime["max_hc_kW"]) == (float(high_pct), float(high_kw.replace(",", "")))
+    kinds = [s["first_failure"]["limited_by"]["kind"] for s in daytime["samples"] if s["first_failure"]]
+    assert f"{kinds.count('voltage_high')} end by voltage rise" in section
+    assert f"{kinds.count('thermal')} by thermal" in section
+
+
+@pytest.mark.parametrize("rule", ["exclude", "worsened"])
+def test_hours_and_preexisting_overloads_replay_with_opendss_driven_directly(client, rule):
+    """["daytime_minimum", "peak_load"]: each sample's first failure fails at the hour it names, in a bare engine
+    in that hour's state, with the kind it names; its last pass passes at every hour; the pre-existing overloads
+    are each hour's own (OpenDSS driven directly)."""
+    limits = {"preexisting": rule}
+    body = {"samples": 5, "seed": 8, "hours": ["daytime_minimum", "peak_load"], "limits": limits}
+    result = study(client, body)["result"]
+    named = named_hours(client)
+    hours = [named["daytime_minimum"], named["peak_load"]]
+    assert [(h["name"], h["hour_of_year"]) for h in result["hours"]] == list(zip(["daytime_minimum", "peak_load"],
+                                                                                hours))
+    judged = {**LIMITS, **limits}
+    overloads = [(e.lower(), h) for h in hours for e in DirectFeeder(h).overloaded(judged)]
+    assert sorted((p["element"].lower(), p["hour_of_year"]) for p in result["preexisting"]) == sorted(overloads)
+    assert overloads  # the peak hour has pre-existing overloads to set apart
+
+    def replay_at(hour: int, pv: list[dict]):
+        feeder = DirectFeeder(hour)
+        add_pv_by_hand(feeder.dss, pv)
+        feeder.dss.Solution.Solve()
+        return feeder.violates(judged)
+
+    failures = 0
+    for sample in result["samples"]:
+        if sample["first_failure"]:
+            failures += 1
+            bound = sample["first_failure"]["limited_by"]
+            assert bound["hour_of_year"] in hours
+            found = replay_at(bound["hour_of_year"], sample["first_failure"]["pv"])
+            assert found is not None and found[0] == bound["kind"], (sample["sample"], found, bound)
+            assert bound["element"].lower() in {e.lower() for e in found[1]}
+            earlier = [h for h in hours if h < bound["hour_of_year"]]  # the earliest failing hour binds
+            assert all(replay_at(h, sample["first_failure"]["pv"]) is None for h in earlier)
+        if sample["last_pass"]:
+            assert all(replay_at(h, sample["last_pass"]["pv"]) is None for h in hours), sample["sample"]
+    assert failures > 0
