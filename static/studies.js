@@ -8,12 +8,13 @@ import { $, fmt, sleep } from "./dom.js";
 import { hostingCapacity } from "./hosting.js";
 import { updateMap } from "./map.js";
 import { S, scenarioName, scoped, studyEntry } from "./store.js";
+import { stochasticHostingCapacity } from "./stochastic.js";
 import { timeSeries } from "./timeseries.js";
 
 /** Each kind: { kind, ui: { section, form, run, cancel, error, row, bar, text, fields: { API field: input id } },
  *  body() → the request body from the form, render() → its result, wire() → its own controls,
  *  and optionally started(run) and finished(run) (awaited before the panel is drawn). */
-const KINDS = new Map([hostingCapacity, timeSeries].map((k) => [k.kind, k]));
+const KINDS = new Map([hostingCapacity, stochasticHostingCapacity, timeSeries].map((k) => [k.kind, k]));
 const JOB_POLL_MS = 300;
 const FINISHED = new Set(["done", "failed", "cancelled"]);
 

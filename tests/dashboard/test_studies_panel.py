@@ -294,3 +294,44 @@ def test_hosting_capacity_over_named_hours_shows_the_binding_hour_and_the_preexi
     assert page.locator("#hc-hours").get_attribute("aria-invalid") == "true"
     assert [p for p in page.problems if "status of 4" not in p] == []
     assert sid
+
+
+def test_stochastic_hosting_capacity_charts_the_share_failing_with_the_range_marked(page: Any, server: str) -> None:
+    """The stochastic panel posts its form, and the chart, figures and CSV links are the job's result."""
+    sent: list[Any] = []
+    page.on("request", lambda r: "/studies/" in r.url and sent.append(r))
+    page.get_by_label("Samples", exact=True).fill("4")
+    page.get_by_label("Step (%)").fill("50")
+    page.get_by_label("Up to (%)").fill("200")
+    page.get_by_label("Seed", exact=True).fill("3")
+    page.get_by_role("button", name="Run stochastic hosting capacity").click()
+    job_id = wait_for_study(page, "sh-section")
+    assert [r.post_data_json for r in sent] == [
+        {"penetration_pct": {"start": 50, "stop": 200, "step": 50}, "samples": 4, "seed": 3}]
+    result = get(server, f"/jobs/{job_id}")["job"]["result"]
+    assert len(result["samples"]) == 4 and [level["penetration_pct"] for level in result["levels"]] == [50, 100, 150, 200]
+
+    points = page.eval_on_selector_all("#sh-chart circle.level", "els => els.map(e => [Number(e.dataset.pct), Number(e.dataset.failing)])")
+    assert points == [[level["penetration_pct"], 4 - level["samples_passing"]] for level in result["levels"]]
+    screenshot(page, "09-stochastic.png")
+    markers = page.eval_on_selector_all("#sh-chart line.marker", "els => els.map(e => Number(e.dataset.pct))")
+    assert markers == [result["min_hc_pct"], result["max_hc_pct"]]
+    figures = page.locator("#sh-figures").inner_text()
+    assert f"{result['min_hc_pct']:,.0f} % ({result['min_hc_kW']:,.0f} kW)" in figures
+    assert f"{result['max_hc_pct']:,.0f} % ({result['max_hc_kW']:,.0f} kW)" in figures
+    for table, rows in (("levels", 4), ("samples", 4)):
+        href = page.locator(f"#sh-csv-{table}").get_attribute("href")
+        assert href == f"/jobs/{job_id}/result?format=csv&table={table}"
+        csv = requests.get(f"{server}{href}", timeout=30)
+        assert csv.status_code == 200 and len(csv.text.strip().splitlines()) == 1 + rows
+
+    refused = requests.post(f"{server}/scenarios/default/studies/stochastic_hosting_capacity",
+                            json={"penetration_pct": {"start": 50, "stop": 200, "step": 50}, "samples": 0, "seed": 3},
+                            timeout=30)
+    assert refused.status_code in (400, 422)
+    page.get_by_label("Samples", exact=True).fill("0")
+    page.get_by_role("button", name="Run stochastic hosting capacity").click()
+    page.wait_for_function("() => document.getElementById('sh-error').textContent !== ''")
+    assert page.locator("#sh-error").inner_text() == refused.json()["message"]
+    assert page.locator("#sh-samples").get_attribute("aria-invalid") == "true"
+    assert [p for p in page.problems if "status of 4" not in p] == []
