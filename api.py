@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Any
 
+from engine_hosts import EnginePool, HostUnavailable
 from flask import Response, request
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
@@ -66,7 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     """Build the app and its scenario registry.
 
     Config: CIRCUIT (a ready OpenDSSCircuit for the default scenario), LOCKED_TAPS, VOLTAGE_LIMITS, STATE_FILE
-    (SQLite file; none: in memory), MAX_SCENARIOS, MAX_LIVE_SCENARIOS, CORS_ORIGINS, API_KEY."""
+    (SQLite file; none: in memory), MAX_SCENARIOS, MAX_LIVE_SCENARIOS, CORS_ORIGINS, API_KEY, ENGINE_HOSTS."""
     config = config or {}
     app = OpenAPI(
         __name__,
@@ -92,6 +93,12 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     def make_circuit() -> OpenDSSCircuit:
         return OpenDSSCircuit(locked_taps=locked_taps, voltage_limits_pu=limits)
 
+    pool = None
+    if config.get("ENGINE_HOSTS", 1) > 1:  # engines in host processes; 1 keeps them in this process
+        pool = EnginePool(config["ENGINE_HOSTS"], {"locked_taps": locked_taps, "voltage_limits_pu": limits})
+        make_circuit = pool.make_circuit  # type: ignore[assignment]  # same interface (engine_hosts.py)
+    app.extensions["engine_pool"] = pool
+
     app.extensions["study_engine"] = engine_settings(locked_taps, limits)
     app.extensions["jobs"] = JobManager(study_executor(config, app.extensions["study_engine"]),
                                         max_jobs=config.get("MAX_JOBS", 4))
@@ -100,7 +107,7 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     app.extensions["scenarios"] = ScenarioRegistry(
         ScenarioStore(state_file), make_circuit, max_scenarios=max_scenarios,
         max_live=config.get("MAX_LIVE_SCENARIOS", 32) if state_file else max_scenarios,
-        default_circuit=config.get("CIRCUIT"))
+        default_circuit=None if pool else config.get("CIRCUIT"))
     if config.get("CORS_ORIGINS"):
         from flask_cors import CORS
 
@@ -191,6 +198,12 @@ def register_error_handlers(app: OpenAPI) -> None:
     def scenario_error(error: ScenarioError) -> Response:
         return error_response(error.status, str(error), error.field)
 
+    @app.errorhandler(HostUnavailable)
+    def host_unavailable(error: HostUnavailable) -> Response:
+        response = error_response(503, str(error))
+        response.headers["Retry-After"] = str(error.retry_after_s)
+        return response
+
     @app.errorhandler(StorageFullError)
     def storage_full(error: StorageFullError) -> Response:
         return error_response(507, str(error))
@@ -249,6 +262,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-live-scenarios", type=positive_int, default=32, metavar="N",
                         help="with --state: scenarios that keep an engine in memory; the others rest on disk "
                              "and are rebuilt on first use (default 32)")
+    parser.add_argument("--engine-hosts", type=positive_int, default=1, metavar="N",
+                        help="processes that own the scenarios' engines, so changes to different scenarios use "
+                             "different cores (default 1: the engines stay in the web process)")
     return parser.parse_args(argv)
 
 
@@ -261,7 +277,8 @@ def main(argv: list[str] | None = None) -> None:
                                   "VOLTAGE_LIMITS": tuple(args.voltage_limits), "CORS_ORIGINS": args.cors_origin,
                                   "STATE_FILE": args.state, "MAX_SCENARIOS": args.max_scenarios,
                                   "MAX_LIVE_SCENARIOS": args.max_live_scenarios, "WORKERS": args.workers,
-                                  "MAX_JOBS": args.max_jobs, "DASK_SCHEDULER": args.dask_scheduler})
+                                  "MAX_JOBS": args.max_jobs, "DASK_SCHEDULER": args.dask_scheduler,
+                                  "ENGINE_HOSTS": args.engine_hosts})
     except (StateFileError, ExecutorUnavailable) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
@@ -278,6 +295,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"IEEE 123-bus power-flow API listening on http://{args.host}:{args.port}/", flush=True)
     serve_until_signalled(server)
     application.extensions["jobs"].close()  # cancel studies, stop the worker processes
+    if application.extensions["engine_pool"] is not None:
+        application.extensions["engine_pool"].close()
     print("stopped", flush=True)
 
 

@@ -324,6 +324,14 @@ class TransformersResponse(Envelope):
     transformers: list[TransformerRow]
 
 
+class EngineHostInfo(BaseModel):
+    host: int = Field(description="The host's number (0 to --engine-hosts - 1).")
+    pid: int | None = Field(description="Its process id.")
+    rss_mb: float | None = Field(description="Its resident memory in MB (Linux).")
+    restarts: int = Field(description="Times it was started again after it died.")
+    scenarios: list[str] = Field(description="The live scenarios whose engine it holds.")
+
+
 class HealthResponse(Envelope):
     ready: bool
     converged: bool
@@ -334,6 +342,8 @@ class HealthResponse(Envelope):
                                       "succeeded: changes are on disk before 200. false without --state, and from "
                                       "a write the disk refused (507) until one succeeds again.")
     studies: dict[str, Any] = Field(description="Where studies run: executor (local) and workers.")
+    hosts: list[EngineHostInfo] = Field(description="The engine hosts (--engine-hosts N, N > 1) and the scenarios "
+                                                    "each holds; empty when the engines run in the web process.")
     sequence: int
     buses: int
     generators: int

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import orjson
-from flask import Response
+from flask import Response, current_app
 from flask_openapi3 import OpenAPI
 
 from results import diff_snapshots
@@ -18,7 +18,6 @@ from schemas import (NOT_MODIFIED, AddGeneratorBody, BusesResponse, BusPath, Bus
                      GeneratorChangeResponse, GeneratorPath, GeneratorsResponse, HealthResponse, LinesResponse,
                      NeighbourhoodChangeResponse, NeighbourhoodsResponse, RemoveGeneratorResponse, ResetResponse,
                      ScaleNeighbourhoodBody, StateQuery, StateResponse, TableQuery, TransformersResponse)
-from simulation_core import OpenDSSCircuit
 
 
 def register_grid_routes(app: OpenAPI) -> None:
@@ -80,15 +79,16 @@ def register_grid_routes(app: OpenAPI) -> None:
         """Liveness and readiness: the model is compiled and the last solve converged."""
         with registry().engine(scenario_id) as (scenario, circuit):
             facts = circuit.health()
-        store = registry().store
+        store, pool = registry().store, current_app.extensions["engine_pool"]
+        hosts = pool.describe(registry().live_engines()) if pool else []
         return success(**facts, scenario=scenario.id, scenarios=len(registry()), live_scenarios=registry().live_count(),
-                       durable=store.durable and store.writable, studies=jobs().executor.describe())
+                       durable=store.durable and store.writable, studies=jobs().executor.describe(), hosts=hosts)
 
     @grid_route(app, "get", "/buses", tags=[tables],
                 responses={200: BusesResponse, 304: NOT_MODIFIED, **ERROR_RESPONSES})
     def buses(scenario_id: str, query: TableQuery) -> Response:
         """Every bus: nodes, base kV, coordinates, neighbourhood, distance, loads and generators."""
-        rows, etag = read_with_etag(scenario_id, OpenDSSCircuit.buses)
+        rows, etag = read_with_etag(scenario_id, lambda circuit: circuit.buses())
         return conditional(csv_response(rows, "buses.csv") if query.format == "csv" else success(buses=rows), etag)
 
     @grid_route(app, "get", "/buses/<name>", tags=[tables],
@@ -112,7 +112,7 @@ def register_grid_routes(app: OpenAPI) -> None:
                 responses={200: TransformersResponse, 304: NOT_MODIFIED, **ERROR_RESPONSES})
     def transformers(scenario_id: str, query: TableQuery) -> Response:
         """The regulators and XFM1: buses, rating, loading, losses and regulator taps."""
-        rows, etag = read_with_etag(scenario_id, OpenDSSCircuit.transformers)
+        rows, etag = read_with_etag(scenario_id, lambda circuit: circuit.transformers())
         return conditional(csv_response(rows, "transformers.csv") if query.format == "csv"
                            else success(transformers=rows), etag)
 
@@ -120,14 +120,14 @@ def register_grid_routes(app: OpenAPI) -> None:
                 responses={200: NeighbourhoodsResponse, 304: NOT_MODIFIED, 404: ErrorResponse})
     def neighbourhoods(scenario_id: str) -> Response:
         """The 14 neighbourhoods: buses, loads, base and current set-points, cumulative factor."""
-        rows, etag = read_with_etag(scenario_id, OpenDSSCircuit.neighbourhoods)
+        rows, etag = read_with_etag(scenario_id, lambda circuit: circuit.neighbourhoods())
         return conditional(success(neighbourhoods=rows), etag)
 
     @grid_route(app, "get", "/generators", tags=[tables],
                 responses={200: GeneratorsResponse, 304: NOT_MODIFIED, 404: ErrorResponse})
     def generators(scenario_id: str) -> Response:
         """Generators added through the API: set-point and delivered power."""
-        rows, etag = read_with_etag(scenario_id, OpenDSSCircuit.generators)
+        rows, etag = read_with_etag(scenario_id, lambda circuit: circuit.generators())
         return conditional(success(generators=rows), etag)
 
     @grid_route(app, "get", "/changes", tags=[scenarios_tag],

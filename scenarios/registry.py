@@ -305,6 +305,8 @@ class ScenarioRegistry:
     def _ensure_live(self, scenario: Scenario) -> OpenDSSCircuit:
         """The scenario's engine (caller holds its lock), rebuilt from the journal if it was resting."""
         scenario.last_used = time.monotonic()
+        if scenario.circuit is not None and not engine_alive(scenario.circuit):
+            scenario.circuit = None  # its engine host died: rebuilt from the journal (its snapshot stays valid)
         if scenario.circuit is None:
             self._go_live(scenario, self._take_engine(), rebuild=True)
         return scenario.circuit  # type: ignore[return-value]
@@ -323,6 +325,7 @@ class ScenarioRegistry:
         """An engine for one more live scenario: an idle one, a new one while under max_live, or the engine of
         the least recently used scenario not busy right now (it rests as its journal)."""
         with self._lock:
+            self._idle_engines = [engine for engine in self._idle_engines if engine_alive(engine)]
             if self._idle_engines:
                 return self._idle_engines.pop()
             live = [s for s in self._scenarios.values() if s.circuit is not None]
@@ -334,7 +337,8 @@ class ScenarioRegistry:
             try:
                 if victim.circuit is not None:
                     circuit, victim.circuit, victim.snapshot = victim.circuit, None, None
-                    return circuit
+                    if engine_alive(circuit):
+                        return circuit
             finally:
                 victim.lock.release()
         return self.make_circuit()
@@ -348,6 +352,15 @@ class ScenarioRegistry:
 
     def live_count(self) -> int:
         return sum(s.circuit is not None for s in list(self._scenarios.values()))
+
+    def live_engines(self) -> list[tuple[str, Any]]:
+        """(scenario id, engine) of every live scenario (GET /health says which engine host holds which)."""
+        return [(s.id, s.circuit) for s in list(self._scenarios.values()) if s.circuit is not None]
+
+
+def engine_alive(circuit: Any) -> bool:
+    """An engine in this process is always alive; one in an engine host is not once that host has died."""
+    return getattr(circuit, "alive", True)
 
 
 def op_fingerprint(op: Op) -> str:

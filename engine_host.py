@@ -1,0 +1,106 @@
+"""An engine host: a process that owns the `OpenDSSCircuit`s of a share of the scenarios (`--engine-hosts N`).
+
+Run by `engine_hosts.EngineHost` as `python engine_host.py FD`, FD being its end of a socket pair. It answers one
+request at a time, so the web process's threads working on scenarios in different hosts run on different cores
+(one GIL per host). It imports only the engine owner, never Flask: it starts in well under a second.
+
+Protocol (pickled by multiprocessing.connection): a request is `(verb, circuit_id, args)`, an answer
+`("ok", value)` or `("err", exception)`. A snapshot crosses as `snapshot_payload`: its numbers, its sections and the
+JSON of its two big tables rendered here (the costly part of an answer), with the row layout sent only the first
+time a layout is seen (it is fixed for a feeder).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import pickle
+import sys
+from multiprocessing.connection import Connection
+from typing import Any
+
+from results import RowLayout, Snapshot
+from simulation_core import OpenDSSCircuit
+
+#: Reads a host answers for the web process (the view and study-input methods of OpenDSSCircuit).
+VIEWS = ("buses", "bus", "generators", "neighbourhoods", "transformers", "health", "load_setpoints_kw",
+         "load_neighbourhoods", "disabled_generators", "regulator_tap_steps")
+
+
+def layout_key(layout: RowLayout) -> tuple[str, tuple]:
+    """A layout's content hash and field values (the same feeder gives the same key in every host)."""
+    fields = tuple(getattr(layout, field.name) for field in dataclasses.fields(layout))
+    return hashlib.sha256(pickle.dumps(fields)).hexdigest(), fields
+
+
+class Host:
+    """The circuits of one host by id, and what the web process already knows (layouts)."""
+
+    def __init__(self) -> None:
+        self.circuits: dict[int, OpenDSSCircuit] = {}
+        self.layouts: dict[int, tuple[RowLayout, str]] = {}  # id(layout) -> (layout kept alive, key)
+        self.sent_layouts: set[str] = set()
+
+    def payload(self, snapshot: Snapshot) -> tuple:
+        """What the web process needs to rebuild this snapshot, with its big tables' JSON already rendered."""
+        known = self.layouts.get(id(snapshot.layout))
+        if known is None or known[0] is not snapshot.layout:
+            key, _ = layout_key(snapshot.layout)
+            self.layouts[id(snapshot.layout)] = (snapshot.layout, key)
+            if len(self.layouts) > 64:  # one per compile; keep the newest
+                self.layouts.pop(next(iter(self.layouts)))
+        key = self.layouts[id(snapshot.layout)][1]
+        fields = None
+        if key not in self.sent_layouts:
+            fields = layout_key(snapshot.layout)[1]
+            self.sent_layouts.add(key)
+        return (snapshot.sequence, key, fields, snapshot.arrays, snapshot._sections, snapshot.bus_details_json,
+                snapshot.line_flows_json)
+
+    def handle(self, verb: str, circuit_id: int, args: tuple) -> Any:
+        if verb == "new":
+            circuit = OpenDSSCircuit(**args[0])
+            self.circuits[circuit_id] = circuit
+            return self.payload(circuit.snapshot)
+        circuit = self.circuits[circuit_id]
+        if verb == "apply":
+            change = circuit.apply(args[0], dry_run=args[1])
+            return dict(change), self.payload(change.snapshot)
+        if verb == "rebuild":
+            actions = circuit.rebuild(args[0], args[1])
+            return actions, self.payload(circuit.snapshot)
+        if verb == "base_snapshot":
+            return self.payload(circuit.base_snapshot)
+        if verb == "transformer_names":
+            return circuit.transformer_names
+        if verb == "close":
+            self.circuits.pop(circuit_id).close()
+            return None
+        if verb in VIEWS:
+            return getattr(circuit, verb)(*args)
+        raise ValueError(f"engine host: unknown request {verb!r}")
+
+
+def serve(connection: Connection) -> None:
+    """Answer requests until the web process closes its end (or dies): then exit."""
+    host = Host()
+    connection.send(("ready", None))
+    while True:
+        try:
+            verb, circuit_id, args = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            answer: tuple = ("ok", host.handle(verb, circuit_id, args))
+        except Exception as error:  # the web process re-raises it: SimulationError keeps its field
+            answer = ("err", error)
+        try:
+            connection.send(answer)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            connection.send(("err", RuntimeError(f"engine host: unpicklable answer to {verb}")))
+        except (EOFError, OSError):
+            return
+
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1])))
