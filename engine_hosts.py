@@ -52,7 +52,7 @@ class EngineHost:
         """Spawn the process; `wait_ready` completes the start (hosts start side by side)."""
         ours, theirs = socket.socketpair()
         self.process = subprocess.Popen([sys.executable, str(HOST_SCRIPT), str(theirs.fileno())],
-                                        pass_fds=[theirs.fileno()], cwd=str(HOST_SCRIPT.parent))
+                                        pass_fds=[theirs.fileno()])
         theirs.close()
         self.connection = Connection(ours.detach())
 
