@@ -3,8 +3,8 @@ different cores instead of taking turns under one GIL.
 
 The web process keeps everything else (validation, the journal and its one SQLite writer, ETags, idempotency keys):
 the registry is given `EnginePool.make_circuit`, whose `HostedCircuit`s have the methods the registry and the routes
-use of an `OpenDSSCircuit`, each answered by the host process (engine_host.py). A snapshot comes back with its big
-tables' JSON already rendered in the host, so answers are the same bytes the single process sends.
+use of an `OpenDSSCircuit`, each answered by the host process (engine_host.py). A snapshot comes back with its
+results' JSON already rendered in the host, so answers are the same bytes the single process sends.
 
 A host that dies is started again at once; its circuits answer `alive == False`, so the registry rebuilds their
 scenarios from their journals on next use, and a request caught on the dead host gets `HostUnavailable` (503 with
@@ -13,6 +13,7 @@ Retry-After), never a hang.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import socket
 import subprocess
@@ -22,6 +23,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
+
+from engine_host import unpack_arrays
 from results import Change, RowLayout, Snapshot
 
 HOST_SCRIPT = Path(__file__).resolve().parent / "engine_host.py"
@@ -32,6 +36,20 @@ class HostUnavailable(Exception):
     """The engine host of a scenario died while working on a request (HTTP 503 with Retry-After)."""
 
     retry_after_s = 1
+
+
+class HostedSnapshot(Snapshot):
+    """A snapshot made in a host: its results' JSON came rendered; its arrays are unpacked on first use (a
+    change's answer needs only the JSON)."""
+
+    def __init__(self, sequence: int, layout: RowLayout, sections: dict[str, Any], packed: tuple,
+                 results_json: bytes) -> None:
+        self.sequence, self.layout, self._sections, self._packed = sequence, layout, sections, packed
+        self.__dict__["results_json"] = results_json  # what built_in_turn would build and keep
+
+    @functools.cached_property
+    def arrays(self) -> dict[str, np.ndarray]:  # type: ignore[override]
+        return unpack_arrays(self._packed)
 
 
 class EngineHost:
@@ -138,14 +156,11 @@ class EnginePool:
         return HostedCircuit(host, next(self._ids), self.settings)
 
     def snapshot(self, payload: tuple) -> Snapshot:
-        """The web process's copy of a host's snapshot, its big tables' JSON already in it."""
-        sequence, key, fields, arrays, sections, bus_json, line_json = payload
+        """The web process's copy of a host's snapshot, its results' JSON already in it."""
+        sequence, key, fields, sections, packed, results_json = payload
         if fields is not None and key not in self.layouts:
             self.layouts[key] = RowLayout(*fields)
-        snapshot = Snapshot(sequence, self.layouts[key], arrays, sections)
-        snapshot.__dict__["bus_details_json"] = bus_json  # what built_in_turn would build and keep
-        snapshot.__dict__["line_flows_json"] = line_json
-        return snapshot
+        return HostedSnapshot(sequence, self.layouts[key], sections, packed, results_json)
 
     def describe(self, circuits_by_scenario: list[tuple[str, Any]]) -> list[dict[str, Any]]:
         """Each host: index, pid, memory, restarts and the live scenarios it holds (for GET /health)."""

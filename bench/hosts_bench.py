@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Engine hosts bench: the single process against --engine-hosts 2, in the same run.
+
+    python bench/hosts_bench.py [--quick] [--duration S] [--requests N] [--out FILE]
+
+For each server (`python api.py`, then `python api.py --engine-hosts 2`):
+  1. start-up: Popen to the first 200 from GET /state (harness.Server);
+  2. latency: one keep-alive connection alternates POST /modify_load_neighbourhood (whole results) and GET /state,
+     N of each, p50/p90 in ms;
+  3. throughput: wrk with 1, 2, 4 and 8 connections, each on a fresh scenario of its own (bench/wrk_changes.lua);
+  4. memory: RSS of the web process and of each host (GET /health lists the hosts' pids).
+Every answer is checked as in bench.py; a wrong one stops the run (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from engine_floor import REPO, BenchError, FactorAlternator, neighbourhood_ids, stats_ms  # noqa: E402
+from harness import Client, Server, check, read_proc_status, wrk_level  # noqa: E402
+
+DEFAULT_OUT = REPO / "bench" / "results" / "hosts.json"
+LEVELS = (1, 2, 4, 8)
+
+
+def latency(server: Server, requests: int, neighbourhoods: list[int]) -> dict[str, Any]:
+    client = Client(server)
+    ops = FactorAlternator(neighbourhoods)
+    changes, states = [], []
+    for k in range(requests + 20):  # the first 20 of each warm up
+        change_ns, _ = client.modify(ops.next())
+        state_ns, _, _ = client.state()
+        if k >= 20:
+            changes.append(change_ns)
+            states.append(state_ns)
+    for op in ops.close():
+        client.modify(op)
+    client.close()
+    return {"change": stats_ms(changes), "state": stats_ms(states)}
+
+
+def throughput(server: Server, duration: float) -> list[dict[str, Any]]:
+    client = Client(server)
+    levels = []
+    for n in LEVELS:
+        ids = [client.create_scenario(f"hosts-{n}-{k}", query="?sections=power_summary")[0] for k in range(n)]
+        level = wrk_level(server, [f"/scenarios/{scenario_id}" for scenario_id in ids], duration)
+        levels.append({key: level[key] for key in ("clients", "requests", "seconds", "rps", "latency")})
+        for scenario_id in ids:
+            client.delete_scenario(scenario_id)
+    client.close()
+    return levels
+
+
+def memory(server: Server) -> dict[str, Any]:
+    """RSS (MB) of the web process and of each engine host, with 9 live scenarios (default + 8 of the last level)."""
+    client = Client(server)
+    status, ctype, data, _ = client.call("GET", "/health")
+    hosts = check(status, ctype, data, "GET /health")["hosts"]
+    client.close()
+    web = read_proc_status(server.process.pid)["VmRSS"] / 1024
+    return {"web_mb": round(web, 1), "hosts": [{"host": h["host"], "rss_mb": h["rss_mb"],
+                                                 "scenarios": len(h["scenarios"])} for h in hosts]}
+
+
+def run_server(label: str, extra: tuple[str, ...], args: argparse.Namespace) -> dict[str, Any]:
+    server = Server(label, extra_args=("--no-access-log", "--threads", "8", *extra))
+    try:
+        server.start()
+        result: dict[str, Any] = {"args": list(extra), "startup_s": server.startup_s}
+        neighbourhoods = neighbourhood_ids()
+        result["latency"] = latency(server, args.requests, neighbourhoods)
+        result["throughput"] = throughput(server, args.duration)
+        result["memory"] = memory(server)
+        rps = {level["clients"]: level["rps"] for level in result["throughput"]}
+        result["scaling"] = {str(n): rps[n] / rps[1] for n in LEVELS}
+        return result
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.stop()
+        server.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Single process against --engine-hosts 2.")
+    parser.add_argument("--quick", action="store_true", help="1 s per level, 100 requests per latency")
+    parser.add_argument("--duration", type=float, default=None, help="seconds per wrk level (default 5)")
+    parser.add_argument("--requests", type=int, default=None, help="latency samples per request kind (default 500)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    args.duration = args.duration or (1.0 if args.quick else 5.0)
+    args.requests = args.requests or (100 if args.quick else 500)
+    report = {"single": run_server("single", (), args), "hosts_2": run_server("hosts-2", ("--engine-hosts", "2"), args)}
+    single, hosted = report["single"], report["hosts_2"]
+    report["ratios"] = {"change_p50": hosted["latency"]["change"]["p50"] / single["latency"]["change"]["p50"],
+                        "state_p50": hosted["latency"]["state"]["p50"] / single["latency"]["state"]["p50"],
+                        "scaling_4_hosts_2": hosted["scaling"]["4"], "scaling_4_single": single["scaling"]["4"]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    print_report(report)
+    return 0
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print("\nengine hosts: single process | --engine-hosts 2")
+    for key in ("single", "hosts_2"):
+        r = report[key]
+        levels = "  ".join(f"{level['clients']}c {level['rps']:.0f}/s" for level in r["throughput"])
+        print(f"  {key:8} start-up {r['startup_s']:.2f} s; change p50 {r['latency']['change']['p50']:.2f} ms, "
+              f"GET /state p50 {r['latency']['state']['p50']:.2f} ms; {levels}; 4c/1c {r['scaling']['4']:.2f}x; "
+              f"web {r['memory']['web_mb']} MB, hosts {[h['rss_mb'] for h in r['memory']['hosts']]} MB")
+    ratios = report["ratios"]
+    print(f"  2 hosts / single: change p50 {ratios['change_p50']:.2f}x, GET /state p50 {ratios['state_p50']:.2f}x")
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as error:
+        print(f"\nBENCHMARK FAILED: {error}", file=sys.stderr)
+        sys.exit(1)
