@@ -256,6 +256,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a ~40 s smoke run (and the studies bench's --quick)")
     parser.add_argument("--no-studies", action="store_true",
                         help="skip bench/studies_bench.py, which otherwise runs last (its JSON beside --out)")
+    parser.add_argument("--no-hosts", action="store_true",
+                        help="skip bench/hosts_bench.py (single process against --engine-hosts 2; JSON beside --out)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     args.requests = args.requests or (200 if args.quick else 1000)
@@ -373,9 +375,21 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
                                       default=str))
     print_report(report)
+    if not args.no_hosts:
+        hosts = run_hosts_bench(args.out.with_name(args.out.stem + "-hosts.json"), args.quick, args.duration)
+        if hosts:
+            return hosts
     if args.no_studies:
         return 0
     return run_studies_bench(args.out.with_name(args.out.stem + "-studies.json"), args.quick)
+
+
+def run_hosts_bench(out: Path, quick: bool, duration: float) -> int:
+    """bench/hosts_bench.py as its own process: the single process against --engine-hosts 2, same run."""
+    print("\nbenchmark: engine hosts (bench/hosts_bench.py) ...", file=sys.stderr, flush=True)
+    command = [sys.executable, str(REPO / "bench" / "hosts_bench.py"), "--out", str(out), "--duration",
+               str(duration)] + (["--quick"] if quick else [])
+    return subprocess.run(command, check=False).returncode
 
 
 def run_studies_bench(out: Path, quick: bool) -> int:

@@ -8,13 +8,15 @@ For each server (`python api.py`, then `python api.py --engine-hosts 2`):
   2. latency: one keep-alive connection alternates POST /modify_load_neighbourhood (whole results) and GET /state,
      N of each, p50/p90 in ms;
   3. throughput: wrk with 1, 2, 4 and 8 connections, each on a fresh scenario of its own (bench/wrk_changes.lua);
-  4. memory: RSS of the web process and of each host (GET /health lists the hosts' pids).
+  4. memory: RSS of the web process and of each host (GET /health lists the hosts' pids);
+  and at each level the CPU ms per request of the web process and of each host (/proc), where the time goes.
 Every answer is checked as in bench.py; a wrong one stops the run (exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_floor import REPO, BenchError, FactorAlternator, neighbourhood_ids, stats_ms  # noqa: E402
-from harness import Client, Server, check, read_proc_status, wrk_level  # noqa: E402
+from harness import Client, Server, check, process_cpu_ticks, read_proc_status, wrk_level  # noqa: E402
 
 DEFAULT_OUT = REPO / "bench" / "results" / "hosts.json"
 LEVELS = (1, 2, 4, 8)
@@ -45,13 +47,27 @@ def latency(server: Server, requests: int, neighbourhoods: list[int]) -> dict[st
     return {"change": stats_ms(changes), "state": stats_ms(states)}
 
 
+def host_pids(server: Server) -> list[int]:
+    client = Client(server)
+    status, ctype, data, _ = client.call("GET", "/health")
+    client.close()
+    return [host["pid"] for host in check(status, ctype, data, "GET /health")["hosts"]]
+
+
 def throughput(server: Server, duration: float) -> list[dict[str, Any]]:
+    """wrk levels, each with the CPU ms per request of the web process and of each host (where the time goes)."""
     client = Client(server)
     levels = []
+    pids = [server.process.pid, *host_pids(server)]
     for n in LEVELS:
         ids = [client.create_scenario(f"hosts-{n}-{k}", query="?sections=power_summary")[0] for k in range(n)]
+        ticks = [process_cpu_ticks(pid) for pid in pids]
         level = wrk_level(server, [f"/scenarios/{scenario_id}" for scenario_id in ids], duration)
-        levels.append({key: level[key] for key in ("clients", "requests", "seconds", "rps", "latency")})
+        per_request = [(process_cpu_ticks(pid) - before) / os.sysconf("SC_CLK_TCK") * 1000 / level["requests"]
+                       for pid, before in zip(pids, ticks)]
+        levels.append({**{key: level[key] for key in ("clients", "requests", "seconds", "rps", "latency")},
+                       "cpu_ms_per_request": {"web": per_request[0], "hosts": per_request[1:]},
+                       "wrk_cpu_s": level["client_cpu_s"]})
         for scenario_id in ids:
             client.delete_scenario(scenario_id)
     client.close()
@@ -115,6 +131,10 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"  {key:8} start-up {r['startup_s']:.2f} s; change p50 {r['latency']['change']['p50']:.2f} ms, "
               f"GET /state p50 {r['latency']['state']['p50']:.2f} ms; {levels}; 4c/1c {r['scaling']['4']:.2f}x; "
               f"web {r['memory']['web_mb']} MB, hosts {[h['rss_mb'] for h in r['memory']['hosts']]} MB")
+        cpu = "  ".join(f"{level['clients']}c web {level['cpu_ms_per_request']['web']:.2f}"
+                        + "".join(f" h{k} {ms:.2f}" for k, ms in enumerate(level['cpu_ms_per_request']['hosts']))
+                        for level in r["throughput"])
+        print(f"           CPU ms per request: {cpu}")
     ratios = report["ratios"]
     print(f"  2 hosts / single: change p50 {ratios['change_p50']:.2f}x, GET /state p50 {ratios['state_p50']:.2f}x")
 

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -47,6 +48,18 @@ def short_run(tmp_path_factory):
                          cwd=cwd, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     return run, json.loads(out.read_text())
+
+
+def test_a_short_run_compares_engine_hosts_with_the_single_process(short_run):
+    _, report = short_run
+    hosts = json.loads(Path(report["config"]["out"]).with_name("bench-hosts.json").read_text())
+    for key in ("single", "hosts_2"):
+        assert [level["clients"] for level in hosts[key]["throughput"]] == [1, 2, 4, 8]
+        assert all(level["rps"] > 0 for level in hosts[key]["throughput"])
+        assert hosts[key]["latency"]["change"]["n"] == 100 and 0 < hosts[key]["startup_s"] < 60
+    assert hosts["single"]["memory"]["hosts"] == []
+    assert [h["host"] for h in hosts["hosts_2"]["memory"]["hosts"]] == [0, 1]
+    assert all(h["rss_mb"] > 0 for h in hosts["hosts_2"]["memory"]["hosts"])
 
 
 def test_a_short_run_reports_every_figure(short_run):

@@ -18,8 +18,8 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 import requests
-
 from conftest import start_server, stop_server
+
 from scenarios.journal import op_from_action
 from simulation_core import OpenDSSCircuit
 
