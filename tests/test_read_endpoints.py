@@ -15,7 +15,8 @@ from simulation_core import OpenDSSCircuit
 def test_health(client):
     body = client.get("/health").json
     assert body == {"status": "success", "ready": True, "converged": True, "sequence": 0, "buses": 132,
-                    "generators": 0, "scenario": "default", "scenarios": 1, "live_scenarios": 1, "durable": False, "studies": {"executor": "local", "workers": body["studies"]["workers"]}}
+                    "generators": 0, "scenario": "default", "scenarios": 1, "live_scenarios": 1, "durable": False, "studies": {"executor": "local", "workers": body["studies"]["workers"]},
+                    "hosts": []}
     assert body["studies"]["workers"] >= 1
 
 
