@@ -84,6 +84,14 @@ class EngineHost:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    def current_generation(self) -> int:
+        """The generation of the running process, restarting it first if it died while idle (so the next
+        request on one of its scenarios is rebuilt elsewhere and answered, rather than refused)."""
+        with self.lock:
+            if self.process is None or self.process.poll() is not None:
+                self._restart()
+            return self.generation
+
     def call(self, generation: int, verb: str, circuit_id: int, args: tuple = ()) -> Any:
         """Send one request and wait for its answer; a dead host raises HostUnavailable (and is restarted)."""
         with self.lock:
@@ -180,7 +188,7 @@ class HostedCircuit:
     """An `OpenDSSCircuit` living in an engine host: the methods the registry and the routes use, answered there."""
 
     def __init__(self, host: EngineHost, circuit_id: int, settings: Mapping[str, Any]) -> None:
-        self.host, self.id, self.generation = host, circuit_id, host.generation
+        self.host, self.id, self.generation = host, circuit_id, host.current_generation()
         try:
             self._snapshot = host.pool.snapshot(self._call("new", (dict(settings),)))
         except Exception:
@@ -191,7 +199,7 @@ class HostedCircuit:
     @property
     def alive(self) -> bool:
         """False once its host died: the engine is gone and the scenario must be rebuilt elsewhere."""
-        return self.generation == self.host.generation
+        return self.generation == self.host.current_generation()
 
     def _call(self, verb: str, args: tuple = ()) -> Any:
         return self.host.call(self.generation, verb, self.id, args)

@@ -48,9 +48,13 @@ class Recorder:
         return [(method, self.normal(path.encode()), status, self.normal_headers(headers), self.normal(body))
                 for method, path, status, headers, body in self.answers]
 
-    def probe(self, path: str) -> None:
-        """A read kept apart from the compared answers (GET /health differs by design: it lists the hosts)."""
-        self.probes.append(self.session.get(self.url + path, timeout=60).json())
+    def probe(self, path: str, body: dict | None = None) -> None:
+        """A request kept apart from the compared answers: GET /health differs by design (it lists the hosts),
+        a study's job has its own id and times (its result is compared)."""
+        for label, real in self.ids.items():
+            path = path.replace(f"{{{label}}}", real)
+        method = "GET" if body is None else "POST"
+        self.probes.append(self.session.request(method, self.url + path, json=body, timeout=60).json())
 
     def remember(self, label: str, response: requests.Response) -> None:
         self.ids[label] = response.json()["scenario"]["id"]
@@ -96,6 +100,9 @@ def conversation(r: Recorder) -> None:
     r.remember("B", r.send("POST", "/scenarios", json={"name": "b"}))
     r.send("POST", "/scenarios/{B}/add_generator", json={"bus_name": "35", "phases": 1, "kw": 50, "phase": 1})
     r.probe("/health")
+    r.probe("/scenarios/{B}/studies/batch?wait=60", {"cases": [
+        {"name": "pv67", "changes": [{"op": "add_generator", "bus_name": "67", "phases": 3, "kw": 500}]},
+        {"name": "bad", "changes": [{"op": "modify_load_neighbourhood", "neighbourhood": 1, "factor": 50}]}]})
     r.send("GET", "/scenarios/{A}/diff?against={B}")
     r.send("GET", "/scenarios/{B}/diff?against=default")
     r.send("GET", "/diff?against=base")
@@ -122,7 +129,7 @@ def conversation(r: Recorder) -> None:
 
 
 def test_two_hosts_answer_byte_for_byte_like_one_process(tmp_path: Path) -> None:
-    answers = []
+    answers, studies = [], []
     for hosts in ("1", "2"):
         work = tmp_path / hosts
         work.mkdir()
@@ -132,7 +139,10 @@ def test_two_hosts_answer_byte_for_byte_like_one_process(tmp_path: Path) -> None
             recorder = Recorder(url)
             conversation(recorder)
             answers.append(recorder.normalized())
-            health = recorder.probes[0]
+            health, study = recorder.probes
+            assert study["job"]["status"] == "done", study
+            studies.append({**study["job"]["result"], "scenario": "B"})  # the id differs; B is compared
+            assert study["job"]["result"]["scenario"] == recorder.ids["B"]
         finally:
             stop_server(process)
         if hosts == "2":
@@ -142,6 +152,7 @@ def test_two_hosts_answer_byte_for_byte_like_one_process(tmp_path: Path) -> None
             assert health["live_scenarios"] == sum(map(len, held))
         else:
             assert health["hosts"] == []
+    assert studies[0] == studies[1]  # a study reads its scenario through the host (ops, buses, set-points)
     single, hosted = answers
     assert len(single) == len(hosted) > 60
     statuses = {status for _, _, status, _, _ in single}
@@ -175,6 +186,14 @@ def reference_voltages(actions: list[dict[str, Any]]) -> np.ndarray:
         return circuit.snapshot.arrays["vmag_pu"].copy()
     finally:
         circuit.close()
+
+
+def process_gone(pid: int) -> bool:
+    """Exited (a zombie until its parent, the server, notices) or gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float) -> None:
@@ -219,5 +238,18 @@ def test_a_host_killed_in_a_burst_loses_no_answered_change(tmp_path: Path) -> No
             np.testing.assert_allclose(node_voltages(url, scenario), reference_voltages(acknowledged), atol=1e-9)
         after = requests.get(f"{url}/health", timeout=30).json()["hosts"]
         assert after[victim["host"]]["pid"] != victim["pid"] and after[victim["host"]]["restarts"] == 1
+        idle = after[victim["host"]]
+        assert idle["scenarios"], after  # rebuilt in the restarted host (it had the fewest engines)
+        os.kill(idle["pid"], signal.SIGKILL)  # killed while idle: the next request is answered, not refused
+        wait_for(lambda: process_gone(idle["pid"]), 10)
+        for scenario in idle["scenarios"]:
+            before = node_voltages(url, scenario)
+            generators = requests.get(f"{url}/scenarios/{scenario}/generators", timeout=30)
+            assert generators.status_code == 200, generators.text
+            change = requests.post(f"{url}/scenarios/{scenario}/modify_load_neighbourhood",
+                                   json={"neighbourhood": 7, "factor": 1.0}, timeout=30)
+            assert change.status_code == 200, change.text
+            np.testing.assert_allclose(node_voltages(url, scenario), before, atol=1e-9)
+        assert requests.get(f"{url}/health", timeout=30).json()["hosts"][victim["host"]]["restarts"] == 2
     finally:
         stop_server(process)
