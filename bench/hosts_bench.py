@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.duration = args.duration or (1.0 if args.quick else 5.0)
     args.requests = args.requests or (100 if args.quick else 500)
-    report = {"single": run_server("single", (), args), "hosts_2": run_server("hosts-2", ("--engine-hosts", "2"), args)}
+    report = {"single": run_server("single", ("--engine-hosts", "1"), args),
+              "hosts_2": run_server("hosts-2", ("--engine-hosts", "2"), args)}
     single, hosted = report["single"], report["hosts_2"]
     report["ratios"] = {"change_p50": hosted["latency"]["change"]["p50"] / single["latency"]["change"]["p50"],
                         "state_p50": hosted["latency"]["state"]["p50"] / single["latency"]["state"]["p50"],
