@@ -26,7 +26,7 @@ from simulation_core import OpenDSSCircuit
 
 #: Reads a host answers for the web process (the view and study-input methods of OpenDSSCircuit).
 VIEWS = ("buses", "bus", "generators", "neighbourhoods", "transformers", "health", "load_setpoints_kw",
-         "load_neighbourhoods", "disabled_generators", "regulator_tap_steps")
+         "load_neighbourhoods", "customers", "disabled_generators", "regulator_tap_steps")
 
 
 def layout_key(layout: RowLayout) -> tuple[str, tuple]:

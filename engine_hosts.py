@@ -255,6 +255,9 @@ class HostedCircuit:
     def load_neighbourhoods(self) -> list[int | None]:
         return self._call("load_neighbourhoods")
 
+    def customers(self) -> Any:
+        return self._call("customers")
+
     def close(self) -> None:
         if not self.alive:
             return
