@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from circuit_customer_pv import CUSTOMER_PV_PREFIX, CustomerPV
-from feeder_index import TAP_STEP_PU, read_limits
+from feeder_index import TAP_STEP_PU, read_limits, values
 from results import Snapshot
 
 
@@ -30,6 +30,7 @@ class Checkpoint:
     loads: np.ndarray  # kW and kvar set-points, 2 x loads
     taps: list[float]
     generators: dict[str, Any]  # name -> Generator (copies)
+    inverters: dict[str, Any]  # name -> the inverter definition on (circuit_inverters.Definition)
     cumulative_factor: dict[int, float]
     snapshot: Snapshot
 
@@ -41,7 +42,7 @@ class CircuitStudies(CustomerPV):
         with self._lock:
             return Checkpoint(self._compile_count, self.sequence, self._load_setpoints(), self._regulator_taps(),
                               {name: copy.copy(g) for name, g in self._generators.items()},
-                              dict(self._cumulative_factor), self._snapshot)
+                              self.active_definitions(), dict(self._cumulative_factor), self._snapshot)
 
     def restore(self, kept: Checkpoint) -> None:
         """Put back the set-points, generators and taps of `kept` and solve: the state it was taken in."""
@@ -50,9 +51,8 @@ class CircuitStudies(CustomerPV):
                 raise CheckpointLost("the circuit was recompiled since the checkpoint")
             self._batch.Load.kW = kept.loads[0]
             self._batch.Load.kvar = kept.loads[1]
-            for name, generator in self._generators.items():
-                was = kept.generators.get(name)
-                self._set_generator(name, was.kw if was else 0.0, bool(was and was.enabled))
+            for name in self._generators:
+                self._put_slot(name, kept.generators.get(name), kept.inverters.get(name))
             self._generators = {name: copy.copy(kept.generators.get(name, generator))
                                 for name, generator in self._generators.items()}
             for generator in self._generators.values():
@@ -68,6 +68,13 @@ class CircuitStudies(CustomerPV):
         Customer PV generators are not counted: at most one per load, reused by every stochastic trial."""
         return sum(not generator.enabled and not generator.name.startswith(CUSTOMER_PV_PREFIX)
                    for generator in self._generators.values())
+
+    def _inverter_hour(self, has_generators: bool, multiplier: float) -> dict[str, Any]:
+        """The figures an hour adds when the scenario has inverter generators: the generators' kVAR (positive
+        delivered) and the kW the inverters curtailed."""
+        outputs = self._inverter_outputs(multiplier)
+        plain_kvar = -np.asarray(values(self._batch.Generator.TotalPowers)).imag.sum() if has_generators else 0.0
+        return {"generation_kVAR": float(plain_kvar + outputs["kvar"]), "curtailed_kW": outputs["curtailed_kw"]}
 
     def load_neighbourhoods(self) -> list[int | None]:
         """The neighbourhood of each load, in the engine's load order."""
@@ -85,10 +92,13 @@ class CircuitStudies(CustomerPV):
         """Solve hour after hour: each load at its set-point x its multiplier of the hour (rows: hours, columns:
         loads), each generator at its set-point x the generator multiplier; regulators act from the taps of the
         hour before (`start_taps`, in steps, for the first hour; default the circuit's own). Returns one row per
-        hour and the taps after the last hour; the circuit is back in its own state afterwards."""
+        hour and the taps after the last hour; the circuit is back in its own state afterwards. An inverter
+        generator's irradiance is the multiplier (its kVA stays); with any, each hour adds generation_kVAR and
+        curtailed_kW."""
         with self._lock:
             kept = self.checkpoint()
             generators = self._enabled_generator_setpoints()
+            inverters = list(self._active.values())
             if start_taps is not None:
                 self._restore_regulator_taps([1.0 + TAP_STEP_PU * start_taps[transformer]
                                               for transformer, _ in self._index.regulated_windings])
@@ -98,8 +108,12 @@ class CircuitStudies(CustomerPV):
                                                                               generator_multipliers)):
                     magnitudes = self._solve_hour(kept, generators, multipliers, float(generator_multiplier),
                                                   f"hour {hour} of the series")
-                    reading = read_limits(self._engine, self._batch, self._index, bool(generators), magnitudes)
-                    rows.append(_hour_row(reading, self.voltage_limits_pu, self.regulator_tap_steps()))
+                    reading = read_limits(self._engine, self._batch, self._index, bool(generators), magnitudes,
+                                          bool(inverters))
+                    row = _hour_row(reading, self.voltage_limits_pu, self.regulator_tap_steps())
+                    if inverters:
+                        row.update(self._inverter_hour(bool(generators), float(generator_multiplier)))
+                    rows.append(row)
                 final_taps = self.regulator_tap_steps()
             finally:
                 self.restore(kept)
@@ -116,22 +130,27 @@ class CircuitStudies(CustomerPV):
             generators = self._enabled_generator_setpoints()
             try:
                 magnitudes = self._solve_hour(kept, generators, load_multipliers, generator_multiplier, what)
-                yield read_limits(self._engine, self._batch, self._index, bool(generators), magnitudes)
+                yield read_limits(self._engine, self._batch, self._index, bool(generators), magnitudes,
+                                  bool(self._active))
             finally:
                 self.restore(kept)
 
     def _enabled_generator_setpoints(self) -> list[tuple[str, float]]:
-        return [(name, g.kw) for name, g in self._generators.items() if g.enabled]
+        """The plain generators on, with their set-points (inverter generators follow by their irradiance)."""
+        return [(name, g.kw) for name, g in self._generators.items() if g.enabled and g.inverter is None]
 
     def _solve_hour(self, kept: Checkpoint, generators: list[tuple[str, float]], multipliers: np.ndarray,
                     generator_multiplier: float, what: str) -> np.ndarray:
-        """Loads at the kept set-points x their multipliers, generators at theirs x the generator multiplier,
-        solved (the regulators act from the taps the circuit holds). One hour of a series, one hour of a study."""
+        """Loads at the kept set-points x their multipliers, generators at theirs x the generator multiplier and
+        inverter generators at that irradiance (their kVA stays), solved (the regulators and inverter controls act
+        from where the circuit is). One hour of a series, one hour of a study."""
         self._batch.Load.kW = kept.loads[0] * multipliers
         self._batch.Load.kvar = kept.loads[1] * multipliers
         for name, kw in generators:
             self._engine.Generators.Name(name)
             self._engine.Generators.kW(kw * generator_multiplier)
+        for definition in self._active.values():
+            self._set_irradiance(definition, generator_multiplier)
         return self._solve_or_raise(what)
 
     def load_setpoints_kw(self) -> list[float]:

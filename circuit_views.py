@@ -39,12 +39,15 @@ class CircuitViews:
                     "lines": lines, "sequence": snapshot.sequence}
 
     def generators(self) -> list[dict[str, Any]]:
-        """Generators added through the API: setpoint and delivered power from the last solve."""
+        """Generators added through the API: setpoint and delivered power from the last solve. An inverter
+        generator's row adds its settings, `mode`, `kva` and `curtailed_kW` (set-point less delivered)."""
         with self._lock:
             power = self._snapshot.arrays["generator_power"]
+            inverter_power = self._snapshot.arrays["inverter_power"]
             delivered = {name: power[i] for i, name in enumerate(self._generator_order) if i < len(power)}
             return [{**g.describe(), "delivered_kW": float(delivered[g.name].real),
-                     "delivered_kVAR": float(delivered[g.name].imag)}
+                     "delivered_kVAR": float(delivered[g.name].imag)} if g.inverter is None
+                    else {**g.describe(), **self._inverter_row(g.name, inverter_power)}
                     for g in self._generators.values() if g.enabled]
 
     def neighbourhoods(self) -> list[dict[str, Any]]:

@@ -106,8 +106,11 @@ def values(batch_property: Any) -> Any:
 
 
 def read_snapshot(engine: Any, batch: Any, index: FeederIndex, generator_conductor_node: np.ndarray,
-                  sequence: int, voltage_limits_pu: tuple[float, float], vmag_pu: np.ndarray) -> Snapshot:
-    """Read the solved state with batch calls into one Snapshot (vmag_pu: what the solve check already read)."""
+                  sequence: int, voltage_limits_pu: tuple[float, float], vmag_pu: np.ndarray,
+                  inverter_conductor_node: np.ndarray | None = None) -> Snapshot:
+    """Read the solved state with batch calls into one Snapshot (vmag_pu: what the solve check already read).
+    Inverter generators are PVSystems (`inverter_conductor_node`, None when the engine has none): their output
+    counts as generation at their nodes, and `inverter_power` holds each one's total in the engine's order."""
     n_nodes = len(index.node_names)
     volts = np.asarray(engine.Circuit.AllBusVolts()).view(complex)
     vangle = np.degrees(np.angle(volts))
@@ -119,6 +122,12 @@ def read_snapshot(engine: Any, batch: Any, index: FeederIndex, generator_conduct
         generator_totals = -np.asarray(values(batch.Generator.TotalPowers))
         gen_p, gen_q = sum_per_node(generator_conductor_node,
                                      -np.asarray(values(batch.Generator.Powers)), n_nodes)
+    inverter_totals = np.zeros(0, dtype=complex)
+    if inverter_conductor_node is not None and len(inverter_conductor_node):
+        inverter_totals = -np.asarray(values(batch.PVSystem.TotalPowers))
+        inverter_p, inverter_q = sum_per_node(inverter_conductor_node,
+                                              -np.asarray(values(batch.PVSystem.Powers)), n_nodes)
+        gen_p, gen_q = gen_p + inverter_p, gen_q + inverter_q
 
     line_terminal_powers = np.asarray(values(batch.Line.TotalPowers))
     line_p1 = line_terminal_powers[0::2]
@@ -134,7 +143,8 @@ def read_snapshot(engine: Any, batch: Any, index: FeederIndex, generator_conduct
               "gen_kw": gen_p, "gen_kvar": gen_q, "line_p_kw": line_p1.real, "line_q_kvar": line_p1.imag,
               "line_currents_a": line_currents, "line_loading_pct": line_loading,
               "line_losses_kw": line_losses, "transformer_loading_pct": xf_loading,
-              "generator_power": generator_totals, "transformer_losses_kw": xf_losses}
+              "generator_power": generator_totals, "inverter_power": inverter_totals,
+              "transformer_losses_kw": xf_losses}
     sections = {
         "power_summary": {
             "converged": True,
@@ -179,14 +189,16 @@ def loadings(batch: Any, index: FeederIndex) -> tuple[np.ndarray, np.ndarray, np
     return line_currents, line_loading, xf_loading
 
 
-def read_limits(engine: Any, batch: Any, index: FeederIndex, has_generators: bool, vmag_pu: np.ndarray
-                ) -> dict[str, Any]:
+def read_limits(engine: Any, batch: Any, index: FeederIndex, has_generators: bool, vmag_pu: np.ndarray,
+                has_inverters: bool = False) -> dict[str, Any]:
     """A lean reading of a solved state for studies (a hosting-capacity trial, an hour of a series): what limits
     are checked against and the totals an hour reports, without the per-node and per-line tables."""
     _, line_loading, xf_loading = loadings(batch, index)
     source_kw, source_kvar = (-x for x in engine.Circuit.TotalPower())
     losses_w, _ = engine.Circuit.Losses()
     generation = -np.asarray(values(batch.Generator.TotalPowers)).real.sum() if has_generators else 0.0
+    if has_inverters:  # PVSystems (inverter generators)
+        generation += -np.asarray(values(batch.PVSystem.TotalPowers)).real.sum()
     return {"vmag_pu": vmag_pu, "line_loading_pct": line_loading, "transformer_loading_pct": xf_loading,
             "source_kw": source_kw, "source_kvar": source_kvar, "losses_kw": losses_w / 1000.0,
             "load_kw": float(np.asarray(values(batch.Load.TotalPowers)).real.sum()), "generation_kw": float(generation)}

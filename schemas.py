@@ -42,13 +42,55 @@ def one_or_three(value: int) -> int:
     return value
 
 
+class VoltVarCurve(CachedSchemaModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    v: list[float] = Field(min_length=4, max_length=4, description="4 increasing voltages, pu (0.5 to 1.5).")
+    q: list[float] = Field(min_length=4, max_length=4, description=(
+        "Reactive power at each voltage, fraction of kVA (-0.44 to 0.44, not increasing); positive injects."))
+
+
+class VoltWattCurve(CachedSchemaModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    v: list[float] = Field(min_length=2, max_length=2, description="2 increasing voltages, pu (0.5 to 1.5).")
+    p: list[float] = Field(min_length=2, max_length=2, description=(
+        "Active power limit at each voltage, fraction of rated power (0 to 1, not increasing)."))
+
+
+INVERTER_MODE_DESCRIPTION = (
+    "unity: vars 0; constant_pf: at pf; volt_var, volt_watt, volt_var_volt_watt: IEEE 1547-2018 curves "
+    "(defaults Category B). An inverter generator is an OpenDSS PVSystem + InvControl (README, Smart inverters).")
+
+
+class TrialInverter(CachedSchemaModel):
+    """A study's trial generator as a smart inverter: its kVA is the trial's kW."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    mode: Literal["unity", "constant_pf", "volt_var", "volt_watt", "volt_var_volt_watt"] = Field(
+        description=INVERTER_MODE_DESCRIPTION)
+    pf: Optional[float] = Field(default=None, description="constant_pf only: -1 to 1, not 0; negative absorbs vars.")
+    volt_var: Optional[VoltVarCurve] = Field(default=None, description=(
+        "volt_var modes: default v 0.92/0.98/1.02/1.08, q 0.44/0/0/-0.44 (IEEE 1547-2018 Category B)."))
+    volt_watt: Optional[VoltWattCurve] = Field(default=None, description=(
+        "volt_watt modes: default v 1.06/1.10, p 1.0/0.2 (IEEE 1547-2018)."))
+
+
+class InverterSettings(TrialInverter):
+    """A generator's smart-inverter settings (422 naming the field when a value is out of range)."""
+
+    kva: Optional[float] = Field(default=None, description="Inverter rating, kVA (above 0, up to 100000); "
+                                                           "default the generator's kw.")
+
+
 class AddGeneratorBody(CachedSchemaModel):
-    """Add a generator at a bus, or update the one already there with the same phases."""
+    """Add a generator at a bus, or update the one already there with the same phases (an update may change its
+    mode: plain, or a smart inverter)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
         "single_phase": {"summary": "1-phase, 200 kW at bus 16 (README)",
                          "value": {"bus_name": "16", "phases": 1, "kw": 200}},
         "three_phase": {"summary": "3-phase, 500 kW at bus 67", "value": {"bus_name": "67", "phases": 3, "kw": 500}},
+        "volt_var": {"summary": "PV at bus 85 with IEEE 1547 Category B volt-var (README)",
+                     "value": {"bus_name": "85", "phases": 1, "kw": 150, "inverter": {"mode": "volt_var"}}},
     }})
     bus_name: str = Field(min_length=1, max_length=64, description="A bus of the feeder, e.g. \"16\" (GET /buses).")
     phases: int = Field(description="1 or 3.", json_schema_extra={"enum": [1, 3]})
@@ -56,6 +98,9 @@ class AddGeneratorBody(CachedSchemaModel):
     phase: Optional[int] = Field(
         default=None, description="For 1-phase generators: 1, 2 or 3 (default: the bus's first phase).",
         json_schema_extra={"enum": [1, 2, 3, None]})
+    inverter: Optional[InverterSettings] = Field(
+        default=None, description="A smart inverter (PV or storage) instead of a constant-kW, unity-power-factor "
+                                  "machine: IEEE 1547-2018 volt-var and volt-watt. Omitted: today's generator.")
 
     _phases_one_or_three = field_validator("phases")(one_or_three)
 
@@ -178,6 +223,16 @@ class Action(CachedSchemaModel):
     dry_run: Optional[bool] = Field(default=None, description="true on a preview; absent on applied changes.")
 
 
+class InverterSettingsOut(CachedSchemaModel):
+    """The settings with every default filled in, as journals and exports carry them."""
+
+    mode: str
+    kva: float
+    pf: Optional[float] = None
+    volt_var: Optional[VoltVarCurve] = None
+    volt_watt: Optional[VoltWattCurve] = None
+
+
 class GeneratorAction(Action):
     type: Literal["add_generator"]
     sequence: int = Field(description="Order in which the server applied this change.")
@@ -187,6 +242,7 @@ class GeneratorAction(Action):
     nodes: list[int]
     kw: float
     kv: float = Field(description="Rated kV: line-to-neutral for 1-phase, line-to-line for 3-phase.")
+    inverter: Optional[InverterSettingsOut] = Field(default=None, description="Inverter generators only.")
     created: bool
     updated: bool
 
@@ -270,7 +326,12 @@ class GeneratorRow(CachedSchemaModel):
     nodes: list[int]
     kw: float = Field(description="Set-point, kW.")
     delivered_kW: float
-    delivered_kVAR: float
+    delivered_kVAR: float = Field(description="Positive delivered, negative absorbed.")
+    inverter: Optional[InverterSettingsOut] = Field(default=None, description="Inverter generators only (and the "
+                                                                              "three fields below).")
+    mode: Optional[str] = None
+    kva: Optional[float] = None
+    curtailed_kW: Optional[float] = Field(default=None, description="Set-point less delivered.")
 
 
 class BusDetail(BusPlace):
@@ -357,6 +418,7 @@ class RemoveAction(Action):
     phases: int
     nodes: list[int]
     kw: float
+    inverter: Optional[InverterSettingsOut] = None
 
 
 class RemoveGeneratorResponse(Envelope):

@@ -11,6 +11,7 @@ rebuild equals the original to the last digits (tests hold it to 1e-9 pu).
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import math
@@ -23,9 +24,12 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import opendssdirect
 
+from circuit_errors import NotConvergedError, NotFoundError, SimulationError
+from circuit_inverters import CircuitInverters
 from circuit_studies import CircuitStudies
 from circuit_views import CircuitViews
 from feeder_index import TAP_STEP_PU, FeederIndex, read_limits, read_snapshot, values
+from inverter_settings import normalize_inverter, with_kva
 from results import SECTION_ORDER, WORK_TURN, Change, Snapshot  # noqa: F401  (SECTION_ORDER: part of this module's API)
 
 MODEL_DIR = Path(__file__).resolve().parent / "Test_Systems" / "IEEE_123_Bus-G"
@@ -60,27 +64,13 @@ class Pending:
     sequence: int
 
 
-class SimulationError(Exception):
-    """A change the grid cannot take (HTTP 422 at the API)."""
-
-    field: str | None = None
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class NotFoundError(SimulationError):
-    """A bus, neighbourhood or generator the circuit does not have (HTTP 404)."""
-
-
-class NotConvergedError(SimulationError):
-    """The power flow did not converge after a change; the change was rolled back."""
+__all__ = ["NotConvergedError", "NotFoundError", "SimulationError"]  # raised here, defined in circuit_errors
 
 
 @dataclass
 class Generator:
-    """A generator added through the API; kept (disabled) after removal so its slot can be reused."""
+    """A generator added through the API; kept (disabled) after removal so its slot can be reused. `inverter`:
+    its smart-inverter settings (`inverter_settings`), None for a plain constant-kW, unity-power-factor one."""
 
     name: str
     bus: str
@@ -88,16 +78,17 @@ class Generator:
     nodes: list[int]
     kw: float
     enabled: bool = True
+    kv: float = 0.0
+    inverter: dict[str, Any] | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "bus": self.bus, "phases": self.phases, "nodes": self.nodes,
-                "kw": self.kw}
+        described = {"name": self.name, "bus": self.bus, "phases": self.phases, "nodes": self.nodes, "kw": self.kw}
+        if self.inverter is not None:
+            described["inverter"] = self.inverter
+        return described
 
 
-
-
-
-class OpenDSSCircuit(CircuitViews, CircuitStudies):
+class OpenDSSCircuit(CircuitViews, CircuitStudies, CircuitInverters):
     """One feeder in one engine context. Thread-safe: each public method holds the lock throughout."""
 
     def __init__(
@@ -146,6 +137,7 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
                 engine.RegControls.Name(control)
                 engine.RegControls.MaxTapChange(0)
         self._generators: dict[str, Generator] = {}
+        self._reset_inverters()
         self._build_static_maps()
         self._compiled_taps = self._regulator_taps()  # where a failed solve starts again (_solve_or_raise)
         self._build_generator_map()
@@ -164,6 +156,7 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
         Built from our own registry, since the engine cannot report a new element's nodes before a solve;
         redone only when a generator is created."""
         self._generator_order = list(self._batch.Generator.Name)
+        self._generator_elements = set(self._generator_order)
         conductor_nodes = []
         for name in self._generator_order:
             generator = self._generators[name]
@@ -192,15 +185,21 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
         """The regulators back at the taps the deck compiled with, and the feeder solved without its generators'
         output: the state a fresh compile of these loads would settle in, from which the generators' output is
         then solved again. The voltages start from a direct solve (loads as admittances), as a fresh compile's
-        do. The result need not converge; the solve that follows decides."""
+        do. Inverter generators (PVSystems) are taken to no output the same way, by their irradiance. The result
+        need not converge; the solve that follows decides."""
         kw = np.asarray(values(self._batch.Generator.kW), dtype=float)
+        irradiance = np.asarray(values(self._batch.PVSystem.Irradiance), dtype=float) if self._pv_order else None
         self._restore_regulator_taps(self._compiled_taps)
         if kw.size:
             self._batch.Generator.kW = np.zeros_like(kw)
+        if irradiance is not None:
+            self._batch.PVSystem.Irradiance = np.zeros_like(irradiance)
         self._engine.Solution.SolveDirect()  # node voltages from scratch, whatever the failed solve left (NaN)
         self._engine.Solution.Solve()
         if kw.size:
             self._batch.Generator.kW = kw
+        if irradiance is not None:
+            self._batch.PVSystem.Irradiance = irradiance
 
     def _solve_once(self, what: str) -> np.ndarray:
         engine = self._engine
@@ -221,7 +220,8 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
         if vmag_pu is None:
             vmag_pu = np.asarray(self._engine.Circuit.AllBusMagPu())
         return read_snapshot(self._engine, self._batch, self._index, self._generator_conductor_node,
-                             self.sequence if sequence is None else sequence, self.voltage_limits_pu, vmag_pu)
+                             self.sequence if sequence is None else sequence, self.voltage_limits_pu, vmag_pu,
+                             self._inverter_conductor_nodes() if self._pv_order else None)
 
     # ------------------------------------------------------------------ changes with rollback
     def _regulator_taps(self) -> list[float]:
@@ -291,7 +291,8 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
         bodies plus the op's name). Journals, imports and batch cases are lists of these."""
         kind = op.get("op")
         if kind == "add_generator":
-            return self.add_generator(op.get("bus_name"), op.get("phases"), op.get("kw"), op.get("phase"), dry_run)
+            return self.add_generator(op.get("bus_name"), op.get("phases"), op.get("kw"), op.get("phase"), dry_run,
+                                      inverter=op.get("inverter"))
         if kind == "modify_load_neighbourhood":
             return self.scale_neighbourhood_loads(op.get("neighbourhood"), op.get("factor"), dry_run)
         if kind == "remove_generator":
@@ -328,55 +329,66 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
             return actions
 
     def add_generator(self, bus: str, phases: int, kw: float, phase: int | None = None,
-                      dry_run: bool = False, prefix: str = "gen") -> Change:
-        """Add a constant-kW, unity-power-factor generator, or update the one already at this bus and phases.
+                      dry_run: bool = False, prefix: str = "gen", inverter: Any = None) -> Change:
+        """Add a generator, or update the one already at this bus and phases: a constant-kW, unity-power-factor
+        machine, or with `inverter` a smart inverter (`inverter_settings`; an update may change the mode).
 
         `prefix` names it (`gen_<bus>_<nodes>`); studies use their own prefix, so a trial generator is added
         beside the scenario's generators instead of updating one of them."""
         with self._lock:  # a reset rebuilds the bus maps: look them up under the lock
             bus, nodes, kv, name = self._generator_connection(bus, phases, kw, phase, prefix)
+            settings = normalize_inverter(inverter, kw)
             existing = self._generators.get(name)
             created = existing is None or not existing.enabled
-            change, undo = self._generator_change(bus, phases, nodes, kv, name, kw)
+            change, undo = self._generator_change(bus, phases, nodes, kv, name, kw, settings)
             snapshot = self._apply(f"generator {name} at {kw} kW", change, undo, dry_run)
             if not dry_run:
-                self._generators[name] = Generator(name, bus, phases, nodes, float(kw))
+                self._generators[name] = Generator(name, bus, phases, nodes, float(kw), True, kv, settings)
+            described = {"inverter": settings} if settings is not None else {}
             return Change({"type": "add_generator", "sequence": snapshot.sequence, "generator": name, "bus": bus,
-                           "phases": phases, "nodes": nodes, "kw": float(kw), "kv": kv,
+                           "phases": phases, "nodes": nodes, "kw": float(kw), "kv": kv, **described,
                            "created": created, "updated": not created, **_dry(dry_run)}, snapshot)
 
-    def preview_generator_limits(self, bus: str, phases: int, kw: float, prefix: str) -> tuple[list[int], dict]:
-        """A study's trial: a generator connected as add_generator connects it, solved with the regulators
+    def preview_generator_limits(self, bus: str, phases: int, kw: float, prefix: str,
+                                 inverter: dict[str, Any] | None = None) -> tuple[list[int], dict]:
+        """A study's trial: a generator connected as add_generator connects it (with `inverter`, checked
+        settings without kVA: the trial's kVA is its kW), solved with the regulators and inverter controls
         acting, read lean (`feeder_index.read_limits`), then taken back. Returns its nodes and the reading."""
         with self._lock:
             bus, nodes, kv, name = self._generator_connection(bus, phases, kw, None, prefix)
-            change, undo = self._generator_change(bus, phases, nodes, kv, name, kw)
+            settings = with_kva(inverter, kw) if inverter is not None else None
+            change, undo = self._generator_change(bus, phases, nodes, kv, name, kw, settings)
             reading = self._apply(f"generator {name} at {kw} kW", change, undo, dry_run=True,
                                   read=lambda magnitudes: read_limits(self._engine, self._batch, self._index,
-                                                                      bool(self._generator_order), magnitudes))
+                                                                      bool(self._generator_order), magnitudes,
+                                                                      bool(self._pv_order)))
             return nodes, reading
 
-    def _generator_change(self, bus: str, phases: int, nodes: list[int], kv: float, name: str, kw: float
-                          ) -> tuple[Callable[[], None], Callable[[], None]]:
-        """The change that puts this generator at `kw` (creating it the first time) and the undo of it."""
+    def _generator_change(self, bus: str, phases: int, nodes: list[int], kv: float, name: str, kw: float,
+                          settings: dict[str, Any] | None = None) -> tuple[Callable[[], None], Callable[[], None]]:
+        """The change that puts this generator at `kw` (creating its element the first time; with inverter
+        `settings`, a new definition: `circuit_inverters`) and the undo of it."""
         existing = self._generators.get(name)
-        previous = (existing.kw, existing.enabled) if existing else None
+        before = copy.copy(existing) if existing else None
+        active = self._active.get(name)
 
         def change() -> None:
             if existing is None:
+                self._generators[name] = Generator(name, bus, phases, nodes, 0.0, enabled=False, kv=kv)
+            if settings is not None:
+                self._put_slot(name, None, None)  # whatever the slot had on goes off first
+                self._active[name] = self._define_inverter(name, kw, settings)
+            elif name not in self._generator_elements:
+                self._put_slot(name, None, None)
                 self._engine.Text.Command(
                     f"New Generator.{name} bus1={bus}.{'.'.join(map(str, nodes))} phases={phases} "
                     f"kv={kv:.6f} kw={kw!r} pf=1 model=1 vminpu=0.5 vmaxpu=1.5")
-                self._generators[name] = Generator(name, bus, phases, nodes, 0.0, enabled=False)
                 self._build_generator_map()
             else:
-                self._set_generator(name, kw, True)
+                self._put_slot(name, Generator(name, bus, phases, nodes, kw, True, kv), None)
 
         def undo() -> None:
-            if previous is None:
-                self._set_generator(name, 0.0, False)
-            else:
-                self._set_generator(name, previous[0], previous[1])
+            self._put_slot(name, before, active)
 
         return change, undo
 
@@ -408,6 +420,7 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
         return bus, nodes, kv, name
 
     def _set_generator(self, name: str, kw: float, enabled: bool) -> None:
+        """A Generator element's kW and state (a plain generator; `_put_slot` decides)."""
         engine = self._engine
         engine.Generators.Name(name)
         engine.Generators.kW(kw)
@@ -422,8 +435,9 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies):
             if generator is None or not generator.enabled:
                 known = ", ".join(sorted(g.name for g in self._generators.values() if g.enabled)) or "none"
                 raise NotFoundError(f"name: no generator {name!r}; present: {known}", field="name")
-            snapshot = self._apply(f"removing {key}", lambda: self._set_generator(key, 0.0, False),
-                                   lambda: self._set_generator(key, generator.kw, True), dry_run)
+            active = self._active.get(key)
+            snapshot = self._apply(f"removing {key}", lambda: self._put_slot(key, None, None),
+                                   lambda: self._put_slot(key, generator, active), dry_run)
             if not dry_run:
                 generator.enabled = False
             return Change({"type": "remove_generator", "sequence": snapshot.sequence, **generator.describe(),

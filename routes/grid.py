@@ -30,6 +30,8 @@ def register_grid_routes(app: OpenAPI) -> None:
         op = {"op": "add_generator", "bus_name": body.bus_name, "phases": body.phases, "kw": body.kw}
         if body.phase is not None:
             op["phase"] = body.phase
+        if body.inverter is not None:
+            op["inverter"] = body.inverter.model_dump(exclude_none=True)
         return apply_change(scenario_id, op, query, header)
 
     @grid_route(app, "post", "/modify_load_neighbourhood", tags=[grid], security=BEARER,

@@ -45,6 +45,8 @@ def op_from_action(action: Action) -> Op:
         op: Op = {"op": kind, "bus_name": action["bus"], "phases": action["phases"], "kw": action["kw"]}
         if action["phases"] == 1:
             op["phase"] = action["nodes"][0]
+        if action.get("inverter") is not None:
+            op["inverter"] = action["inverter"]
         return op
     if kind == "modify_load_neighbourhood":
         return {"op": kind, "neighbourhood": action["neighbourhood"], "factor": action["factor"]}

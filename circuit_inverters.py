@@ -1,0 +1,162 @@
+"""The engine side of smart-inverter generators: each definition's OpenDSS elements, created and switched in an
+order that never crashes the engine, and their output read back.
+
+A generator slot (`gen_67_123`) is either a plain Generator element (today's constant-kW machine) or an inverter
+definition: a PVSystem, its XYcurves and, for volt-var and volt-watt, an InvControl (`inverter_settings` has the
+form). Updating the generator may change its mode: the slot's Generator element is disabled and a definition
+enabled, or the reverse; both kinds may exist side by side in the engine, one of them enabled.
+
+Never crash. DSS C-API 0.14.5 kills the process (segmentation fault) when an InvControl's PVSystemList names a
+PVSystem that is disabled, whether the InvControl is defined (`New`, enabled or not) or its list edited; a
+PVSystem disabled under an enabled InvControl, or an InvControl enabled or disabled, is safe (tried one by one in
+a fresh process, each of these sequences). So:
+- each definition's elements are created together, the PVSystem first (enabled: a new element is) and its
+  InvControl right after, listing only that PVSystem; nothing of a definition is ever edited afterwards, except
+  the PVSystem's irradiance (a time series' hour, a retried solve);
+- after that a definition is only switched: on, the PVSystem before its InvControl; off, the InvControl before its
+  PVSystem.
+
+Why a new definition for every add_generator, even one that changes only the kW: OpenDSS's inverter controls keep
+state from one solve to the next (the last vars and watts they set, the voltage they saw) and stop within their
+tolerances, so an element edited in place answers differently, by up to a few kW at a mode change, from the same
+settings defined afresh (measured on this feeder at light load). A new definition answers exactly as the same
+elements typed into a fresh engine (to 1e-8 pu), which is what the tests and the README's hand reproduction do.
+Undo, a refused change or a dry run switch the previous definition back on. Disabled definitions stay in the
+engine; a study's warm engine is recompiled past `MAX_LEFTOVER_DEFINITIONS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from circuit_errors import SimulationError
+from feeder_index import values
+from inverter_settings import curve_commands, invcontrol_command, pvsystem_properties
+
+MAX_LEFTOVER_DEFINITIONS = 200  # disabled definitions cost little (300 slow a solve by about a quarter)
+
+
+@dataclass(eq=False)
+class Definition:
+    """One definition of an inverter generator: its PVSystem (named `element`, as is its InvControl) at `kw`."""
+
+    slot: str
+    element: str
+    kw: float
+    settings: dict[str, Any]
+    controlled: bool
+    enabled: bool = True
+
+
+class CircuitInverters:
+    """Inverter definitions of an `OpenDSSCircuit` (its engine, registry and index maps; callers hold its lock)."""
+
+    def _reset_inverters(self) -> None:
+        """After a compile: no definitions, no PVSystems."""
+        self._definitions: dict[str, list[Definition]] = {}
+        self._active: dict[str, Definition] = {}
+        self._pv_order: list[str] = []
+        self._pv_position: dict[str, int] = {}
+        self._pv_definition: dict[str, Definition] = {}
+        self._pv_conductor_node: np.ndarray | None = np.zeros(0, dtype=int)
+
+    # ------------------------------------------------------------------ definitions
+    def _define_inverter(self, slot: str, kw: float, settings: dict[str, Any]) -> Definition:
+        """New elements for this slot's next definition, enabled: the PVSystem, then its curves and InvControl
+        (listing only this PVSystem, which is enabled as it is created: see the module's docstring)."""
+        generator = self._generators[slot]
+        number = len(self._definitions.get(slot, ())) + 1
+        element = f"{slot}_{number}"
+        if not element.replace("_", "").isalnum() or not element.isascii() or len(element) > 80:
+            raise SimulationError(f"bus_name: {generator.bus!r} cannot host an inverter", field="bus_name")
+        engine = self._engine
+        nodes = ".".join(map(str, generator.nodes))
+        engine.Text.Command(f"New PVSystem.{element} bus1={generator.bus}.{nodes} phases={generator.phases} "
+                            f"kv={generator.kv:.6f} {pvsystem_properties(kw, settings)}")
+        curves = (f"{element}_vv", f"{element}_vw")
+        for command in curve_commands(settings, *curves):
+            engine.Text.Command(command)
+        control = invcontrol_command(element, element, settings, *curves)
+        if control:
+            engine.Text.Command(control)
+        definition = Definition(slot, element, float(kw), settings, control is not None)
+        self._definitions.setdefault(slot, []).append(definition)
+        self._pv_definition[element] = definition
+        self._pv_order = list(self._batch.PVSystem.Name)
+        self._pv_position = {name: i for i, name in enumerate(self._pv_order)}
+        self._pv_conductor_node = None  # rebuilt when a snapshot is read
+        return definition
+
+    def _switch_definition(self, definition: Definition, on: bool) -> None:
+        """On: the PVSystem, then its InvControl. Off: the InvControl, then its PVSystem."""
+        engine = self._engine
+        order = [("PVSystem", True), ("InvControl", definition.controlled)]
+        for kind, present in (order if on else order[::-1]):
+            if present:
+                engine.Circuit.SetActiveElement(f"{kind}.{definition.element}")
+                engine.CktElement.Enabled(on)
+        definition.enabled = on
+
+    def _set_irradiance(self, definition: Definition, irradiance: float) -> None:
+        self._engine.PVsystems.Name(definition.element)
+        self._engine.PVsystems.Irradiance(float(irradiance))
+
+    # ------------------------------------------------------------------ slots
+    def _put_slot(self, name: str, record: Any, definition: Definition | None) -> None:
+        """The slot's elements as `record` (a Generator, or None: off) with `definition` the one on (None: none),
+        at full irradiance: a plain record's Generator element at its kW, every other element of the slot off.
+        A definition going off goes off before anything comes on."""
+        active = self._active.get(name)
+        if active is not None and active is not definition:
+            self._switch_definition(active, False)
+            del self._active[name]
+        if name in self._generator_elements:
+            plain = record is not None and record.enabled and record.inverter is None
+            self._set_generator(name, record.kw if record is not None else 0.0, plain)
+        if definition is not None:
+            if active is not definition:
+                self._switch_definition(definition, True)
+                self._active[name] = definition
+            self._set_irradiance(definition, 1.0)
+
+    def active_definitions(self) -> dict[str, Definition]:
+        """The definition on in each slot that has one (a checkpoint keeps these)."""
+        return dict(self._active)
+
+    def leftover_definitions(self) -> int:
+        """Definitions switched off (earlier settings, removed or refused ones, studies' trials)."""
+        return sum(not d.enabled for defs in self._definitions.values() for d in defs)
+
+    # ------------------------------------------------------------------ reading
+    def _inverter_conductor_nodes(self) -> np.ndarray:
+        """Map PVSystem conductors to nodes (phases, then the grounded neutral) in the engine's order, from our
+        registry (the engine cannot report a new element's nodes before a solve); rebuilt after a definition."""
+        if self._pv_conductor_node is None:
+            conductor_nodes: list[int] = []
+            for element in self._pv_order:
+                generator = self._generators[self._pv_definition[element].slot]
+                conductor_nodes += [self._index.node_index[f"{generator.bus}.{n}"] for n in generator.nodes] + [-1]
+            self._pv_conductor_node = np.array(conductor_nodes, dtype=int)
+        return self._pv_conductor_node
+
+    def _inverter_outputs(self, multiplier: float = 1.0) -> dict[str, float]:
+        """The enabled definitions together: delivered kW and kvar (positive injects), and curtailed kW (their
+        available power, kW x irradiance, less what they deliver)."""
+        totals = -np.asarray(values(self._batch.PVSystem.TotalPowers))
+        delivered = [totals[self._pv_position[d.element]] for d in self._active.values()]
+        available = sum(d.kw * multiplier for d in self._active.values())
+        kw = float(sum(p.real for p in delivered))
+        return {"kw": kw, "kvar": float(sum(p.imag for p in delivered)), "curtailed_kw": float(available - kw)}
+
+    def _inverter_row(self, name: str, power: np.ndarray) -> dict[str, Any]:
+        """The row fields of an inverter generator from a snapshot's PVSystem powers."""
+        definition = self._active.get(name)
+        position = self._pv_position.get(definition.element, len(power)) if definition else len(power)
+        delivered = power[position] if position < len(power) else 0j
+        generator = self._generators[name]
+        return {"delivered_kW": float(delivered.real), "delivered_kVAR": float(delivered.imag),
+                "mode": generator.inverter["mode"], "kva": generator.inverter["kva"],
+                "curtailed_kW": float(generator.kw - delivered.real)}
