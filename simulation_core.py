@@ -185,21 +185,26 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies, CircuitInverters):
         """The regulators back at the taps the deck compiled with, and the feeder solved without its generators'
         output: the state a fresh compile of these loads would settle in, from which the generators' output is
         then solved again. The voltages start from a direct solve (loads as admittances), as a fresh compile's
-        do. Inverter generators (PVSystems) are taken to no output the same way, by their irradiance. The result
-        need not converge; the solve that follows decides."""
+        do. Inverter generators are switched off meanwhile (their controls would still set vars at no irradiance),
+        control first (`circuit_inverters`). The result need not converge (nor their controls settle); the solve
+        that follows decides."""
         kw = np.asarray(values(self._batch.Generator.kW), dtype=float)
-        irradiance = np.asarray(values(self._batch.PVSystem.Irradiance), dtype=float) if self._pv_order else None
+        inverters = list(self._active.values())
         self._restore_regulator_taps(self._compiled_taps)
         if kw.size:
             self._batch.Generator.kW = np.zeros_like(kw)
-        if irradiance is not None:
-            self._batch.PVSystem.Irradiance = np.zeros_like(irradiance)
-        self._engine.Solution.SolveDirect()  # node voltages from scratch, whatever the failed solve left (NaN)
-        self._engine.Solution.Solve()
-        if kw.size:
-            self._batch.Generator.kW = kw
-        if irradiance is not None:
-            self._batch.PVSystem.Irradiance = irradiance
+        for definition in inverters:
+            self._switch_definition(definition, False)
+        try:
+            self._engine.Solution.SolveDirect()  # node voltages from scratch, whatever the failed solve left (NaN)
+            self._engine.Solution.Solve()
+        except opendssdirect.DSSException:
+            pass
+        finally:
+            if kw.size:
+                self._batch.Generator.kW = kw
+            for definition in inverters:
+                self._switch_definition(definition, True)
 
     def _solve_once(self, what: str) -> np.ndarray:
         engine = self._engine
@@ -207,6 +212,9 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies, CircuitInverters):
             engine.Solution.Solve()
             converged = engine.Solution.Converged()
         except opendssdirect.DSSException as error:
+            if "Max Control Iterations" in str(error):  # OpenDSS #485: regulators or inverter controls
+                raise NotConvergedError(f"the controls did not settle within {engine.Solution.MaxControlIterations()}"
+                                        f" control iterations for {what}") from error
             raise NotConvergedError(f"the power flow failed for {what}: {error}") from error
         if not converged:
             raise NotConvergedError(f"the power flow did not converge for {what}")
