@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import opendssdirect
 
 from circuit_errors import SimulationError
 from feeder_index import values
@@ -73,21 +74,33 @@ class CircuitInverters:
         if not element.replace("_", "").isalnum() or not element.isascii() or len(element) > 80:
             raise SimulationError(f"bus_name: {generator.bus!r} cannot host an inverter", field="bus_name")
         engine = self._engine
-        nodes = ".".join(map(str, generator.nodes))
-        engine.Text.Command(f"New PVSystem.{element} bus1={generator.bus}.{nodes} phases={generator.phases} "
-                            f"kv={generator.kv:.6f} {pvsystem_properties(kw, settings)}")
-        curves = (f"{element}_vv", f"{element}_vw")
-        for command in curve_commands(settings, *curves):
-            engine.Text.Command(command)
-        control = invcontrol_command(element, element, settings, *curves)
-        if control:
-            engine.Text.Command(control)
-        definition = Definition(slot, element, float(kw), settings, control is not None)
+        definition = Definition(slot, element, float(kw), settings, controlled=False)
         self._definitions.setdefault(slot, []).append(definition)
         self._pv_definition[element] = definition
-        self._pv_order = list(self._batch.PVSystem.Name)
-        self._pv_position = {name: i for i, name in enumerate(self._pv_order)}
-        self._pv_conductor_node = None  # rebuilt when a snapshot is read
+        nodes = ".".join(map(str, generator.nodes))
+        curves = (f"{element}_vv", f"{element}_vw")
+        control = invcontrol_command(element, element, settings, *curves)
+        try:
+            engine.Text.Command(f"New PVSystem.{element} bus1={generator.bus}.{nodes} phases={generator.phases} "
+                                f"kv={generator.kv:.6f} {pvsystem_properties(kw, settings)}")
+            for command in curve_commands(settings, *curves):
+                engine.Text.Command(command)
+            if control:
+                engine.Circuit.SetActiveElement(f"PVSystem.{element}")
+                if not engine.CktElement.Enabled():  # never so: the one sequence that crashes the engine
+                    raise RuntimeError(f"PVSystem.{element} is off: an InvControl over it would crash the engine")
+                engine.Text.Command(control)
+                definition.controlled = True
+        except opendssdirect.DSSException as error:  # never so either (checked numbers): leave nothing on
+            for kind in ("InvControl", "PVSystem"):
+                if engine.Circuit.SetActiveElement(f"{kind}.{element}") >= 0:
+                    engine.CktElement.Enabled(False)
+            definition.enabled = False
+            raise SimulationError(f"inverter: OpenDSS refused the definition: {error}", field="inverter") from error
+        finally:
+            self._pv_order = list(self._batch.PVSystem.Name)
+            self._pv_position = {name: i for i, name in enumerate(self._pv_order)}
+            self._pv_conductor_node = None  # rebuilt when a snapshot is read
         return definition
 
     def _switch_definition(self, definition: Definition, on: bool) -> None:

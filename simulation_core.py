@@ -283,15 +283,24 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies, CircuitInverters):
     def _roll_back(self, undo: Callable[[], None], taps: list[float]) -> None:
         """Undo the change and solve the state before it again, from its own taps. A failed solve can leave the
         node voltages far out (NaN even), so when the re-solve does not converge it starts again from a direct
-        solve: the engine must hold the state it answers with, or the next change would start from garbage."""
+        solve: the engine must hold the state it answers with, or the next change would start from garbage.
+        Inverter controls can fail to settle from where the refused change left them: that is tried the same
+        way, and never raised (the change's own error is the answer)."""
         undo()
         self._restore_regulator_taps(taps)
         engine = self._engine
-        engine.Solution.Solve()
-        if not engine.Solution.Converged() or not np.all(np.isfinite(engine.Circuit.AllBusMagPu())):
-            self._restore_regulator_taps(taps)
-            engine.Solution.SolveDirect()
+        try:
             engine.Solution.Solve()
+            settled = engine.Solution.Converged() and np.all(np.isfinite(engine.Circuit.AllBusMagPu()))
+        except opendssdirect.DSSException:
+            settled = False
+        if not settled:
+            self._restore_regulator_taps(taps)
+            try:
+                engine.Solution.SolveDirect()
+                engine.Solution.Solve()
+            except opendssdirect.DSSException:
+                pass
 
     # ------------------------------------------------------------------ public verbs
     def apply(self, op: Mapping[str, Any], dry_run: bool = False) -> Change:
@@ -364,7 +373,8 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies, CircuitInverters):
         acting, read lean (`feeder_index.read_limits`), then taken back. Returns its nodes and the reading."""
         with self._lock:
             bus, nodes, kv, name = self._generator_connection(bus, phases, kw, None, prefix)
-            settings = with_kva(inverter, kw) if inverter is not None else None
+            trial = normalize_inverter(inverter, kw, trial=True)  # checked by the study too: cheap, and safe
+            settings = with_kva(trial, kw) if trial is not None else None
             change, undo = self._generator_change(bus, phases, nodes, kv, name, kw, settings)
             reading = self._apply(f"generator {name} at {kw} kW", change, undo, dry_run=True,
                                   read=lambda magnitudes: read_limits(self._engine, self._batch, self._index,
