@@ -249,15 +249,19 @@ class Scenario:
                          max_kw: float = 10_000, limits: Optional[dict[str, Any]] = None,
                          hours: Optional[Iterable[Any]] = None, load_shape: str = "residential",
                          neighbourhood_shapes: Optional[dict[str, str]] = None, generator_shape: str = "pv", *,
-                         progress: Optional[bool] = None, timeout_s: float = 3600) -> pd.DataFrame:
+                         inverter: Optional[dict[str, Any]] = None, progress: Optional[bool] = None,
+                         timeout_s: float = 3600) -> pd.DataFrame:
         """Hosting capacity per bus, indexed by bus, with what bounds it: `pv.hosting_capacity(step_kw=50)`, or the
         least over hours: `grid.hosting_capacity(hours=["daytime_minimum", "peak_load", 4320])` (a column
-        `kW_at_hour_<h>` per hour). `.attrs`: `criteria`, `hours` (resolved), `preexisting` (a DataFrame)."""
+        `kW_at_hour_<h>` per hour). `.attrs`: `criteria`, `hours` (resolved), `preexisting` (a DataFrame). With
+        `inverter={"mode": "volt_var"}` the trial generator is a smart inverter rated at the trial's kW."""
         body: dict[str, Any] = {"buses": list(buses), "phases": phases, "step_kw": step_kw, "max_kw": max_kw,
                                 "limits": limits or {}}
         if hours is not None:
             body.update(hours=list(hours), load_shape=load_shape, generator_shape=generator_shape,
                         neighbourhood_shapes={str(k): v for k, v in (neighbourhood_shapes or {}).items()})
+        if inverter is not None:
+            body["inverter"] = inverter
         result = self._study("hosting_capacity", body, progress, timeout_s)
         rows = [{**{k: v for k, v in row.items() if k not in ("limited_by", "by_hour")},
                  **{f"limited_by_{k}": v for k, v in (row["limited_by"] or {}).items()},

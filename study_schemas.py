@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import ConfigDict, Field, field_validator
 
 from scenario_schemas import ChangeOp
-from schemas import CachedSchemaModel, Envelope, QueryModel, document_headers, header, one_or_three
+from schemas import CachedSchemaModel, Envelope, QueryModel, TrialInverter, document_headers, header, one_or_three
 
 
 class Limits(CachedSchemaModel):
@@ -56,6 +56,8 @@ class HostingCapacityBody(StudyHours):
         "hours": {"summary": "Three buses at the daytime minimum and the peak (README)",
                   "value": {"buses": ["85", "114", "92"], "hours": ["daytime_minimum", "peak_load"],
                             "limits": {"preexisting": "exclude"}}},
+        "volt_var": {"summary": "Bus 85 with a volt-var trial generator (README)",
+                     "value": {"buses": ["85"], "inverter": {"mode": "volt_var"}}},
     }})
     buses: list[str] = Field(default=["all"], min_length=1, max_length=200,
                              description='["all"] or bus names (GET /buses).')
@@ -64,6 +66,9 @@ class HostingCapacityBody(StudyHours):
     step_kw: float = Field(default=10.0, description="Resolution, kW (1 to 10000).")
     max_kw: float = Field(default=10_000.0, description="Largest size tried, kW (up to 100000).")
     limits: Limits = Field(default_factory=Limits)
+    inverter: Optional[TrialInverter] = Field(default=None, description=(
+        "The trial generator as a smart inverter (IEEE 1547-2018 modes, as add_generator's inverter) whose kVA is "
+        "the trial's kW. Omitted: a constant-kW, unity-power-factor generator."))
 
     _phases_one_or_three = field_validator("phases")(one_or_three)
 

@@ -2,6 +2,7 @@
 
     python -m studies hosting-capacity --scenario my.json --out hc.csv [--dask-scheduler tcp://…] [--workers N]
     python -m studies hosting-capacity --hours daytime_minimum,peak_load,4320 --out hc.csv
+    python -m studies hosting-capacity --inverter volt_var --out hc-volt-var.csv   (or --inverter '{"mode": …}')
     python -m studies time-series --scenario my.json --hours 8760 --out ts.csv
     python -m studies batch --scenario my.json --cases cases.json --out batch.parquet
     python -m studies stochastic-hosting-capacity --samples 20 --seed 1 --out levels.csv --samples-out samples.csv
@@ -59,6 +60,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                   "once worse by --worsened-by-pct points")
         command.add_argument("--worsened-by-pct", type=float, default=1.0)
 
+    def inverter(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--inverter", metavar="MODE|JSON", help="the trial generators as smart inverters: a "
+                             "mode (volt_var, volt_watt, volt_var_volt_watt, unity) or the API's object as JSON")
+
     def hours(command: argparse.ArgumentParser) -> None:
         command.add_argument("--hours", help="comma-separated hours of the year (0-8759) or peak_load, "
                                              "daytime_minimum (default: the scenario's state)")
@@ -78,6 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     hc.add_argument("--max-kw", type=float, default=10_000.0)
     limits(hc)
     hours(hc)
+    inverter(hc)
 
     shc = commands.add_parser("stochastic-hosting-capacity",
                               help="the feeder's hosting-capacity range over random customer PV (EPRI 1026640)")
@@ -110,7 +116,7 @@ def request_body(args: argparse.Namespace) -> Any:
     if args.study == "hosting-capacity":
         return HostingCapacityBody(
             buses=["all"] if args.buses == "all" else args.buses.split(","), phases=args.phases,
-            step_kw=args.step_kw, max_kw=args.max_kw, limits=limits_of(args), **hours_of(args))
+            step_kw=args.step_kw, max_kw=args.max_kw, limits=limits_of(args), **hours_of(args), **inverter_of(args))
     if args.study == "stochastic-hosting-capacity":
         return StochasticHostingCapacityBody(
             penetration_pct={"start": args.start, "stop": args.stop, "step": args.step}, samples=args.samples,
@@ -125,6 +131,18 @@ def limits_of(args: argparse.Namespace) -> dict[str, Any]:
     return {"voltage_high_pu": args.voltage_high_pu, "voltage_low_pu": args.voltage_low_pu,
             "thermal_pct": args.thermal_pct, "reverse_power": args.reverse_power,
             "preexisting": args.preexisting, "worsened_by_pct": args.worsened_by_pct}
+
+
+def inverter_of(args: argparse.Namespace) -> dict[str, Any]:
+    """--inverter: a mode name, or the API's inverter object as JSON (checked as the API checks it)."""
+    if args.inverter is None:
+        return {}
+    if args.inverter.lstrip().startswith("{"):
+        try:
+            return {"inverter": json.loads(args.inverter)}
+        except ValueError as error:
+            raise UsageError(f"--inverter: not JSON: {error}") from error
+    return {"inverter": {"mode": args.inverter}}
 
 
 def hours_of(args: argparse.Namespace) -> dict[str, Any]:

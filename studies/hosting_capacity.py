@@ -26,9 +26,10 @@ class Criteria(Limits):
 
 
 def hosting_capacity_of_bus(circuit: OpenDSSCircuit, bus: str, phases: int, criteria: Criteria,
-                            start: StartingState) -> dict[str, Any]:
+                            start: StartingState, inverter: dict[str, Any] | None = None) -> dict[str, Any]:
     """One bus's row from the state the circuit is in (`start`): doubling from one step until a trial violates
-    (or max_kw passes), then bisection."""
+    (or max_kw passes), then bisection. With `inverter`, each trial generator is a smart inverter rated at the
+    trial's kW; a trial whose controls do not settle is `not_converged`, like one whose power flow does not."""
     layout = circuit.snapshot.layout
     steps_max = max(1, math.floor(criteria.max_kw / criteria.step_kw + 1e-9))
     trials = 0
@@ -39,7 +40,7 @@ def hosting_capacity_of_bus(circuit: OpenDSSCircuit, bus: str, phases: int, crit
         trials += 1
         kw = steps * criteria.step_kw
         try:
-            nodes, reading = circuit.preview_generator_limits(bus, phases, kw, prefix="hc")
+            nodes, reading = circuit.preview_generator_limits(bus, phases, kw, prefix="hc", inverter=inverter)
         except NotConvergedError:
             return {"kind": "not_converged", "element": None, "value": kw, "limit": None}
         return first_violation(reading, start, criteria, layout)
@@ -77,7 +78,8 @@ def run(circuit: OpenDSSCircuit, work: dict[str, Any]) -> dict[str, Any]:
     hour = work.get("hour")
     with starting_reading(circuit, hour) as reading:
         start = starting_state(reading, element_names(circuit.snapshot.layout, circuit.transformer_names), criteria)
-        rows = [hosting_capacity_of_bus(circuit, bus, phases, criteria, start) for bus, phases in work["buses"]]
+        rows = [hosting_capacity_of_bus(circuit, bus, phases, criteria, start, work.get("inverter"))
+                for bus, phases in work["buses"]]
     return {"rows": rows, "preexisting": preexisting_entries(start, criteria,
                                                              None if hour is None else hour["hour_of_year"])}
 

@@ -50,9 +50,11 @@ class HostingCapacityPlan(Plan):
 
     def __init__(self, engine: dict[str, Any], ops: list[dict[str, Any]], scenario: str, sequence: int,
                  buses: list[dict[str, Any]], phases: int, criteria: Criteria,
-                 hours: list[dict[str, Any]] | None = None, shapes: dict[str, Any] | None = None) -> None:
+                 hours: list[dict[str, Any]] | None = None, shapes: dict[str, Any] | None = None,
+                 inverter: dict[str, Any] | None = None) -> None:
         super().__init__(engine, ops, scenario, sequence)
         self.criteria, self.phases, self.hours, self.shapes = criteria, phases, hours, shapes
+        self.trial = {"inverter": inverter} if inverter is not None else {}  # (absent: the answer as before)
         # Each distinct hour once (a named hour may fall on one also given by number); None: the scenario's state.
         self.starts: list[int | None] = list(dict.fromkeys(h["hour_of_year"] for h in hours)) if hours else [None]
         self.rows: list[dict[str, Any] | None] = []
@@ -74,7 +76,7 @@ class HostingCapacityPlan(Plan):
         hour_works = {h: None if h is None else hours.hour_work(self.shapes or hours.DEFAULT_SHAPES, h)
                       for h in self.starts}
         return [self.task({"index": position, "buses": [[bus, phases]], "criteria": self.criteria.describe(),
-                           "hour": hour_works[h]})
+                           "hour": hour_works[h], **self.trial})
                 for position, bus, phases in self.work for h in self.starts]
 
     def take(self, task: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -89,7 +91,7 @@ class HostingCapacityPlan(Plan):
         for position, by_start in self.by_start.items():
             self.rows[position] = hosting_capacity.least_over_hours(by_start) if self.hours else \
                 {**by_start[None], "binding_hour": None, "by_hour": None}
-        described = {"buses": self.rows, "criteria": {**self.criteria.describe(), "phases": self.phases},
+        described = {"buses": self.rows, "criteria": {**self.criteria.describe(), "phases": self.phases, **self.trial},
                      "preexisting": [entry for start in self.starts for entry in self.preexisting.get(start, [])],
                      "hours": self.hours, "scenario": self.scenario, "sequence": self.sequence}
         if self.hours:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from inverter_settings import normalize_inverter
 from study_schemas import (BatchBody, HostingCapacityBody, StochasticHostingCapacityBody, StudyHours,
                            TimeSeriesBody)
-from simulation_core import MAX_GENERATOR_KW
+from simulation_core import MAX_GENERATOR_KW, SimulationError
 from studies import stochastic
 from studies.hosting_capacity import Criteria
 from studies.limits import Limits
@@ -44,7 +45,18 @@ def hosting_capacity_plan(body: HostingCapacityBody, given: ScenarioInput) -> Ho
     criteria = Criteria(step_kw=body.step_kw, max_kw=body.max_kw, **body.limits.model_dump())
     resolved, shapes = study_hours(body, given)
     return HostingCapacityPlan(given.engine, given.ops, given.scenario, given.sequence,
-                               selected_buses(given.buses, body.buses), body.phases, criteria, resolved, shapes)
+                               selected_buses(given.buses, body.buses), body.phases, criteria, resolved, shapes,
+                               trial_inverter(body.inverter))
+
+
+def trial_inverter(inverter: Any) -> dict[str, Any] | None:
+    """A study's trial inverter, checked as add_generator checks one (less kVA: each trial's is its kW)."""
+    if inverter is None:
+        return None
+    try:
+        return normalize_inverter(inverter.model_dump(exclude_none=True), 1.0, trial=True)
+    except SimulationError as error:
+        raise StudyError(422, str(error), error.field) from error
 
 
 def study_hours(body: StudyHours, given: ScenarioInput) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import orjson
 
+from circuit_inverters import MAX_LEFTOVER_DEFINITIONS
 from simulation_core import OpenDSSCircuit
 from studies import batch, hosting_capacity, stochastic, time_series
 
@@ -28,6 +29,7 @@ RUNNERS: dict[str, Callable[[OpenDSSCircuit, dict[str, Any]], dict[str, Any]]] =
 }
 
 MAX_LEFTOVER_GENERATORS = 20  # trial generators stay (disabled) in an engine and slow its solves: recompile past this
+# (inverter trials leave a definition each, which slow solves far less: circuit_inverters.MAX_LEFTOVER_DEFINITIONS)
 
 
 @dataclass
@@ -80,7 +82,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     ops_key = _key(task["ops"])
     warm = _take(task["engine"], ops_key)
     try:
-        if warm.ops_key != ops_key or warm.circuit.disabled_generators() > MAX_LEFTOVER_GENERATORS:
+        if warm.ops_key != ops_key or warm.circuit.disabled_generators() > MAX_LEFTOVER_GENERATORS \
+                or warm.circuit.leftover_definitions() > MAX_LEFTOVER_DEFINITIONS:
             warm.ops_key = None  # if the rebuild fails, the engine holds nothing known
             warm.circuit.rebuild(task["ops"])
             warm.ops_key = ops_key

@@ -82,19 +82,21 @@ def hour_rows_with_year_hour(rows: list[dict[str, Any]], start_hour: int) -> lis
 
 def totals(rows: list[dict[str, Any]], initial_taps: dict[str, int]) -> dict[str, Any]:
     """Energies over the series (1 h per row), hours with violations, and tap steps moved (from the scenario's
-    own taps before the first hour)."""
+    own taps before the first hour); with inverter generators, the energy they curtailed."""
     substation = np.array([row["substation_kW"] for row in rows])
     moved, before = 0, initial_taps
     for row in rows:
         moved += sum(abs(row["taps"][name] - before[name]) for name in before)
         before = row["taps"]
+    curtailed = {"curtailed_kWh": float(sum(row["curtailed_kW"] for row in rows))} \
+        if rows and "curtailed_kW" in rows[0] else {}
     return {"energy_imported_kWh": float(substation.clip(min=0).sum()),
             "energy_exported_kWh": float((-substation).clip(min=0).sum()),
             "generation_kWh": float(sum(row["generation_kW"] for row in rows)),
             "losses_kWh": float(sum(row["losses_kW"] for row in rows)),
             "hours_with_voltage_violations": sum(row["voltage_violations"] > 0 for row in rows),
             "hours_with_thermal_violations": sum(row["thermal_violations"] > 0 for row in rows),
-            "tap_changes": moved}
+            "tap_changes": moved, **curtailed}
 
 
 def flat_row(row: dict[str, Any]) -> dict[str, Any]:

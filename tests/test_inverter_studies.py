@@ -1,0 +1,206 @@
+"""Studies with smart inverters against OpenDSS driven by hand (definitions typed from README, `Reference` of
+test_inverters): hosting capacity with a volt-var trial generator equals a brute-force scan, trial by trial from
+the scenario's state; a 24-hour series with an inverter generator equals the same engine driven hour by hour. Plus
+the command line and the Python client taking the field."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from api import create_app
+from helpers import assert_error_shape
+from simulation_core import MODEL_DIR
+from test_inverters import LIGHT, Reference
+from test_studies import finished
+
+REPO = Path(__file__).resolve().parent.parent
+LIMITS = {"voltage_high_pu": 1.05, "voltage_low_pu": 0.95, "thermal_pct": 100.0}
+
+
+@pytest.fixture(scope="module")
+def app():
+    application = create_app({"TESTING": True, "WORKERS": 2})
+    yield application
+    application.extensions["jobs"].close()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def light_scenario(client):
+    """A scenario at light load (every neighbourhood x 0.25), where the volt-var curve acts."""
+    scenario = client.post("/scenarios", json={"name": "light"}).json["scenario"]["id"]
+    for neighbourhood in client.get("/neighbourhoods").json["neighbourhoods"]:
+        response = client.post(f"/scenarios/{scenario}/modify_load_neighbourhood",
+                               json={"neighbourhood": neighbourhood["id"], "factor": LIGHT})
+        assert response.status_code == 200
+    return scenario
+
+
+class Scan(Reference):
+    """The light-load state in a bare engine, reached by the same changes in the same order, and its trials."""
+
+    def __init__(self, client) -> None:
+        super().__init__()
+        for neighbourhood in client.get("/neighbourhoods").json["neighbourhoods"]:
+            self.scale(neighbourhood["loads"], LIGHT)
+        self.own = self.measure()
+        self.taps = self.read_taps()
+
+    def read_taps(self) -> list[float]:
+        taps = []
+        for name in self.dss.Transformers.AllNames():
+            self.dss.Transformers.Name(name)
+            self.dss.Transformers.Wdg(2)
+            taps.append(self.dss.Transformers.Tap())
+        return taps
+
+    def measure(self) -> dict:
+        names = [n.lower() for n in self.dss.Circuit.AllNodeNames()]
+        loading = {}
+        for name in self.dss.Lines.AllNames():
+            self.dss.Circuit.SetActiveElement(f"Line.{name}")
+            phases = self.dss.CktElement.NumPhases()
+            loading[name] = 100 * max(self.dss.CktElement.CurrentsMagAng()[0:2 * phases:2]) \
+                / self.dss.CktElement.NormalAmps()
+        return {"v": dict(zip(names, self.dss.Circuit.AllBusMagPu())), "loading": loading}
+
+    def trial(self, bus: str, nodes: list[int], kw: float, inverter: dict) -> tuple[str, str] | None:
+        """A fresh definition at kw (kVA = kW) from the scenario's state, judged, then switched off and the taps
+        put back: the kind and worst element of the first limit crossed, or None."""
+        self.inverter("trial", bus, nodes, kw, {**inverter, "kva": kw})
+        now = self.measure()
+        self.switch_off("trial")
+        for name, tap in zip(self.dss.Transformers.AllNames(), self.taps):
+            self.dss.Transformers.Name(name)
+            self.dss.Transformers.Wdg(2)
+            self.dss.Transformers.Tap(tap)
+        self.solve()
+        high = {n: v for n, v in now["v"].items() if v > LIMITS["voltage_high_pu"]}
+        if high:
+            return "voltage_high", max(high, key=high.get)
+        low = {n: v for n, v in now["v"].items() if v < LIMITS["voltage_low_pu"] and v < self.own["v"][n]}
+        if low:
+            return "voltage_low", min(low, key=low.get)
+        hot = {e: x for e, x in now["loading"].items() if x > 100 and x > self.own["loading"][e] + 1}
+        if hot:
+            return "thermal", f"line.{max(hot, key=hot.get)}"
+        return None
+
+
+@pytest.mark.parametrize("bus,phases,step", [("85", 1, 10.0), ("114", 1, 10.0), ("92", 1, 10.0), ("83", 3, 50.0)])
+def test_hosting_capacity_with_volt_var_equals_a_brute_force_scan(client, light_scenario, bus, phases, step):
+    body = {"buses": [bus], "phases": phases, "step_kw": step, "max_kw": 3000, "inverter": {"mode": "volt_var"}}
+    job = finished(client, client.post(f"/scenarios/{light_scenario}/studies/hosting_capacity?wait=60", json=body))
+    row = job["result"]["buses"][0]
+    assert job["result"]["criteria"]["inverter"]["volt_var"] == {"v": [0.92, 0.98, 1.02, 1.08],
+                                                                 "q": [0.44, 0.0, 0.0, -0.44]}
+    scan = Scan(client)
+    kw, found = step, None
+    while kw <= 3000 and found is None:
+        found = scan.trial(bus, row["nodes"], kw, {"mode": "volt_var"})
+        kw += step
+    assert found is not None, "the scan should find a limit below 3000 kW"
+    assert row["hosting_capacity_kW"] == pytest.approx(kw - 2 * step)
+    assert (row["limited_by"]["kind"], row["limited_by"]["element"].lower()) == found
+    plain = finished(client, client.post(f"/scenarios/{light_scenario}/studies/hosting_capacity?wait=60",
+                                         json={k: v for k, v in body.items() if k != "inverter"}))
+    assert row["hosting_capacity_kW"] > plain["result"]["buses"][0]["hosting_capacity_kW"], \
+        "volt-var absorbs vars at high voltage: more fits"
+
+
+def test_a_day_with_inverter_generators_equals_opendss_hour_by_hour(client):
+    """A plain generator, a volt-var inverter (kVA above its kW) and a volt-watt one; each hour the irradiance is
+    the PV shape's multiplier (set with `edit PVSystem.… irradiance=`), the loads follow the residential shape."""
+    scenario = client.post("/scenarios", json={"name": "smart pv"}).json["scenario"]["id"]
+    generators = [("85", [3], 600.0, {"mode": "volt_var", "kva": 700}), ("114", [1], 500.0, {"mode": "volt_watt"})]
+    assert client.post(f"/scenarios/{scenario}/add_generator",
+                       json={"bus_name": "67", "phases": 3, "kw": 400}).status_code == 200
+    for bus, _, kw, inverter in generators:
+        response = client.post(f"/scenarios/{scenario}/add_generator",
+                               json={"bus_name": bus, "phases": 1, "kw": kw, "inverter": inverter})
+        assert response.status_code == 200
+    job = finished(client, client.post(f"/scenarios/{scenario}/studies/time_series?wait=60",
+                                       json={"hours": 24, "start_hour": 4320}))
+    hours, totals = job["result"]["hours"], job["result"]["totals"]
+
+    shapes = {name: np.loadtxt(MODEL_DIR / "shapes" / f"{name}.csv") for name in ("residential", "pv")}
+    reference = Reference()
+    reference.dss.Text.Command("New Generator.pv bus1=67.1.2.3 phases=3 kv=4.16 kw=400 pf=1 model=1 vminpu=0.5 "
+                               "vmaxpu=1.5")
+    reference.solve()
+    names = [f"gen_{bus}_{nodes[0]}" for bus, nodes, _, _ in generators]
+    elements = [reference.inverter(name, bus, nodes, kw, inverter)
+                for name, (bus, nodes, kw, inverter) in zip(names, generators)]
+    for h, row in enumerate(hours):
+        hour, sun = 4320 + h, float(shapes["pv"][4320 + h])
+        for load, (kw, kvar) in reference.base.items():
+            reference.dss.Loads.Name(load)
+            reference.dss.Loads.kW(kw * shapes["residential"][hour])
+            reference.dss.Loads.kvar(kvar * shapes["residential"][hour])
+        reference.dss.Generators.Name("pv")
+        reference.dss.Generators.kW(400 * sun)
+        for element in elements:
+            reference.dss.Text.Command(f"edit PVSystem.{element} irradiance={sun!r}")
+        reference.solve()
+        v = np.array(reference.dss.Circuit.AllBusMagPu())
+        assert row["max_voltage_pu"] == pytest.approx(v.max(), abs=1e-6), h
+        assert row["min_voltage_pu"] == pytest.approx(v.min(), abs=1e-6), h
+        outputs = [reference.output(name) for name in names]
+        reference.dss.Circuit.SetActiveElement("Generator.pv")
+        plain_kw, plain_kvar = (-x for x in reference.dss.CktElement.TotalPowers())
+        assert row["generation_kW"] == pytest.approx(plain_kw + sum(kw for kw, _ in outputs), abs=0.01), h
+        assert row["generation_kVAR"] == pytest.approx(plain_kvar + sum(kvar for _, kvar in outputs), abs=0.01), h
+        available = sum(kw * sun for _, _, kw, _ in generators)
+        assert row["curtailed_kW"] == pytest.approx(available - sum(kw for kw, _ in outputs), abs=0.01), h
+        assert row["substation_kW"] == pytest.approx(-reference.dss.Circuit.TotalPower()[0], abs=0.01), h
+    assert totals["curtailed_kWh"] == pytest.approx(sum(h["curtailed_kW"] for h in hours))
+    assert totals["curtailed_kWh"] > 10, "the noon hours curtail: the day exercises volt-watt"
+    assert min(h["generation_kVAR"] for h in hours) < -100, "and volt-var absorbs"
+    assert hours[0]["generation_kVAR"] < -10 and hours[0]["generation_kW"] == pytest.approx(0, abs=1e-6), \
+        "at night the volt-var inverter still absorbs vars (OpenDSS's VarFollowInverter=no)"
+    assert client.get(f"/scenarios/{scenario}/state").json["sequence"] == 3  # the study changed nothing
+
+
+def test_a_series_without_inverters_has_no_inverter_columns(client):
+    hours = finished(client, client.post("/studies/time_series?wait=60", json={"hours": 2}))["result"]
+    assert "curtailed_kW" not in hours["hours"][0] and "curtailed_kWh" not in hours["totals"]
+
+
+def test_a_trial_inverter_is_checked_before_anything_is_queued(client):
+    assert_error_shape(client.post("/studies/hosting_capacity", json={"inverter": {"mode": "volt_var", "kva": 10}}),
+                       400, "inverter.kva")
+    response = client.post("/studies/hosting_capacity", json={"inverter": {"mode": "constant_pf"}})
+    assert assert_error_shape(response, 422, "inverter.pf")["field"] == "inverter.pf"
+    response = client.post("/studies/hosting_capacity", json={"inverter": {
+        "mode": "volt_watt", "volt_watt": {"v": [1.06, 1.06], "p": [1, 0.2]}}})
+    assert_error_shape(response, 422, "inverter.volt_watt.v[1]")
+    assert client.get("/jobs").json["jobs"] == [] or all(j["kind"] != "hosting_capacity" or j["status"] == "done"
+                                                          for j in client.get("/jobs").json["jobs"])
+
+
+def test_the_command_line_takes_the_inverter(tmp_path):
+    out = tmp_path / "hc.csv"
+    done = subprocess.run([sys.executable, "-m", "studies", "hosting-capacity", "--buses", "85", "--step-kw", "50",
+                           "--workers", "1", "--inverter", "volt_var", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with_inverter = out.read_text().splitlines()[1].split(",")
+    plain_out = tmp_path / "plain.csv"
+    subprocess.run([sys.executable, "-m", "studies", "hosting-capacity", "--buses", "85", "--step-kw", "50",
+                    "--workers", "1", "--out", str(plain_out)], cwd=REPO, check=True, capture_output=True, timeout=300)
+    plain = plain_out.read_text().splitlines()[1].split(",")
+    assert float(with_inverter[3]) >= float(plain[3])
+    bad = subprocess.run([sys.executable, "-m", "studies", "hosting-capacity", "--buses", "85", "--inverter",
+                          json.dumps({"mode": "volt_var", "volt_var": {"v": [1, 1, 1, 1], "q": [0, 0, 0, 0]}}),
+                          "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "inverter.volt_var.v[1]" in bad.stderr
