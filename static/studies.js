@@ -6,6 +6,7 @@
 import { api, request } from "./api.js";
 import { $, fmt, sleep } from "./dom.js";
 import { hostingCapacity } from "./hosting.js";
+import { hostingGain } from "./hostinggain.js";
 import { updateMap } from "./map.js";
 import { S, scenarioName, scoped, studyEntry } from "./store.js";
 import { stochasticHostingCapacity } from "./stochastic.js";
@@ -13,8 +14,9 @@ import { timeSeries } from "./timeseries.js";
 
 /** Each kind: { kind, ui: { section, form, run, cancel, error, row, bar, text, fields: { API field: input id } },
  *  body() → the request body from the form, render() → its result, wire() → its own controls,
- *  and optionally started(run) and finished(run) (awaited before the panel is drawn). */
-const KINDS = new Map([hostingCapacity, stochasticHostingCapacity, timeSeries].map((k) => [k.kind, k]));
+ *  and optionally started(run) and finished(run) (awaited before the panel is drawn), path (the study's route,
+ *  default its kind) and follows (another kind whose runs it is drawn again after). */
+const KINDS = new Map([hostingCapacity, hostingGain, stochasticHostingCapacity, timeSeries].map((k) => [k.kind, k]));
 const JOB_POLL_MS = 300;
 const FINISHED = new Set(["done", "failed", "cancelled"]);
 
@@ -28,9 +30,10 @@ async function startStudy(kind) {
   entry.field = null;
   $(study.ui.run).disabled = true;
   try {
-    const { data, location } = await request("POST", scoped(`/studies/${kind}`, id), study.body());
+    const body = study.body();
+    const { data, location } = await request("POST", scoped(`/studies/${study.path || kind}`, id), body);
     entry.run = { kind, scenario: id, url: location || `/jobs/${encodeURIComponent(data.job.id)}`, job: data.job,
-      result: null, failure: "", cancelling: false };
+      body, result: null, failure: "", cancelling: false };
     if (study.started) study.started(entry.run);
     renderStudy(kind);
     pollJob(entry.run);
@@ -89,6 +92,7 @@ export function renderStudies() {
 function renderStudy(kind) {
   renderStudyProgress(kind);
   KINDS.get(kind).render();
+  for (const study of KINDS.values()) if (study.follows === kind) study.render();
 }
 
 const seconds = (job) => (job.started_at && job.finished_at

@@ -10,7 +10,8 @@ import { drawPowerChart, drawVoltageChart } from "./tscharts.js";
 const TS_TOTALS = [["energy_imported_kWh", "Energy imported", "kWh"], ["energy_exported_kWh", "Energy exported", "kWh"],
   ["generation_kWh", "Generation", "kWh"], ["losses_kWh", "Losses", "kWh"],
   ["hours_with_voltage_violations", "Hours with voltage violations", ""],
-  ["hours_with_thermal_violations", "Hours with thermal violations", ""], ["tap_changes", "Tap changes", ""]];
+  ["hours_with_thermal_violations", "Hours with thermal violations", ""], ["tap_changes", "Tap changes", ""],
+  ["curtailed_kWh", "Curtailed by smart inverters", "kWh"]];  // the last only with inverter generators
 
 function renderStartHint() {
   const day = numberOf("ts-start-day");
@@ -33,7 +34,7 @@ function renderTimeSeries() {
     `${shape(spec.load_shape)} load, generators following the ${shape(spec.generator_shape)} shape` +
     `${spec.neighbourhood_shapes && Object.keys(spec.neighbourhood_shapes).length ? ", some neighbourhoods their own" : ""}.`;
   const t = result.totals;
-  $("ts-totals").innerHTML = TS_TOTALS.map(([key, label, unit]) => {
+  $("ts-totals").innerHTML = TS_TOTALS.filter(([key]) => key in t).map(([key, label, unit]) => {
     const v = t[key], bad = !unit && key.startsWith("hours_") && v > 0;
     return `<div><dt>${label}</dt><dd id="ts-total-${key}" data-value="${v}"${bad ? ' class="bad"' : ""}>` +
       `${fmt(v, 0)}${unit ? ` ${unit}` : ""}</dd></div>`;
