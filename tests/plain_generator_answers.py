@@ -4,7 +4,8 @@ existed, so generators without `inverter` are shown to answer byte for byte as b
 
     python tests/plain_generator_answers.py > tests/data/plain_generator_answers.json
 
-was run on the commit the inverter work started from (1dd37b8); running it again there gives the same file.
+was run on main before the inverter work was rebased onto it (ee0fa18, conductor ratings and hours included);
+running it again there gives the same file.
 Job bodies are hashed by their `result` only (ids and times differ per run).
 """
 
