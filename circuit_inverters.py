@@ -62,6 +62,7 @@ class CircuitInverters:
         self._pv_order: list[str] = []
         self._pv_position: dict[str, int] = {}
         self._pv_definition: dict[str, Definition] = {}
+        self._pv_conductors: list[int] = []  # each PVSystem's phase nodes and its neutral (-1), in the engine's order
         self._pv_conductor_node: np.ndarray | None = np.zeros(0, dtype=int)
 
     # ------------------------------------------------------------------ definitions
@@ -96,12 +97,21 @@ class CircuitInverters:
                 if engine.Circuit.SetActiveElement(f"{kind}.{element}") >= 0:
                     engine.CktElement.Enabled(False)
             definition.enabled = False
+            self._map_pvsystems(list(self._batch.PVSystem.Name))
             raise SimulationError(f"inverter: OpenDSS refused the definition: {error}", field="inverter") from error
-        finally:
-            self._pv_order = list(self._batch.PVSystem.Name)
-            self._pv_position = {name: i for i, name in enumerate(self._pv_order)}
-            self._pv_conductor_node = None  # rebuilt when a snapshot is read
+        self._map_pvsystems(self._pv_order + [element])  # a new element comes last in its class
         return definition
+
+    def _map_pvsystems(self, order: list[str]) -> None:
+        """The engine's PVSystems in its order, and their conductors' nodes (extended, not rebuilt, as they grow)."""
+        if order[:len(self._pv_order)] != self._pv_order:  # never so (elements are only ever added): start over
+            self._pv_order, self._pv_conductors, self._pv_position = [], [], {}
+        for element in order[len(self._pv_order):]:
+            generator = self._generators[self._pv_definition[element].slot]
+            self._pv_conductors += [self._index.node_index[f"{generator.bus}.{n}"] for n in generator.nodes] + [-1]
+            self._pv_position[element] = len(self._pv_position)
+        self._pv_order = list(order)
+        self._pv_conductor_node = None  # made from the list when a snapshot is read
 
     def _switch_definition(self, definition: Definition, on: bool) -> None:
         """On: the PVSystem, then its InvControl. Off: the InvControl, then its PVSystem."""
@@ -146,13 +156,9 @@ class CircuitInverters:
     # ------------------------------------------------------------------ reading
     def _inverter_conductor_nodes(self) -> np.ndarray:
         """Map PVSystem conductors to nodes (phases, then the grounded neutral) in the engine's order, from our
-        registry (the engine cannot report a new element's nodes before a solve); rebuilt after a definition."""
+        registry (the engine cannot report a new element's nodes before a solve)."""
         if self._pv_conductor_node is None:
-            conductor_nodes: list[int] = []
-            for element in self._pv_order:
-                generator = self._generators[self._pv_definition[element].slot]
-                conductor_nodes += [self._index.node_index[f"{generator.bus}.{n}"] for n in generator.nodes] + [-1]
-            self._pv_conductor_node = np.array(conductor_nodes, dtype=int)
+            self._pv_conductor_node = np.array(self._pv_conductors, dtype=int)
         return self._pv_conductor_node
 
     def _inverter_outputs(self, multiplier: float = 1.0) -> dict[str, float]:

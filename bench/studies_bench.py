@@ -45,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the bench's modules
 sys.path.append(str(HERE.parent))  # the repo, for studies.tasks (Dask overhead)
 import hours_bench  # noqa: E402  (hosting capacity at two named hours against its floor)
+import inverter_bench  # noqa: E402  (a volt-var change and a volt-var hosting capacity study against their floors)
 from engine_floor import REPO, BenchError, stats_ms  # noqa: E402
 from harness import Client, Server, check, free_port, process_cpu_ticks  # noqa: E402
 from report import environment  # noqa: E402
@@ -359,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             r["time_series_after_studies"] = series_api(api, args.hours, ts_floors[0])
             with other.during("latency"):
                 r["latency"] = latency_api(api, args.requests)
+            r["inverters"] = inverter_bench.inverter_phase(api, selected, 40 if args.quick else 200)
         finally:
             servers["workers_2"] = api.stop()
         print("Dask cluster ...", flush=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 from report import verdict
 from hours_bench import print_hours
+from inverter_bench import print_inverters
 from studies_floor import STEP_KW
 
 # Targets (value <= target).
@@ -34,6 +35,11 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     hours = r["hours"]
     out.append({"name": "HC 2 hours --workers 2 / (floor / 2)", "value": hours["ratio_to_floor_over_2"],
                 "target": f"<= {hours['target']:g}", "result": hours["result"]})
+    change, study = r["inverters"]["change"], r["inverters"]["study"]
+    out.append({"name": "volt-var change p50 / engine floor", "value": change["in_process_over_floor"],
+                "target": f"<= {change['target']:g}", "result": change["result"]})
+    out.append({"name": "HC volt-var --workers 2 / (floor / 2)", "value": study["ratio_to_floor_over_2"],
+                "target": f"<= {study['target']:g}", "result": study["result"]})
     return out
 
 
@@ -57,6 +63,7 @@ def print_report(r: dict[str, Any]) -> None:
                   f"({d['floor_kind']})")
     fts = fl["time_series"]
     print_hours(r["hours"])
+    print_inverters(r["inverters"])
     print(f"\nTime series, {fts['hours']} hours        wall s   (floor: mean of "
           f"{', '.join(f'{run:.2f}' for run in fts['runs'])})")
     print(f"  {'floor (opendssdirect, 1 process)':<36} {fts['wall_s']:7.2f}")

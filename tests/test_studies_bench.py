@@ -82,7 +82,7 @@ def test_dask_overhead(short_run):
 def test_the_report(short_run):
     run, report = short_run
     targets = report["targets"]
-    assert len(targets) == 8 and all(t["result"] in ("PASS", "FAIL") for t in targets)
+    assert len(targets) == 10 and all(t["result"] in ("PASS", "FAIL") for t in targets)
     assert all(isinstance(t["value"], (int, float)) for t in targets)
     named = {t["name"]: t for t in targets}
     assert named["HC buses differing from floor"] == {"name": "HC buses differing from floor", "value": 0,
@@ -106,3 +106,19 @@ def test_hosting_capacity_at_two_named_hours_equals_its_floor(short_run):
     assert api["tasks"] == 12 and api["trials"] == floor["trials"] and len(floor["runs"]) == 2
     assert positive(api["wall_s"], floor["wall_s"], hours["ratio_to_floor_over_2"])
     assert "Hosting capacity at " in short_run[0].stdout
+
+
+def test_a_volt_var_change_and_a_volt_var_study_against_their_floors(short_run):
+    """The inverter case (bench/inverter_bench.py): the change's p50 in-process and over HTTP beside the floor's,
+    and the volt-var hosting capacity of the same 6 buses equal to the floor's, bus by bus."""
+    inverters = short_run[1]["inverters"]
+    change, study = inverters["change"], inverters["study"]
+    assert change["floor"]["n"] == change["in_process"]["n"] == change["http"]["n"] == 40
+    assert positive(change["floor"]["p50"], change["in_process"]["p50"], change["http"]["p50"],
+                    change["in_process_over_floor"], *change["floor"]["runs_p50"])
+    assert change["http"]["p50"] > change["in_process"]["p50"], "HTTP adds its transport"
+    assert study["api"]["differ_from_floor"] == [] and study["api"]["buses"] == study["floor"]["buses"] == 6
+    assert study["api"]["trials"] == study["floor"]["trials"] and len(study["floor"]["runs"]) == 2
+    named = {t["name"] for t in short_run[1]["targets"]}
+    assert {"volt-var change p50 / engine floor", "HC volt-var --workers 2 / (floor / 2)"} <= named
+    assert "Volt-var change (new definition, light load)" in short_run[0].stdout

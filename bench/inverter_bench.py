@@ -1,0 +1,293 @@
+"""The smart-inverter case of the studies bench: a volt-var change's p50, and a volt-var hosting capacity study, each
+against its engine floor.
+
+    python bench/inverter_bench.py [--buses N] [--changes N]   # alone: starts its own `python api.py --workers 2`
+
+`studies_bench.py` calls `inverter_phase` with its `--workers 2` server. Both floors are opendssdirect alone (no
+Flask, none of our classes), typing the definitions README's "Smart inverters" gives:
+- **The change**: a scenario at light load (every neighbourhood x 0.25, where the curve acts) takes volt-var
+  inverter generators at four sites in turn, each at a new kW (each a new definition, as the API makes one). The
+  floor does the same in one engine: the site's previous InvControl and PVSystem disabled, a new PVSystem,
+  XYcurve and InvControl typed, solved, and `engine_floor`'s reads and JSON. The API's p50 is timed at the client
+  (POST to answer in hand), and also in-process (`OpenDSSCircuit.add_generator`, the snapshot's JSON included).
+- **The study**: hosting capacity of every bus with a volt-var trial generator on the local pool of 2; the floor
+  runs `studies_floor`'s doubling and bisection with each trial a fresh definition at the trial's kW (kVA = kW),
+  its control and PVSystem switched off afterwards and the taps put back, recompiling past the API's leftover
+  limit as a warm engine does. Target: API wall time <= 1.2 x floor / 2, every bus's capacity equal.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import opendssdirect
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo, for the in-process figure
+from engine_floor import BenchError, EngineFloor, LoadOp, fmt_row, stats_ms  # noqa: E402
+from studies_floor import STEP_KW, HostingCapacityFloor  # noqa: E402
+
+SITES = [("85", 1), ("114", 1), ("92", 1), ("67", 3)]
+LIGHT = 0.25
+TARGET_POOL = 1.2        # study: API wall time / (floor wall time / 2)
+TARGET_IN_PROCESS = 1.5  # change: OpenDSSCircuit.add_generator p50 / floor p50
+LEFTOVER_LIMIT = 200     # circuit_inverters.MAX_LEFTOVER_DEFINITIONS: a warm engine recompiles past it
+VOLT_VAR_CURVE = "npts=6 Xarray=[0 0.92 0.98 1.02 1.08 2] Yarray=[1 1 0 0 -1 -1]"  # Category B, flat ends
+
+
+class Api(Protocol):
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any], int]: ...
+
+    def study(self, route: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def definition(name: str, bus: str, nodes: list[int], kv: float, kw: float) -> list[str]:
+    """A volt-var inverter generator in OpenDSS's words (README, "Smart inverters")."""
+    kvar = 0.44 * kw
+    return [f"New PVSystem.{name} bus1={bus}.{'.'.join(map(str, nodes))} phases={len(nodes)} kv={kv:.6f} "
+            f"irradiance=1 Pmpp={kw!r} kVA={kw!r} %cutin=0.1 %cutout=0.1 kvarMax={kvar!r} kvarMaxAbs={kvar!r} "
+            f"WattPriority=no pf=1.0",
+            f"New XYcurve.{name}_vv {VOLT_VAR_CURVE}",
+            f"New InvControl.{name} PVSystemList=[{name}] mode=VOLTVAR vvc_curve1={name}_vv "
+            f"voltage_curvex_ref=rated RefReactivePower=VARMAX"]
+
+
+def switch_off(d: Any, name: str) -> None:
+    for kind in ("InvControl", "PVSystem"):  # the control first
+        d.Circuit.SetActiveElement(f"{kind}.{name}")
+        d.CktElement.Enabled(False)
+
+
+def change_ops(n: int) -> list[tuple[str, int, float]]:
+    """The sites in turn, each at a kW it has not had just before (30..390 kW 1-phase, 300..1200 kW 3-phase)."""
+    return [(bus, phases, float(30 + (i * 70) % 361) if phases == 1 else float(300 + (i * 130) % 901))
+            for i, (bus, phases) in enumerate(SITES[i % len(SITES)] for i in range(n))]
+
+
+# ----------------------------------------------------------------------------------------------------- the change
+def change_floor(ops: list[tuple[str, int, float]]) -> dict[str, Any]:
+    engine = EngineFloor()
+    for neighbourhood in sorted(engine.loads):  # light load by the API's 14 changes, each solved: the same taps
+        engine.load_step(LoadOp(neighbourhood, LIGHT))
+    d, batch = engine.d, engine.batch
+    where = {}
+    for bus, phases in SITES:
+        d.Circuit.SetActiveBus(bus)
+        nodes = sorted(d.Bus.Nodes())
+        where[bus] = ([1, 2, 3], d.Bus.kVBase() * 3 ** 0.5) if phases == 3 else (nodes[:1], d.Bus.kVBase())
+    current: dict[str, str] = {}
+    samples = []
+    for i, (bus, _, kw) in enumerate(ops):
+        nodes, kv = where[bus]
+        name = f"f{i}"
+        commands = definition(name, bus, nodes, kv, kw)
+        started = time.perf_counter_ns()
+        if bus in current:
+            switch_off(d, current[bus])
+        for command in commands:
+            d.Text.Command(command)
+        current[bus] = name
+        d.Solution.Solve()
+        if not d.Solution.Converged():
+            raise BenchError(f"change floor: {bus} at {kw} kW did not converge")
+        line_currents = batch.Line.CurrentsMagAng
+        orjson.dumps({"bus_volts": np.asarray(d.Circuit.AllBusVolts()),
+                      "bus_vmag_pu": np.asarray(d.Circuit.AllBusMagPu()),
+                      "line_powers": np.asarray(batch.Line.TotalPowers()).view(np.float64),
+                      "line_currents": np.asarray(line_currents() if callable(line_currents) else line_currents),
+                      "pv_powers": np.asarray(batch.PVSystem.TotalPowers()).view(np.float64),
+                      "losses": d.Circuit.Losses(), "total_power": d.Circuit.TotalPower()},
+                     option=orjson.OPT_SERIALIZE_NUMPY)
+        samples.append(time.perf_counter_ns() - started)
+    return stats_ms(samples)
+
+
+def change_in_process(ops: list[tuple[str, int, float]]) -> dict[str, Any]:
+    """The engine owner's own time: add_generator (definition, solve, snapshot) and the state's JSON."""
+    from simulation_core import OpenDSSCircuit
+
+    circuit = OpenDSSCircuit()
+    for neighbourhood in range(1, 15):
+        circuit.scale_neighbourhood_loads(neighbourhood, LIGHT)
+    samples = []
+    for bus, phases, kw in ops:
+        started = time.perf_counter_ns()
+        change = circuit.add_generator(bus, phases, kw, inverter={"mode": "volt_var"})
+        change.snapshot.results_json  # noqa: B018 - what an answer serialises
+        samples.append(time.perf_counter_ns() - started)
+    circuit.close()
+    return stats_ms(samples)
+
+
+def change_api(api: Api, ops: list[tuple[str, int, float]]) -> dict[str, Any]:
+    """On the default scenario, reset afterwards: the base case again for whatever runs next."""
+    for neighbourhood in range(1, 15):
+        api.call("POST", "/modify_load_neighbourhood", {"neighbourhood": neighbourhood, "factor": LIGHT})
+    samples = []
+    for bus, phases, kw in ops:
+        started = time.perf_counter_ns()
+        status, body, _ = api.call("POST", "/add_generator",
+                                   {"bus_name": bus, "phases": phases, "kw": kw, "inverter": {"mode": "volt_var"}})
+        samples.append(time.perf_counter_ns() - started)
+        if status != 200:
+            raise BenchError(f"add_generator {bus} {kw} kW: {status} {body}")
+    api.call("POST", "/reset", {})
+    return stats_ms(samples)
+
+
+# ----------------------------------------------------------------------------------------------------- the study
+class VoltVarFloor(HostingCapacityFloor):
+    """studies_floor's trials, each trial generator a fresh volt-var definition rated at the trial's kW."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.definitions = 0
+
+    def violation(self, bus: str, nodes: list[int], kv: float, kw: float) -> str | None:
+        if self.definitions >= LEFTOVER_LIMIT:  # as a warm engine does (tasks.py): compile again
+            trials = self.trials
+            HostingCapacityFloor.__init__(self)
+            self.definitions, self.trials = 0, trials
+        d, name = self.d, f"t{self.trials}"
+        self.trials += 1
+        self.definitions += 1
+        for command in definition(name, bus, nodes, kv, kw):
+            d.Text.Command(command)
+        try:
+            d.Solution.Solve()
+            converged = d.Solution.Converged()
+        except opendssdirect.DSSException:
+            converged = False
+        v = np.asarray(d.Circuit.AllBusMagPu())
+        if not converged or not np.all(np.isfinite(v)) or v.max() > 2.0:
+            found = "not_converged"
+        elif np.any(v > 1.05):
+            found = "voltage_high"
+        elif np.any((v < 0.95) & (v < self.own_v)):
+            found = "voltage_low"
+        else:
+            loading = self.loading()
+            found = "thermal" if np.any((loading > 100.0) & (self.own_loading <= 100.0)) else None
+        switch_off(d, name)
+        self.set_taps(self.base_taps)
+        d.Solution.Solve()
+        return found
+
+
+def study_floor(buses: list[str] | None) -> dict[str, Any]:
+    floor = VoltVarFloor()
+    chosen = [bus for bus in floor.buses() if buses is None or bus[0] in buses]
+    started = time.perf_counter()
+    rows = [floor.capacity(*bus) for bus in chosen]
+    wall = time.perf_counter() - started
+    trials = sum(row["trials"] for row in rows)
+    return {"wall_s": wall, "buses": len(rows), "trials": trials, "ms_per_trial": 1000 * wall / trials,
+            "rows": {row["bus"]: (row["hosting_capacity_kW"], row["kind"]) for row in rows}}
+
+
+def study_api(api: Api, buses: list[str], floor: dict[str, Any]) -> dict[str, Any]:
+    run = api.study("hosting_capacity", {"buses": buses, "step_kw": STEP_KW, "inverter": {"mode": "volt_var"}})
+    rows = [row for row in run["job"]["result"]["buses"] if row["reason"] is None]
+    differ = [{"bus": r["bus"], "api": [r["hosting_capacity_kW"], r["limited_by"]["kind"]],
+               "floor": list(floor["rows"].get(r["bus"], (None, None)))} for r in rows
+              if (r["hosting_capacity_kW"], r["limited_by"]["kind"]) != floor["rows"].get(r["bus"])]
+    return {"wall_s": run["wall_s"], "tasks": run["tasks"], "buses": len(rows),
+            "trials": sum(r["trials"] for r in rows), "differ_from_floor": differ}
+
+
+# ----------------------------------------------------------------------------------------------------- the phase
+def inverter_phase(api: Api, buses: list[str] | None, changes: int = 200) -> dict[str, Any]:
+    """Floors, API, floors again (the machine drifts: means are used); the figures and the targets."""
+    ops = change_ops(changes)
+    change_floor(change_ops(8))  # warm-up
+    floors = [change_floor(ops)]
+    in_process = change_in_process(ops)
+    http = change_api(api, ops)
+    floors.append(change_floor(ops))
+    floor_p50 = sum(f["p50"] for f in floors) / 2
+    selected = ["all"] if buses is None else buses
+    study_floors = [study_floor(buses)]
+    api.study("hosting_capacity", {"buses": ["85", "67"], "step_kw": STEP_KW, "inverter": {"mode": "volt_var"}})
+    study = study_api(api, selected, study_floors[0])
+    study_floors.append(study_floor(buses))
+    wall = sum(f["wall_s"] for f in study_floors) / 2
+    ratio = study["wall_s"] / (wall / 2)
+    change = {"floor": {**floors[0], "p50": floor_p50, "runs_p50": [f["p50"] for f in floors]},
+              "in_process": in_process, "http": http, "in_process_over_floor": in_process["p50"] / floor_p50,
+              "http_over_floor": http["p50"] / floor_p50, "target": TARGET_IN_PROCESS}
+    change["result"] = "PASS" if change["in_process_over_floor"] <= TARGET_IN_PROCESS else "FAIL"
+    hc_floor = {**{k: v for k, v in study_floors[0].items() if k != "rows"}, "wall_s": wall,
+                "runs": [f["wall_s"] for f in study_floors]}
+    return {"change": change, "study": {"floor": hc_floor, "api": study, "ratio_to_floor_over_2": ratio,
+                                        "target": TARGET_POOL,
+                                        "result": "PASS" if ratio <= TARGET_POOL and not study["differ_from_floor"]
+                                        else "FAIL"}}
+
+
+def print_inverters(r: dict[str, Any]) -> None:
+    c, s = r["change"], r["study"]
+    print(f"\nVolt-var change (new definition, light load)       n      p50      p90      p99      min      max    stdev")
+    print(fmt_row("engine floor (opendssdirect)", c["floor"], 36,
+                  f"   (p50 of the two runs {', '.join(f'{x:.3f}' for x in c['floor']['runs_p50'])})"))
+    print(fmt_row("OpenDSSCircuit.add_generator + JSON", c["in_process"], 36))
+    print(fmt_row("POST …/add_generator (HTTP)", c["http"], 36))
+    print(f"  in-process / floor = {c['in_process_over_floor']:.3f} (target <= {c['target']:g}): {c['result']}; "
+          f"HTTP / floor = {c['http_over_floor']:.3f}")
+    f, a = s["floor"], s["api"]
+    print(f"\nHosting capacity with volt-var, {f['buses']} buses, step {STEP_KW:g} kW      wall s   trials")
+    print(f"  {'floor (opendssdirect, 1 process)':<36} {f['wall_s']:7.2f} {f['trials']:>8}   (mean of "
+          f"{', '.join(f'{w:.2f}' for w in f['runs'])})")
+    print(f"  {'API --workers 2':<36} {a['wall_s']:7.2f} {a['trials']:>8}   ({a['tasks']} tasks; "
+          f"{len(a['differ_from_floor'])} buses differ from the floor)")
+    print(f"  API / (floor / 2) = {s['ratio_to_floor_over_2']:.3f} (target <= {s['target']:g}): {s['result']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from harness import Client, Server, check
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--buses", type=int, help="the first N buses that can host a generator (default all)")
+    parser.add_argument("--changes", type=int, default=200, help="volt-var changes timed (default 200)")
+    args = parser.parse_args(argv)
+    buses = None if args.buses is None else [b for b, _, _ in VoltVarFloor().buses()[:args.buses]]
+    server = Server("inverters", extra_args=("--workers", "2"))
+    server.start()
+    client = Client(server)
+
+    class HttpApi:
+        @staticmethod
+        def call(method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any], int]:
+            status, ctype, data, _ = client.call(method, path, None if body is None else orjson.dumps(body))
+            return status, orjson.loads(data) if data else {}, len(data)
+
+        @staticmethod
+        def study(route: str, body: dict[str, Any]) -> dict[str, Any]:
+            started = time.perf_counter()
+            status, ctype, data, _ = client.call("POST", f"/studies/{route}?wait=60", orjson.dumps(body))
+            job = check(200 if status in (200, 202) else status, ctype, data, route)["job"]
+            while job["status"] in ("queued", "running"):
+                time.sleep(0.02)
+                status, ctype, data, _ = client.call("GET", f"/jobs/{job['id']}", None)
+                job = check(status, ctype, data, "job")["job"]
+            if job["status"] != "done":
+                raise BenchError(f"{route}: job {job['status']}: {job['error']}")
+            return {"wall_s": time.perf_counter() - started, "job": job, "tasks": job["tasks"]["total"]}
+
+    try:
+        result = inverter_phase(HttpApi, buses, args.changes)
+    finally:
+        client.close()
+        server.stop()
+        server.cleanup()
+    print_inverters(result)
+    return 0 if result["change"]["result"] == result["study"]["result"] == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
