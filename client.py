@@ -181,11 +181,15 @@ class Scenario:
         return Results.from_body(response.json(), response.headers.get("ETag"))
 
     def add_generator(self, bus: str, phases: int, kw: float, phase: Optional[int] = None, *,
-                      dry_run: bool = False, if_match: Optional[str] = None) -> Results:
-        """Add a generator (or update the one at this bus and phases): `grid.add_generator("16", 1, 200)`."""
+                      inverter: Optional[dict[str, Any]] = None, dry_run: bool = False,
+                      if_match: Optional[str] = None) -> Results:
+        """Add a generator (or update the one at this bus and phases): `grid.add_generator("16", 1, 200)`; a smart
+        inverter with `inverter={"mode": "volt_var"}` (README, "Smart inverters")."""
         body: dict[str, Any] = {"bus_name": bus, "phases": phases, "kw": kw}
         if phase is not None:
             body["phase"] = phase
+        if inverter is not None:
+            body["inverter"] = inverter
         return self._change("POST", "/add_generator", body, dry_run, if_match)
 
     def scale_neighbourhood(self, neighbourhood: int, factor: float, *, dry_run: bool = False,
@@ -224,6 +228,8 @@ class Scenario:
         """Generators added through the API, indexed by name: `grid.generators()`."""
         rows = self._http.get(self._prefix + "/generators").json()["generators"]
         columns = ["name", "bus", "phases", "nodes", "kw", "delivered_kW", "delivered_kVAR"]
+        if any("inverter" in row for row in rows):  # inverter generators' columns (empty for plain ones)
+            columns += ["mode", "kva", "curtailed_kW", "inverter"]
         return pd.DataFrame(rows, columns=columns).set_index("name")
 
     def changes(self) -> pd.DataFrame:
