@@ -122,3 +122,20 @@ def test_the_measured_gain_is_what_the_studies_give(daytime_minimum):
             ("voltage_high", f"{bus}.{smart[bus]['nodes'][0]}")
     assert json.dumps(daytime_minimum["volt_var"]["criteria"]["inverter"]) == json.dumps(
         {"mode": "volt_var", "volt_var": {"v": [0.92, 0.98, 1.02, 1.08], "q": [0.44, 0.0, 0.0, -0.44]}})
+
+
+def test_the_python_client_takes_the_inverter(live_server):
+    from client import GridClient
+
+    grid = GridClient(live_server)
+    pv = grid.new_scenario("client smart pv")
+    try:
+        after = pv.add_generator("85", phases=1, kw=150, inverter={"mode": "volt_var"})
+        assert after.action["inverter"]["mode"] == "volt_var"
+        rows = pv.generators()
+        assert rows.loc["gen_85_3", "mode"] == "volt_var" and rows.loc["gen_85_3", "kva"] == 150
+        assert rows.loc["gen_85_3", "curtailed_kW"] == pytest.approx(150 - rows.loc["gen_85_3", "delivered_kW"])
+        smart = pv.hosting_capacity(buses=["92"], hours=["daytime_minimum"], inverter={"mode": "volt_var"})
+        assert smart.attrs["criteria"]["inverter"]["mode"] == "volt_var" and smart.loc["92", "hosting_capacity_kW"] > 0
+    finally:
+        pv.delete()
