@@ -47,12 +47,17 @@ def light_scenario(client):
 
 
 class Scan(Reference):
-    """The light-load state in a bare engine, reached by the same changes in the same order, and its trials."""
+    """The light-load state in a bare engine, reached by the same changes in the same order (or, with `hour`, the
+    base case's loads at that hour of the residential shape, solved from the base case's taps), and its trials."""
 
-    def __init__(self, client) -> None:
+    def __init__(self, client, hour: int | None = None) -> None:
         super().__init__()
-        for neighbourhood in client.get("/neighbourhoods").json["neighbourhoods"]:
-            self.scale(neighbourhood["loads"], LIGHT)
+        if hour is None:
+            for neighbourhood in client.get("/neighbourhoods").json["neighbourhoods"]:
+                self.scale(neighbourhood["loads"], LIGHT)
+        else:
+            multiplier = float(np.loadtxt(MODEL_DIR / "shapes" / "residential.csv")[hour])
+            self.scale(list(self.base), multiplier)
         self.own = self.measure()
         self.taps = self.read_taps()
 
@@ -116,6 +121,24 @@ def test_hosting_capacity_with_volt_var_equals_a_brute_force_scan(client, light_
                                          json={k: v for k, v in body.items() if k != "inverter"}))
     assert row["hosting_capacity_kW"] > plain["result"]["buses"][0]["hosting_capacity_kW"], \
         "volt-var absorbs vars at high voltage: more fits"
+
+
+@pytest.mark.parametrize("bus", ["85", "114"])
+def test_hosting_capacity_with_volt_var_at_the_daytime_minimum_equals_a_brute_force_scan(client, bus):
+    """The headline figures' hour: the base case's loads at the daytime minimum (hour 6803 of the residential
+    shape; no scenario generators for the PV shape to scale), trials from that state."""
+    body = {"buses": [bus], "step_kw": 10, "max_kw": 1000, "hours": ["daytime_minimum"],
+            "inverter": {"mode": "volt_var"}}
+    result = finished(client, client.post("/studies/hosting_capacity?wait=60", json=body))["result"]
+    row, hour = result["buses"][0], result["hours"][0]["hour_of_year"]
+    assert hour == 6803
+    scan = Scan(client, hour)
+    kw, found = 10.0, None
+    while kw <= 1000 and found is None:
+        found = scan.trial(bus, row["nodes"], kw, {"mode": "volt_var"})
+        kw += 10.0
+    assert row["hosting_capacity_kW"] == pytest.approx(kw - 20.0) and row["binding_hour"] == hour
+    assert (row["limited_by"]["kind"], row["limited_by"]["element"].lower()) == found
 
 
 def test_a_day_with_inverter_generators_equals_opendss_hour_by_hour(client):
