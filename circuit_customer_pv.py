@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from feeder_index import loadings, values
+from inverter_settings import normalize_inverter, with_kva
 
 CUSTOMER_PV_PREFIX = "cpv_"
 
@@ -74,28 +75,51 @@ class CustomerPV:
             return [{**connection.describe(), "kW": float(k)}
                     for connection, k in zip(self.customer_connections(), kw)]
 
-    def preview_customer_pv_limits(self, systems: list[tuple[int, float]]) -> dict[str, Any]:
+    def preview_customer_pv_limits(self, systems: list[tuple[int, float]], inverter: dict[str, Any] | None = None
+                                   ) -> dict[str, Any]:
         """A stochastic trial: PV at several customers at once (`(customer index, kW)` pairs), solved with the
         regulators acting, read for judging (`judged_reading`), then taken back, like `preview_generator_limits`
-        for one generator."""
+        for one generator. With `inverter` (checked settings without kVA), each system is a smart inverter rated at
+        its own kW: a new definition each (`circuit_inverters`), so a trial answers the same wherever it runs."""
         with self._lock:
             connections = self.customer_connections()
             chosen = [(connections[i], float(kw)) for i, kw in systems]
+            if inverter is not None:
+                return self._apply(f"PV at {len(chosen)} customers", *self._customer_inverters(chosen, inverter),
+                                   dry_run=True, read=self._judged_reading)
 
-            def change() -> None:
+            def change() -> None:  # (a customer may have had only inverter definitions: see _generator_elements)
                 for connection, kw in chosen:
-                    if connection.generator in self._generators:
+                    if connection.generator in self._generator_elements:
                         self._set_generator(connection.generator, kw, True)
                     else:
                         self._make_customer_generator(connection, kw)
 
             def undo() -> None:
                 for connection, _ in chosen:
-                    if connection.generator in self._generators:
+                    if connection.generator in self._generator_elements:
                         self._set_generator(connection.generator, 0.0, False)
 
             return self._apply(f"PV at {len(chosen)} customers", change, undo, dry_run=True,
                                read=self._judged_reading)
+
+    def _customer_inverters(self, chosen: list[tuple[CustomerConnection, float]], inverter: dict[str, Any]
+                            ) -> tuple[Callable[[], None], Callable[[], None]]:
+        """The change that puts a new inverter definition at each chosen customer, connected where its load is
+        (a line-to-line one across its two nodes), and the undo that switches them off again."""
+        trial = normalize_inverter(inverter, 1.0, trial=True)  # checked by the study too: cheap, and safe
+
+        def change() -> None:
+            for connection, kw in chosen:
+                create, _ = self._generator_change(connection.bus, connection.phases, list(connection.nodes),
+                                                   connection.kv, connection.generator, kw, with_kva(trial, kw))
+                create()
+
+        def undo() -> None:
+            for connection, _ in chosen:
+                self._put_slot(connection.generator, None, None)
+
+        return change, undo
 
     def _judged_reading(self, vmag_pu: Any) -> dict[str, Any]:
         """What a trial is judged by (`studies.limits.first_violation`) and no more: node voltages, line and

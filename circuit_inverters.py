@@ -42,13 +42,17 @@ MAX_LEFTOVER_DEFINITIONS = 200  # disabled definitions cost little (300 slow a s
 
 @dataclass(eq=False)
 class Definition:
-    """One definition of an inverter generator: its PVSystem (named `element`, as is its InvControl) at `kw`."""
+    """One definition of an inverter generator: its PVSystem (named `element`, as is its InvControl) at `kw`,
+    connected at `bus` on `nodes` (a 1-phase one on two nodes is line to line)."""
 
     slot: str
     element: str
     kw: float
     settings: dict[str, Any]
-    controlled: bool
+    bus: str
+    phases: int
+    nodes: list[int]
+    controlled: bool = False
     enabled: bool = True
 
 
@@ -66,24 +70,24 @@ class CircuitInverters:
         self._pv_conductor_node: np.ndarray | None = np.zeros(0, dtype=int)
 
     # ------------------------------------------------------------------ definitions
-    def _define_inverter(self, slot: str, kw: float, settings: dict[str, Any]) -> Definition:
-        """New elements for this slot's next definition, enabled: the PVSystem, then its curves and InvControl
-        (listing only this PVSystem, which is enabled as it is created: see the module's docstring)."""
-        generator = self._generators[slot]
+    def _define_inverter(self, slot: str, kw: float, settings: dict[str, Any], bus: str, phases: int,
+                         nodes: list[int], kv: float) -> Definition:
+        """New elements for this slot's next definition, enabled: the PVSystem (on the generator's connection),
+        then its curves and InvControl (listing only this PVSystem, which is enabled as it is created: see the
+        module's docstring)."""
         number = len(self._definitions.get(slot, ())) + 1
         element = f"{slot}_{number}"
         if not element.replace("_", "").isalnum() or not element.isascii() or len(element) > 80:
-            raise SimulationError(f"bus_name: {generator.bus!r} cannot host an inverter", field="bus_name")
+            raise SimulationError(f"bus_name: {bus!r} cannot host an inverter", field="bus_name")
         engine = self._engine
-        definition = Definition(slot, element, float(kw), settings, controlled=False)
+        definition = Definition(slot, element, float(kw), settings, bus, phases, list(nodes))
         self._definitions.setdefault(slot, []).append(definition)
         self._pv_definition[element] = definition
-        nodes = ".".join(map(str, generator.nodes))
         curves = (f"{element}_vv", f"{element}_vw")
         control = invcontrol_command(element, element, settings, *curves)
         try:
-            engine.Text.Command(f"New PVSystem.{element} bus1={generator.bus}.{nodes} phases={generator.phases} "
-                                f"kv={generator.kv:.6f} {pvsystem_properties(kw, settings)}")
+            engine.Text.Command(f"New PVSystem.{element} bus1={bus}.{'.'.join(map(str, nodes))} phases={phases} "
+                                f"kv={kv:.6f} {pvsystem_properties(kw, settings)}")
             for command in curve_commands(settings, *curves):
                 engine.Text.Command(command)
             if control:
@@ -107,8 +111,9 @@ class CircuitInverters:
         if order[:len(self._pv_order)] != self._pv_order:  # never so (elements are only ever added): start over
             self._pv_order, self._pv_conductors, self._pv_position = [], [], {}
         for element in order[len(self._pv_order):]:
-            generator = self._generators[self._pv_definition[element].slot]
-            self._pv_conductors += [self._index.node_index[f"{generator.bus}.{n}"] for n in generator.nodes] + [-1]
+            d = self._pv_definition[element]  # its phases, then a second node (line to line) or the neutral
+            ends = [*d.nodes[:d.phases], d.nodes[d.phases] if len(d.nodes) > d.phases else None]
+            self._pv_conductors += [-1 if n is None else self._index.node_index[f"{d.bus}.{n}"] for n in ends]
             self._pv_position[element] = len(self._pv_position)
         self._pv_order = list(order)
         self._pv_conductor_node = None  # made from the list when a snapshot is read

@@ -285,13 +285,16 @@ class Scenario:
                                     limits: Optional[dict[str, Any]] = None, hours: Optional[Iterable[Any]] = None,
                                     load_shape: str = "residential",
                                     neighbourhood_shapes: Optional[dict[str, str]] = None,
-                                    generator_shape: str = "pv", *, progress: Optional[bool] = None,
+                                    generator_shape: str = "pv", *, inverter: Optional[dict[str, Any]] = None,
+                                    progress: Optional[bool] = None,
                                     timeout_s: float = 3600) -> StochasticHostingCapacity:
         """The feeder's range over random customer PV (EPRI 1026640), with its levels and samples as DataFrames:
         `pv.stochastic_hosting_capacity(samples=20, seed=1).levels`; `hours=["daytime_minimum", "peak_load"]`
-        judges every trial at each hour."""
+        judges every trial at each hour; `inverter={"mode": "volt_var"}` makes every system a smart inverter."""
         body: dict[str, Any] = {"penetration_pct": {"start": start, "stop": stop, "step": step}, "samples": samples,
                                 "seed": seed, "limits": limits or {}}
+        if inverter is not None:
+            body["inverter"] = inverter
         if size_ratio is not None:
             body["size_ratio"] = size_ratio
         if hours is not None:

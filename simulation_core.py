@@ -395,7 +395,7 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies, CircuitInverters):
                 self._generators[name] = Generator(name, bus, phases, nodes, 0.0, enabled=False, kv=kv)
             if settings is not None:
                 self._put_slot(name, None, None)  # whatever the slot had on goes off first
-                self._active[name] = self._define_inverter(name, kw, settings)
+                self._active[name] = self._define_inverter(name, kw, settings, bus, phases, nodes, kv)
             elif name not in self._generator_elements:
                 self._put_slot(name, None, None)
                 self._engine.Text.Command(

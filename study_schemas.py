@@ -94,6 +94,9 @@ class StochasticHostingCapacityBody(StudyHours):
         "Each customer's PV kW / its load kW (above 0, up to 10). Default: max(1, stop / 100), the least that "
         "reaches stop when it is above 100 %."))
     limits: Limits = Field(default_factory=Limits)
+    inverter: Optional[TrialInverter] = Field(default=None, description=(
+        "Every customer's system as a smart inverter (IEEE 1547-2018 modes, as add_generator's inverter), each "
+        "rated at its own kW. Omitted: constant-kW, unity-power-factor generators."))
 
 
 ShapeSpec = Union[Literal["residential", "commercial", "pv"], list[float]]

@@ -98,6 +98,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     shc.add_argument("--samples-out", type=Path, help="also write the samples table here (.csv or .parquet)")
     limits(shc)
     hours(shc)
+    inverter(shc)
 
     ts = commands.add_parser("time-series", help="hours of measured load and PV shapes")
     common(ts)
@@ -120,7 +121,7 @@ def request_body(args: argparse.Namespace) -> Any:
     if args.study == "stochastic-hosting-capacity":
         return StochasticHostingCapacityBody(
             penetration_pct={"start": args.start, "stop": args.stop, "step": args.step}, samples=args.samples,
-            seed=args.seed, size_ratio=args.size_ratio, limits=limits_of(args), **hours_of(args))
+            seed=args.seed, size_ratio=args.size_ratio, limits=limits_of(args), **hours_of(args), **inverter_of(args))
     if args.study == "time-series":
         return TimeSeriesBody(hours=args.hours, start_hour=args.start_hour, load_shape=args.load_shape,
                               neighbourhood_shapes=neighbourhood_shapes(args), generator_shape=args.generator_shape)

@@ -187,9 +187,11 @@ class StochasticHostingCapacityPlan(Plan):
 
     def __init__(self, engine: dict[str, Any], ops: list[dict[str, Any]], scenario: str, sequence: int,
                  spec: dict[str, Any], customers: list[dict[str, Any]], limits: Limits,
-                 hours: list[dict[str, Any]] | None = None, shapes: dict[str, Any] | None = None) -> None:
+                 hours: list[dict[str, Any]] | None = None, shapes: dict[str, Any] | None = None,
+                 inverter: dict[str, Any] | None = None) -> None:
         super().__init__(engine, ops, scenario, sequence)
         self.spec, self.limits, self.hours, self.shapes = spec, limits, hours, shapes
+        self.trial = {"inverter": inverter} if inverter is not None else {}  # (absent: the answer as before)
         self.total_load_kw = sum(customer["kW"] for customer in customers)
         self.sizes = [customer["kW"] * spec["size_ratio"] for customer in customers]
         self.pcts = stochastic.levels(**spec["penetration_pct"])
@@ -207,7 +209,7 @@ class StochasticHostingCapacityPlan(Plan):
                            "order": [[c, self.sizes[c]] for c in stochastic.sample_order(self.spec["seed"], sample,
                                                                                            self.customers)
                                      if self.sizes[c] > 0],
-                           "limits": self.limits.describe(), "hours": hour_works})
+                           "limits": self.limits.describe(), "hours": hour_works, **self.trial})
                 for sample in range(self.total)]
 
     def take(self, task: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -222,7 +224,7 @@ class StochasticHostingCapacityPlan(Plan):
                      "levels": stochastic.level_rows(self.pcts, self.pv_kw, samples), "samples": samples,
                      "preexisting": self.preexisting or [], "hours": self.hours,
                      "spec": {**self.spec, "total_load_kW": self.total_load_kw, "customers": self.customers,
-                              "limits": self.limits.describe()},
+                              "limits": self.limits.describe(), **self.trial},
                      "scenario": self.scenario, "sequence": self.sequence}
         if self.hours:
             described["shapes"] = self.shapes

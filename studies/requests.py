@@ -144,7 +144,8 @@ def stochastic_hosting_capacity_plan(body: StochasticHostingCapacityBody, given:
     resolved, shapes = study_hours(body, given)
     spec = {"penetration_pct": span.model_dump(), "samples": body.samples, "seed": body.seed, "size_ratio": ratio}
     return StochasticHostingCapacityPlan(given.engine, given.ops, given.scenario, given.sequence, spec,
-                                         given.customers, Limits(**body.limits.model_dump()), resolved, shapes)
+                                         given.customers, Limits(**body.limits.model_dump()), resolved, shapes,
+                                         trial_inverter(body.inverter))
 
 
 def selected_buses(buses: list[dict[str, Any]], wanted: list[str]) -> list[dict[str, Any]]:

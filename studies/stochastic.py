@@ -81,10 +81,12 @@ def pv_list(systems: list[tuple[int, float]], customers: list[dict[str, Any]]) -
 
 
 def trial(circuit: OpenDSSCircuit, systems: list[tuple[int, float]], start: StartingState, limits: Limits,
-          target_kw: float) -> dict[str, Any] | None:
-    """One trial from the state the circuit holds (`start`): the violation that bounds it, or None."""
+          target_kw: float, inverter: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """One trial from the state the circuit holds (`start`): the violation that bounds it, or None. With
+    `inverter`, every system is a smart inverter rated at its own kW (a trial whose controls do not settle is
+    not_converged)."""
     try:
-        reading = circuit.preview_customer_pv_limits(systems)
+        reading = circuit.preview_customer_pv_limits(systems, inverter)
     except NotConvergedError:
         return {"kind": "not_converged", "element": None, "value": target_kw, "limit": None}
     return first_violation(reading, start, limits, circuit.snapshot.layout)
@@ -95,7 +97,7 @@ def first_failure(circuit: OpenDSSCircuit, work: dict[str, Any], limits: Limits,
     """Walk the sample's penetrations upward from the state the circuit holds, below position `below`: the
     position of the first failure (`below` when none), what bounds it, and the trials run."""
     for position, (_, target_kw) in enumerate(work["levels"][:below]):
-        found = trial(circuit, placements(work["order"], target_kw), start, limits, target_kw)
+        found = trial(circuit, placements(work["order"], target_kw), start, limits, target_kw, work.get("inverter"))
         if found:
             return position, found, position + 1
     return below, None, below

@@ -3,7 +3,7 @@ evicted in every order, and run through study trials, series and batch cases, in
 (`inverter_lifecycle.py`) so that an engine crash fails the test instead of killing pytest.
 
 The sessions follow de Bruijn sequences: every ordered run of 3 lifecycle operations, and every ordered pair of
-all 11 operations (studies included), each at least once; buses, kW, modes and curves vary with the seed.
+all 12 operations (studies included), each at least once; buses, kW, modes and curves vary with the seed.
 """
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ def test_every_order_of_three_lifecycle_operations_keeps_the_engine_alive_and_co
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_every_pair_of_operations_studies_included_keeps_the_engine_alive_and_consistent(seed):
+    """Hosting-capacity trials, series, batch cases and stochastic (customer) trials among the lifecycle's."""
     report = report_of(run_session({"seed": seed, "order": 2}))
-    assert report["operations"] == 11 ** 2 + 1
-    assert {"trial", "series", "batch"} <= set(report["statuses"])
+    assert report["operations"] == 12 ** 2 + 1
+    assert {"trial", "series", "batch", "customers"} <= set(report["statuses"])
 
 
 def test_the_session_would_catch_a_crash():

@@ -6,6 +6,7 @@ the command line and the Python client taking the field."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ from api import create_app
 from helpers import assert_error_shape
 from simulation_core import MODEL_DIR
 from test_inverters import LIGHT, Reference
-from test_studies import finished
+from test_studies import LIMITS as STUDY_LIMITS
+from test_studies import DirectFeeder, finished
 
 REPO = Path(__file__).resolve().parent.parent
 LIMITS = {"voltage_high_pu": 1.05, "voltage_low_pu": 0.95, "thermal_pct": 100.0}
@@ -227,3 +229,74 @@ def test_the_command_line_takes_the_inverter(tmp_path):
                           json.dumps({"mode": "volt_var", "volt_var": {"v": [1, 1, 1, 1], "q": [0, 0, 0, 0]}}),
                           "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "inverter.volt_var.v[1]" in bad.stderr
+
+
+# ---------------------------------------------------------------------------- stochastic hosting capacity
+def add_inverters_by_hand(dss, pv: list[dict]) -> None:
+    """A sample's systems as README's volt-var inverters, each rated at its own kW: 3-phase rated line to line;
+    1-phase on one node line to neutral; 1-phase across two nodes line to line."""
+    for k, system in enumerate(pv):
+        dss.Circuit.SetActiveBus(system["bus"])
+        line_to_line = system["phases"] == 3 or len(system["nodes"]) == 2
+        kv, kw = dss.Bus.kVBase() * (math.sqrt(3) if line_to_line else 1.0), float(system["kW"])
+        dss.Text.Command(f"New PVSystem.s{k} bus1={system['bus']}.{'.'.join(map(str, system['nodes']))} "
+                         f"phases={system['phases']} kv={kv!r} irradiance=1 Pmpp={kw!r} kVA={kw!r} %cutin=0.1 "
+                         f"%cutout=0.1 kvarMax={0.44 * kw!r} kvarMaxAbs={0.44 * kw!r} WattPriority=no pf=1.0")
+        dss.Text.Command(f"New XYcurve.s{k}vv npts=6 Xarray=[0 0.92 0.98 1.02 1.08 2] Yarray=[1 1 0 0 -1 -1]")
+        dss.Text.Command(f"New InvControl.s{k} PVSystemList=[s{k}] mode=VOLTVAR vvc_curve1=s{k}vv "
+                         f"voltage_curvex_ref=rated RefReactivePower=VARMAX")
+
+
+def test_stochastic_hosting_capacity_with_volt_var_replays_with_opendss_driven_directly(client):
+    """Every customer's system a volt-var inverter at its own kW: each sample's first failure fails in a bare
+    engine with the kind it names, at its element, and its last pass passes; the answer is not the plain one."""
+    body = {"samples": 4, "seed": 5, "penetration_pct": {"start": 20, "stop": 200, "step": 30}}
+    smart = finished(client, client.post("/studies/stochastic_hosting_capacity?wait=60",
+                                         json={**body, "inverter": {"mode": "volt_var"}}), timeout_s=300)["result"]
+    plain = finished(client, client.post("/studies/stochastic_hosting_capacity?wait=60", json=body),
+                     timeout_s=300)["result"]
+    assert smart["spec"]["inverter"]["mode"] == "volt_var" and "inverter" not in plain["spec"]
+    assert [s["first_failure"] for s in smart["samples"]] != [s["first_failure"] for s in plain["samples"]]
+    failures = 0
+    for sample in smart["samples"]:
+        for end, fails in (("first_failure", True), ("last_pass", False)):
+            if not sample[end]:
+                continue
+            feeder = DirectFeeder()
+            add_inverters_by_hand(feeder.dss, sample[end]["pv"])
+            feeder.dss.Solution.Solve()
+            assert feeder.dss.Solution.Converged()
+            found = feeder.violates(STUDY_LIMITS)
+            if fails:
+                failures += 1
+                bound = sample[end]["limited_by"]
+                assert found is not None and found[0] == bound["kind"], (sample["sample"], found, bound)
+                assert bound["element"].lower() in {e.lower() for e in found[1]}
+            else:
+                assert found is None, (sample["sample"], found)
+    assert failures > 0
+    one_worker = create_app({"TESTING": True, "WORKERS": 1})
+    try:
+        again = finished(one_worker.test_client(), one_worker.test_client().post(
+            "/studies/stochastic_hosting_capacity?wait=60", json={**body, "inverter": {"mode": "volt_var"}}),
+            timeout_s=300)["result"]
+    finally:
+        one_worker.extensions["jobs"].close()
+    assert again["samples"] == smart["samples"] and again["levels"] == smart["levels"], "any number of workers"
+
+
+def test_an_hour_whose_controls_do_not_settle_fails_the_series_naming_it(client):
+    """A curve too steep for the night's voltages (accepted at the scenario's state): the series fails, its error
+    naming the hour; the scenario is as it was."""
+    scenario = client.post("/scenarios", json={"name": "steep"}).json["scenario"]["id"]
+    steep = {"mode": "volt_var", "volt_var": {"v": [1.02, 1.0201, 1.0202, 1.0203], "q": [0.44, 0.44, -0.44, -0.44]}}
+    response = client.post(f"/scenarios/{scenario}/add_generator",
+                           json={"bus_name": "85", "phases": 1, "kw": 600, "inverter": steep})
+    assert response.status_code == 200, response.json
+    before = client.get(f"/scenarios/{scenario}/state").data
+    job = client.post(f"/scenarios/{scenario}/studies/time_series?wait=60", json={"hours": 24}).json["job"]
+    while job["status"] in ("queued", "running"):
+        job = client.get(f"/jobs/{job['id']}").json["job"]
+    assert job["status"] == "failed"
+    assert "the controls did not settle within 100 control iterations for hour 0 of the series" in job["error"]
+    assert client.get(f"/scenarios/{scenario}/state").data == before
