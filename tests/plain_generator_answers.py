@@ -4,8 +4,8 @@ existed, so generators without `inverter` are shown to answer byte for byte as b
 
     python tests/plain_generator_answers.py > tests/data/plain_generator_answers.json
 
-was run on main before the inverter work was rebased onto it (ee0fa18, conductor ratings and hours included);
-running it again there gives the same file.
+was run on main as the inverter work was rebased onto it (ee0fa18, conductor ratings and hours; again on 6977941,
+the stochastic study: the same file); running it there gives the same file.
 Job bodies are hashed by their `result` only (ids and times differ per run).
 """
 

@@ -137,5 +137,7 @@ def test_the_python_client_takes_the_inverter(live_server):
         assert rows.loc["gen_85_3", "curtailed_kW"] == pytest.approx(150 - rows.loc["gen_85_3", "delivered_kW"])
         smart = pv.hosting_capacity(buses=["92"], hours=["daytime_minimum"], inverter={"mode": "volt_var"})
         assert smart.attrs["criteria"]["inverter"]["mode"] == "volt_var" and smart.loc["92", "hosting_capacity_kW"] > 0
+        spread = pv.stochastic_hosting_capacity(start=20, stop=80, step=30, samples=2, inverter={"mode": "volt_var"})
+        assert spread.spec["inverter"]["mode"] == "volt_var" and len(spread.levels) == 3
     finally:
         pv.delete()

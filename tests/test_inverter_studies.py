@@ -229,6 +229,12 @@ def test_the_command_line_takes_the_inverter(tmp_path):
                           json.dumps({"mode": "volt_var", "volt_var": {"v": [1, 1, 1, 1], "q": [0, 0, 0, 0]}}),
                           "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "inverter.volt_var.v[1]" in bad.stderr
+    levels = tmp_path / "levels.csv"
+    done = subprocess.run([sys.executable, "-m", "studies", "stochastic-hosting-capacity", "--samples", "2", "--start",
+                           "20", "--stop", "80", "--step", "30", "--workers", "1", "--inverter", "volt_var", "--out",
+                           str(levels)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert levels.read_text().splitlines()[0].startswith("penetration_pct,pv_kW,samples_passing")
 
 
 # ---------------------------------------------------------------------------- stochastic hosting capacity
