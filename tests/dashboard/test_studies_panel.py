@@ -209,7 +209,8 @@ def test_a_day_of_time_series_is_charted_hour_by_hour_with_the_apis_totals(page:
     csv = requests.get(f"{server}{href}", timeout=30)
     assert csv.status_code == 200 and len(csv.text.strip().splitlines()) == 25
 
-    # Hovering the chart tells the hour's numbers.
+    # Hovering the chart tells the hour's numbers (scrolled into view first: the studies panel grows with its kinds).
+    page.locator("#ts-power").scroll_into_view_if_needed()
     box = page.locator("#ts-power").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     assert "30 Jun" in page.locator("#tooltip").inner_text() and "substation" in page.locator("#tooltip").inner_text()
