@@ -3,7 +3,8 @@
 Settings (`"inverter"` of add_generator, and of a hosting-capacity study's trial generator):
 - `mode`: unity, constant_pf, volt_var, volt_watt or volt_var_volt_watt;
 - `kva`: the inverter's rating (default: the generator's kW);
-- `pf`: constant_pf only, -1..1 (not 0), negative absorbs vars;
+- `pf`: constant_pf only, -1..1 with a magnitude of at least 0.05 (below it the vars would be at their limit, 0.44
+  x kVA, anyway; at 0 they are undefined), negative absorbs vars;
 - `volt_var`: `v`, 4 increasing voltages (pu), and `q`, 4 non-increasing var outputs as fractions of kVA within
   ±0.44 (positive injects);
 - `volt_watt`: `v`, 2 increasing voltages (pu), and `p`, 2 non-increasing outputs as fractions of rated power.
@@ -40,6 +41,7 @@ CUT_IN_OUT_PCT = 0.1
 VOLTAGE_RANGE_PU = (0.5, 1.5)  # the curves' own points; their flat ends sit at 0 and 2 pu
 CURVE_ENDS_PU = (0.0, 2.0)
 MAX_KVA = 100_000.0
+MIN_ABS_PF = 0.05
 
 _INVCONTROL_MODE = {
     "volt_var": "mode=VOLTVAR vvc_curve1={vv}",
@@ -111,8 +113,9 @@ def _power_factor(value: Any, field: str) -> float:
     if value is None:
         raise SimulationError(f"{field}: required with mode constant_pf (-1 to 1, negative absorbs vars)", field=field)
     pf = _number(value, field)
-    if not (0 < abs(pf) <= 1):
-        raise SimulationError(f"{field}: expected -1 to 1 and not 0 (negative absorbs vars), got {pf:g}", field=field)
+    if not (MIN_ABS_PF <= abs(pf) <= 1):
+        raise SimulationError(f"{field}: expected -1 to -{MIN_ABS_PF:g} or {MIN_ABS_PF:g} to 1 (negative absorbs "
+                              f"vars), got {pf:g}", field=field)
     return pf
 
 

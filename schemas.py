@@ -67,7 +67,8 @@ class TrialInverter(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     mode: Literal["unity", "constant_pf", "volt_var", "volt_watt", "volt_var_volt_watt"] = Field(
         description=INVERTER_MODE_DESCRIPTION)
-    pf: Optional[float] = Field(default=None, description="constant_pf only: -1 to 1, not 0; negative absorbs vars.")
+    pf: Optional[float] = Field(default=None, description="constant_pf only: -1 to -0.05 or 0.05 to 1; negative "
+                                                          "absorbs vars.")
     volt_var: Optional[VoltVarCurve] = Field(default=None, description=(
         "volt_var modes: default v 0.92/0.98/1.02/1.08, q 0.44/0/0/-0.44 (IEEE 1547-2018 Category B)."))
     volt_watt: Optional[VoltWattCurve] = Field(default=None, description=(

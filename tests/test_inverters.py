@@ -241,6 +241,7 @@ BAD = [
     ({"mode": "constant_pf"}, 422, "inverter.pf"),
     ({"mode": "constant_pf", "pf": 0}, 422, "inverter.pf"),
     ({"mode": "constant_pf", "pf": 1.2}, 422, "inverter.pf"),
+    ({"mode": "constant_pf", "pf": -0.01}, 422, "inverter.pf"),
     ({"mode": "unity", "volt_var": VOLT_VAR}, 422, "inverter.volt_var"),
     ({"mode": "volt_var", "volt_watt": VOLT_WATT}, 422, "inverter.volt_watt"),
     ({"mode": "volt_var", "volt_var": {"v": [0.92, 0.98, 0.97, 1.08], "q": [0.44, 0, 0, -0.44]}}, 422,
