@@ -29,7 +29,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo, for the in-process figure
 from engine_floor import BenchError, EngineFloor, LoadOp, fmt_row, stats_ms  # noqa: E402
-from studies_floor import STEP_KW, HostingCapacityFloor  # noqa: E402
+from studies_floor import STEP_KW, HostingCapacityFloor, solve_and_judge  # noqa: E402
 
 SITES = [("85", 1), ("114", 1), ("92", 1), ("67", 3)]
 LIGHT = 0.25
@@ -157,21 +157,7 @@ class VoltVarFloor(HostingCapacityFloor):
         self.definitions += 1
         for command in definition(name, bus, nodes, kv, kw):
             d.Text.Command(command)
-        try:
-            d.Solution.Solve()
-            converged = d.Solution.Converged()
-        except opendssdirect.DSSException:
-            converged = False
-        v = np.asarray(d.Circuit.AllBusMagPu())
-        if not converged or not np.all(np.isfinite(v)) or v.max() > 2.0:
-            found = "not_converged"
-        elif np.any(v > 1.05):
-            found = "voltage_high"
-        elif np.any((v < 0.95) & (v < self.own_v)):
-            found = "voltage_low"
-        else:
-            loading = self.loading()
-            found = "thermal" if np.any((loading > 100.0) & (self.own_loading <= 100.0)) else None
+        found = solve_and_judge(d, self.own_v, self.own_loading, self.loading)
         switch_off(d, name)
         self.set_taps(self.base_taps)
         d.Solution.Solve()

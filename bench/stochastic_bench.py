@@ -41,12 +41,12 @@ sys.path.insert(0, str(HERE))
 import report  # noqa: E402  (bench/report.py: verdict, environment)
 from engine_floor import MASTER_FILE, REPO, BenchError  # noqa: E402
 from harness import Client, Server, check, free_port, process_cpu_ticks  # noqa: E402
+from studies_floor import solve_and_judge  # noqa: E402
 
 # The study: the and README's request, and the API's default limits (studies/limits.py: an element already
-# above THERMAL_PCT in the starting state is pre-existing and never a limit).
+# above 100 % in the starting state is pre-existing and never a limit; studies_floor.solve_and_judge).
 FULL = {"penetration_pct": {"start": 10, "stop": 200, "step": 10}, "samples": 20, "seed": 1}
 QUICK = {"penetration_pct": {"start": 10, "stop": 100, "step": 30}, "samples": 4, "seed": 1}
-V_HIGH, V_LOW, THERMAL_PCT = 1.05, 0.95, 100.0
 TARGET_POOL = 1.2  # API wall time / (floor wall time / workers)
 POLL_S = 0.02
 
@@ -141,22 +141,7 @@ class StochasticFloor:
                 d.Text.Command(f"New Generator.f{customer} {self.connections[customer]} kw={kw!r} pf=1 model=1 "
                                f"vminpu=0.5 vmaxpu=1.5")
                 self.created.add(customer)
-        try:
-            d.Solution.Solve()
-            converged = d.Solution.Converged()
-        except opendssdirect.DSSException:
-            converged = False
-        v = np.asarray(d.Circuit.AllBusMagPu())
-        if not converged or not np.all(np.isfinite(v)) or v.max() > 2.0:
-            found = "not_converged"
-        elif np.any(v > V_HIGH):
-            found = "voltage_high"
-        elif np.any((v < V_LOW) & (v < self.own_v)):
-            found = "voltage_low"
-        else:
-            loading = self.loading()
-            hot = (loading > THERMAL_PCT) & (self.own_loading <= THERMAL_PCT)
-            found = "thermal" if np.any(hot) else None
+        found = solve_and_judge(d, self.own_v, self.own_loading, self.loading)
         for customer, _ in systems:
             self.set_generator(customer, 0.0, False)
         self.set_taps(self.base_taps)

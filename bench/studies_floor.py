@@ -6,7 +6,7 @@ setters for the loads, one solve and a few reads per hour."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import opendssdirect
@@ -31,6 +31,26 @@ def terminal1_phases(conductors: np.ndarray, phases: np.ndarray) -> tuple[np.nda
     starts = np.concatenate(([0], np.cumsum(2 * conductors)[:-1]))
     picks = np.concatenate([np.arange(s, s + p) for s, p in zip(starts, phases)])
     return picks, np.concatenate(([0], np.cumsum(phases)[:-1]))
+
+
+def solve_and_judge(d: Any, own_v: np.ndarray, own_loading: np.ndarray, loading: Callable[[], np.ndarray]
+                    ) -> str | None:
+    """Solve a trial and name what it breaks first, by the API's rules (pre-existing overloads never count):
+    the one judgement every floor of the studies bench shares."""
+    try:
+        d.Solution.Solve()
+        converged = d.Solution.Converged()
+    except opendssdirect.DSSException:
+        converged = False
+    v = np.asarray(d.Circuit.AllBusMagPu())
+    if not converged or not np.all(np.isfinite(v)) or v.max() > 2.0:
+        return "not_converged"
+    if np.any(v > V_HIGH):
+        return "voltage_high"
+    if np.any((v < V_LOW) & (v < own_v)):
+        return "voltage_low"
+    hot = (loading() > THERMAL_PCT) & (own_loading <= THERMAL_PCT)
+    return "thermal" if np.any(hot) else None
 
 
 # ----------------------------------------------------------------------------------------------------- floors
@@ -115,22 +135,7 @@ class HostingCapacityFloor(Engine):
             d.Text.Command(f"New Generator.{name} bus1={bus}.{'.'.join(map(str, nodes))} phases={len(nodes)} "
                            f"kv={kv:.6f} kw={kw!r} pf=1 model=1 vminpu=0.5 vmaxpu=1.5")
             self.created.add(name)
-        try:
-            d.Solution.Solve()
-            converged = d.Solution.Converged()
-        except opendssdirect.DSSException:
-            converged = False
-        v = np.asarray(d.Circuit.AllBusMagPu())
-        if not converged or not np.all(np.isfinite(v)) or v.max() > 2.0:
-            found = "not_converged"
-        elif np.any(v > V_HIGH):
-            found = "voltage_high"
-        elif np.any((v < V_LOW) & (v < self.own_v)):
-            found = "voltage_low"
-        else:
-            loading = self.loading()
-            hot = (loading > THERMAL_PCT) & (self.own_loading <= THERMAL_PCT)  # pre-existing ones never count
-            found = "thermal" if np.any(hot) else None
+        found = solve_and_judge(d, self.own_v, self.own_loading, self.loading)
         self.set_generator(name, 0.0, False)
         self.set_taps(self.base_taps)
         d.Solution.Solve()
