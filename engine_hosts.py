@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import functools
 import itertools
+import select
 import socket
 import subprocess
 import sys
 import threading
-from multiprocessing.connection import Connection
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from engine_host import unpack_arrays
+from engine_host import recv_message, send_message, unpack_arrays
 from results import Change, RowLayout, Snapshot
 
 HOST_SCRIPT = Path(__file__).resolve().parent / "engine_host.py"
@@ -53,17 +54,30 @@ class HostedSnapshot(Snapshot):
 
 
 class EngineHost:
-    """One host process and the pipe to it; one request at a time (the host answers them in turn)."""
+    """One host process and the socket to it.
+
+    Requests for different circuits are sent without waiting for earlier answers: they queue in the socket and the
+    host answers them in turn, so it never idles while the web process finishes another answer. Answers are matched
+    to callers by request id, and the callers take turns reading them (one reads while the others wait), so an
+    answer reaches its caller without a hop through another thread.
+    Locks: `send_lock` orders writes and the swap of the process on a restart; `answers` (a condition) guards the
+    waiting callers and who reads, never held while reading or writing; `lock` makes one restart at a time."""
 
     def __init__(self, index: int, pool: "EnginePool") -> None:
         self.index = index
         self.pool = pool
         self.lock = threading.Lock()
+        self.send_lock = threading.Lock()
+        self.answers = threading.Condition(threading.Lock())
+        self.pending: dict[int, Future] = {}
+        self.reading = False  # a caller is reading the socket
+        self.request_ids = itertools.count(1)
         self.generation = 0
         self.restarts = 0
         self.circuits = 0  # open circuits (placement balances on it)
+        self.closing = False
         self.process: subprocess.Popen | None = None
-        self.connection: Connection | None = None
+        self.sock: socket.socket | None = None
         self.start()
 
     def start(self) -> None:
@@ -72,13 +86,15 @@ class EngineHost:
         self.process = subprocess.Popen([sys.executable, str(HOST_SCRIPT), str(theirs.fileno())],
                                         pass_fds=[theirs.fileno()])
         theirs.close()
-        self.connection = Connection(ours.detach())
+        self.sock = ours
 
     def wait_ready(self) -> None:
-        assert self.connection is not None
-        if not self.connection.poll(START_TIMEOUT_S):
+        """Wait for the host's first message (nobody else reads before it: no request has been sent)."""
+        assert self.sock is not None
+        ready, _, _ = select.select([self.sock], [], [], START_TIMEOUT_S)
+        if not ready:
             raise RuntimeError(f"engine host {self.index} did not start within {START_TIMEOUT_S:g} s")
-        self.connection.recv()
+        recv_message(self.sock)
 
     @property
     def pid(self) -> int | None:
@@ -87,41 +103,107 @@ class EngineHost:
     def current_generation(self) -> int:
         """The generation of the running process, restarting it first if it died while idle (so the next
         request on one of its scenarios is rebuilt elsewhere and answered, rather than refused)."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            return self.generation
         with self.lock:
-            if self.process is None or self.process.poll() is not None:
+            if self.process is process and not self.closing:
                 self._restart()
             return self.generation
 
     def call(self, generation: int, verb: str, circuit_id: int, args: tuple = ()) -> Any:
         """Send one request and wait for its answer; a dead host raises HostUnavailable (and is restarted)."""
-        with self.lock:
-            if generation != self.generation:
+        future: Future = Future()
+        with self.send_lock:
+            if generation != self.generation or self.closing:
                 raise HostUnavailable(f"engine host {self.index} was restarted; the scenario is rebuilt from its "
                                       f"journal on the next request")
-            assert self.connection is not None
+            request_id = next(self.request_ids)
+            with self.answers:
+                self.pending[request_id] = future
             try:
-                self.connection.send((verb, circuit_id, args))
-                status, value = self.connection.recv()
-            except (EOFError, OSError) as error:
-                self._restart()
-                raise HostUnavailable(f"engine host {self.index} stopped while answering; nothing was applied. "
-                                      f"Retry: the scenario is rebuilt from its journal") from error
+                assert self.sock is not None
+                send_message(self.sock, (request_id, verb, circuit_id, args))
+            except BaseException as error:
+                with self.answers:
+                    self.pending.pop(request_id, None)
+                if isinstance(error, OSError):  # the host died: whoever reads sees the end and restarts it
+                    raise self.stopped() from error
+                raise
+        self._wait_for(future, generation)
+        status, value = future.result()
         if status == "err":
             raise value
         return value
 
+    def _wait_for(self, future: Future, generation: int) -> None:
+        """Read answers, or wait while another caller reads them, until this one's has come."""
+        while True:
+            with self.answers:
+                while not future.done() and self.reading:
+                    self.answers.wait()
+                if future.done():
+                    return
+                self.reading, sock = True, self.sock
+            assert sock is not None
+            try:
+                request_id, status, value = recv_message(sock)
+            except (EOFError, OSError):
+                with self.answers:
+                    self.reading = False
+                    self._close_if_replaced(sock)
+                    self.answers.notify_all()
+                self._died(generation)  # fails every waiting caller, this one included
+                continue
+            with self.answers:
+                self.reading = False
+                waiting = self.pending.pop(request_id, None)
+                if waiting is not None:
+                    waiting.set_result((status, value))
+                self.answers.notify_all()
+
+    def stopped(self) -> HostUnavailable:
+        return HostUnavailable(f"engine host {self.index} stopped while answering; nothing was applied. "
+                               f"Retry: the scenario is rebuilt from its journal")
+
+    def _died(self, generation: int) -> None:
+        with self.lock:
+            if not self.closing and self.generation == generation:
+                self._restart()
+
+    def _close_if_replaced(self, sock: socket.socket) -> None:
+        """Close a dead generation's socket (or the last one, when closing) once nobody reads it (caller holds
+        `answers`): closed under a reader, its number could be reused by a new socket the reader would then read."""
+        if (sock is not self.sock or self.closing) and not self.reading:
+            sock.close()
+
     def _restart(self) -> None:
-        """A new process in place of the dead one (caller holds the lock); its circuits are gone."""
-        if self.process is not None:
+        """A new process in place of the dead one (caller holds `lock`); its circuits are gone, and the callers
+        waiting on it get HostUnavailable."""
+        with self.send_lock:
+            assert self.process is not None and self.sock is not None
             self.process.kill()
             self.process.wait()
-        if self.connection is not None:
-            self.connection.close()
-        self.generation += 1
-        self.restarts += 1
-        self.circuits = 0
-        self.start()
-        self.wait_ready()
+            old = self.sock
+            self._shut(old)  # wakes a caller reading it
+            with self.answers:
+                waiting, self.pending = self.pending, {}
+                self.generation += 1
+                self.restarts += 1
+                self.circuits = 0
+                self.start()
+                self._close_if_replaced(old)
+                for future in waiting.values():
+                    future.set_exception(self.stopped())
+                self.answers.notify_all()
+            self.wait_ready()
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def rss_mb(self) -> float | None:
         """Resident memory of the host process (Linux /proc), for /health and the bench."""
@@ -134,9 +216,17 @@ class EngineHost:
         return None
 
     def close(self) -> None:
+        """End of input for the host, which exits; callers still waiting get HostUnavailable."""
         with self.lock:
-            if self.connection is not None:
-                self.connection.close()
+            self.closing = True
+            with self.send_lock, self.answers:
+                if self.sock is not None:
+                    self._shut(self.sock)
+                    self._close_if_replaced(self.sock)
+                waiting, self.pending = self.pending, {}
+                for future in waiting.values():
+                    future.set_exception(self.stopped())
+                self.answers.notify_all()
             if self.process is not None:
                 try:
                     self.process.wait(timeout=5)

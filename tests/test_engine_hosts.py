@@ -266,3 +266,80 @@ def test_a_host_killed_in_a_burst_loses_no_answered_change(tmp_path: Path) -> No
         assert requests.get(f"{url}/health", timeout=30).json()["hosts"][victim["host"]]["restarts"] == 2
     finally:
         stop_server(process)
+
+
+def test_answers_reach_their_own_callers_when_requests_overlap() -> None:
+    """Six threads on six circuits of one host send requests without waiting for each other's answers (they queue in
+    the socket and the callers take turns reading): every answer must be the one its caller asked for."""
+    from engine_hosts import EnginePool
+
+    pool = EnginePool(1, {})
+    try:
+        circuits = [pool.make_circuit() for _ in range(6)]
+        bus_names = [bus["name"] for bus in circuits[0].buses()]
+        failures: list[str] = []
+
+        def work(k: int) -> None:
+            circuit = circuits[k]
+            for step in range(12):
+                name = bus_names[(7 * k + step) % len(bus_names)]
+                if circuit.bus(name)["name"] != name:
+                    failures.append(f"thread {k} asked for bus {name}")
+                factor = 1 + (k + 1) / 100 if step % 2 == 0 else 1 / (1 + (k + 1) / 100)
+                action = dict(circuit.apply({"op": "modify_load_neighbourhood", "neighbourhood": k + 1,
+                                             "factor": factor}))
+                if (action["neighbourhood"], action["factor"], action["sequence"]) != (k + 1, factor, step + 1):
+                    failures.append(f"thread {k} step {step} got {action}")
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not any(thread.is_alive() for thread in threads), "a caller never got its answer"
+        assert failures == []
+        assert pool.hosts[0].pending == {} and not pool.hosts[0].reading
+    finally:
+        pool.close()
+
+
+def test_callers_waiting_on_a_killed_host_get_host_unavailable_and_it_restarts() -> None:
+    """Killed while four callers wait on it, a host fails each of them with HostUnavailable (none hangs); it is
+    started again, its old circuits report dead, and a new circuit on it answers."""
+    from engine_hosts import EnginePool, HostUnavailable
+
+    pool = EnginePool(1, {})
+    try:
+        circuits = [pool.make_circuit() for _ in range(4)]
+        host = pool.hosts[0]
+        old_pid = host.pid
+        outcomes: list[str] = []
+        started = threading.Barrier(5)
+
+        def work(circuit: Any) -> None:
+            started.wait()
+            try:
+                for _ in range(200):
+                    circuit.apply({"op": "modify_load_neighbourhood", "neighbourhood": 2, "factor": 1.01})
+                outcomes.append("finished")
+            except HostUnavailable:
+                outcomes.append("unavailable")
+
+        threads = [threading.Thread(target=work, args=(circuit,)) for circuit in circuits]
+        for thread in threads:
+            thread.start()
+        started.wait()
+        time.sleep(0.2)
+        os.kill(old_pid, signal.SIGKILL)
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not any(thread.is_alive() for thread in threads), "a caller hung on the dead host"
+        assert outcomes == ["unavailable"] * 4
+        assert host.restarts == 1 and host.pid != old_pid and host.pending == {}
+        assert not any(circuit.alive for circuit in circuits)
+        with pytest.raises(HostUnavailable, match="restarted"):
+            circuits[0].bus("67")
+        assert pool.make_circuit().bus("67")["name"] == "67"
+    finally:
+        pool.close()
+    assert host.process is not None and host.process.poll() is not None, "the host outlived close()"
