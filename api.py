@@ -30,7 +30,7 @@ from scenarios import ScenarioError, ScenarioRegistry, ScenarioStore, StateFileE
 from schemas import ErrorResponse, describe_validation_error
 from serving import AccessLog, is_loopback, serve_until_signalled
 from simulation_core import PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError
-from studies.executors import ExecutorUnavailable, LocalPool
+from studies.executors import ExecutorUnavailable, LocalPool, usable_cores
 from studies.jobs import JobManager, StudyError
 from studies.tasks import engine_settings
 
@@ -262,9 +262,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-live-scenarios", type=positive_int, default=32, metavar="N",
                         help="with --state: scenarios that keep an engine in memory; the others rest on disk "
                              "and are rebuilt on first use (default 32)")
-    parser.add_argument("--engine-hosts", type=positive_int, default=1, metavar="N",
+    parser.add_argument("--engine-hosts", type=positive_int, default=None, metavar="N",
                         help="processes that own the scenarios' engines, so changes to different scenarios use "
-                             "different cores (default 1: the engines stay in the web process)")
+                             f"different cores (default: the usable cores, {default_engine_hosts()} here; 1 keeps "
+                             "the engines in the web process)")
     return parser.parse_args(argv)
 
 
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
                                   "STATE_FILE": args.state, "MAX_SCENARIOS": args.max_scenarios,
                                   "MAX_LIVE_SCENARIOS": args.max_live_scenarios, "WORKERS": args.workers,
                                   "MAX_JOBS": args.max_jobs, "DASK_SCHEDULER": args.dask_scheduler,
-                                  "ENGINE_HOSTS": args.engine_hosts})
+                                  "ENGINE_HOSTS": args.engine_hosts or default_engine_hosts()})
     except (StateFileError, ExecutorUnavailable) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
@@ -307,6 +308,12 @@ def settle_heap() -> None:
     a stall some request would wait out."""
     gc.collect()
     gc.freeze()
+
+
+def default_engine_hosts() -> int:
+    """One engine host per usable core; 1 (the engines in this process) on one core, or where a host cannot be
+    handed its socket (`pass_fds` is POSIX only)."""
+    return usable_cores() if os.name == "posix" else 1
 
 
 def positive_int(text: str) -> int:
