@@ -83,7 +83,11 @@ class CpuMeter:
 
 class Server:
     """`python api.py --port N` started as a user does, from an empty temporary directory (or, with
-    `body_file`, bench/transport_floor.py serving that fixed body)."""
+    `body_file`, bench/transport_floor.py serving that fixed body).
+
+    The server runs its engines in its own process (`--engine-hosts 1`) unless `extra_args` names
+    `--engine-hosts`: the phases compare it with an in-process engine floor and read its CPU and memory from one
+    pid. hosts_bench.py sets the hosts (the default on a machine with several cores) against this."""
 
     def __init__(self, label: str, body_file: Path | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.label = label
@@ -102,7 +106,8 @@ class Server:
     def start(self) -> None:
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             started = time.perf_counter()
-            command = [sys.executable, str(REPO / "api.py"), "--port", str(self.port), *self.extra_args]
+            hosts = () if "--engine-hosts" in self.extra_args else ("--engine-hosts", "1")
+            command = [sys.executable, str(REPO / "api.py"), "--port", str(self.port), *hosts, *self.extra_args]
             if self.body_file is not None:
                 command = [sys.executable, str(REPO / "bench" / "transport_floor.py"), str(self.port),
                            str(self.body_file), *self.extra_args]
