@@ -9,12 +9,24 @@ kinds happens at least once (every order of any 3, for order 3); what each touch
 drawn from the seed. After each operation the engine that did it is checked: no InvControl on over a PVSystem
 that is off, and at most one element of each generator on. Prints a JSON report; any 5xx, an unexpected status or
 a broken check raises (exit status 1); a crash is a signal (negative exit status).
+
+With `"compare_hosts": true` the lifecycle's session runs twice with the same seed: in one process
+(`--engine-hosts 1`) and on 2 engine hosts, where a "kill" operation SIGKILLs one of the hosts between requests (in
+the single process it does nothing), so its scenarios are rebuilt from their journals. Without kills every answer
+must be the same bytes (scenario ids and times aside). A rebuild starts the solver from another point, so with kills
+and plain generators (`"plain": true`) every number must agree to 1e-5 absolute or 1e-8 relative (the solver's
+noise: a few 1e-6 kW on 2,100 kW) and everything else exactly; with inverters, whose controls settle within their
+own tolerances (README, "Smart inverters": 1e-3 pu and 5 kW), statuses and actions must be equal and the power
+summary and voltage profile within those.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +39,8 @@ from api import create_app  # noqa: E402
 from studies import batch  # noqa: E402
 
 BUSES = [("85", 1), ("67", 3), ("114", 1), ("76", 3), ("20", 1)]
-KINDS = ["add", "update", "delete", "undo", "dry", "rebuild", "fork", "evict", "trial", "series", "batch", "customers"]
+LIFECYCLE_KINDS = ["add", "update", "delete", "undo", "dry", "rebuild", "fork", "evict"]
+KINDS = LIFECYCLE_KINDS + ["trial", "series", "batch", "customers"]
 MAX_SCENARIOS = 5
 
 
@@ -51,19 +64,28 @@ def de_bruijn(symbols: int, order: int) -> list[int]:
     return sequence + sequence[:order - 1]
 
 
+TIMESTAMP = re.compile(rb"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z?")
+
+
 class Session:
-    def __init__(self, seed: int, state_file: Path) -> None:
+    def __init__(self, seed: int, state_file: Path, engine_hosts: int = 1, plain: bool = False) -> None:
         self.random = random.Random(seed)
+        self.plain = plain
         self.app = create_app({"TESTING": True, "STATE_FILE": str(state_file), "MAX_LIVE_SCENARIOS": 2,
-                               "MAX_SCENARIOS": MAX_SCENARIOS + 2, "WORKERS": 1})
+                               "MAX_SCENARIOS": MAX_SCENARIOS + 2, "WORKERS": 1, "ENGINE_HOSTS": engine_hosts})
         self.client = self.app.test_client()
         self.registry = self.app.extensions["scenarios"]
+        self.pool = self.app.extensions["engine_pool"]
         self.scenarios = ["default"]
+        self.every_scenario = ["default"]  # in order of creation: labels for the transcript
         self.current = "default"
         self.statuses: dict[str, dict[int, int]] = {}
+        self.transcript: list[tuple[str, int, bytes]] = []
 
     # ------------------------------------------------------------------ helpers
     def inverter(self) -> dict[str, Any] | None:
+        if self.plain:
+            return None
         mode = self.random.choice([None, "unity", "constant_pf", "volt_var", "volt_watt", "volt_var_volt_watt"])
         if mode is None:
             return None
@@ -85,6 +107,7 @@ class Session:
 
     def record(self, kind: str, response: Any, allowed: set[int]) -> None:
         status = response.status_code
+        self.transcript.append((kind, status, response.data))
         self.statuses.setdefault(kind, {}).setdefault(status, 0)
         self.statuses[kind][status] += 1
         if status not in allowed:
@@ -102,6 +125,7 @@ class Session:
 
     def new_scenario(self, scenario: str) -> None:
         self.scenarios.append(scenario)
+        self.every_scenario.append(scenario)
         self.current = scenario
         while len(self.scenarios) > MAX_SCENARIOS:
             old = self.scenarios.pop(1)
@@ -164,6 +188,25 @@ class Session:
         if others:
             self.switch_to(min(others, key=lambda s: self.registry.get(s).last_used))
         self.record("evict", self.client.get(f"/scenarios/{self.current}/state"), {200})
+
+    def op_kill(self) -> None:
+        """SIGKILL one engine host between requests (engine hosts only): its scenarios are rebuilt on next use."""
+        victim = self.random.randrange(2)
+        if self.pool is not None:
+            host = self.pool.hosts[victim]
+            if host.process.poll() is None:  # not already killed with no request since
+                os.kill(host.pid, signal.SIGKILL)
+                host.process.wait()
+        self.statuses.setdefault("kill", {}).setdefault(200, 0)
+        self.statuses["kill"][200] += 1
+
+    def normalized_transcript(self) -> list[tuple[str, int, bytes]]:
+        """The answers with scenario ids replaced by their order of creation and times by a marker."""
+        def normal(data: bytes) -> bytes:
+            for label, scenario in enumerate(self.every_scenario):
+                data = data.replace(scenario.encode(), f"<scenario {label}>".encode())
+            return TIMESTAMP.sub(b"<time>", data)
+        return [(kind, status, normal(body)) for kind, status, body in self.transcript]
 
     def op_trial(self) -> None:
         """Hosting-capacity trials with an inverter on this scenario's engine, as a study's task runs them."""
@@ -271,10 +314,62 @@ class Session:
         steps = [kinds[i] for i in de_bruijn(len(kinds), order)]
         for kind in steps:
             getattr(self, f"op_{kind}")()
-            self.check_engine()
+            if self.pool is None:  # the engine is in this process: read it
+                self.check_engine()
         self.check_journal()
         self.app.extensions["jobs"].close()
+        if self.pool is not None:
+            self.pool.close()
         return {"operations": len(steps), "statuses": self.statuses, "scenarios": len(self.scenarios)}
+
+
+def compare_hosts(spec: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The same seeded session in one process and on 2 engine hosts (with kills): the same answers."""
+    kinds, plain = spec.get("kinds", LIFECYCLE_KINDS + ["kill"]), bool(spec.get("plain"))
+    single = Session(spec["seed"], folder / "single.sqlite", plain=plain)
+    hosted = Session(spec["seed"], folder / "hosted.sqlite", 2, plain=plain)
+    report = single.run(kinds, spec["order"])
+    hosted_report = hosted.run(kinds, spec["order"])
+    if len(single.transcript) != len(hosted.transcript) or hosted_report["statuses"] != report["statuses"]:
+        raise AssertionError(f"the sessions differ: {report} against {hosted_report}")
+    same = close_enough if "kill" not in kinds else (numbers_close if plain else within_inverter_tolerance)
+    pairs = list(zip(single.normalized_transcript(), hosted.normalized_transcript()))
+    for step, (ours, theirs) in enumerate(pairs):
+        if ours != theirs and not (ours[:2] == theirs[:2] and same(json.loads(ours[2]), json.loads(theirs[2]))):
+            raise AssertionError(f"answer {step} differs: one process {ours[:2]} {ours[2][:600]!r}\n"
+                                 f"engine hosts {theirs[:2]} {theirs[2][:600]!r}")
+    return {**report, "answers": len(pairs), "restarts": sum(h.restarts for h in hosted.pool.hosts),
+            "byte_identical": sum(a == b for a, b in pairs)}
+
+
+def close_enough(ours: Any, theirs: Any) -> bool:
+    """Without kills nothing but the bytes will do."""
+    return False
+
+
+def numbers_close(ours: Any, theirs: Any) -> bool:
+    """The same document, numbers to 1e-5 absolute or 1e-8 relative."""
+    if isinstance(ours, dict):
+        return isinstance(theirs, dict) and ours.keys() == theirs.keys() and all(
+            numbers_close(ours[k], theirs[k]) for k in ours)
+    if isinstance(ours, list):
+        return isinstance(theirs, list) and len(ours) == len(theirs) and all(
+            numbers_close(a, b) for a, b in zip(ours, theirs))
+    if isinstance(ours, float) and isinstance(theirs, (int, float)) and not isinstance(theirs, bool):
+        return abs(ours - theirs) <= max(1e-5, 1e-8 * abs(ours))
+    return ours == theirs
+
+
+def within_inverter_tolerance(ours: Any, theirs: Any) -> bool:
+    """The same action, and the power summary and voltage profile within the inverter controls' tolerance."""
+    if ours.get("action") != theirs.get("action") or ours.keys() != theirs.keys() or "results" not in ours:
+        return False
+    for section, tolerance in (("power_summary", 5.0), ("voltage_profile", 1e-3)):
+        x, y = ours["results"][section], theirs["results"][section]
+        if x.keys() != y.keys() or any(abs(x[k] - y[k]) > tolerance for k in x if not isinstance(x[k], bool)
+                                       and isinstance(x[k], (int, float))):
+            return False
+    return True
 
 
 def sabotage() -> None:
@@ -298,6 +393,9 @@ def main() -> None:
     if spec.get("sabotage"):
         sabotage()
     with tempfile.TemporaryDirectory() as folder:
+        if spec.get("compare_hosts"):
+            print(json.dumps(compare_hosts(spec, Path(folder))))
+            return
         session = Session(spec["seed"], Path(folder) / "state.sqlite")
         print(json.dumps(session.run(spec.get("kinds", KINDS), spec["order"])))
 
