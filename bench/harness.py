@@ -344,3 +344,18 @@ def wrk_level(server: Server, prefixes: list[str], duration: float, query: str =
             "latency": {k[:-3]: result[k] / 1000 for k in ("p50_us", "p90_us", "p99_us", "max_us", "mean_us")},
             "client_cpu_s": (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime),
             "load_generator": "wrk " + " ".join(command[1:9])}
+
+
+def run_study(client: "Client", route: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /studies/<route>, then GET its job every 20 ms until it ends; a job not done stops the run. Returns the
+    wall time from the POST, the finished job and its task count."""
+    started = time.perf_counter()
+    status, ctype, data, _ = client.call("POST", f"/studies/{route}?wait=60", orjson.dumps(body))
+    job = check(200 if status in (200, 202) else status, ctype, data, route)["job"]
+    while job["status"] in ("queued", "running"):
+        time.sleep(0.02)
+        status, ctype, data, _ = client.call("GET", f"/jobs/{job['id']}", None)
+        job = check(status, ctype, data, "job")["job"]
+    if job["status"] != "done":
+        raise BenchError(f"{route}: job {job['status']}: {job['error']}")
+    return {"wall_s": time.perf_counter() - started, "job": job, "tasks": job["tasks"]["total"]}

@@ -75,7 +75,8 @@ def throughput(server: Server, duration: float) -> list[dict[str, Any]]:
 
 
 def memory(server: Server) -> dict[str, Any]:
-    """RSS (MB) of the web process and of each engine host, with 9 live scenarios (default + 8 of the last level)."""
+    """RSS (MB) of the web process and of each engine host after the levels (their scenarios deleted, the default
+    live): what each process keeps after work."""
     client = Client(server)
     status, ctype, data, _ = client.call("GET", "/health")
     hosts = check(status, ctype, data, "GET /health")["hosts"]

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from engine_floor import MODEL_DIR, BenchError
-from studies_floor import STEP_KW, THERMAL_PCT, HostingCapacityFloor, values
+from studies_floor import STEP_KW, HostingCapacityFloor, values
 
 HOURS = ("daytime_minimum", "peak_load")
 TARGET_POOL = 1.2  # API wall time / (floor wall time / 2)
@@ -121,8 +121,7 @@ def print_hours(r: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    import orjson
-    from harness import Client, Server, check
+    from harness import Client, Server, run_study
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--buses", type=int, help="the first N buses that can host a generator (default all)")
@@ -135,16 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     class Api:
         @staticmethod
         def study(route: str, body: dict[str, Any]) -> dict[str, Any]:
-            started = time.perf_counter()
-            status, ctype, data, _ = client.call("POST", f"/studies/{route}?wait=60", orjson.dumps(body))
-            job = check(200 if status in (200, 202) else status, ctype, data, route)["job"]
-            while job["status"] in ("queued", "running"):
-                time.sleep(0.02)
-                status, ctype, data, _ = client.call("GET", f"/jobs/{job['id']}", None)
-                job = check(status, ctype, data, "job")["job"]
-            if job["status"] != "done":
-                raise BenchError(f"{route}: job {job['status']}: {job['error']}")
-            return {"wall_s": time.perf_counter() - started, "job": job, "tasks": job["tasks"]["total"]}
+            return run_study(client, route, body)
 
     try:
         Api.study("hosting_capacity", {"buses": ["85", "114"], "step_kw": STEP_KW, "hours": list(HOURS)})  # warm-up

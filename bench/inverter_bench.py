@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import opendssdirect
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo, for the in-process figure
@@ -216,7 +215,7 @@ def inverter_phase(api: Api, buses: list[str] | None, changes: int = 200) -> dic
 
 def print_inverters(r: dict[str, Any]) -> None:
     c, s = r["change"], r["study"]
-    print(f"\nVolt-var change (new definition, light load)       n      p50      p90      p99      min      max    stdev")
+    print("\nVolt-var change (new definition, light load)       n      p50      p90      p99      min      max    stdev")
     print(fmt_row("engine floor (opendssdirect)", c["floor"], 36,
                   f"   (p50 of the two runs {', '.join(f'{x:.3f}' for x in c['floor']['runs_p50'])})"))
     print(fmt_row("OpenDSSCircuit.add_generator + JSON", c["in_process"], 36))
@@ -235,7 +234,7 @@ def print_inverters(r: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from harness import Client, Server, check
+    from harness import Client, Server, run_study
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--buses", type=int, help="the first N buses that can host a generator (default all)")
@@ -254,16 +253,7 @@ def main(argv: list[str] | None = None) -> int:
 
         @staticmethod
         def study(route: str, body: dict[str, Any]) -> dict[str, Any]:
-            started = time.perf_counter()
-            status, ctype, data, _ = client.call("POST", f"/studies/{route}?wait=60", orjson.dumps(body))
-            job = check(200 if status in (200, 202) else status, ctype, data, route)["job"]
-            while job["status"] in ("queued", "running"):
-                time.sleep(0.02)
-                status, ctype, data, _ = client.call("GET", f"/jobs/{job['id']}", None)
-                job = check(status, ctype, data, "job")["job"]
-            if job["status"] != "done":
-                raise BenchError(f"{route}: job {job['status']}: {job['error']}")
-            return {"wall_s": time.perf_counter() - started, "job": job, "tasks": job["tasks"]["total"]}
+            return run_study(client, route, body)
 
     try:
         result = inverter_phase(HttpApi, buses, args.changes)

@@ -33,15 +33,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import opendssdirect
 import orjson
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import report  # noqa: E402  (bench/report.py: verdict, environment)
-from engine_floor import MASTER_FILE, REPO, BenchError  # noqa: E402
+from engine_floor import REPO, BenchError  # noqa: E402
 from harness import Client, Server, check, free_port, process_cpu_ticks  # noqa: E402
-from studies_floor import solve_and_judge  # noqa: E402
+from studies_floor import Engine, solve_and_judge, terminal1_phases, values  # noqa: E402
 
 # The study: the issue's and README's request, and the API's default limits (studies/limits.py: an element already
 # above 100 % in the starting state is pre-existing and never a limit; studies_floor.solve_and_judge).
@@ -51,36 +50,17 @@ TARGET_POOL = 1.2  # API wall time / (floor wall time / workers)
 POLL_S = 0.02
 
 
-def values(batch_property: Any) -> Any:
-    return batch_property() if callable(batch_property) else batch_property
-
-
-def terminal1(conductors: np.ndarray, phases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    starts = np.concatenate(([0], np.cumsum(2 * conductors)[:-1]))
-    picks = np.concatenate([np.arange(s, s + p) for s, p in zip(starts, phases)])
-    return picks, np.concatenate(([0], np.cumsum(phases)[:-1]))
-
-
 # ----------------------------------------------------------------------------------------------------- floor
-class StochasticFloor:
+class StochasticFloor(Engine):
     """The feeder in one opendssdirect context; a generator per customer (load) made on first use, where the
     load connects (README: 3-phase on 1.2.3, 1-phase on the load's node, or across its two nodes)."""
 
     def __init__(self) -> None:
-        d = opendssdirect.NewContext()
-        d.Basic.AllowChangeDir(False)
-        d.Text.Command(f"Compile [{MASTER_FILE}]")
-        d.Solution.Mode(0)
-        d.Solution.Solve()
-        self.d, self.b = d, d.to_altdss()
-        b = self.b
-        self.windings = []
-        for control in d.RegControls.AllNames():
-            d.RegControls.Name(control)
-            self.windings.append((d.RegControls.Transformer(), d.RegControls.Winding()))
-        self.line_picks, self.line_starts = terminal1(np.asarray(values(b.Line.NumConductors)),
+        super().__init__()
+        d, b = self.d, self.b
+        self.line_picks, self.line_starts = terminal1_phases(np.asarray(values(b.Line.NumConductors)),
                                                       np.asarray(values(b.Line.Phases)))
-        self.xf_picks, self.xf_starts = terminal1(np.asarray(values(b.Transformer.NumConductors)),
+        self.xf_picks, self.xf_starts = terminal1_phases(np.asarray(values(b.Transformer.NumConductors)),
                                                   np.asarray(values(b.Transformer.Phases)))
         self.norm_amps = np.concatenate([np.asarray(values(b.Line.NormAmps), dtype=float),
                                          np.asarray(values(b.Transformer.NormAmps), dtype=float)])
@@ -102,20 +82,6 @@ class StochasticFloor:
         if len(nodes) == 2:
             return f"bus1={bus}.{nodes[0]}.{nodes[1]} phases=1 kv={kv * math.sqrt(3):.6f}"
         return f"bus1={bus}.{nodes[0]} phases=1 kv={kv:.6f}"
-
-    def taps(self) -> list[float]:
-        out = []
-        for transformer, winding in self.windings:
-            self.d.Transformers.Name(transformer)
-            self.d.Transformers.Wdg(winding)
-            out.append(self.d.Transformers.Tap())
-        return out
-
-    def set_taps(self, taps: list[float]) -> None:
-        for (transformer, winding), tap in zip(self.windings, taps):
-            self.d.Transformers.Name(transformer)
-            self.d.Transformers.Wdg(winding)
-            self.d.Transformers.Tap(tap)
 
     def loading(self) -> np.ndarray:
         line = np.abs(np.asarray(values(self.b.Line.Currents))[self.line_picks])
