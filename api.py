@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any
 
-from engine_hosts import EnginePool, HostUnavailable
+from engine.pool import EnginePool, HostUnavailable
 from flask import Response, request
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
@@ -27,9 +27,9 @@ from routes.service import register_service_routes
 from routes.study import register_study_routes
 from routes.web import STATIC_DIR, error_response
 from scenarios import ScenarioError, ScenarioRegistry, ScenarioStore, StateFileError, StorageFullError
-from schemas import ErrorResponse, describe_validation_error
-from serving import AccessLog, is_loopback, serve_until_signalled
-from simulation_core import PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError
+from web.schemas import ErrorResponse, describe_validation_error
+from web.serving import AccessLog, is_loopback, serve_until_signalled
+from engine.circuit import PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError
 from studies.executors import ExecutorUnavailable, LocalPool, usable_cores
 from studies.jobs import JobManager, StudyError
 from studies.tasks import engine_settings
@@ -96,7 +96,7 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     pool = None
     if config.get("ENGINE_HOSTS", 1) > 1:  # engines in host processes; 1 keeps them in this process
         pool = EnginePool(config["ENGINE_HOSTS"], {"locked_taps": locked_taps, "voltage_limits_pu": limits})
-        make_circuit = pool.make_circuit  # type: ignore[assignment]  # same interface (engine_hosts.py)
+        make_circuit = pool.make_circuit  # type: ignore[assignment]  # same interface (engine/pool.py)
     app.extensions["engine_pool"] = pool
 
     app.extensions["study_engine"] = engine_settings(locked_taps, limits)

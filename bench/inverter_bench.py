@@ -34,7 +34,7 @@ SITES = [("85", 1), ("114", 1), ("92", 1), ("67", 3)]
 LIGHT = 0.25
 TARGET_POOL = 1.2        # study: API wall time / (floor wall time / 2)
 TARGET_IN_PROCESS = 1.5  # change: OpenDSSCircuit.add_generator p50 / floor p50
-LEFTOVER_LIMIT = 200     # circuit_inverters.MAX_LEFTOVER_DEFINITIONS: a warm engine recompiles past it
+LEFTOVER_LIMIT = 200     # engine.inverters.MAX_LEFTOVER_DEFINITIONS: a warm engine recompiles past it
 VOLT_VAR_CURVE = "npts=6 Xarray=[0 0.92 0.98 1.02 1.08 2] Yarray=[1 1 0 0 -1 -1]"  # Category B, flat ends
 
 

@@ -20,7 +20,7 @@ PARTS = [
     ("journal", "journal.py"),
     ("flask-openapi3 validation", "_validate_request"),
     ("JSON body check (before_request)", "require_json_object_body"),
-    ("engine: the change itself", "simulation_core.py"),
+    ("engine: the change itself", "engine/circuit.py"),
     ("scenario registry", "registry.py"),
     ("our routes", "/api.py"),
     ("Flask and werkzeug", "flask/"),

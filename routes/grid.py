@@ -7,14 +7,14 @@ import orjson
 from flask import Response, current_app
 from flask_openapi3 import OpenAPI
 
-from results import diff_snapshots
+from engine.results import diff_snapshots
 from routes.web import (BEARER, CHANGE_RESPONSES, ERROR_RESPONSES, apply_change, conditional, csv_response, grid,
                         grid_route, is_not_modified, jobs, json_response, not_modified, read_with_etag, registry,
                         results_body, scenarios_tag, service, success, tables)
-from scenario_schemas import (ChangeHeaders, ChangeQuery, ChangesResponse, DiffQuery, DiffResponse, ReadHeaders,
+from web.scenario_schemas import (ChangeHeaders, ChangeQuery, ChangesResponse, DiffQuery, DiffResponse, ReadHeaders,
                               ScenarioDocument, UndoResponse)
 from scenarios import export_document
-from schemas import (NOT_MODIFIED, AddGeneratorBody, BusesResponse, BusPath, BusResponse, EmptyBody, ErrorResponse,
+from web.schemas import (NOT_MODIFIED, AddGeneratorBody, BusesResponse, BusPath, BusResponse, EmptyBody, ErrorResponse,
                      GeneratorChangeResponse, GeneratorPath, GeneratorsResponse, HealthResponse, LinesResponse,
                      NeighbourhoodChangeResponse, NeighbourhoodsResponse, RemoveGeneratorResponse, ResetResponse,
                      ScaleNeighbourhoodBody, StateQuery, StateResponse, TableQuery, TransformersResponse)

@@ -10,10 +10,10 @@ from flask_openapi3 import OpenAPI
 
 from routes.web import (BEARER, ERROR_RESPONSES, conditional, error_response, json_response, registry, results_body,
                         scenarios_tag, success)
-from scenario_schemas import (CreateScenarioBody, ScenarioCreatedResponse, ScenarioDeletedResponse, ScenarioDocument,
+from web.scenario_schemas import (CreateScenarioBody, ScenarioCreatedResponse, ScenarioDeletedResponse, ScenarioDocument,
                               ScenarioPath, ScenarioResponse, ScenariosResponse)
 from scenarios import DOCUMENT_VERSION, feeder_sha256
-from schemas import NOT_MODIFIED, ErrorResponse, SectionsQuery
+from web.schemas import NOT_MODIFIED, ErrorResponse, SectionsQuery
 
 
 def register_scenario_routes(app: OpenAPI) -> None:

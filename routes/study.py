@@ -9,12 +9,12 @@ from flask_openapi3 import OpenAPI
 
 from routes.web import (BEARER, ERROR_RESPONSES, csv_response, grid_route, jobs, json_response, registry, studies_tag,
                         success)
-from schemas import ErrorResponse
+from web.schemas import ErrorResponse
 from studies.jobs import Job, StudyError
 from studies.plans import PLANS, Plan
 from studies.requests import (ScenarioInput, batch_plan, hosting_capacity_plan, stochastic_hosting_capacity_plan,
                               time_series_plan)
-from study_schemas import (BatchBody, HostingCapacityBody, JobPath, JobResponse, JobResultQuery, JobResultResponse,
+from web.study_schemas import (BatchBody, HostingCapacityBody, JobPath, JobResponse, JobResultQuery, JobResultResponse,
                            JobsResponse, StochasticHostingCapacityBody, StudyQuery, TimeSeriesBody)
 
 

@@ -14,11 +14,11 @@ import orjson
 from flask import Response, current_app, request
 from flask_openapi3 import OpenAPI, Tag
 
-from results import Change, Snapshot
-from scenario_schemas import ChangeHeaders, ChangeQuery, scenario_path
+from engine.results import Change, Snapshot
+from web.scenario_schemas import ChangeHeaders, ChangeQuery, scenario_path
 from scenarios import DEFAULT_ID, ScenarioRegistry
-from schemas import RESULT_SECTIONS, ErrorResponse
-from simulation_core import OpenDSSCircuit
+from web.schemas import RESULT_SECTIONS, ErrorResponse
+from engine.circuit import OpenDSSCircuit
 from studies.jobs import JobManager
 
 ERROR_RESPONSES: dict[int, Any] = {400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse,

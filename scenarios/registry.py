@@ -19,10 +19,10 @@ from typing import Any, Callable, Iterator
 
 import orjson
 
-from results import Change, Snapshot
+from engine.results import Change, Snapshot
 from scenarios.journal import JournalState, Op, replay_journal, utc_now
 from scenarios.store import (IdempotencyRecord, JournalEntry, ScenarioStore, StateFileError, StoredScenario)
-from simulation_core import OpenDSSCircuit, SimulationError
+from engine.circuit import OpenDSSCircuit, SimulationError
 
 DEFAULT_ID = "default"
 MAX_JOURNAL = 10_000  # changes listed per scenario; a full journal is folded into the scenario's starting point

@@ -23,10 +23,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from scenarios.journal import feeder_sha256
-from scenario_schemas import ScenarioDocument
-from schemas import describe_validation_error
-from study_schemas import BatchBody, HostingCapacityBody, StochasticHostingCapacityBody, TimeSeriesBody
-from simulation_core import OpenDSSCircuit, SimulationError
+from web.scenario_schemas import ScenarioDocument
+from web.schemas import describe_validation_error
+from web.study_schemas import BatchBody, HostingCapacityBody, StochasticHostingCapacityBody, TimeSeriesBody
+from engine.circuit import OpenDSSCircuit, SimulationError
 from studies.executors import ExecutorUnavailable, LocalPool
 from studies.jobs import JobManager, StudyError
 from studies.plans import Plan

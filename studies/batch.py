@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from circuit_studies import CheckpointLost
-from simulation_core import OpenDSSCircuit, SimulationError
+from engine.checkpoints import CheckpointLost
+from engine.circuit import OpenDSSCircuit, SimulationError
 
 
 def run(circuit: OpenDSSCircuit, work: dict[str, Any]) -> dict[str, Any]:

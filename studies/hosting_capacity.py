@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from simulation_core import NotConvergedError, OpenDSSCircuit
+from engine.circuit import NotConvergedError, OpenDSSCircuit
 from studies.hours import starting_reading
 from studies.limits import (Limits, StartingState, element_names, first_violation, preexisting_entries,
                             starting_state)

@@ -18,8 +18,8 @@ from typing import Any, Iterator, Union
 
 import numpy as np
 
-from results import Snapshot
-from simulation_core import OpenDSSCircuit
+from engine.results import Snapshot
+from engine.circuit import OpenDSSCircuit
 from studies import time_series
 from studies.time_series import HOURS_PER_YEAR, named_shape
 
@@ -90,7 +90,7 @@ def hour_work(shapes: dict[str, Any], hour_of_year: int) -> dict[str, Any]:
 
 
 def scenario_reading(snapshot: Snapshot) -> dict[str, Any]:
-    """The scenario's own state in the shape of a lean reading (`feeder_index.read_limits`)."""
+    """The scenario's own state in the shape of a lean reading (`engine.index.read_limits`)."""
     return {**snapshot.arrays, "source_kw": snapshot.section("power_summary")["total_circuit_power_kW"]}
 
 

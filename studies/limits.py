@@ -1,7 +1,7 @@
 """The limits a trial is judged by, and the rule for overloads the trial did not cause.
 
 Any study that adds generation and asks what breaks first judges a trial's lean reading
-(`feeder_index.read_limits`) against the state the trial started from (the scenario's, or one hour's):
+(`engine.index.read_limits`) against the state the trial started from (the scenario's, or one hour's):
 - `voltage_high`: a node above `voltage_high_pu`;
 - `voltage_low`: a node below `voltage_low_pu` and lower than in the starting state;
 - `thermal`: a line or transformer above `thermal_pct` of its normal rating. An element already above it in the
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from results import RowLayout
+from engine.results import RowLayout
 
 KIND_ORDER = ("voltage_high", "voltage_low", "thermal", "reverse_power")
 PREEXISTING_RULES = ("exclude", "worsened")

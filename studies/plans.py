@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulation_core import NO_GENERATOR_BUSES
+from engine.circuit import NO_GENERATOR_BUSES
 from studies import batch, hosting_capacity, hours, stochastic, time_series
 from studies.hosting_capacity import Criteria
 from studies.limits import Limits

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from inverter_settings import normalize_inverter
-from study_schemas import (BatchBody, HostingCapacityBody, StochasticHostingCapacityBody, StudyHours,
+from engine.inverter_settings import normalize_inverter
+from web.study_schemas import (BatchBody, HostingCapacityBody, StochasticHostingCapacityBody, StudyHours,
                            TimeSeriesBody)
-from simulation_core import MAX_GENERATOR_KW, SimulationError
+from engine.circuit import MAX_GENERATOR_KW, SimulationError
 from studies import stochastic
 from studies.hosting_capacity import Criteria
 from studies.limits import Limits

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from simulation_core import NotConvergedError, OpenDSSCircuit
+from engine.circuit import NotConvergedError, OpenDSSCircuit
 from studies.hours import starting_reading
 from studies.limits import (KIND_ORDER, Limits, StartingState, element_names, first_violation, preexisting_entries,
                             starting_state)

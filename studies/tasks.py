@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 import orjson
 
-from circuit_inverters import MAX_LEFTOVER_DEFINITIONS
-from simulation_core import OpenDSSCircuit
+from engine.inverters import MAX_LEFTOVER_DEFINITIONS
+from engine.circuit import OpenDSSCircuit
 from studies import batch, hosting_capacity, stochastic, time_series
 
 RUNNERS: dict[str, Callable[[OpenDSSCircuit, dict[str, Any]], dict[str, Any]]] = {
@@ -29,7 +29,7 @@ RUNNERS: dict[str, Callable[[OpenDSSCircuit, dict[str, Any]], dict[str, Any]]] =
 }
 
 MAX_LEFTOVER_GENERATORS = 20  # trial generators stay (disabled) in an engine and slow its solves: recompile past this
-# (inverter trials leave a definition each, which slow solves far less: circuit_inverters.MAX_LEFTOVER_DEFINITIONS)
+# (inverter trials leave a definition each, which slow solves far less: engine.inverters.MAX_LEFTOVER_DEFINITIONS)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from simulation_core import MODEL_DIR, OpenDSSCircuit
+from engine.circuit import MODEL_DIR, OpenDSSCircuit
 
 SHAPES_DIR = MODEL_DIR / "shapes"
 SHAPE_NAMES = ("residential", "commercial", "pv")

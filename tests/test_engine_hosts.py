@@ -271,7 +271,7 @@ def test_a_host_killed_in_a_burst_loses_no_answered_change(tmp_path: Path) -> No
 def test_answers_reach_their_own_callers_when_requests_overlap() -> None:
     """Six threads on six circuits of one host send requests without waiting for each other's answers (they queue in
     the socket and the callers take turns reading): every answer must be the one its caller asked for."""
-    from engine_hosts import EnginePool
+    from engine.pool import EnginePool
 
     pool = EnginePool(1, {})
     try:
@@ -306,7 +306,7 @@ def test_answers_reach_their_own_callers_when_requests_overlap() -> None:
 def test_callers_waiting_on_a_killed_host_get_host_unavailable_and_it_restarts() -> None:
     """Killed while four callers wait on it, a host fails each of them with HostUnavailable (none hangs); it is
     started again, its old circuits report dead, and a new circuit on it answers."""
-    from engine_hosts import EnginePool, HostUnavailable
+    from engine.pool import EnginePool, HostUnavailable
 
     pool = EnginePool(1, {})
     try:

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from results import NUMBER_SLOT, JsonTable, Snapshot
+from engine.results import NUMBER_SLOT, JsonTable, Snapshot
 from simulation_core import OpenDSSCircuit
 
 

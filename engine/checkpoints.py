@@ -14,9 +14,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from circuit_customer_pv import CUSTOMER_PV_PREFIX, CustomerPV
-from feeder_index import TAP_STEP_PU, read_limits, values
-from results import Snapshot
+from engine.customer_pv import CUSTOMER_PV_PREFIX, CustomerPV
+from engine.index import TAP_STEP_PU, read_limits, values
+from engine.results import Snapshot
 
 
 class CheckpointLost(Exception):
@@ -30,7 +30,7 @@ class Checkpoint:
     loads: np.ndarray  # kW and kvar set-points, 2 x loads
     taps: list[float]
     generators: dict[str, Any]  # name -> Generator (copies)
-    inverters: dict[str, Any]  # name -> the inverter definition on (circuit_inverters.Definition)
+    inverters: dict[str, Any]  # name -> the inverter definition on (engine.inverters.Definition)
     cumulative_factor: dict[int, float]
     snapshot: Snapshot
 

@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import opendssdirect
 
-from circuit_errors import SimulationError
-from feeder_index import values
-from inverter_settings import curve_commands, invcontrol_command, pvsystem_properties
+from engine.errors import SimulationError
+from engine.index import values
+from engine.inverter_settings import curve_commands, invcontrol_command, pvsystem_properties
 
 MAX_LEFTOVER_DEFINITIONS = 200  # disabled definitions cost little (300 slow a solve by about a quarter)
 

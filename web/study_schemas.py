@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import ConfigDict, Field, field_validator
 
-from scenario_schemas import ChangeOp
-from schemas import CachedSchemaModel, Envelope, QueryModel, TrialInverter, document_headers, header, one_or_three
+from web.scenario_schemas import ChangeOp
+from web.schemas import CachedSchemaModel, Envelope, QueryModel, TrialInverter, document_headers, header, one_or_three
 
 
 class Limits(CachedSchemaModel):

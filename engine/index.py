@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from results import RowLayout, Snapshot
+from engine.results import RowLayout, Snapshot
 
 TAP_STEP_PU = 0.00625  # one regulator tap step, pu
 

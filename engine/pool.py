@@ -3,7 +3,7 @@ different cores instead of taking turns under one GIL.
 
 The web process keeps everything else (validation, the journal and its one SQLite writer, ETags, idempotency keys):
 the registry is given `EnginePool.make_circuit`, whose `HostedCircuit`s have the methods the registry and the routes
-use of an `OpenDSSCircuit`, each answered by the host process (engine_host.py). A snapshot comes back with its
+use of an `OpenDSSCircuit`, each answered by the host process (engine/host.py). A snapshot comes back with its
 results' JSON already rendered in the host, so answers are the same bytes the single process sends.
 
 A host that dies is started again at once; its circuits answer `alive == False`, so the registry rebuilds their
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import select
 import socket
 import subprocess
@@ -26,10 +27,17 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from engine_host import recv_message, send_message, unpack_arrays
-from results import Change, RowLayout, Snapshot
+from engine.host import recv_message, send_message, unpack_arrays
+from engine.results import Change, RowLayout, Snapshot
 
-HOST_SCRIPT = Path(__file__).resolve().parent / "engine_host.py"
+REPO = Path(__file__).resolve().parent.parent  #: where `python -m engine.host` finds our code
+
+
+def host_environment() -> dict[str, str]:
+    """This process's environment with our code first on the path (the host keeps the server's working folder,
+    so relative feeder paths mean the same in both)."""
+    path = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 START_TIMEOUT_S = 60.0
 
 
@@ -83,8 +91,8 @@ class EngineHost:
     def start(self) -> None:
         """Spawn the process; `wait_ready` completes the start (hosts start side by side)."""
         ours, theirs = socket.socketpair()
-        self.process = subprocess.Popen([sys.executable, str(HOST_SCRIPT), str(theirs.fileno())],
-                                        pass_fds=[theirs.fileno()])
+        self.process = subprocess.Popen([sys.executable, "-m", "engine.host", str(theirs.fileno())],
+                                        pass_fds=[theirs.fileno()], env=host_environment())
         theirs.close()
         self.sock = ours
 

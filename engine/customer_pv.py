@@ -20,8 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from feeder_index import loadings, values
-from inverter_settings import normalize_inverter, with_kva
+from engine.index import loadings, values
+from engine.inverter_settings import normalize_inverter, with_kva
 
 CUSTOMER_PV_PREFIX = "cpv_"
 
@@ -80,7 +80,7 @@ class CustomerPV:
         """A stochastic trial: PV at several customers at once (`(customer index, kW)` pairs), solved with the
         regulators acting, read for judging (`judged_reading`), then taken back, like `preview_generator_limits`
         for one generator. With `inverter` (checked settings without kVA), each system is a smart inverter rated at
-        its own kW: a new definition each (`circuit_inverters`), so a trial answers the same wherever it runs."""
+        its own kW: a new definition each (`engine.inverters`), so a trial answers the same wherever it runs."""
         with self._lock:
             connections = self.customer_connections()
             chosen = [(connections[i], float(kw)) for i, kw in systems]
@@ -123,7 +123,7 @@ class CustomerPV:
 
     def _judged_reading(self, vmag_pu: Any) -> dict[str, Any]:
         """What a trial is judged by (`studies.limits.first_violation`) and no more: node voltages, line and
-        transformer loadings, substation power. Leaner than `feeder_index.read_limits`, whose load, generation
+        transformer loadings, substation power. Leaner than `engine.index.read_limits`, whose load, generation
         and loss totals a trial does not use (about a tenth of a trial's time)."""
         _, line_loading, xf_loading = loadings(self._batch, self._index)
         source_kw, source_kvar = (-x for x in self._engine.Circuit.TotalPower())

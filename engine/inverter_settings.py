@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from circuit_errors import SimulationError
+from engine.errors import SimulationError
 
 MODES = ("unity", "constant_pf", "volt_var", "volt_watt", "volt_var_volt_watt")
 VOLT_VAR_MODES = ("volt_var", "volt_var_volt_watt")

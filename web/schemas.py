@@ -12,7 +12,7 @@ from typing import Any, Literal, Optional
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from simulation_core import OPS, SECTION_ORDER
+from engine.circuit import OPS, SECTION_ORDER
 
 _SCHEMA_CACHE: dict[tuple, dict[str, Any]] = {}
 

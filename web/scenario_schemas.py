@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from schemas import (CHANGE_HEADERS, ETAG, Action, AddGeneratorBody, CachedSchemaModel, Envelope, PowerSummary,
+from web.schemas import (CHANGE_HEADERS, ETAG, Action, AddGeneratorBody, CachedSchemaModel, Envelope, PowerSummary,
                      QueryModel, Results, ScaleNeighbourhoodBody, SectionsQuery, document_headers, header)
 
 

@@ -1,6 +1,6 @@
 """An engine host: a process that owns the `OpenDSSCircuit`s of a share of the scenarios (`--engine-hosts N`).
 
-Run by `engine_hosts.EngineHost` as `python engine_host.py FD`, FD being its end of a socket pair. It answers one
+Run by `engine.pool.EngineHost` as `python -m engine.host FD`, FD being its end of a socket pair. It answers one
 request at a time, so the web process's threads working on scenarios in different hosts run on different cores
 (one GIL per host). It imports only the engine owner, never Flask: it starts in well under a second.
 
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from results import RowLayout, Snapshot
-from simulation_core import OpenDSSCircuit
+from engine.results import RowLayout, Snapshot
+from engine.circuit import OpenDSSCircuit
 
 #: Reads a host answers for the web process (the view and study-input methods of OpenDSSCircuit).
 VIEWS = ("buses", "bus", "generators", "neighbourhoods", "transformers", "health", "load_setpoints_kw",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from feeder_index import TAP_STEP_PU
+from engine.index import TAP_STEP_PU
 
 
 class CircuitViews:
