@@ -1,25 +1,15 @@
-"""Shared fixtures: fixture scope follows mutation (a session-wide base case for reads, fresh ones for changes)."""
+"""Fixtures used across the folders: fixture scope follows mutation (a session-wide base case for reads, fresh ones
+for changes). Shared code that is not a fixture is in `support/` (import it from there, not from this file)."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 from typing import Iterator
 
 import pytest
-import requests
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from api import create_app  # noqa: E402
-from simulation_core import OpenDSSCircuit  # noqa: E402
-
-SHARED_REFERENCE = REPO.parent / "shared" / "reference"
+from api import create_app
+from simulation_core import OpenDSSCircuit
+from support.server import start_server, stop_server
 
 
 def pytest_report_header() -> list[str]:
@@ -44,42 +34,6 @@ def circuit() -> OpenDSSCircuit:
 def client(circuit: OpenDSSCircuit):
     """A Flask test client over a fresh circuit."""
     return create_app({"CIRCUIT": circuit, "TESTING": True}).test_client()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(tmp_dir: Path, *extra_args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
-    """Start `python api.py` as a user does, from another working directory; wait until it answers."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(REPO / "api.py"), "--port", str(port), *extra_args],
-        cwd=tmp_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **(env or {})})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read()}")
-        try:
-            requests.get(f"{url}/state", timeout=1)
-            return process, url
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("server did not answer within 30 s")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from conftest import start_server, stop_server
+from support.server import start_server, stop_server
 
 from .helpers import delete_other_scenarios, post
 

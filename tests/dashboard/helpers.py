@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import REPO
+from support.paths import REPO
 
 ARTIFACTS = REPO / "test-artifacts" / "dashboard"
 STATIC = REPO / "static"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import start_server, stop_server
+from support.server import start_server, stop_server
 
 from .conftest import csp_violations, open_tab
 from .helpers import (

@@ -1,0 +1,100 @@
+"""The answers a fixed session of plain generators gets (changes, reads, import, undo and the three studies), as
+sha256 of each body: what `test_inverters.py` compares with the same session's answers before smart inverters
+existed, so generators without `inverter` are shown to answer byte for byte as before.
+
+    python tests/support/plain_generator_answers.py > tests/data/plain_generator_answers.json
+
+was run on main as the inverter work was rebased onto it (ee0fa18, conductor ratings and hours; again on 6977941,
+the stochastic study: the same file); running it there gives the same file.
+Job bodies are hashed by their `result` only (ids and times differ per run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _sha(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _job_result(client: Any, response: Any) -> bytes:
+    job = response.get_json()["job"]
+    deadline = time.monotonic() + 300
+    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        job = client.get(f"/jobs/{job['id']}").get_json()["job"]
+    assert job["status"] == "done", job
+    return orjson.dumps(job["result"], option=orjson.OPT_SORT_KEYS)
+
+
+def session(client: Any) -> dict[str, str]:
+    """The session's answers: name -> sha256 of the body (stable parts only)."""
+    answers: dict[str, str] = {}
+
+    def post(name: str, path: str, body: dict[str, Any]) -> None:
+        response = client.post(path, json=body)
+        assert response.status_code == 200, (name, response.get_json())
+        answers[name] = _sha(response.data)
+
+    def get(name: str, path: str) -> None:
+        response = client.get(path)
+        assert response.status_code == 200, (name, response.get_json())
+        answers[name] = _sha(response.data)
+
+    post("add_67", "/add_generator", {"bus_name": "67", "phases": 3, "kw": 400})
+    post("dry_20", "/add_generator?dry_run=true", {"bus_name": "20", "phases": 1, "kw": 60})
+    post("scale_12", "/modify_load_neighbourhood", {"neighbourhood": 12, "factor": 1.3})
+    post("add_20", "/add_generator", {"bus_name": "20", "phases": 1, "kw": 60})
+    post("update_67", "/add_generator", {"bus_name": "67", "phases": 3, "kw": 150})
+    response = client.delete("/generators/gen_20_1")
+    assert response.status_code == 200
+    answers["remove_20"] = _sha(response.data)
+    post("undo", "/undo", {})
+    post("add_35", "/add_generator", {"bus_name": "35", "phases": 1, "kw": 90, "phase": 1})
+    for name, path in [("generators", "/generators"), ("state", "/state"), ("bus_67", "/buses/67"),
+                       ("buses", "/buses"), ("diff", "/diff"), ("lines", "/lines")]:
+        get(name, path)
+    document = client.get("/export").get_json()
+    answers["export_changes"] = _sha(orjson.dumps(document["changes"]))
+    imported = client.post("/scenarios/import", json=document)
+    assert imported.status_code == 201, imported.get_json()
+    answers["import_results"] = _sha(orjson.dumps(imported.get_json()["results"], option=orjson.OPT_SORT_KEYS))
+    studies = {
+        "hosting_capacity": {"buses": ["67", "20", "85"], "step_kw": 50},
+        "hosting_capacity_hours": {"buses": ["85", "114"], "step_kw": 50, "hours": ["daytime_minimum", "peak_load"]},
+        "time_series": {"hours": 24, "start_hour": 4320},
+        "batch": {"cases": [{"name": "more", "changes": [
+            {"op": "add_generator", "bus_name": "67", "phases": 3, "kw": 900},
+            {"op": "add_generator", "bus_name": "114", "phases": 1, "kw": 120}]},
+            {"name": "off", "changes": [{"op": "remove_generator", "name": "gen_67_123"}]}]},
+    }
+    for kind, body in studies.items():
+        response = client.post(f"/studies/{kind.removesuffix('_hours')}", json=body)
+        assert response.status_code in (200, 202), response.get_json()
+        answers[f"study_{kind}"] = _sha(_job_result(client, response))
+    return answers
+
+
+def main() -> None:
+    sys.path.insert(0, str(REPO))
+    from api import create_app
+
+    app = create_app({"TESTING": True, "WORKERS": 1})
+    try:
+        print(json.dumps(session(app.test_client()), indent=2))
+    finally:
+        app.extensions["jobs"].close()
+
+
+if __name__ == "__main__":
+    main()
