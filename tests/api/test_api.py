@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from support.helpers import assert_error_shape
+from support.paths import REPO
 
 GOOD_GENERATOR = {"bus_name": "16", "phases": 1, "kw": 200}
 
@@ -109,9 +114,23 @@ def test_unknown_route_and_wrong_method_are_json(client):
 
 
 def test_module_level_app_for_wsgi_servers():
-    """`waitress-serve api:app` and `from api import app` get one app, built on first use, not at import."""
-    import api
-
-    assert api._module_app is None or api._module_app is api.app
-    assert api.app is api.app
-    assert api.app.test_client().get("/health").json["ready"] is True
+    """`waitress-serve api:app` and `from api import app` get one app, built on first use, not at import: in a fresh
+    interpreter, `create_app` (counted from just after the import) is called exactly once for three uses; had the
+    import built the app, it would be called 0 times; had each use built one, 3 times."""
+    script = """
+import json
+import api
+built = []
+real_create_app = api.create_app
+def counting_create_app(*args, **kwargs):
+    built.append(real_create_app(*args, **kwargs))
+    return built[-1]
+api.create_app = counting_create_app
+first, second = api.app, api.app
+from api import app as third
+print(json.dumps({"built": len(built), "one_app": first is second is third is built[0],
+                  "ready": third.test_client().get("/health").get_json()["ready"]}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"built": 1, "one_app": True, "ready": True}

@@ -129,13 +129,6 @@ def test_the_scenario_limit_says_what_it_is_and_how_to_raise_it(client):
     assert len(client.get("/scenarios").json["scenarios"]) == 6
 
 
-def test_creating_a_scenario_from_base_is_quick(client):
-    """The issue's bound (≤ 100 ms), checked loosely here; bench/ measures it."""
-    started = time.perf_counter()
-    new_scenario(client)
-    assert time.perf_counter() - started < 0.5
-
-
 # ---------------------------------------------------------------------------- journal and undo
 def test_journal_lists_applied_changes_only(client):
     scenario = new_scenario(client)

@@ -168,7 +168,7 @@ def test_the_cycle_check_finds_a_cycle_and_resolves_each_kind_of_import(tmp_path
     assert "bench/engine_floor.py" in rel["bench/harness.py"]
     assert "tests/support/server.py" in rel["tests/server/test_http_protocol.py"]  # …tests/ from tests/ too…
     assert "tests/support/paths.py" in rel["tests/support/server.py"]
-    assert "api.py" in rel["tests/api/test_api.py"]             # …after the root: tests/api/ does not shadow api.py
+    assert "api.py" in rel["tests/api/test_scenarios.py"]       # …after the root: tests/api/ does not shadow api.py
     assert "engine/results.py" in rel["tests/engine/test_json_tables.py"]  # nor tests/engine/ the engine package
     assert "tests/dashboard/helpers.py" in rel["tests/dashboard/conftest.py"]  # from .helpers import …
     # Every folder holding Python is in the graph (one left out of PYTHON_DIRS would escape the check unseen).

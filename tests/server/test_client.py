@@ -275,7 +275,22 @@ def test_the_readme_python_example_runs(live_server):
     namespace: dict = {}
     exec(example.replace("http://127.0.0.1:5000", live_server), namespace)  # noqa: S102 (our own README)
     assert namespace["after"].summary["total_generation_kW"] == pytest.approx(1500, rel=1e-3)
-    assert len(namespace["day"]) == 24 and namespace["capacity"].loc["67", "hosting_capacity_kW"] >= 0
+    assert len(namespace["day"]) == 24
+    # The example's capacity frame holds the API's own answer for the same scenario (1,500 kW at 67; 50 kW steps).
+    scenario = requests.post(f"{live_server}/scenarios", json={"name": "readme check"}).json()["scenario"]["id"]
+    try:
+        assert requests.post(f"{live_server}/scenarios/{scenario}/add_generator",
+                             json={"bus_name": "67", "phases": 3, "kw": 1500}).status_code == 200
+        answer = requests.post(f"{live_server}/scenarios/{scenario}/studies/hosting_capacity?wait=60",
+                               json={"buses": ["67"], "phases": 3, "step_kw": 50, "max_kw": 10_000})
+        assert answer.status_code == 200, answer.text[:500]
+        (row,) = answer.json()["job"]["result"]["buses"]
+    finally:
+        requests.delete(f"{live_server}/scenarios/{scenario}")
+    capacity = namespace["capacity"]
+    assert capacity.loc["67", "hosting_capacity_kW"] == row["hosting_capacity_kW"]
+    assert capacity.loc["67", "limited_by_kind"] == row["limited_by"]["kind"]
+    assert len(capacity) > 100 and capacity["hosting_capacity_kW"].dropna().mod(50).eq(0).all()
     light = namespace["light"]
     assert [h["name"] for h in light.attrs["hours"]] == ["daytime_minimum", "peak_load"]
     assert (light["hosting_capacity_kW"] == light.filter(like="kW_at_hour_").min(axis=1)).all()
