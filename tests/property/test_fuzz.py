@@ -39,7 +39,7 @@ def test_arbitrary_json_as_whole_body(client, path):
     """Any JSON as the whole body. Shares state across examples: one app per test (a fresh circuit), and the accepted changes of
     earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
     state reached by accepted changes can make a later valid change fail for lack of iterations
-    (tests/test_trap_states.py)."""
+    (tests/property/test_trap_states.py)."""
     seen: Counter = Counter()
 
     @fuzz_settings(EXAMPLES["whole_body"])
@@ -136,7 +136,7 @@ def test_arbitrary_json_as_field_value(client, path):
     """Any JSON as one field of a valid body. Shares state across examples: one app per test (a fresh circuit), and the accepted changes of
     earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
     state reached by accepted changes can make a later valid change fail for lack of iterations
-    (tests/test_trap_states.py)."""
+    (tests/property/test_trap_states.py)."""
     base, fields, expected = FIELD_CASES[path]
     seen: Counter = Counter()
 
@@ -163,7 +163,7 @@ def test_raw_bytes_bodies(client, path):
     """Any bytes as the body. Shares state across examples: one app per test (a fresh circuit), and the accepted changes of
     earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
     state reached by accepted changes can make a later valid change fail for lack of iterations
-    (tests/test_trap_states.py)."""
+    (tests/property/test_trap_states.py)."""
     seen: Counter = Counter()
 
     @fuzz_settings(EXAMPLES["raw_bytes"])
@@ -191,7 +191,7 @@ def test_content_types(client, path):
     """Any Content-Type with a valid body. Shares state across examples: one app per test (a fresh circuit), and the accepted changes of
     earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
     state reached by accepted changes can make a later valid change fail for lack of iterations
-    (tests/test_trap_states.py)."""
+    (tests/property/test_trap_states.py)."""
     valid = {"/add_generator": {"bus_name": "16", "phases": 1, "kw": 10},
              "/modify_load_neighbourhood": {"neighbourhood": 5, "factor": 1.0}, "/reset": {}}[path]
     seen: Counter = Counter()
@@ -364,7 +364,7 @@ def test_arbitrary_path_names(client, method, prefix):
     """Any text as a bus or generator name in the path. Shares state across examples: one app per test (a fresh circuit), and the accepted changes of
     earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
     state reached by accepted changes can make a later valid change fail for lack of iterations
-    (tests/test_trap_states.py)."""
+    (tests/property/test_trap_states.py)."""
     limit = 64 if prefix == "/buses/" else 80
     seen: Counter = Counter()
 
@@ -412,7 +412,7 @@ def test_arbitrary_query_strings(client, route):
     """Any query string on the read routes. Shares state across examples: one app per test (a fresh circuit), and the accepted changes of
     earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
     state reached by accepted changes can make a later valid change fail for lack of iterations
-    (tests/test_trap_states.py)."""
+    (tests/property/test_trap_states.py)."""
     keys = st.sampled_from(["sections", "format", "x", "", "sections[]", "format\x00"]) | st.text(max_size=10)
     values = st.text(max_size=60) | st.sampled_from(["csv", "json", "CSV", "power_summary", "bus_details,losses",
                                                       "power_summary,", ",", "csv\x00", "json ", "power_summary" * 20])
