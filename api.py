@@ -15,7 +15,6 @@ import os
 import sys
 from typing import Any
 
-from engine.pool import EnginePool, HostUnavailable
 from flask import Response, request
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
@@ -29,10 +28,13 @@ from routes.web import STATIC_DIR, error_response
 from scenarios import ScenarioError, ScenarioRegistry, ScenarioStore, StateFileError, StorageFullError
 from web.schemas import ErrorResponse, describe_validation_error
 from web.serving import AccessLog, is_loopback, serve_until_signalled
-from engine.circuit import PUBLISHED_REGULATOR_TAPS, NotFoundError, OpenDSSCircuit, SimulationError
+from engine.circuit import PUBLISHED_REGULATOR_TAPS, OpenDSSCircuit
+from engine.errors import NotFoundError, SimulationError
+from engine.interface import Circuit
+from engine.pool import EnginePool, HostUnavailable
+from engine.settings import ANSI_RANGE_A_PU, EngineSettings
 from studies.executors import ExecutorUnavailable, LocalPool, usable_cores
 from studies.jobs import JobManager, StudyError
-from studies.tasks import engine_settings
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_IMPORT_BYTES = 2 * 1024 * 1024  # a scenario document of up to 10,000 changes
@@ -66,7 +68,8 @@ def operation_id(*, name: str = "", **_: Any) -> str:
 def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     """Build the app and its scenario registry.
 
-    Config: CIRCUIT (a ready OpenDSSCircuit for the default scenario), LOCKED_TAPS, VOLTAGE_LIMITS, STATE_FILE
+    Config: CIRCUIT (a ready OpenDSSCircuit for the default scenario), ENGINE_SETTINGS (an EngineSettings: voltage
+    limits, locked taps; default EngineSettings()), STATE_FILE
     (SQLite file; none: in memory), MAX_SCENARIOS, MAX_LIVE_SCENARIOS, CORS_ORIGINS, API_KEY, ENGINE_HOSTS."""
     config = config or {}
     app = OpenAPI(
@@ -88,19 +91,19 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # routes in BODY_LIMITS raise it for their request
     app.config["API_KEY"] = os.environ.get(API_KEY_ENV) or None
     app.config.update({k: v for k, v in config.items() if k != "CIRCUIT"})
-    locked_taps, limits = config.get("LOCKED_TAPS"), config.get("VOLTAGE_LIMITS", (0.95, 1.05))
+    settings: EngineSettings = config.get("ENGINE_SETTINGS", EngineSettings())
 
-    def make_circuit() -> OpenDSSCircuit:
-        return OpenDSSCircuit(locked_taps=locked_taps, voltage_limits_pu=limits)
+    def make_circuit() -> Circuit:
+        return OpenDSSCircuit(settings=settings)
 
     pool = None
     if config.get("ENGINE_HOSTS", 1) > 1:  # engines in host processes; 1 keeps them in this process
-        pool = EnginePool(config["ENGINE_HOSTS"], {"locked_taps": locked_taps, "voltage_limits_pu": limits})
-        make_circuit = pool.make_circuit  # type: ignore[assignment]  # same interface (engine/pool.py)
+        pool = EnginePool(config["ENGINE_HOSTS"], settings)
+        make_circuit = pool.make_circuit
     app.extensions["engine_pool"] = pool
 
-    app.extensions["study_engine"] = engine_settings(locked_taps, limits)
-    app.extensions["jobs"] = JobManager(study_executor(config, app.extensions["study_engine"]),
+    app.extensions["study_engine"] = settings
+    app.extensions["jobs"] = JobManager(study_executor(config, settings),
                                         max_jobs=config.get("MAX_JOBS", 4))
     state_file = config.get("STATE_FILE")
     max_scenarios = config.get("MAX_SCENARIOS", 64)
@@ -124,7 +127,7 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     return app
 
 
-def study_executor(config: dict[str, Any], settings: dict[str, Any]) -> Any:
+def study_executor(config: dict[str, Any], settings: EngineSettings) -> Any:
     """Where study tasks run: a Dask cluster when a scheduler is named, else worker processes here."""
     scheduler = config.get("DASK_SCHEDULER") or os.environ.get(DASK_SCHEDULER_ENV)
     if scheduler:
@@ -240,8 +243,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "each one's caches warm)")
     parser.add_argument("--published-taps", action="store_true",
                         help="lock the regulators at the IEEE published taps instead of letting them move")
-    parser.add_argument("--voltage-limits", nargs=2, type=float, default=[0.95, 1.05], metavar=("LOW", "HIGH"),
-                        help="voltage violation limits in pu (default ANSI C84.1 Range A: 0.95 1.05)")
+    parser.add_argument("--voltage-limits", nargs=2, type=float, default=list(ANSI_RANGE_A_PU),
+                        metavar=("LOW", "HIGH"), help="voltage violation limits in pu (default ANSI C84.1 Range A: "
+                                                      f"{ANSI_RANGE_A_PU[0]} {ANSI_RANGE_A_PU[1]})")
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                         help="allow browser pages from this origin (repeatable); CORS is off by default")
     parser.add_argument("--api-key", default=None,
@@ -274,8 +278,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parse_args(argv)
     try:
-        application = create_app({"LOCKED_TAPS": PUBLISHED_REGULATOR_TAPS if args.published_taps else None,
-                                  "VOLTAGE_LIMITS": tuple(args.voltage_limits), "CORS_ORIGINS": args.cors_origin,
+        application = create_app({"ENGINE_SETTINGS": engine_settings(args), "CORS_ORIGINS": args.cors_origin,
                                   "STATE_FILE": args.state, "MAX_SCENARIOS": args.max_scenarios,
                                   "MAX_LIVE_SCENARIOS": args.max_live_scenarios, "WORKERS": args.workers,
                                   "MAX_JOBS": args.max_jobs, "DASK_SCHEDULER": args.dask_scheduler,
@@ -300,6 +303,11 @@ def main(argv: list[str] | None = None) -> None:
         application.extensions["engine_pool"].close()
     print("stopped", flush=True)
 
+
+
+def engine_settings(args: argparse.Namespace) -> EngineSettings:
+    """The one settings value of this server, from its command line."""
+    return EngineSettings.of(args.voltage_limits, PUBLISHED_REGULATOR_TAPS if args.published_taps else None)
 
 
 def settle_heap() -> None:

@@ -10,9 +10,9 @@ import sys
 
 #: (part, what in a stack marks it), in order: a sample counts for the first part whose mark its stack holds.
 PARTS = [
-    ("engine: solve and convergence check", "_solve_or_raise"),
-    ("engine: regulator taps saved", "_regulator_taps"),
-    ("engine: rollback", "_roll_back"),
+    ("engine: solve and convergence check", "_solve_once"),
+    ("engine: regulator taps saved", "engine/regulators.py"),
+    ("engine: rollback", "roll_back"),
     ("engine: batch reads and numpy", "read_snapshot"),
     ("results JSON", "change_body"),
     ("results JSON", "results_json"),

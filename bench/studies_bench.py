@@ -27,15 +27,14 @@ Exit status 1 when an answer is wrong (an HTTP error, a failed job); a missed ta
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing
 import os
+import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,99 +46,15 @@ sys.path.append(str(HERE.parent))  # the repo, for studies.tasks (Dask overhead)
 import hours_bench  # noqa: E402  (hosting capacity at two named hours against its floor)
 import inverter_bench  # noqa: E402  (a volt-var change and a volt-var hosting capacity study against their floors)
 from engine_floor import REPO, BenchError, stats_ms  # noqa: E402
-from harness import Client, Server, check, free_port, process_cpu_ticks  # noqa: E402
-from report import environment  # noqa: E402
+from harness import POOL, Api, DaskCluster, mean_of, run_main  # noqa: E402
+from machine import cpu_seconds, environment, other_load, pool_workers  # noqa: E402
+from report import print_studies, studies_targets  # noqa: E402
 from studies_floor import STEP_KW, Engine, hosting_capacity_floor, series_floor  # noqa: E402
-from studies_report import print_report, targets  # noqa: E402
 
 BATCH_KW = (100.0, 400.0)  # two sizes per bus
-POLL_S = 0.02
 
 
 # ----------------------------------------------------------------------------------------------------- the API
-class Api:
-    """A server started as a user starts it, and one keep-alive client."""
-
-    def __init__(self, label: str, *args: str) -> None:
-        self.server = Server(label, extra_args=args)
-        self.server.start()
-        self.client = Client(self.server)
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any], int]:
-        status, ctype, data, ns = self.client.call(method, path, None if body is None else orjson.dumps(body))
-        document = check(200 if status in (200, 202) else status, ctype, data, f"{method} {path}")
-        return status, document, ns
-
-    def study(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Run a study to the end: wall time from POST to the finished job in hand, with its result."""
-        started = time.perf_counter()
-        job = self.call("POST", f"/studies/{route}?wait=30", body)[1]["job"]
-        while job["status"] in ("queued", "running"):
-            time.sleep(POLL_S)
-            job = self.call("GET", f"/jobs/{job['id']}")[1]["job"]
-        wall = time.perf_counter() - started
-        if job["status"] != "done":
-            raise BenchError(f"POST /studies/{route}: job {job['status']}: {job['error']}")
-        return {"wall_s": wall, "job": job, "tasks": job["tasks"]["total"]}
-
-    def stop(self) -> dict[str, Any]:
-        self.client.close()
-        info = self.server.stop()
-        self.server.cleanup()
-        return info
-
-
-def processes() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, CPU ticks: utime + stime + cutime + cstime) of every process on the machine."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit():
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                table[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
-        except OSError:  # gone meanwhile
-            pass
-    return table
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    return sum(process_cpu_ticks(pid) for pid in pids) / os.sysconf("SC_CLK_TCK")
-
-
-class OtherLoad:
-    """The share of the machine's CPUs that processes outside this run used during each phase (other people's
-    work on a shared machine disturbs the figures): the machine's busy ticks minus those of this process and its
-    descendants (their reaped children included)."""
-
-    def __init__(self) -> None:
-        self.pct: dict[str, float] = {}
-
-    @staticmethod
-    def read() -> tuple[float, int, int]:
-        with open("/proc/stat", encoding="ascii") as stat:
-            v = [int(x) for x in stat.readline().split()[1:]]
-        table = processes()
-        ours, todo = 0, [os.getpid()]
-        while todo:
-            pid = todo.pop()
-            ours += table.get(pid, (0, 0))[1]
-            todo += [child for child, (parent, _) in table.items() if parent == pid]
-        return time.perf_counter(), v[0] + v[1] + v[2] + sum(v[5:8]), ours  # user nice system irq softirq steal
-
-    @contextlib.contextmanager
-    def during(self, phase: str) -> Iterator[None]:
-        start = self.read()
-        yield
-        end = self.read()
-        capacity = (end[0] - start[0]) * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
-        self.pct[phase] = max(0.0, 100 * ((end[1] - start[1]) - (end[2] - start[2])) / capacity)
-
-
-def job_seconds(job: dict[str, Any]) -> float:
-    """The job's own started_at to finished_at (ms resolution): the run without HTTP and polling."""
-    return (datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])).total_seconds()
-
-
 def hosting_capacity_api(api: Api, buses: list[str], floor: dict[str, Any],
                          worker_pids: Callable[[], list[int]]) -> dict[str, Any]:
     """A warm-up study of 4 buses (spawns and compiles the workers), then the timed one; the CPU its workers
@@ -147,9 +62,9 @@ def hosting_capacity_api(api: Api, buses: list[str], floor: dict[str, Any],
     first_four = [row["bus"] for row in floor["rows"][:4]]
     warm_up = api.study("hosting_capacity", {"buses": first_four, "step_kw": STEP_KW})
     pids = worker_pids()
-    cpu_before = cpu_seconds(pids)
+    cpu_before = cpu_seconds(*pids)
     run = api.study("hosting_capacity", {"buses": buses, "step_kw": STEP_KW})
-    workers_cpu = cpu_seconds(pids) - cpu_before
+    workers_cpu = cpu_seconds(*pids) - cpu_before
     rows = [row for row in run["job"]["result"]["buses"] if row["reason"] is None]
     by_bus = {row["bus"]: row for row in floor["rows"]}
     differ = [{"bus": r["bus"], "api_kW": r["hosting_capacity_kW"], "api_kind": r["limited_by"]["kind"],
@@ -157,7 +72,7 @@ def hosting_capacity_api(api: Api, buses: list[str], floor: dict[str, Any],
                "floor_kind": by_bus.get(r["bus"], {}).get("kind")}
               for r in rows if r["hosting_capacity_kW"] != by_bus.get(r["bus"], {}).get("hosting_capacity_kW")]
     trials = sum(r["trials"] for r in rows)
-    return {"wall_s": run["wall_s"], "job_s": job_seconds(run["job"]), "warm_up_s": warm_up["wall_s"],
+    return {"wall_s": run["wall_s"], "job_s": run["job_s"], "warm_up_s": warm_up["wall_s"],
             "tasks": run["tasks"], "buses": len(rows), "trials": trials, "workers": len(pids), "workers_cpu_s": workers_cpu,
             "worker_cpu_ms_per_trial": 1000 * workers_cpu / trials, "differ_from_floor": differ,
             "missing": sorted(set(by_bus) - {r["bus"] for r in rows})}
@@ -169,7 +84,7 @@ def series_api(api: Api, hours: int, floor: dict[str, Any]) -> dict[str, Any]:
     if len(rows) != hours:
         raise BenchError(f"time series: {len(rows)} hours, expected {hours}")
     pairs = list(zip(rows, floor["rows"]))
-    return {"wall_s": run["wall_s"], "job_s": job_seconds(run["job"]), "tasks": run["tasks"], "hours": hours,
+    return {"wall_s": run["wall_s"], "job_s": run["job_s"], "tasks": run["tasks"], "hours": hours,
             "max_abs_diff_substation_kW": max(abs(r["substation_kW"] - f["substation_kW"]) for r, f in pairs),
             "max_abs_diff_losses_kW": max(abs(r["losses_kW"] - f["losses_kW"]) for r, f in pairs),
             "max_abs_diff_voltage_pu": max(max(abs(r["min_voltage_pu"] - f["min_voltage_pu"]),
@@ -186,7 +101,7 @@ def batch_api(api: Api, buses: list[tuple[str, list[int], float]]) -> dict[str, 
     errors = [row for row in rows if row["error"]]
     if len(rows) != len(cases) or errors:
         raise BenchError(f"batch: {len(rows)} rows for {len(cases)} cases, errors {errors[:3]}")
-    return {"wall_s": run["wall_s"], "job_s": job_seconds(run["job"]), "tasks": run["tasks"], "cases": len(cases),
+    return {"wall_s": run["wall_s"], "job_s": run["job_s"], "tasks": run["tasks"], "cases": len(cases),
             "ms_per_case": 1000 * run["wall_s"] / len(cases)}
 
 
@@ -216,35 +131,12 @@ def latency_api(api: Api, n: int) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------------- Dask
-class DaskCluster:
+def local_cluster() -> DaskCluster:
     """`dask scheduler` and `dask worker --nworkers 2 --nthreads 1` on this machine, PYTHONPATH the repo."""
-
-    def __init__(self, workers: int = 2) -> None:
-        self.address = f"tcp://127.0.0.1:{free_port()}"
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        dask = [sys.executable, "-m", "dask"]
-        quiet = {"cwd": REPO, "env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        self.scheduler = subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port",
-                                           self.address.rsplit(":", 1)[1], "--no-dashboard"], **quiet)
-        self.workers = subprocess.Popen([*dask, "worker", self.address, "--nworkers", str(workers), "--nthreads",
-                                         "1", "--no-dashboard"], **quiet)
-        with self.client() as client:
-            client.wait_for_workers(workers, timeout=60)
-
-    def client(self) -> Any:
-        import distributed
-
-        return distributed.Client(self.address, timeout=30, set_as_default=False)
-
-    def stop(self) -> None:
-        for process in (self.workers, self.scheduler):
-            process.terminate()
-        for process in (self.workers, self.scheduler):
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    dask = f"{shlex.quote(sys.executable)} -m dask"
+    return DaskCluster([f"{dask} scheduler --host 127.0.0.1 --port {{port}} --no-dashboard",
+                        f"{dask} worker tcp://127.0.0.1:{{port}} --nworkers {POOL} --nthreads 1 --no-dashboard"],
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def per_task_ms(submit: Callable[[Callable, Any], Any], n: int, function: Callable, argument: Any
@@ -268,9 +160,10 @@ def dask_overhead(cluster: DaskCluster, n: int, bus: tuple[str, list[int], float
     ProcessPoolExecutor of 2 spawned workers set up as the server's local pool (warm engine): `abs(-1)` (nothing
     to do), and a 1-bus hosting capacity task with max_kw = step_kw (one trial: two solves)."""
     from studies.executors import start_worker
-    from studies.tasks import engine_settings, run_task
+    from engine.settings import EngineSettings
+    from studies.tasks import run_task
 
-    settings = engine_settings(None, (0.95, 1.05))
+    settings = EngineSettings()
     name, nodes, _ = bus
     one_trial = {"kind": "hosting_capacity", "engine": settings, "ops": [], "work": {
         "index": 0, "buses": [[name, 3 if {1, 2, 3} <= set(nodes) else 1]],
@@ -306,21 +199,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def mean_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """A floor measured twice (start and end of the run: the machine drifts): its mean wall time, both runs."""
-    wall = sum(run["wall_s"] for run in runs) / len(runs)
-    out = {**runs[0], "wall_s": wall, "runs": [run["wall_s"] for run in runs]}
-    if "trials" in out:
-        out["ms_per_trial"] = 1000 * wall / out["trials"]
-    return out
-
-
-def pool_workers(api: Api) -> list[int]:
-    """The local pool's worker processes (children of the server spawned by multiprocessing)."""
-    return [pid for pid, (parent, _) in processes().items()
-            if parent == api.server.process.pid and b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
@@ -329,74 +207,67 @@ def main(argv: list[str] | None = None) -> int:
     selected = None if args.buses is None else [bus for bus, _, _ in chosen]
     hc_buses = ["all"] if selected is None else selected
     r: dict[str, Any] = {"environment": environment(), "config": {k: str(v) for k, v in vars(args).items()},
-                         "hosting_capacity": {}}
-    other, hc, servers = OtherLoad(), r["hosting_capacity"], {}
+                         "hosting_capacity": {}, "servers": {}, "other_processes_cpu_pct": {}}
+    hc, servers, other = r["hosting_capacity"], r["servers"], r["other_processes_cpu_pct"]
     print(f"floors: hosting capacity of {len(chosen)} buses, {args.hours}-hour series ...", flush=True)
-    with other.during("floor HC"):
+    with other_load(other, "floor HC"):
         hc_floors = [hosting_capacity_floor(selected)]
-    with other.during("floor series"):
+    with other_load(other, "floor series"):
         ts_floors = [series_floor(args.hours)]
+    print("API --workers 1 ...", flush=True)
+    api = Api("workers_1", "--workers", "1")
     try:
-        print("API --workers 1 ...", flush=True)
-        api = Api("workers_1", "--workers", "1")
+        with other_load(other, "HC --workers 1"):
+            hc["workers_1"] = hosting_capacity_api(api, hc_buses, hc_floors[0],
+                                                   lambda: pool_workers(api.server.process.pid))
+    finally:
+        servers["workers_1"] = api.stop()
+    print(f"API --workers {POOL} ...", flush=True)
+    api = Api("workers_2", "--workers", str(POOL))
+    try:
+        api.study("time_series", {"hours": 24, "start_hour": 0})  # warm-up
+        with other_load(other, "series"):
+            r["time_series"] = series_api(api, args.hours, ts_floors[0])
+        with other_load(other, "HC --workers 2"):
+            hc["workers_2"] = hosting_capacity_api(api, hc_buses, hc_floors[0],
+                                                   lambda: pool_workers(api.server.process.pid))
+        print("hosting capacity at two named hours (floor, API --workers 2, floor) ...", flush=True)
+        with other_load(other, "HC hours"):
+            r["hours"] = hours_bench.hours_phase(api, selected)
+        with other_load(other, "batch"):
+            r["batch"] = batch_api(api, hostable[:args.cases // 2])
+        r["time_series_after_studies"] = series_api(api, args.hours, ts_floors[0])
+        with other_load(other, "latency"):
+            r["latency"] = latency_api(api, args.requests)
+        r["inverters"] = inverter_bench.inverter_phase(api, selected, 40 if args.quick else 200)
+    finally:
+        servers["workers_2"] = api.stop()
+    print("Dask cluster ...", flush=True)
+    with local_cluster() as cluster:
+        dask_pids = cluster.worker_pids()
+        api = Api("dask_2", "--dask-scheduler", cluster.address)
         try:
-            with other.during("HC --workers 1"):
-                hc["workers_1"] = hosting_capacity_api(api, hc_buses, hc_floors[0], lambda: pool_workers(api))
+            with other_load(other, "HC Dask"):
+                hc["dask_2"] = hosting_capacity_api(api, hc_buses, hc_floors[0], lambda: dask_pids)
         finally:
-            servers["workers_1"] = api.stop()
-        print("API --workers 2 ...", flush=True)
-        api = Api("workers_2", "--workers", "2")
-        try:
-            api.study("time_series", {"hours": 24, "start_hour": 0})  # warm-up
-            with other.during("series"):
-                r["time_series"] = series_api(api, args.hours, ts_floors[0])
-            with other.during("HC --workers 2"):
-                hc["workers_2"] = hosting_capacity_api(api, hc_buses, hc_floors[0], lambda: pool_workers(api))
-            print("hosting capacity at two named hours (floor, API --workers 2, floor) ...", flush=True)
-            with other.during("HC hours"):
-                r["hours"] = hours_bench.hours_phase(api, selected)
-            with other.during("batch"):
-                r["batch"] = batch_api(api, hostable[:args.cases // 2])
-            r["time_series_after_studies"] = series_api(api, args.hours, ts_floors[0])
-            with other.during("latency"):
-                r["latency"] = latency_api(api, args.requests)
-            r["inverters"] = inverter_bench.inverter_phase(api, selected, 40 if args.quick else 200)
-        finally:
-            servers["workers_2"] = api.stop()
-        print("Dask cluster ...", flush=True)
-        cluster = DaskCluster(2)
-        try:
-            with cluster.client() as client:
-                dask_pids = list(client.run(os.getpid).values())
-            api = Api("dask_2", "--dask-scheduler", cluster.address)
-            try:
-                with other.during("HC Dask"):
-                    hc["dask_2"] = hosting_capacity_api(api, hc_buses, hc_floors[0], lambda: dask_pids)
-            finally:
-                servers["dask_2"] = api.stop()
-            with other.during("Dask overhead"):
-                r["dask_overhead"] = dask_overhead(cluster, args.tasks, chosen[0])
-        finally:
-            cluster.stop()
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+            servers["dask_2"] = api.stop()
+        with other_load(other, "Dask overhead"):
+            r["dask_overhead"] = dask_overhead(cluster, args.tasks, chosen[0])
     print("floors again (drift) ...", flush=True)
-    with other.during("floors again"):
+    with other_load(other, "floors again"):
         hc_floors.append(hosting_capacity_floor(selected))
         ts_floors.append(series_floor(args.hours))
     r["floor"] = {"hosting_capacity": mean_of(hc_floors), "time_series": mean_of(ts_floors)}
     del r["floor"]["time_series"]["rows"]  # compared with the API's above, not kept
-    r["servers"], r["other_processes_cpu_pct"] = servers, other.pct
-    r["targets"] = targets(r)
+    r["targets"] = studies_targets(r)
     r["total_s"] = time.perf_counter() - started
     r["out"] = str(args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(r, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
-    print_report(r)
+    print_studies(r)
     return subprocess.call([sys.executable, str(HERE / "stochastic_bench.py"), "--out", str(args.out.with_name(
         args.out.stem + "-stochastic.json"))] + (["--quick"] if args.quick else []))  # bench/stochastic_bench.py
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -1,8 +1,12 @@
-"""OpenDSSCircuit: one IEEE 123-bus feeder in its own OpenDSS engine, changed and re-solved on request.
+"""OpenDSSCircuit: one feeder compiled in its own OpenDSS engine, changed and re-solved on request.
 
 The engine is single-threaded and works through an "active element", so every public method takes the
 circuit's lock once and does its whole job under it. This module compiles, changes (with rollback and dry
-runs) and rebuilds; `engine.index` reads a solved state into a `engine.results.Snapshot` with batch calls.
+runs) and rebuilds. Its parts, made anew at each compile, own their state: the index maps (`engine.index`, which
+reads a solved state into an `engine.results.Snapshot` with batch calls), the generator slots with their inverter
+definitions (`engine.generators`, `engine.inverters`), the loads (`engine.loads`), the regulators
+(`engine.regulators`), the solver (`engine.solver`), the customers' PV trials (`engine.customer_pv`) and the hour
+runner of studies (`engine.hours`).
 
 Every change is given as an op (`apply`), the same vocabulary journals, imports and studies use, and a state
 is rebuilt by compiling and applying its ops again: each solve starts from the state the ops produced, so a
@@ -11,7 +15,7 @@ rebuild equals the original to the last digits (tests hold it to 1e-9 pu).
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import difflib
 import json
 import math
@@ -19,18 +23,23 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import opendssdirect
 
+from engine import views
+from engine.customer_pv import CUSTOMER_PV_PREFIX, CustomerConnection, CustomerPV
 from engine.errors import NotConvergedError, NotFoundError, SimulationError
-from engine.inverters import CircuitInverters
-from engine.checkpoints import CircuitStudies
-from engine.views import CircuitViews
-from engine.index import TAP_STEP_PU, FeederIndex, read_limits, read_snapshot, values
+from engine.generators import Generator, GeneratorSlots
+from engine.hours import Checkpoint, CheckpointLost, HourRunner
+from engine.index import FeederIndex, read_limits, read_snapshot
 from engine.inverter_settings import normalize_inverter, with_kva
-from engine.results import SECTION_ORDER, WORK_TURN, Change, Snapshot  # noqa: F401  (SECTION_ORDER: part of this module's API)
+from engine.loads import Loads
+from engine.regulators import Regulators, lock_taps
+from engine.results import WORK_TURN, Change, Snapshot
+from engine.settings import EngineSettings
+from engine.solver import Solver
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "Test_Systems" / "IEEE_123_Bus-G"
 DEFAULT_MASTER_FILE = MODEL_DIR / "Master.dss"
@@ -64,43 +73,18 @@ class Pending:
     sequence: int
 
 
-__all__ = ["NotConvergedError", "NotFoundError", "SimulationError"]  # raised here, defined in engine.errors
-
-
-@dataclass
-class Generator:
-    """A generator added through the API; kept (disabled) after removal so its slot can be reused. `inverter`:
-    its smart-inverter settings (`inverter_settings`), None for a plain constant-kW, unity-power-factor one."""
-
-    name: str
-    bus: str
-    phases: int
-    nodes: list[int]
-    kw: float
-    enabled: bool = True
-    kv: float = 0.0
-    inverter: dict[str, Any] | None = None
-
-    def describe(self) -> dict[str, Any]:
-        described = {"name": self.name, "bus": self.bus, "phases": self.phases, "nodes": self.nodes, "kw": self.kw}
-        if self.inverter is not None:
-            described["inverter"] = self.inverter
-        return described
-
-
-class OpenDSSCircuit(CircuitViews, CircuitStudies, CircuitInverters):
+class OpenDSSCircuit:
     """One feeder in one engine context. Thread-safe: each public method holds the lock throughout."""
 
-    def __init__(
-        self,
-        master_file: Path | str = DEFAULT_MASTER_FILE,
-        neighbourhood_file: Path | str | None = DEFAULT_NEIGHBOURHOOD_FILE,
-        locked_taps: Mapping[str, int] | None = None,
-        voltage_limits_pu: tuple[float, float] = (0.95, 1.05),
-    ) -> None:
+    master_file: Path  # the deck's master file, resolved
+    settings: EngineSettings
+    sequence: int  # the number of the state the circuit holds (changes since the compile, or as a rebuild set)
+
+    def __init__(self, master_file: Path | str = DEFAULT_MASTER_FILE,
+                 neighbourhood_file: Path | str | None = DEFAULT_NEIGHBOURHOOD_FILE,
+                 settings: EngineSettings = EngineSettings()) -> None:
         self.master_file = Path(master_file).resolve()
-        self.locked_taps = dict(locked_taps) if locked_taps else None
-        self.voltage_limits_pu = voltage_limits_pu
+        self.settings = settings
         self._lock = threading.RLock()
         self._engine = opendssdirect.NewContext()
         self._engine.Basic.AllowChangeDir(False)
@@ -116,138 +100,41 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies, CircuitInverters):
         with self._lock:
             self._compile()
 
-    # ------------------------------------------------------------------ compile and index maps
+    # ------------------------------------------------------------------ compile
     def _compile(self) -> None:
-        """Compile the deck from scratch, build the index maps, solve the base case."""
+        """Compile the deck from scratch, make the parts, solve the base case."""
         with WORK_TURN:  # see results.WORK_TURN
             self._compile_in_turn()
 
     def _compile_in_turn(self) -> None:
-        engine = self._engine
+        engine, batch = self._engine, self._batch
         self._compile_count += 1
         engine.Text.Command("Clear")
         engine.Text.Command(f"Compile [{self.master_file}]")
         engine.Solution.Mode(0)  # snapshot
-        if self.locked_taps:
-            for transformer, tap in self.locked_taps.items():
-                engine.Transformers.Name(transformer)
-                engine.Transformers.Wdg(2)
-                engine.Transformers.Tap(1.0 + TAP_STEP_PU * tap)
-            for control in engine.RegControls.AllNames():
-                engine.RegControls.Name(control)
-                engine.RegControls.MaxTapChange(0)
-        self._generators: dict[str, Generator] = {}
-        self._reset_inverters()
-        self._build_static_maps()
-        self._compiled_taps = self._regulator_taps()  # where a failed solve starts again (_solve_or_raise)
-        self._build_generator_map()
-        self._load_base = self._load_setpoints()
-        self._cumulative_factor = {nb: 1.0 for nb in self._neighbourhood_buses}
-        self._snapshot = self._read_snapshot(self._solve_or_raise("the base case"))
+        if self.settings.locked_taps:
+            lock_taps(engine, self.settings.taps)
+        index = self._index = FeederIndex(engine, batch, self._neighbourhood_buses)
+        self._regulators = Regulators(engine, index.regulated_windings)
+        self._generators = GeneratorSlots(engine, batch, index)
+        self._solver = Solver(engine, self._regulators, self._generators)
+        self._loads = Loads(engine, batch, index, self._neighbourhood_buses)
+        self._customer_pv = CustomerPV(engine, batch, index, self._generators, self._trial)
+        self._hours = HourRunner(engine, batch, index, self._generators, self._loads, self._regulators,
+                                 self._solver, self.settings.voltage_limits_pu)
+        self._snapshot = self._read_snapshot(self._solver.solve("the base case"))
         self._base_snapshot = self._snapshot
         self._pristine = True  # nothing applied since the compile: a rebuild need not compile again
-
-    def _build_static_maps(self) -> None:
-        self._index = FeederIndex(self._engine, self._batch, self._neighbourhood_buses)
-
-    def _build_generator_map(self) -> None:
-        """Map generator conductors to nodes (phases, then the grounded neutral), in the engine's order.
-
-        Built from our own registry, since the engine cannot report a new element's nodes before a solve;
-        redone only when a generator is created."""
-        self._generator_order = list(self._batch.Generator.Name)
-        self._generator_elements = set(self._generator_order)
-        conductor_nodes = []
-        for name in self._generator_order:
-            generator = self._generators[name]
-            conductor_nodes += [self._index.node_index[f"{generator.bus}.{n}"] for n in generator.nodes] + [-1]
-        self._generator_conductor_node = np.array(conductor_nodes, dtype=int)
-
-    def _load_setpoints(self) -> np.ndarray:
-        return np.stack([np.asarray(values(self._batch.Load.kW), dtype=float),
-                         np.asarray(values(self._batch.Load.kvar), dtype=float)])
-
-    # ------------------------------------------------------------------ solving and reading
-    def _solve_or_raise(self, what: str) -> np.ndarray:
-        """Solve; return the node voltage magnitudes (pu) or raise if the result cannot be trusted.
-
-        A solve that fails is tried once more from the base case's starting point (`_settle_from_compiled_taps`):
-        taps and voltages left far out by an earlier state (a large generator since turned down) can keep the
-        power flow from converging where the same grid converges from the base case. Only if both fail is the
-        state refused, so no state reached by accepted changes traps the user (README, "Feeder model")."""
-        try:
-            return self._solve_once(what)
-        except NotConvergedError:
-            self._settle_from_compiled_taps()
-            return self._solve_once(what)
-
-    def _settle_from_compiled_taps(self) -> None:
-        """The regulators back at the taps the deck compiled with, and the feeder solved without its generators'
-        output: the state a fresh compile of these loads would settle in, from which the generators' output is
-        then solved again. The voltages start from a direct solve (loads as admittances), as a fresh compile's
-        do. Inverter generators are switched off meanwhile (their controls would still set vars at no irradiance),
-        control first (`engine.inverters`). The result need not converge (nor their controls settle); the solve
-        that follows decides."""
-        kw = np.asarray(values(self._batch.Generator.kW), dtype=float)
-        inverters = list(self._active.values())
-        self._restore_regulator_taps(self._compiled_taps)
-        if kw.size:
-            self._batch.Generator.kW = np.zeros_like(kw)
-        for definition in inverters:
-            self._switch_definition(definition, False)
-        try:
-            self._engine.Solution.SolveDirect()  # node voltages from scratch, whatever the failed solve left (NaN)
-            self._engine.Solution.Solve()
-        except opendssdirect.DSSException:
-            pass
-        finally:
-            if kw.size:
-                self._batch.Generator.kW = kw
-            for definition in inverters:
-                self._switch_definition(definition, True)
-
-    def _solve_once(self, what: str) -> np.ndarray:
-        engine = self._engine
-        try:
-            engine.Solution.Solve()
-            converged = engine.Solution.Converged()
-        except opendssdirect.DSSException as error:
-            if "Max Control Iterations" in str(error):  # OpenDSS #485: regulators or inverter controls
-                raise NotConvergedError(f"the controls did not settle within {engine.Solution.MaxControlIterations()}"
-                                        f" control iterations for {what}") from error
-            raise NotConvergedError(f"the power flow failed for {what}: {error}") from error
-        if not converged:
-            raise NotConvergedError(f"the power flow did not converge for {what}")
-        magnitudes = np.asarray(engine.Circuit.AllBusMagPu())
-        if not np.all(np.isfinite(magnitudes)) or magnitudes.max() > 2.0:
-            raise NotConvergedError(f"the power flow for {what} gave implausible voltages "
-                                    f"(max {magnitudes.max():.3g} pu)")
-        return magnitudes
 
     def _read_snapshot(self, vmag_pu: np.ndarray | None = None, sequence: int | None = None) -> Snapshot:
         if vmag_pu is None:
             vmag_pu = np.asarray(self._engine.Circuit.AllBusMagPu())
-        return read_snapshot(self._engine, self._batch, self._index, self._generator_conductor_node,
-                             self.sequence if sequence is None else sequence, self.voltage_limits_pu, vmag_pu,
-                             self._inverter_conductor_nodes() if self._pv_order else None)
+        inverters = self._generators.inverters
+        return read_snapshot(self._engine, self._batch, self._index, self._generators.conductor_nodes(),
+                             self.sequence if sequence is None else sequence, self.settings.voltage_limits_pu,
+                             vmag_pu, inverters.conductor_nodes() if inverters.has_pvsystems else None)
 
     # ------------------------------------------------------------------ changes with rollback
-    def _regulator_taps(self) -> list[float]:
-        engine = self._engine
-        taps = []
-        for transformer, winding in self._index.regulated_windings:
-            engine.Transformers.Name(transformer)
-            engine.Transformers.Wdg(winding)
-            taps.append(engine.Transformers.Tap())
-        return taps
-
-    def _restore_regulator_taps(self, taps: list[float]) -> None:
-        engine = self._engine
-        for (transformer, winding), tap in zip(self._index.regulated_windings, taps):
-            engine.Transformers.Name(transformer)
-            engine.Transformers.Wdg(winding)
-            engine.Transformers.Tap(tap)
-
     def _apply(self, what: str, change: Callable[[], None], undo: Callable[[], None], dry_run: bool,
                read: Callable[[np.ndarray], Any] | None = None) -> Any:
         """Apply a change and solve; on any failure undo it, restore the taps and re-solve.
@@ -260,19 +147,19 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies, CircuitInverters):
     def _apply_in_turn(self, what: str, change: Callable[[], None], undo: Callable[[], None], dry_run: bool,
                        read: Callable[[np.ndarray], Any] | None) -> Any:
         self._pristine = False
-        taps = self._regulator_taps()
+        taps = self._regulators.taps()
         try:
             change()
-            magnitudes = self._solve_or_raise(what)
+            magnitudes = self._solver.solve(what)
         except Exception as error:
-            self._roll_back(undo, taps)
+            self._solver.roll_back(undo, taps)
             if isinstance(error, SimulationError):
                 raise NotConvergedError(f"{error}; the change was rolled back and the grid is unchanged",
                                         field=getattr(error, "field", None)) from error
             raise
         if dry_run:  # `read`: a lean reading instead of the whole snapshot (a study's trial)
             preview = read(magnitudes) if read else self._read_snapshot(magnitudes, sequence=self.sequence + 1)
-            self._roll_back(undo, taps)
+            self._solver.roll_back(undo, taps)
             return preview
         self.sequence += 1
         if self._replaying:  # a rebuild reads the state once, after its last op
@@ -280,27 +167,10 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies, CircuitInverters):
         self._snapshot = self._read_snapshot(magnitudes)
         return self._snapshot
 
-    def _roll_back(self, undo: Callable[[], None], taps: list[float]) -> None:
-        """Undo the change and solve the state before it again, from its own taps. A failed solve can leave the
-        node voltages far out (NaN even), so when the re-solve does not converge it starts again from a direct
-        solve: the engine must hold the state it answers with, or the next change would start from garbage.
-        Inverter controls can fail to settle from where the refused change left them: that is tried the same
-        way, and never raised (the change's own error is the answer)."""
-        undo()
-        self._restore_regulator_taps(taps)
-        engine = self._engine
-        try:
-            engine.Solution.Solve()
-            settled = engine.Solution.Converged() and np.all(np.isfinite(engine.Circuit.AllBusMagPu()))
-        except opendssdirect.DSSException:
-            settled = False
-        if not settled:
-            self._restore_regulator_taps(taps)
-            try:
-                engine.Solution.SolveDirect()
-                engine.Solution.Solve()
-            except opendssdirect.DSSException:
-                pass
+    def _trial(self, what: str, change: Callable[[], None], undo: Callable[[], None],
+               read: Callable[[np.ndarray], Any]) -> Any:
+        """A study's trial: the change solved, read with `read`, and taken back (a dry run)."""
+        return self._apply(what, change, undo, dry_run=True, read=read)
 
     # ------------------------------------------------------------------ public verbs
     def apply(self, op: Mapping[str, Any], dry_run: bool = False) -> Change:
@@ -357,58 +227,14 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies, CircuitInverters):
             settings = normalize_inverter(inverter, kw)
             existing = self._generators.get(name)
             created = existing is None or not existing.enabled
-            change, undo = self._generator_change(bus, phases, nodes, kv, name, kw, settings)
+            change, undo = self._generators.change(bus, phases, nodes, kv, name, kw, settings)
             snapshot = self._apply(f"generator {name} at {kw} kW", change, undo, dry_run)
             if not dry_run:
-                self._generators[name] = Generator(name, bus, phases, nodes, float(kw), True, kv, settings)
+                self._generators.record(Generator(name, bus, phases, nodes, float(kw), True, kv, settings))
             described = {"inverter": settings} if settings is not None else {}
             return Change({"type": "add_generator", "sequence": snapshot.sequence, "generator": name, "bus": bus,
                            "phases": phases, "nodes": nodes, "kw": float(kw), "kv": kv, **described,
                            "created": created, "updated": not created, **_dry(dry_run)}, snapshot)
-
-    def preview_generator_limits(self, bus: str, phases: int, kw: float, prefix: str,
-                                 inverter: dict[str, Any] | None = None) -> tuple[list[int], dict]:
-        """A study's trial: a generator connected as add_generator connects it (with `inverter`, checked
-        settings without kVA: the trial's kVA is its kW), solved with the regulators and inverter controls
-        acting, read lean (`engine.index.read_limits`), then taken back. Returns its nodes and the reading."""
-        with self._lock:
-            bus, nodes, kv, name = self._generator_connection(bus, phases, kw, None, prefix)
-            trial = normalize_inverter(inverter, kw, trial=True)  # checked by the study too: cheap, and safe
-            settings = with_kva(trial, kw) if trial is not None else None
-            change, undo = self._generator_change(bus, phases, nodes, kv, name, kw, settings)
-            reading = self._apply(f"generator {name} at {kw} kW", change, undo, dry_run=True,
-                                  read=lambda magnitudes: read_limits(self._engine, self._batch, self._index,
-                                                                      bool(self._generator_order), magnitudes,
-                                                                      bool(self._pv_order)))
-            return nodes, reading
-
-    def _generator_change(self, bus: str, phases: int, nodes: list[int], kv: float, name: str, kw: float,
-                          settings: dict[str, Any] | None = None) -> tuple[Callable[[], None], Callable[[], None]]:
-        """The change that puts this generator at `kw` (creating its element the first time; with inverter
-        `settings`, a new definition: `engine.inverters`) and the undo of it."""
-        existing = self._generators.get(name)
-        before = copy.copy(existing) if existing else None
-        active = self._active.get(name)
-
-        def change() -> None:
-            if existing is None:
-                self._generators[name] = Generator(name, bus, phases, nodes, 0.0, enabled=False, kv=kv)
-            if settings is not None:
-                self._put_slot(name, None, None)  # whatever the slot had on goes off first
-                self._active[name] = self._define_inverter(name, kw, settings, bus, phases, nodes, kv)
-            elif name not in self._generator_elements:
-                self._put_slot(name, None, None)
-                self._engine.Text.Command(
-                    f"New Generator.{name} bus1={bus}.{'.'.join(map(str, nodes))} phases={phases} "
-                    f"kv={kv:.6f} kw={kw!r} pf=1 model=1 vminpu=0.5 vmaxpu=1.5")
-                self._build_generator_map()
-            else:
-                self._put_slot(name, Generator(name, bus, phases, nodes, kw, True, kv), None)
-
-        def undo() -> None:
-            self._put_slot(name, before, active)
-
-        return change, undo
 
     def _generator_connection(self, bus: Any, phases: int, kw: Any, phase: int | None, prefix: str = "gen"
                               ) -> tuple[str, list[int], float, str]:
@@ -437,25 +263,18 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies, CircuitInverters):
             raise SimulationError(f"bus_name: {bus!r} cannot host a generator", field="bus_name")
         return bus, nodes, kv, name
 
-    def _set_generator(self, name: str, kw: float, enabled: bool) -> None:
-        """A Generator element's kW and state (a plain generator; `_put_slot` decides)."""
-        engine = self._engine
-        engine.Generators.Name(name)
-        engine.Generators.kW(kw)
-        engine.Circuit.SetActiveElement(f"Generator.{name}")
-        engine.CktElement.Enabled(enabled)
-
     def remove_generator(self, name: str, dry_run: bool = False) -> Change:
         """Take out a generator added through the API (it stays disabled in the engine)."""
         key = name.lower() if isinstance(name, str) else ""
         with self._lock:
-            generator = self._generators.get(key)
+            generators = self._generators
+            generator = generators.get(key)
             if generator is None or not generator.enabled:
-                known = ", ".join(sorted(g.name for g in self._generators.values() if g.enabled)) or "none"
+                known = ", ".join(sorted(g.name for g in generators.enabled())) or "none"
                 raise NotFoundError(f"name: no generator {name!r}; present: {known}", field="name")
-            active = self._active.get(key)
-            snapshot = self._apply(f"removing {key}", lambda: self._put_slot(key, None, None),
-                                   lambda: self._put_slot(key, generator, active), dry_run)
+            active = generators.inverters.active(key)
+            snapshot = self._apply(f"removing {key}", lambda: generators.put(key, None, None),
+                                   lambda: generators.put(key, generator, active), dry_run)
             if not dry_run:
                 generator.enabled = False
             return Change({"type": "remove_generator", "sequence": snapshot.sequence, **generator.describe(),
@@ -469,27 +288,22 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies, CircuitInverters):
                                 f"got {neighbourhood!r}", field="neighbourhood")
         _check_number(factor, "factor", 0.0, MAX_FACTOR)
         with self._lock:
-            previous = self._cumulative_factor[neighbourhood]
+            loads = self._loads
+            previous = loads.factor(neighbourhood)
             cumulative = previous * factor
             if cumulative > MAX_CUMULATIVE_FACTOR:
                 raise SimulationError(f"factor: the cumulative factor of neighbourhood {neighbourhood} would be "
                                       f"{cumulative:g}, above the limit {MAX_CUMULATIVE_FACTOR:g}", field="factor")
-            loads = self._index.neighbourhood_loads[neighbourhood]
             snapshot = self._apply(f"neighbourhood {neighbourhood} x{factor}",
-                                   lambda: self._set_load_factor(loads, cumulative),
-                                   lambda: self._set_load_factor(loads, previous), dry_run)
+                                   lambda: loads.scale(neighbourhood, cumulative),
+                                   lambda: loads.scale(neighbourhood, previous), dry_run)
             if not dry_run:
-                self._cumulative_factor[neighbourhood] = cumulative
+                loads.record_factor(neighbourhood, cumulative)
             return Change({"type": "modify_load_neighbourhood", "sequence": snapshot.sequence,
                            "neighbourhood": neighbourhood, "factor": float(factor), "cumulative_factor": cumulative,
-                           "loads_changed": [self._index.load_names[i] for i in loads], **_dry(dry_run)}, snapshot)
-
-    def _set_load_factor(self, load_indices: list[int], cumulative: float) -> None:
-        engine = self._engine
-        for i in load_indices:
-            engine.Loads.Name(self._index.load_names[i])
-            engine.Loads.kW(float(self._load_base[0, i] * cumulative))
-            engine.Loads.kvar(float(self._load_base[1, i] * cumulative))
+                           "loads_changed": [self._index.load_names[i]
+                                             for i in self._index.neighbourhood_loads[neighbourhood]],
+                           **_dry(dry_run)}, snapshot)
 
     def reset(self, dry_run: bool = False) -> Change:
         """Recompile the deck: the base case exactly as at start-up (a change like any other)."""
@@ -515,6 +329,149 @@ class OpenDSSCircuit(CircuitViews, CircuitStudies, CircuitInverters):
     def results(self) -> dict[str, Any]:
         return self._snapshot.results
 
+    @property
+    def transformer_names(self) -> list[str]:
+        """The transformers in the engine's order (the order of the snapshot's transformer arrays)."""
+        return self._index.transformer_names
+
+    def buses(self) -> list[dict[str, Any]]:
+        """Every bus: nodes, base kV, coordinates, neighbourhood, distance, loads and generators on it."""
+        with self._lock:
+            return views.buses(self._index, self._generators.enabled())
+
+    def bus(self, name: str) -> dict[str, Any]:
+        """One bus with its node voltages, loads, generators and the lines that touch it."""
+        with self._lock:
+            bus = self._check_bus(name, "name")
+            return views.bus(self._index, self._snapshot, bus, self._loads.on_bus(bus), self.generators())
+
+    def generators(self) -> list[dict[str, Any]]:
+        """Generators added through the API: set-point and delivered power from the last solve (an inverter
+        generator's row adds its settings, `mode`, `kva` and `curtailed_kW`)."""
+        with self._lock:
+            arrays = self._snapshot.arrays
+            return self._generators.rows(arrays["generator_power"], arrays["inverter_power"])
+
+    def neighbourhoods(self) -> list[dict[str, Any]]:
+        """Each neighbourhood: buses, loads, base and current kW/kvar set-points, cumulative factor."""
+        with self._lock:
+            return self._loads.neighbourhood_rows()
+
+    def transformers(self) -> list[dict[str, Any]]:
+        """The regulators and other transformers: where they sit, their rating, loading and regulator tap."""
+        with self._lock:
+            return views.transformers(self._index, self._snapshot, self._regulators.steps())
+
+    def health(self) -> dict[str, Any]:
+        return views.health(self._index, self._snapshot, len(self._generators.enabled()))
+
+    # ------------------------------------------------------------------ study inputs
+    def load_setpoints_kw(self) -> list[float]:
+        """Each load's kW set-point in the engine's order (what a series or a study's hours multiply)."""
+        with self._lock:
+            return self._loads.setpoints()[0].tolist()
+
+    def load_neighbourhoods(self) -> list[int | None]:
+        """The neighbourhood of each load, in the engine's load order."""
+        return self._loads.load_neighbourhoods()
+
+    def customers(self) -> list[dict[str, Any]]:
+        """Each customer: its load, where its PV connects, and the load's kW set-point in this state."""
+        with self._lock:
+            return self._customer_pv.customers(self._loads.setpoints()[0])
+
+    def regulator_tap_steps(self) -> dict[str, int]:
+        """Each regulator's tap position in steps (0 = neutral)."""
+        with self._lock:
+            return self._regulators.steps()
+
+    def disabled_generators(self) -> int:
+        """Generators kept disabled in the engine (removed, refused, or a study's trials): each slows a solve.
+        Customer PV generators are not counted: at most one per load, reused by every stochastic trial."""
+        with self._lock:
+            return self._generators.disabled_count(CUSTOMER_PV_PREFIX)
+
+    def leftover_definitions(self) -> int:
+        """Inverter definitions switched off (earlier settings, removed or refused ones, studies' trials)."""
+        with self._lock:
+            return self._generators.inverters.leftover_definitions()
+
+    # ------------------------------------------------------------------ studies on a warm engine
+    def checkpoint(self) -> Checkpoint:
+        """This state, to come back to with `restore` (within this compile)."""
+        with self._lock:
+            return Checkpoint(self._compile_count, self.sequence, self._loads.setpoints(), self._regulators.taps(),
+                              self._generators.keep(), self._loads.factors(), self._snapshot)
+
+    def restore(self, kept: Checkpoint) -> None:
+        """Put back the set-points, generators and taps of `kept` and solve: the state it was taken in."""
+        with self._lock:
+            if kept.compile_count != self._compile_count:
+                raise CheckpointLost("the circuit was recompiled since the checkpoint")
+            self._loads.put_setpoints(kept.loads)
+            self._generators.put_back(kept.generators)
+            self._regulators.restore(kept.taps)
+            self._engine.Solution.Solve()
+            self._loads.put_factors(kept.cumulative_factor)
+            self.sequence, self._snapshot = kept.sequence, kept.snapshot
+
+    def preview_generator_limits(self, bus: str, phases: int, kw: float, prefix: str,
+                                 inverter: dict[str, Any] | None = None) -> tuple[list[int], dict]:
+        """A study's trial: a generator connected as add_generator connects it (with `inverter`, checked
+        settings without kVA: the trial's kVA is its kW), solved with the regulators and inverter controls
+        acting, read lean (`engine.index.read_limits`), then taken back. Returns its nodes and the reading."""
+        with self._lock:
+            bus, nodes, kv, name = self._generator_connection(bus, phases, kw, None, prefix)
+            trial = normalize_inverter(inverter, kw, trial=True)  # checked by the study too: cheap, and safe
+            settings = with_kva(trial, kw) if trial is not None else None
+            change, undo = self._generators.change(bus, phases, nodes, kv, name, kw, settings)
+            generators = self._generators
+            reading = self._trial(f"generator {name} at {kw} kW", change, undo,
+                                  lambda magnitudes: read_limits(self._engine, self._batch, self._index,
+                                                                 generators.any_elements, magnitudes,
+                                                                 generators.inverters.has_pvsystems))
+            return nodes, reading
+
+    def customer_connections(self) -> list[CustomerConnection]:
+        """Each load's PV connection, in the engine's load order (read once per compile)."""
+        with self._lock:
+            return self._customer_pv.connections()
+
+    def preview_customer_pv_limits(self, systems: list[tuple[int, float]], inverter: dict[str, Any] | None = None
+                                   ) -> dict[str, Any]:
+        """A stochastic trial: PV at several customers at once, tried and taken back (`engine.customer_pv`)."""
+        with self._lock:
+            return self._customer_pv.preview_limits(systems, inverter)
+
+    def run_hours(self, load_multipliers: np.ndarray, generator_multipliers: np.ndarray,
+                  start_taps: dict[str, int] | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """Solve hour after hour: each load at its set-point x its multiplier of the hour (rows: hours, columns:
+        loads), each generator at its set-point x the generator multiplier; regulators act from the taps of the
+        hour before (`start_taps`, in steps, for the first hour; default the circuit's own). Returns one row per
+        hour and the taps after the last hour; the circuit is back in its own state afterwards. An inverter
+        generator's irradiance is the multiplier (its kVA stays); with any, each hour adds generation_kVAR and
+        curtailed_kW."""
+        with self._lock:
+            kept = self.checkpoint()
+            try:
+                return self._hours.run(kept, load_multipliers, generator_multipliers, start_taps)
+            finally:
+                self.restore(kept)
+
+    @contextlib.contextmanager
+    def hour_state(self, load_multipliers: np.ndarray, generator_multiplier: float, what: str
+                   ) -> Iterator[dict[str, Any]]:
+        """The circuit held in one hour's state while the caller works on it (a study's trials start from it):
+        exactly the first hour of `run_hours` from the circuit's own taps. Yields the lean reading of that
+        state; the circuit is back in its own state afterwards, whatever the caller left."""
+        with self._lock:
+            kept = self.checkpoint()
+            try:
+                yield self._hours.first_hour(kept, load_multipliers, generator_multiplier, what)
+            finally:
+                self.restore(kept)
+
+    # ------------------------------------------------------------------ checks
     def _check_bus(self, bus: Any, field_name: str) -> str:
         if not isinstance(bus, str) or not bus:
             raise SimulationError(f"{field_name}: expected a bus name (string)", field=field_name)

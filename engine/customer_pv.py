@@ -20,7 +20,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from engine.index import loadings, values
+import numpy as np
+
+from engine.generators import GeneratorSlots
+from engine.index import FeederIndex, loadings, values
 from engine.inverter_settings import normalize_inverter, with_kva
 
 CUSTOMER_PV_PREFIX = "cpv_"
@@ -52,72 +55,77 @@ def customer_connection(position: int, load: str, bus1: str, phases: int, bus_no
     return CustomerConnection(load, bus, 1, (nodes[0],), kv_base_ln, name)
 
 
+#: How a trial is tried: (what, change, undo, read) -> the reading, the change taken back (the circuit's dry run).
+Trial = Callable[[str, Callable[[], None], Callable[[], None], Callable[[np.ndarray], Any]], Any]
+
+
 class CustomerPV:
-    """The customers (loads) of the feeder and a trial of PV at several of them (every method takes the lock)."""
+    """The customers (loads) of one compiled feeder and trials of PV at several of them at once (callers hold
+    the circuit's lock). Uses the circuit's generator slots, and its dry run to try a trial."""
 
-    def customer_connections(self) -> list[CustomerConnection]:
+    def __init__(self, engine: Any, batch: Any, index: FeederIndex, generators: GeneratorSlots, trial: Trial
+                 ) -> None:
+        self._engine, self._batch, self._index = engine, batch, index
+        self._generators, self._trial = generators, trial
+        self._connections: list[CustomerConnection] | None = None
+
+    def connections(self) -> list[CustomerConnection]:
         """Each load's PV connection, in the engine's load order (read once per compile)."""
-        with self._lock:
-            cached = getattr(self, "_customer_cache", None)
-            if cached is None or cached[0] != self._compile_count:
-                batch, index = self._batch, self._index
-                connections = [customer_connection(i, load, bus1, int(phases), index.bus_info[bus]["nodes"],
-                                                   index.bus_info[bus]["kv_base_ln"])
-                               for i, (load, bus1, phases, bus) in enumerate(zip(
-                                   index.load_names, batch.Load.Bus1, values(batch.Load.Phases), index.load_bus))]
-                cached = self._customer_cache = (self._compile_count, connections)
-            return cached[1]
+        if self._connections is None:
+            batch, index = self._batch, self._index
+            self._connections = [
+                customer_connection(i, load, bus1, int(phases), index.bus_info[bus]["nodes"],
+                                    index.bus_info[bus]["kv_base_ln"])
+                for i, (load, bus1, phases, bus) in enumerate(zip(
+                    index.load_names, batch.Load.Bus1, values(batch.Load.Phases), index.load_bus))]
+        return self._connections
 
-    def customers(self) -> list[dict[str, Any]]:
-        """Each customer: its load, where its PV connects, and the load's kW set-point in this state."""
-        with self._lock:
-            kw = self._load_setpoints()[0]
-            return [{**connection.describe(), "kW": float(k)}
-                    for connection, k in zip(self.customer_connections(), kw)]
+    def customers(self, load_kw: np.ndarray) -> list[dict[str, Any]]:
+        """Each customer: its load, where its PV connects, and the load's kW set-point (`load_kw`)."""
+        return [{**connection.describe(), "kW": float(k)} for connection, k in zip(self.connections(), load_kw)]
 
-    def preview_customer_pv_limits(self, systems: list[tuple[int, float]], inverter: dict[str, Any] | None = None
-                                   ) -> dict[str, Any]:
+    def preview_limits(self, systems: list[tuple[int, float]], inverter: dict[str, Any] | None = None
+                       ) -> dict[str, Any]:
         """A stochastic trial: PV at several customers at once (`(customer index, kW)` pairs), solved with the
-        regulators acting, read for judging (`judged_reading`), then taken back, like `preview_generator_limits`
-        for one generator. With `inverter` (checked settings without kVA), each system is a smart inverter rated at
-        its own kW: a new definition each (`engine.inverters`), so a trial answers the same wherever it runs."""
-        with self._lock:
-            connections = self.customer_connections()
-            chosen = [(connections[i], float(kw)) for i, kw in systems]
-            if inverter is not None:
-                return self._apply(f"PV at {len(chosen)} customers", *self._customer_inverters(chosen, inverter),
-                                   dry_run=True, read=self._judged_reading)
+        regulators acting, read for judging (`judged_reading`), then taken back. With `inverter` (checked
+        settings without kVA), each system is a smart inverter rated at its own kW: a new definition each
+        (`engine.inverters`), so a trial answers the same wherever it runs."""
+        connections = self.connections()
+        chosen = [(connections[i], float(kw)) for i, kw in systems]
+        what = f"PV at {len(chosen)} customers"
+        if inverter is not None:
+            return self._trial(what, *self._inverters(chosen, inverter), self._judged_reading)
+        generators = self._generators
 
-            def change() -> None:  # (a customer may have had only inverter definitions: see _generator_elements)
-                for connection, kw in chosen:
-                    if connection.generator in self._generator_elements:
-                        self._set_generator(connection.generator, kw, True)
-                    else:
-                        self._make_customer_generator(connection, kw)
+        def change() -> None:  # (a customer may have had only inverter definitions: no Generator element yet)
+            for connection, kw in chosen:
+                if generators.has_element(connection.generator):
+                    generators.set_plain(connection.generator, kw, True)
+                else:
+                    self._make_generator(connection, kw)
 
-            def undo() -> None:
-                for connection, _ in chosen:
-                    if connection.generator in self._generator_elements:
-                        self._set_generator(connection.generator, 0.0, False)
+        def undo() -> None:
+            for connection, _ in chosen:
+                if generators.has_element(connection.generator):
+                    generators.set_plain(connection.generator, 0.0, False)
 
-            return self._apply(f"PV at {len(chosen)} customers", change, undo, dry_run=True,
-                               read=self._judged_reading)
+        return self._trial(what, change, undo, self._judged_reading)
 
-    def _customer_inverters(self, chosen: list[tuple[CustomerConnection, float]], inverter: dict[str, Any]
-                            ) -> tuple[Callable[[], None], Callable[[], None]]:
+    def _inverters(self, chosen: list[tuple[CustomerConnection, float]], inverter: dict[str, Any]
+                   ) -> tuple[Callable[[], None], Callable[[], None]]:
         """The change that puts a new inverter definition at each chosen customer, connected where its load is
         (a line-to-line one across its two nodes), and the undo that switches them off again."""
         trial = normalize_inverter(inverter, 1.0, trial=True)  # checked by the study too: cheap, and safe
 
         def change() -> None:
             for connection, kw in chosen:
-                create, _ = self._generator_change(connection.bus, connection.phases, list(connection.nodes),
-                                                   connection.kv, connection.generator, kw, with_kva(trial, kw))
+                create, _ = self._generators.change(connection.bus, connection.phases, list(connection.nodes),
+                                                    connection.kv, connection.generator, kw, with_kva(trial, kw))
                 create()
 
         def undo() -> None:
             for connection, _ in chosen:
-                self._put_slot(connection.generator, None, None)
+                self._generators.put(connection.generator, None, None)
 
         return change, undo
 
@@ -130,15 +138,15 @@ class CustomerPV:
         return {"vmag_pu": vmag_pu, "line_loading_pct": line_loading, "transformer_loading_pct": xf_loading,
                 "source_kw": source_kw, "source_kvar": source_kvar}
 
-    def _make_customer_generator(self, connection: CustomerConnection, kw: float) -> None:
+    def _make_generator(self, connection: CustomerConnection, kw: float) -> None:
         """Create the customer's generator at `kw` with add_generator's helper (kept disabled in our registry, as a
         trial's generator is). The registry's nodes build the engine's conductor map as the generator's phase
         nodes then its neutral; a line-to-line generator's second conductor is its second phase node, where that
         map has the neutral, so the registry keeps its first node only: the map's length is then right, and the
         generator is only ever on inside a dry run, read lean, which does not use the map."""
-        create, _ = self._generator_change(connection.bus, connection.phases, list(connection.nodes), connection.kv,
-                                           connection.generator, kw)
+        nodes = list(connection.nodes)
+        line_to_line = len(nodes) > connection.phases
+        create, _ = self._generators.change(connection.bus, connection.phases, nodes[:connection.phases],
+                                            connection.kv, connection.generator, kw,
+                                            element_nodes=nodes if line_to_line else None)
         create()
-        if len(connection.nodes) > connection.phases:
-            self._generators[connection.generator].nodes = list(connection.nodes[:connection.phases])
-            self._build_generator_map()

@@ -24,13 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.interface import FORWARDED, FORWARDED_PROPERTIES
 from engine.results import RowLayout, Snapshot
 from engine.circuit import OpenDSSCircuit
-
-#: Reads a host answers for the web process (the view and study-input methods of OpenDSSCircuit).
-VIEWS = ("buses", "bus", "generators", "neighbourhoods", "transformers", "health", "load_setpoints_kw",
-         "load_neighbourhoods", "customers", "disabled_generators", "regulator_tap_steps")
-
 
 def layout_key(layout: RowLayout) -> tuple[str, tuple]:
     """A layout's content hash and field values (the same feeder gives the same key in every host)."""
@@ -81,7 +77,7 @@ class Host:
 
     def handle(self, verb: str, circuit_id: int, args: tuple) -> Any:
         if verb == "new":
-            circuit = OpenDSSCircuit(**args[0])
+            circuit = OpenDSSCircuit(settings=args[0])
             self.circuits[circuit_id] = circuit
             return self.payload(circuit.snapshot)
         circuit = self.circuits[circuit_id]
@@ -93,12 +89,12 @@ class Host:
             return actions, self.payload(circuit.snapshot)
         if verb == "base_snapshot":
             return self.payload(circuit.base_snapshot)
-        if verb == "transformer_names":
-            return circuit.transformer_names
         if verb == "close":
             self.circuits.pop(circuit_id).close()
             return None
-        if verb in VIEWS:
+        if verb in FORWARDED_PROPERTIES:
+            return getattr(circuit, verb)
+        if verb in FORWARDED:  # the interface's plain-data reads, by name
             return getattr(circuit, verb)(*args)
         raise ValueError(f"engine host: unknown request {verb!r}")
 

@@ -56,11 +56,12 @@ class Definition:
     enabled: bool = True
 
 
-class CircuitInverters:
-    """Inverter definitions of an `OpenDSSCircuit` (its engine, registry and index maps; callers hold its lock)."""
+class InverterBank:
+    """The inverter definitions of one compiled feeder, by generator slot, and which one is on in each slot.
+    Owns the PVSystems' order and conductor map (read with a snapshot). Callers hold the circuit's lock."""
 
-    def _reset_inverters(self) -> None:
-        """After a compile: no definitions, no PVSystems."""
+    def __init__(self, engine: Any, batch: Any, node_index: dict[str, int]) -> None:
+        self._engine, self._batch, self._node_index = engine, batch, node_index
         self._definitions: dict[str, list[Definition]] = {}
         self._active: dict[str, Definition] = {}
         self._pv_order: list[str] = []
@@ -70,8 +71,8 @@ class CircuitInverters:
         self._pv_conductor_node: np.ndarray | None = np.zeros(0, dtype=int)
 
     # ------------------------------------------------------------------ definitions
-    def _define_inverter(self, slot: str, kw: float, settings: dict[str, Any], bus: str, phases: int,
-                         nodes: list[int], kv: float) -> Definition:
+    def define(self, slot: str, kw: float, settings: dict[str, Any], bus: str, phases: int, nodes: list[int],
+               kv: float) -> Definition:
         """New elements for this slot's next definition, enabled: the PVSystem (on the generator's connection),
         then its curves and InvControl (listing only this PVSystem, which is enabled as it is created: see the
         module's docstring)."""
@@ -113,12 +114,12 @@ class CircuitInverters:
         for element in order[len(self._pv_order):]:
             d = self._pv_definition[element]  # its phases, then a second node (line to line) or the neutral
             ends = [*d.nodes[:d.phases], d.nodes[d.phases] if len(d.nodes) > d.phases else None]
-            self._pv_conductors += [-1 if n is None else self._index.node_index[f"{d.bus}.{n}"] for n in ends]
+            self._pv_conductors += [-1 if n is None else self._node_index[f"{d.bus}.{n}"] for n in ends]
             self._pv_position[element] = len(self._pv_position)
         self._pv_order = list(order)
         self._pv_conductor_node = None  # made from the list when a snapshot is read
 
-    def _switch_definition(self, definition: Definition, on: bool) -> None:
+    def switch(self, definition: Definition, on: bool) -> None:
         """On: the PVSystem, then its InvControl. Off: the InvControl, then its PVSystem."""
         engine = self._engine
         order = [("PVSystem", True), ("InvControl", definition.controlled)]
@@ -128,27 +129,27 @@ class CircuitInverters:
                 engine.CktElement.Enabled(on)
         definition.enabled = on
 
-    def _set_irradiance(self, definition: Definition, irradiance: float) -> None:
+    def set_irradiance(self, definition: Definition, irradiance: float) -> None:
         self._engine.PVsystems.Name(definition.element)
         self._engine.PVsystems.Irradiance(float(irradiance))
 
-    # ------------------------------------------------------------------ slots
-    def _put_slot(self, name: str, record: Any, definition: Definition | None) -> None:
-        """The slot's elements as `record` (a Generator, or None: off) with `definition` the one on (None: none),
-        at full irradiance: a plain record's Generator element at its kW, every other element of the slot off.
-        A definition going off goes off before anything comes on."""
-        active = self._active.get(name)
+    # ------------------------------------------------------------------ which definition is on in a slot
+    def active(self, slot: str) -> Definition | None:
+        return self._active.get(slot)
+
+    def switch_off_unless(self, slot: str, definition: Definition | None) -> None:
+        """The slot's definition on goes off, unless it is `definition` (first, before anything comes on)."""
+        active = self._active.get(slot)
         if active is not None and active is not definition:
-            self._switch_definition(active, False)
-            del self._active[name]
-        if name in self._generator_elements:
-            plain = record is not None and record.enabled and record.inverter is None
-            self._set_generator(name, record.kw if record is not None else 0.0, plain)
-        if definition is not None:
-            if active is not definition:
-                self._switch_definition(definition, True)
-                self._active[name] = definition
-            self._set_irradiance(definition, 1.0)
+            self.switch(active, False)
+            del self._active[slot]
+
+    def switch_on(self, slot: str, definition: Definition) -> None:
+        """`definition` on in its slot, at full irradiance (the slot's other definition already off)."""
+        if self._active.get(slot) is not definition:
+            self.switch(definition, True)
+            self._active[slot] = definition
+        self.set_irradiance(definition, 1.0)
 
     def active_definitions(self) -> dict[str, Definition]:
         """The definition on in each slot that has one (a checkpoint keeps these)."""
@@ -158,15 +159,20 @@ class CircuitInverters:
         """Definitions switched off (earlier settings, removed or refused ones, studies' trials)."""
         return sum(not d.enabled for defs in self._definitions.values() for d in defs)
 
+    @property
+    def has_pvsystems(self) -> bool:
+        """Any PVSystem in the engine (on or off): a snapshot then reads their powers."""
+        return bool(self._pv_order)
+
     # ------------------------------------------------------------------ reading
-    def _inverter_conductor_nodes(self) -> np.ndarray:
+    def conductor_nodes(self) -> np.ndarray:
         """Map PVSystem conductors to nodes (phases, then the grounded neutral) in the engine's order, from our
         registry (the engine cannot report a new element's nodes before a solve)."""
         if self._pv_conductor_node is None:
             self._pv_conductor_node = np.array(self._pv_conductors, dtype=int)
         return self._pv_conductor_node
 
-    def _inverter_outputs(self, multiplier: float = 1.0) -> dict[str, float]:
+    def outputs(self, multiplier: float = 1.0) -> dict[str, float]:
         """The enabled definitions together: delivered kW and kvar (positive injects), and curtailed kW (their
         available power, kW x irradiance, less what they deliver)."""
         totals = -np.asarray(values(self._batch.PVSystem.TotalPowers))
@@ -175,12 +181,8 @@ class CircuitInverters:
         kw = float(sum(p.real for p in delivered))
         return {"kw": kw, "kvar": float(sum(p.imag for p in delivered)), "curtailed_kw": float(available - kw)}
 
-    def _inverter_row(self, name: str, power: np.ndarray) -> dict[str, Any]:
-        """The row fields of an inverter generator from a snapshot's PVSystem powers."""
-        definition = self._active.get(name)
+    def delivered(self, slot: str, power: np.ndarray) -> complex:
+        """What the slot's definition on delivered, from a snapshot's PVSystem powers (0 when none is on)."""
+        definition = self._active.get(slot)
         position = self._pv_position.get(definition.element, len(power)) if definition else len(power)
-        delivered = power[position] if position < len(power) else 0j
-        generator = self._generators[name]
-        return {"delivered_kW": float(delivered.real), "delivered_kVAR": float(delivered.imag),
-                "mode": generator.inverter["mode"], "kva": generator.inverter["kva"],
-                "curtailed_kW": float(generator.kw - delivered.real)}
+        return power[position] if position < len(power) else 0j

@@ -28,7 +28,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from engine.host import recv_message, send_message, unpack_arrays
+from engine.interface import FORWARDED, FORWARDED_PROPERTIES, Circuit
 from engine.results import Change, RowLayout, Snapshot
+from engine.settings import EngineSettings
 
 REPO = Path(__file__).resolve().parent.parent  #: where `python -m engine.host` finds our code
 
@@ -246,8 +248,8 @@ class EngineHost:
 class EnginePool:
     """The hosts, and where each new engine goes: the host with the fewest open engines."""
 
-    def __init__(self, count: int, settings: Mapping[str, Any]) -> None:
-        self.settings = dict(settings)
+    def __init__(self, count: int, settings: EngineSettings) -> None:
+        self.settings = settings
         self.layouts: dict[str, RowLayout] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -260,6 +262,11 @@ class EnginePool:
             host = min(self.hosts, key=lambda h: h.circuits)
             host.circuits += 1
         return HostedCircuit(host, next(self._ids), self.settings)
+
+    def forget_circuit(self, host: EngineHost) -> None:
+        """A circuit of `host` closed (or never made): one fewer to place beside."""
+        with self._lock:
+            host.circuits -= 1
 
     def snapshot(self, payload: tuple) -> Snapshot:
         """The web process's copy of a host's snapshot, its results' JSON already in it."""
@@ -282,16 +289,21 @@ class EnginePool:
             host.close()
 
 
-class HostedCircuit:
-    """An `OpenDSSCircuit` living in an engine host: the methods the registry and the routes use, answered there."""
+class HostedCircuit(Circuit):
+    """A scenario's circuit living in an engine host. It declares `Circuit` (so a type checker sees every member);
+    its state and changes cross as snapshots, and every read in `FORWARDED` is answered by the host by name
+    (the forwarders are made below the class, from the interface)."""
 
-    def __init__(self, host: EngineHost, circuit_id: int, settings: Mapping[str, Any]) -> None:
+    host: EngineHost  # where the engine lives
+    id: int  # the engine's number in its host
+    generation: int  # the host process it was made in (`alive` compares)
+
+    def __init__(self, host: EngineHost, circuit_id: int, settings: EngineSettings) -> None:
         self.host, self.id, self.generation = host, circuit_id, host.current_generation()
         try:
-            self._snapshot = host.pool.snapshot(self._call("new", (dict(settings),)))
+            self._snapshot = host.pool.snapshot(self._call("new", (settings,)))
         except Exception:
-            with host.pool._lock:
-                host.circuits -= 1
+            host.pool.forget_circuit(host)
             raise
 
     @property
@@ -322,39 +334,8 @@ class HostedCircuit:
     def base_snapshot(self) -> Snapshot:
         return self.host.pool.snapshot(self._call("base_snapshot"))
 
-    @property
-    def transformer_names(self) -> list[str]:
-        return self._call("transformer_names")
-
     def results(self) -> dict[str, Any]:
         return self._snapshot.results
-
-    def buses(self) -> list[dict[str, Any]]:
-        return self._call("buses")
-
-    def bus(self, name: str) -> dict[str, Any]:
-        return self._call("bus", (name,))
-
-    def generators(self) -> list[dict[str, Any]]:
-        return self._call("generators")
-
-    def neighbourhoods(self) -> list[dict[str, Any]]:
-        return self._call("neighbourhoods")
-
-    def transformers(self) -> list[dict[str, Any]]:
-        return self._call("transformers")
-
-    def health(self) -> dict[str, Any]:
-        return self._call("health")
-
-    def load_setpoints_kw(self) -> list[float]:
-        return self._call("load_setpoints_kw")
-
-    def load_neighbourhoods(self) -> list[int | None]:
-        return self._call("load_neighbourhoods")
-
-    def customers(self) -> Any:
-        return self._call("customers")
 
     def close(self) -> None:
         if not self.alive:
@@ -363,5 +344,22 @@ class HostedCircuit:
             self._call("close")
         except HostUnavailable:
             return
-        with self.host.pool._lock:
-            self.host.circuits -= 1
+        self.host.pool.forget_circuit(self.host)
+
+
+#: The proxy's own members beside the interface's (which host holds it, and whether that host still does).
+PROXY_MEMBERS = ("alive", *HostedCircuit.__annotations__)
+
+
+def _forwarder(name: str) -> Any:
+    """A member of HostedCircuit that asks the host for `name` (a property when the interface's is one)."""
+    def forward(self: HostedCircuit, *args: Any) -> Any:
+        return self._call(name, args)
+
+    forward.__name__ = forward.__qualname__ = name
+    forward.__doc__ = getattr(Circuit, name).__doc__
+    return property(forward) if name in FORWARDED_PROPERTIES else forward
+
+
+for _name in FORWARDED:
+    setattr(HostedCircuit, _name, _forwarder(_name))

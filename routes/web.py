@@ -18,7 +18,7 @@ from engine.results import Change, Snapshot
 from web.scenario_schemas import ChangeHeaders, ChangeQuery, scenario_path
 from scenarios import DEFAULT_ID, ScenarioRegistry
 from web.schemas import RESULT_SECTIONS, ErrorResponse
-from engine.circuit import OpenDSSCircuit
+from engine.interface import Circuit
 from studies.jobs import JobManager
 
 ERROR_RESPONSES: dict[int, Any] = {400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse,
@@ -117,7 +117,7 @@ def if_match_tags() -> list[str] | None:
     return ["*"] if tags.star_tag else [f'"{tag}"' for tag in tags.as_set()]
 
 
-def read_with_etag(scenario_id: str, read: Callable[[OpenDSSCircuit], Any]) -> tuple[Any, str]:
+def read_with_etag(scenario_id: str, read: Callable[[Circuit], Any]) -> tuple[Any, str]:
     """What `read` gets from the scenario's engine, with the ETag of the state it read."""
     with registry().engine(scenario_id) as (scenario, circuit):
         return read(circuit), scenario.etag()

@@ -1,7 +1,7 @@
 """The scenario registry: isolated grids, each with its own engine, lock, journal and ETag.
 
 Routes ask the registry for a scenario's state or give it a change (an op); the registry checks the
-preconditions (If-Match, Idempotency-Key), has the scenario's `OpenDSSCircuit` apply it, journals it in the
+preconditions (If-Match, Idempotency-Key), has the scenario's circuit (`engine.interface.Circuit`) apply it, journals it in the
 store, and only then answers. Engines are kept for at most `max_live` scenarios; the others rest as journals
 and are rebuilt on first use, reusing the engine of the least recently used scenario.
 """
@@ -22,7 +22,8 @@ import orjson
 from engine.results import Change, Snapshot
 from scenarios.journal import JournalState, Op, replay_journal, utc_now
 from scenarios.store import (IdempotencyRecord, JournalEntry, ScenarioStore, StateFileError, StoredScenario)
-from engine.circuit import OpenDSSCircuit, SimulationError
+from engine.errors import SimulationError
+from engine.interface import Circuit
 
 DEFAULT_ID = "default"
 MAX_JOURNAL = 10_000  # changes listed per scenario; a full journal is folded into the scenario's starting point
@@ -49,7 +50,7 @@ class Scenario:
         self.journal: list[JournalEntry] = list(stored.journal)
         self.base_ops, self.base_sequence = list(stored.base_ops), stored.base_sequence
         self.lock = threading.RLock()
-        self.circuit: OpenDSSCircuit | None = None
+        self.circuit: Circuit | None = None
         self.snapshot: Snapshot | None = None  # the current state's results while live (read without the lock)
         self.last_used = time.monotonic()
 
@@ -90,15 +91,15 @@ class ChangeOutcome:
 
 
 class ScenarioRegistry:
-    def __init__(self, store: ScenarioStore, make_circuit: Callable[[], OpenDSSCircuit], max_scenarios: int = 64,
-                 max_live: int | None = None, default_circuit: OpenDSSCircuit | None = None) -> None:
+    def __init__(self, store: ScenarioStore, make_circuit: Callable[[], Circuit], max_scenarios: int = 64,
+                 max_live: int | None = None, default_circuit: Circuit | None = None) -> None:
         self.store = store
         self.make_circuit = make_circuit
         self.max_scenarios = max_scenarios
         self.max_live = max_live or max_scenarios
         self._lock = threading.Lock()  # the registry's dict, engine accounting and in-flight keys
         self._scenarios: dict[str, Scenario] = {}
-        self._idle_engines: list[OpenDSSCircuit] = []
+        self._idle_engines: list[Circuit] = []
         self._in_flight: set[tuple[str, str]] = set()
         self._creating = 0
         for stored in store.load():
@@ -206,13 +207,12 @@ class ScenarioRegistry:
         snapshot = scenario.snapshot
         if snapshot is None:
             with scenario.lock:
-                self._ensure_live(scenario)
-                snapshot = scenario.snapshot
+                snapshot = self._ensure_live(scenario).snapshot
         scenario.last_used = time.monotonic()
-        return scenario, snapshot  # type: ignore[return-value]
+        return scenario, snapshot
 
     @contextlib.contextmanager
-    def engine(self, scenario_id: str) -> Iterator[tuple[Scenario, OpenDSSCircuit]]:
+    def engine(self, scenario_id: str) -> Iterator[tuple[Scenario, Circuit]]:
         """The scenario's live engine, held (no change, no eviction) for the block."""
         scenario = self.get(scenario_id)
         with scenario.lock:
@@ -279,7 +279,7 @@ class ScenarioRegistry:
         self.store.fold(scenario.id, ops, sequence)
         scenario.base_ops, scenario.base_sequence, scenario.journal = ops, sequence, []
 
-    def _apply(self, scenario: Scenario, circuit: OpenDSSCircuit, op: Op, dry_run: bool) -> Change:
+    def _apply(self, scenario: Scenario, circuit: Circuit, op: Op, dry_run: bool) -> Change:
         if op.get("op") != "undo":
             return circuit.apply(op, dry_run=dry_run)
         state = scenario.journal_state()
@@ -302,16 +302,18 @@ class ScenarioRegistry:
             preview.close()
 
     # ------------------------------------------------------------------ engines
-    def _ensure_live(self, scenario: Scenario) -> OpenDSSCircuit:
+    def _ensure_live(self, scenario: Scenario) -> Circuit:
         """The scenario's engine (caller holds its lock), rebuilt from the journal if it was resting."""
         scenario.last_used = time.monotonic()
-        if scenario.circuit is not None and not engine_alive(scenario.circuit):
-            scenario.circuit = None  # its engine host died: rebuilt from the journal (its snapshot stays valid)
-        if scenario.circuit is None:
-            self._go_live(scenario, self._take_engine(), rebuild=True)
-        return scenario.circuit  # type: ignore[return-value]
+        circuit = scenario.circuit
+        if circuit is not None and not engine_alive(circuit):
+            scenario.circuit = circuit = None  # its engine host died: rebuilt from the journal (its snapshot stays)
+        if circuit is None:
+            circuit = self._take_engine()
+            self._go_live(scenario, circuit, rebuild=True)
+        return circuit
 
-    def _go_live(self, scenario: Scenario, circuit: OpenDSSCircuit, rebuild: bool) -> None:
+    def _go_live(self, scenario: Scenario, circuit: Circuit, rebuild: bool) -> None:
         if rebuild:
             try:
                 circuit.rebuild(scenario.ops(), scenario.sequence)
@@ -321,7 +323,7 @@ class ScenarioRegistry:
                     from error
         scenario.circuit, scenario.snapshot = circuit, circuit.snapshot
 
-    def _take_engine(self) -> OpenDSSCircuit:
+    def _take_engine(self) -> Circuit:
         """An engine for one more live scenario: an idle one, a new one while under max_live, or the engine of
         the least recently used scenario not busy right now (it rests as its journal)."""
         with self._lock:
@@ -343,7 +345,7 @@ class ScenarioRegistry:
                 victim.lock.release()
         return self.make_circuit()
 
-    def _release_engine(self, circuit: OpenDSSCircuit) -> None:
+    def _release_engine(self, circuit: Circuit) -> None:
         with self._lock:
             if len(self._idle_engines) < 2:
                 self._idle_engines.append(circuit)

@@ -26,13 +26,14 @@ from scenarios.journal import feeder_sha256
 from web.scenario_schemas import ScenarioDocument
 from web.schemas import describe_validation_error
 from web.study_schemas import BatchBody, HostingCapacityBody, StochasticHostingCapacityBody, TimeSeriesBody
-from engine.circuit import OpenDSSCircuit, SimulationError
+from engine.circuit import OpenDSSCircuit
+from engine.errors import SimulationError
+from engine.settings import ANSI_RANGE_A_PU, EngineSettings
 from studies.executors import ExecutorUnavailable, LocalPool
 from studies.jobs import JobManager, StudyError
 from studies.plans import Plan
 from studies.requests import (ScenarioInput, batch_plan, hosting_capacity_plan, stochastic_hosting_capacity_plan,
                               time_series_plan)
-from studies.tasks import engine_settings
 
 
 class UsageError(Exception):
@@ -50,8 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         command.add_argument("--workers", type=int, help="local worker processes (default: the usable cores)")
 
     def limits(command: argparse.ArgumentParser) -> None:
-        command.add_argument("--voltage-high-pu", type=float, default=1.05)
-        command.add_argument("--voltage-low-pu", type=float, default=0.95)
+        command.add_argument("--voltage-high-pu", type=float, default=ANSI_RANGE_A_PU[1])
+        command.add_argument("--voltage-low-pu", type=float, default=ANSI_RANGE_A_PU[0])
         command.add_argument("--thermal-pct", type=float, default=100.0)
         command.add_argument("--reverse-power", action="store_true",
                              help="count the substation exporting as a violation")
@@ -177,9 +178,9 @@ def scenario_ops(path: Path | None) -> tuple[str, list[dict[str, Any]]]:
     return document.name or path.stem, [change.model_dump(exclude_none=True) for change in document.changes]
 
 
-def make_plan(args: argparse.Namespace, body: Any, settings: dict[str, Any]) -> Plan:
+def make_plan(args: argparse.Namespace, body: Any, settings: EngineSettings) -> Plan:
     name, ops = scenario_ops(args.scenario)
-    circuit = OpenDSSCircuit()  # the feeder's buses, neighbourhoods and load set-points, as the server reads them
+    circuit = OpenDSSCircuit(settings=settings)  # the feeder's buses, neighbourhoods and load set-points, as the server reads them
     stochastic = args.study == "stochastic-hosting-capacity"
     if ops and (stochastic or (getattr(args, "hours", None) is not None and args.study == "hosting-capacity")):
         try:
@@ -227,7 +228,7 @@ def write_rows(rows: list[dict[str, Any]], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = engine_settings(None, (0.95, 1.05))
+    settings = EngineSettings()  # the server's defaults: the regulators act, ANSI C84.1 Range A
     started = time.perf_counter()
     try:
         body = request_body(args)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.checkpoints import CheckpointLost
-from engine.circuit import OpenDSSCircuit, SimulationError
+from engine.hours import CheckpointLost
+from engine.errors import SimulationError
+from engine.interface import StudyEngine
 
 
-def run(circuit: OpenDSSCircuit, work: dict[str, Any]) -> dict[str, Any]:
+def run(circuit: StudyEngine, work: dict[str, Any]) -> dict[str, Any]:
     """A task: the rows of a group of cases."""
     kept = circuit.checkpoint()
     rows = []
@@ -27,7 +28,7 @@ def run(circuit: OpenDSSCircuit, work: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows}
 
 
-def run_case(circuit: OpenDSSCircuit, case: dict[str, Any]) -> dict[str, Any]:
+def run_case(circuit: StudyEngine, case: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"name": case["name"], "error": None}
     for position, op in enumerate(case["changes"]):
         try:

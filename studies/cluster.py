@@ -22,12 +22,13 @@ from distributed import Client, WorkerPlugin
 
 from studies.executors import ExecutorUnavailable
 from studies.tasks import run_task, warm_up
+from engine.settings import EngineSettings
 
 
 class WarmEngines(WorkerPlugin):
     """Compile the feeder in each worker when it starts (or joins), before its first task."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
 
     def setup(self, worker: Any) -> None:
@@ -59,7 +60,7 @@ SCHEDULER_FIX = ("this server sends each task as bytes only a worker opens, so a
 class DaskExecutor:
     name = "dask"
 
-    def __init__(self, scheduler: str, engine_settings: dict[str, Any], connect_timeout_s: float = 5) -> None:
+    def __init__(self, scheduler: str, engine_settings: EngineSettings, connect_timeout_s: float = 5) -> None:
         self.scheduler = scheduler
         try:
             self.client = Client(scheduler, timeout=connect_timeout_s, set_as_default=False)

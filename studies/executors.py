@@ -15,6 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from studies.tasks import run_task, warm_up
+from engine.settings import EngineSettings
 
 
 class Executor(Protocol):
@@ -35,7 +36,7 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-def start_worker(settings: dict[str, Any]) -> None:
+def start_worker(settings: EngineSettings) -> None:
     """A local worker process: lower priority than the web server (studies fill the cores, requests are still
     answered at once), then the feeder compiled before the first task."""
     if hasattr(os, "nice"):
@@ -55,7 +56,7 @@ class LocalPool:
 
     name = "local"
 
-    def __init__(self, engine_settings: dict[str, Any], workers: int | None = None) -> None:
+    def __init__(self, engine_settings: EngineSettings, workers: int | None = None) -> None:
         self.engine_settings = engine_settings
         self._workers = workers or usable_cores()
         self._lock = threading.Lock()

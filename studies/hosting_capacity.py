@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from engine.circuit import NotConvergedError, OpenDSSCircuit
+from engine.errors import NotConvergedError
+from engine.interface import StudyEngine
 from studies.hours import starting_reading
 from studies.limits import (Limits, StartingState, element_names, first_violation, preexisting_entries,
                             starting_state)
@@ -25,7 +26,7 @@ class Criteria(Limits):
     max_kw: float = 10_000.0
 
 
-def hosting_capacity_of_bus(circuit: OpenDSSCircuit, bus: str, phases: int, criteria: Criteria,
+def hosting_capacity_of_bus(circuit: StudyEngine, bus: str, phases: int, criteria: Criteria,
                             start: StartingState, inverter: dict[str, Any] | None = None) -> dict[str, Any]:
     """One bus's row from the state the circuit is in (`start`): doubling from one step until a trial violates
     (or max_kw passes), then bisection. With `inverter`, each trial generator is a smart inverter rated at the
@@ -71,7 +72,7 @@ def hosting_capacity_of_bus(circuit: OpenDSSCircuit, bus: str, phases: int, crit
             "trials": trials, "reason": None}
 
 
-def run(circuit: OpenDSSCircuit, work: dict[str, Any]) -> dict[str, Any]:
+def run(circuit: StudyEngine, work: dict[str, Any]) -> dict[str, Any]:
     """A task: the rows of a group of buses from one starting state (`work["hour"]`: None for the scenario's),
     and that state's pre-existing overloads."""
     criteria = Criteria(**work["criteria"])

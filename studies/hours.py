@@ -19,7 +19,7 @@ from typing import Any, Iterator, Union
 import numpy as np
 
 from engine.results import Snapshot
-from engine.circuit import OpenDSSCircuit
+from engine.interface import StudyEngine
 from studies import time_series
 from studies.time_series import HOURS_PER_YEAR, named_shape
 
@@ -95,7 +95,7 @@ def scenario_reading(snapshot: Snapshot) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def starting_reading(circuit: OpenDSSCircuit, work: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+def starting_reading(circuit: StudyEngine, work: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
     """The circuit in the state trials start from, and its lean reading: the scenario's own (work None), or the
     hour `hour_work` describes, held until the block ends and then undone."""
     if work is None:

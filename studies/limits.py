@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from engine.results import RowLayout
+from engine.settings import ANSI_RANGE_A_PU
 
 KIND_ORDER = ("voltage_high", "voltage_low", "thermal", "reverse_power")
 PREEXISTING_RULES = ("exclude", "worsened")
@@ -27,8 +28,8 @@ PREEXISTING_RULES = ("exclude", "worsened")
 
 @dataclass(frozen=True)
 class Limits:
-    voltage_high_pu: float = 1.05
-    voltage_low_pu: float = 0.95
+    voltage_high_pu: float = ANSI_RANGE_A_PU[1]
+    voltage_low_pu: float = ANSI_RANGE_A_PU[0]
     thermal_pct: float = 100.0
     reverse_power: bool = False
     preexisting: str = "exclude"

@@ -13,6 +13,7 @@ from engine.circuit import NO_GENERATOR_BUSES
 from studies import batch, hosting_capacity, hours, stochastic, time_series
 from studies.hosting_capacity import Criteria
 from studies.limits import Limits
+from engine.settings import EngineSettings
 
 CASES_PER_TASK = 10
 
@@ -21,7 +22,7 @@ class Plan:
     kind = ""
     tables: tuple[str, ...] = ()  # a result with several tables: their names (the first is the CSV's default)
 
-    def __init__(self, engine: dict[str, Any], ops: list[dict[str, Any]], scenario: str, sequence: int) -> None:
+    def __init__(self, engine: EngineSettings, ops: list[dict[str, Any]], scenario: str, sequence: int) -> None:
         self.engine, self.ops, self.scenario, self.sequence = engine, ops, scenario, sequence
         self.total = 0
 
@@ -48,7 +49,7 @@ class HostingCapacityPlan(Plan):
 
     kind = "hosting_capacity"
 
-    def __init__(self, engine: dict[str, Any], ops: list[dict[str, Any]], scenario: str, sequence: int,
+    def __init__(self, engine: EngineSettings, ops: list[dict[str, Any]], scenario: str, sequence: int,
                  buses: list[dict[str, Any]], phases: int, criteria: Criteria,
                  hours: list[dict[str, Any]] | None = None, shapes: dict[str, Any] | None = None,
                  inverter: dict[str, Any] | None = None) -> None:
@@ -108,7 +109,7 @@ class TimeSeriesPlan(Plan):
 
     kind = "time_series"
 
-    def __init__(self, engine: dict[str, Any], ops: list[dict[str, Any]], scenario: str, sequence: int,
+    def __init__(self, engine: EngineSettings, ops: list[dict[str, Any]], scenario: str, sequence: int,
                  spec: dict[str, Any]) -> None:
         super().__init__(engine, ops, scenario, sequence)
         self.spec = spec
@@ -153,7 +154,7 @@ class BatchPlan(Plan):
 
     kind = "batch"
 
-    def __init__(self, engine: dict[str, Any], ops: list[dict[str, Any]], scenario: str, sequence: int,
+    def __init__(self, engine: EngineSettings, ops: list[dict[str, Any]], scenario: str, sequence: int,
                  cases: list[dict[str, Any]]) -> None:
         super().__init__(engine, ops, scenario, sequence)
         self.cases = cases
@@ -185,7 +186,7 @@ class StochasticHostingCapacityPlan(Plan):
     kind = "stochastic_hosting_capacity"
     tables = ("levels", "samples")
 
-    def __init__(self, engine: dict[str, Any], ops: list[dict[str, Any]], scenario: str, sequence: int,
+    def __init__(self, engine: EngineSettings, ops: list[dict[str, Any]], scenario: str, sequence: int,
                  spec: dict[str, Any], customers: list[dict[str, Any]], limits: Limits,
                  hours: list[dict[str, Any]] | None = None, shapes: dict[str, Any] | None = None,
                  inverter: dict[str, Any] | None = None) -> None:

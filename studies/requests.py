@@ -18,6 +18,7 @@ from studies.hours import HourError, resolve_hours
 from studies.jobs import StudyError
 from studies.plans import BatchPlan, HostingCapacityPlan, StochasticHostingCapacityPlan, TimeSeriesPlan
 from studies.time_series import HOURS_PER_YEAR
+from engine.settings import EngineSettings
 
 MAX_BATCH_CASES = 1000
 MAX_CASE_CHANGES = 100
@@ -28,7 +29,7 @@ class ScenarioInput:
     each load's kW set-point and neighbourhood in the engine's order (what named hours are found from), and (for
     the studies that need them) its customers with where their PV connects."""
 
-    def __init__(self, engine: dict[str, Any], scenario: str, ops: list[dict[str, Any]], sequence: int,
+    def __init__(self, engine: EngineSettings, scenario: str, ops: list[dict[str, Any]], sequence: int,
                  buses: list[dict[str, Any]], neighbourhood_ids: list[int], load_kw: list[float] | None = None,
                  load_neighbourhoods: list[int | None] | None = None,
                  customers: list[dict[str, Any]] | None = None) -> None:

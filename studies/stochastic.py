@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.circuit import NotConvergedError, OpenDSSCircuit
+from engine.errors import NotConvergedError
+from engine.interface import StudyEngine
 from studies.hours import starting_reading
 from studies.limits import (KIND_ORDER, Limits, StartingState, element_names, first_violation, preexisting_entries,
                             starting_state)
@@ -80,7 +81,7 @@ def pv_list(systems: list[tuple[int, float]], customers: list[dict[str, Any]]) -
             for c, kw in systems]
 
 
-def trial(circuit: OpenDSSCircuit, systems: list[tuple[int, float]], start: StartingState, limits: Limits,
+def trial(circuit: StudyEngine, systems: list[tuple[int, float]], start: StartingState, limits: Limits,
           target_kw: float, inverter: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """One trial from the state the circuit holds (`start`): the violation that bounds it, or None. With
     `inverter`, every system is a smart inverter rated at its own kW (a trial whose controls do not settle is
@@ -92,7 +93,7 @@ def trial(circuit: OpenDSSCircuit, systems: list[tuple[int, float]], start: Star
     return first_violation(reading, start, limits, circuit.snapshot.layout)
 
 
-def first_failure(circuit: OpenDSSCircuit, work: dict[str, Any], limits: Limits, start: StartingState, below: int
+def first_failure(circuit: StudyEngine, work: dict[str, Any], limits: Limits, start: StartingState, below: int
                   ) -> tuple[int, dict[str, Any] | None, int]:
     """Walk the sample's penetrations upward from the state the circuit holds, below position `below`: the
     position of the first failure (`below` when none), what bounds it, and the trials run."""
@@ -103,7 +104,7 @@ def first_failure(circuit: OpenDSSCircuit, work: dict[str, Any], limits: Limits,
     return below, None, below
 
 
-def run(circuit: OpenDSSCircuit, work: dict[str, Any]) -> dict[str, Any]:
+def run(circuit: StudyEngine, work: dict[str, Any]) -> dict[str, Any]:
     """A task: one sample walked upward through the penetrations until its first failure, from each starting
     state in turn (the scenario's, or each hour's, earliest first), each below the first failure found so far: a
     penetration passes only when it passes at every hour, and a failure binds at the earliest hour of equals."""

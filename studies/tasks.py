@@ -1,11 +1,11 @@
 """Tasks: the unit of study work, and the one function that runs a task wherever it runs.
 
 A task is a plain dict (it travels to worker processes and cluster workers):
-`{"kind": "hosting_capacity" | "time_series" | "batch" | "stochastic_hosting_capacity", "engine": {...},
+`{"kind": "hosting_capacity" | "time_series" | "batch" | "stochastic_hosting_capacity", "engine": EngineSettings,
 "ops": [...], "work": {...}}` —
-the engine's settings, the scenario's state as ops (its exported changes), and the slice of work. Each worker
-keeps its compiled engines warm and rebuilds the scenario on one only when a task brings other ops (or the
-engine has gathered too many leftover trial generators), so a study never recompiles per trial.
+the engine's settings (`engine.settings`), the scenario's state as ops (its exported changes), and the slice of
+work. Each worker keeps its compiled engines warm and rebuilds the scenario on one only when a task brings other
+ops (or the engine has gathered too many leftover trial generators), so a study never recompiles per trial.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from typing import Any, Callable
 
 import orjson
 
-from engine.inverters import MAX_LEFTOVER_DEFINITIONS
 from engine.circuit import OpenDSSCircuit
+from engine.interface import StudyEngine
+from engine.inverters import MAX_LEFTOVER_DEFINITIONS
+from engine.settings import EngineSettings
 from studies import batch, hosting_capacity, stochastic, time_series
 
-RUNNERS: dict[str, Callable[[OpenDSSCircuit, dict[str, Any]], dict[str, Any]]] = {
+RUNNERS: dict[str, Callable[[StudyEngine, dict[str, Any]], dict[str, Any]]] = {
     "hosting_capacity": hosting_capacity.run,
     "time_series": time_series.run,
     "batch": batch.run,
@@ -34,8 +36,8 @@ MAX_LEFTOVER_GENERATORS = 20  # trial generators stay (disabled) in an engine an
 
 @dataclass
 class WarmEngine:
-    circuit: OpenDSSCircuit
-    settings_key: str
+    circuit: StudyEngine
+    settings: EngineSettings
     ops_key: str | None  # the ops the engine now holds (None: unknown, rebuild before use)
 
 
@@ -46,24 +48,17 @@ _idle: list[WarmEngine] = []
 _idle_lock = threading.Lock()
 
 
-def engine_settings(locked_taps: dict[str, int] | None, voltage_limits_pu: tuple[float, float]) -> dict[str, Any]:
-    return {"locked_taps": locked_taps, "voltage_limits_pu": list(voltage_limits_pu)}
-
-
 def _key(value: Any) -> str:
     return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _new_engine(settings: dict[str, Any]) -> WarmEngine:
-    circuit = OpenDSSCircuit(locked_taps=settings["locked_taps"],
-                             voltage_limits_pu=tuple(settings["voltage_limits_pu"]))
-    return WarmEngine(circuit, _key(settings), _key([]))
+def _new_engine(settings: EngineSettings) -> WarmEngine:
+    return WarmEngine(OpenDSSCircuit(settings=settings), settings, _key([]))
 
 
-def _take(settings: dict[str, Any], ops_key: str) -> WarmEngine:
-    key = _key(settings)
+def _take(settings: EngineSettings, ops_key: str) -> WarmEngine:
     with _idle_lock:
-        mine = [warm for warm in _idle if warm.settings_key == key]
+        mine = [warm for warm in _idle if warm.settings == settings]
         if mine:
             chosen = next((warm for warm in mine if warm.ops_key == ops_key), mine[0])
             _idle.remove(chosen)
@@ -95,6 +90,6 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         _give_back(warm)
 
 
-def warm_up(settings: dict[str, Any]) -> None:
+def warm_up(settings: EngineSettings) -> None:
     """Worker start: compile the feeder once, before the first task arrives."""
     _give_back(_new_engine(settings))

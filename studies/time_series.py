@@ -12,7 +12,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from engine.circuit import MODEL_DIR, OpenDSSCircuit
+from engine.circuit import MODEL_DIR
+from engine.interface import StudyEngine
 
 SHAPES_DIR = MODEL_DIR / "shapes"
 SHAPE_NAMES = ("residential", "commercial", "pv")
@@ -54,14 +55,14 @@ def load_shape_keys(load_neighbourhoods: list[int | None], own_shapes: list[int]
     return [f"n{nb}" if nb in own_shapes else "load" for nb in load_neighbourhoods]
 
 
-def multipliers(circuit: OpenDSSCircuit, work: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def multipliers(circuit: StudyEngine, work: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """The multipliers of a chunk's hours: per load (rows: hours, columns: loads), and of the generators."""
     shapes = {key: np.asarray(values) for key, values in work["shapes"].items()}
     per_load = load_shape_keys(circuit.load_neighbourhoods(), work["neighbourhoods"])
     return np.column_stack([shapes[key] for key in per_load]), shapes["generator"]
 
 
-def run(circuit: OpenDSSCircuit, work: dict[str, Any]) -> dict[str, Any]:
+def run(circuit: StudyEngine, work: dict[str, Any]) -> dict[str, Any]:
     """A task: one chunk of hours, from the given taps (None: the scenario's own)."""
     load_multipliers, generator_multipliers = multipliers(circuit, work)
     initial_taps = circuit.regulator_tap_steps()

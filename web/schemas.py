@@ -12,7 +12,8 @@ from typing import Any, Literal, Optional
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine.circuit import OPS, SECTION_ORDER
+from engine.circuit import OPS
+from engine.results import SECTION_ORDER
 
 _SCHEMA_CACHE: dict[tuple, dict[str, Any]] = {}
 

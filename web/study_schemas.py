@@ -9,14 +9,15 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import ConfigDict, Field, field_validator
 
+from engine.settings import ANSI_RANGE_A_PU
 from web.scenario_schemas import ChangeOp
 from web.schemas import CachedSchemaModel, Envelope, QueryModel, TrialInverter, document_headers, header, one_or_three
 
 
 class Limits(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    voltage_high_pu: float = Field(default=1.05, description="A trial violates when a node is above this.")
-    voltage_low_pu: float = Field(default=0.95, description="... or below this and lower than in the state the "
+    voltage_high_pu: float = Field(default=ANSI_RANGE_A_PU[1], description="A trial violates when a node is above this.")
+    voltage_low_pu: float = Field(default=ANSI_RANGE_A_PU[0], description="... or below this and lower than in the state the "
                                                             "trial started from.")
     thermal_pct: float = Field(default=100.0, description="... or a line or transformer above this % of its normal "
                                                           "rating (pre-existing overloads: see preexisting).")

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from simulation_core import OpenDSSCircuit
+from simulation_core import EngineSettings, OpenDSSCircuit
 from support.helpers import assert_error_shape
 
 
@@ -138,7 +138,7 @@ def test_thermal_violations_match_engine_percent_of_normal(base_circuit):
 
 
 def test_voltage_limits_are_configurable():
-    circuit = OpenDSSCircuit(voltage_limits_pu=(0.99, 1.03))
+    circuit = OpenDSSCircuit(settings=EngineSettings.of((0.99, 1.03)))
     results = circuit.results()
     magnitudes = [r["VMag_pu"] for r in results["bus_details"]]
     expected = sum(1 for v in magnitudes if v < 0.99 or v > 1.03)

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from engine.solver import Solver
 from simulation_core import (DEFAULT_NEIGHBOURHOOD_FILE, NotConvergedError, NotFoundError, OpenDSSCircuit,
                              SimulationError)
 
@@ -133,7 +134,8 @@ def test_unknown_neighbourhood(circuit, neighbourhood):
 
 
 def test_cumulative_factor_is_bounded(circuit):
-    circuit._cumulative_factor[2] = 90.0  # as after several earlier scalings
+    circuit.scale_neighbourhood_loads(2, 10.0)  # earlier scalings compound: 90 so far
+    circuit.scale_neighbourhood_loads(2, 9.0)
     with pytest.raises(SimulationError, match="cumulative factor of neighbourhood 2 would be 135"):
         circuit.scale_neighbourhood_loads(2, 1.5)
 
@@ -165,16 +167,16 @@ def test_diverging_load_scaling_is_rolled_back(circuit, monkeypatch):
     results = circuit.results()
     circuit.scale_neighbourhood_loads(8, 10)
     scaled, scaled_results = engine_load_setpoints(circuit), circuit.results()
-    solve = circuit._solve_or_raise
+    solve = Solver.solve
 
-    def refuse_once(what: str):
-        monkeypatch.setattr(circuit, "_solve_or_raise", solve)
+    def refuse_once(solver: Solver, what: str):
+        monkeypatch.setattr(Solver, "solve", solve)
         raise NotConvergedError(f"the power flow did not converge for {what}")
 
-    monkeypatch.setattr(circuit, "_solve_or_raise", refuse_once)
+    monkeypatch.setattr(Solver, "solve", refuse_once)
     with pytest.raises(NotConvergedError, match="rolled back"):
         circuit.scale_neighbourhood_loads(8, 10)
-    assert circuit._cumulative_factor[8] == 10
+    assert next(row for row in circuit.neighbourhoods() if row["id"] == 8)["cumulative_factor"] == 10
     assert engine_load_setpoints(circuit) == scaled
     assert circuit.results() is scaled_results
     circuit.reset()

@@ -11,7 +11,7 @@ import numpy as np
 import opendssdirect
 import pytest
 
-from simulation_core import PUBLISHED_REGULATOR_TAPS, TAP_STEP_PU, OpenDSSCircuit
+from simulation_core import PUBLISHED_REGULATOR_TAPS, TAP_STEP_PU, EngineSettings, OpenDSSCircuit
 from support.paths import DATA, SHARED_REFERENCE
 
 STANDARD_DECK = SHARED_REFERENCE / "opendss_std_deck" / "123Bus" / "IEEE123Master.dss"
@@ -87,7 +87,7 @@ def test_free_regulators_match_standard_deck_power_and_losses(base_circuit, stan
 
 @pytest.fixture(scope="module")
 def published_taps_circuit() -> OpenDSSCircuit:
-    return OpenDSSCircuit(locked_taps=PUBLISHED_REGULATOR_TAPS)
+    return OpenDSSCircuit(settings=EngineSettings.of(locked_taps=PUBLISHED_REGULATOR_TAPS))
 
 
 def test_locked_taps_are_the_published_ones(published_taps_circuit):

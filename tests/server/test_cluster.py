@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from api import create_app
-from studies.tasks import engine_settings, run_task
+from engine.settings import EngineSettings
+from studies.tasks import run_task
 from support.paths import REPO
 from support.server import free_port, start_server, stop_server
 
@@ -25,8 +26,8 @@ WORKER_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def readme_cluster_lines() -> dict[str, str]:
-    """The commands of README's "Running on a cluster" block, by what they start, exactly as written there."""
-    section = (REPO / "README.md").read_text(encoding="utf-8").split("## Running on a cluster", 1)[1]
+    """The commands of docs/deployment.md's "Running on a cluster" block, by what they start, exactly as written."""
+    section = (REPO / "docs" / "deployment.md").read_text(encoding="utf-8").split("## Running on a cluster", 1)[1]
     block = section.split("```bash\n", 1)[1].split("```", 1)[0]
     lines = [line.strip() for line in block.splitlines() if line.strip()]
     found = {"scheduler": [x for x in lines if x.startswith("dask scheduler ")],
@@ -262,7 +263,7 @@ def test_readme_scheduler_cannot_import_our_code_and_needs_not(on_cluster, clust
     study did before tasks travelled as bytes), and that failure is explained with the fix. Studies run on the
     same scheduler (the tests above)."""
     executor = on_cluster.application.extensions["jobs"].executor
-    task = {"kind": "batch", "engine": engine_settings(None, (0.95, 1.05)), "ops": [],
+    task = {"kind": "batch", "engine": EngineSettings(), "ops": [],
             "work": {"positions": [], "cases": []}}
     future = executor.client.submit(run_task, task, pure=False)
     with pytest.raises(Exception) as raised:

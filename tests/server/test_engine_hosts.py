@@ -21,7 +21,7 @@ import requests
 from support.server import start_server, stop_server
 
 from scenarios.journal import op_from_action
-from simulation_core import OpenDSSCircuit
+from simulation_core import EngineSettings, OpenDSSCircuit
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals needed")
 
@@ -273,7 +273,7 @@ def test_answers_reach_their_own_callers_when_requests_overlap() -> None:
     the socket and the callers take turns reading): every answer must be the one its caller asked for."""
     from engine.pool import EnginePool
 
-    pool = EnginePool(1, {})
+    pool = EnginePool(1, EngineSettings())
     try:
         circuits = [pool.make_circuit() for _ in range(6)]
         bus_names = [bus["name"] for bus in circuits[0].buses()]
@@ -308,7 +308,7 @@ def test_callers_waiting_on_a_killed_host_get_host_unavailable_and_it_restarts()
     started again, its old circuits report dead, and a new circuit on it answers."""
     from engine.pool import EnginePool, HostUnavailable
 
-    pool = EnginePool(1, {})
+    pool = EnginePool(1, EngineSettings())
     try:
         circuits = [pool.make_circuit() for _ in range(4)]
         host = pool.hosts[0]

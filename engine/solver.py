@@ -1,0 +1,89 @@
+"""Solving one circuit's engine and deciding whether the answer can be trusted; putting a refused change back.
+
+A solve that fails is tried once more from the base case's starting point: taps and voltages left far out by an
+earlier state (a large generator since turned down) can keep the power flow from converging where the same grid
+converges from the base case. Only if both fail is the state refused, so no state reached by accepted changes
+traps the user (docs/feeder.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import opendssdirect
+
+from engine.errors import NotConvergedError
+from engine.generators import GeneratorSlots
+from engine.regulators import Regulators
+
+
+class Solver:
+    """Solves and rolls back for one compiled feeder; `compiled_taps` are where a failed solve starts again."""
+
+    def __init__(self, engine: Any, regulators: Regulators, generators: GeneratorSlots) -> None:
+        self._engine, self._regulators, self._generators = engine, regulators, generators
+        self.compiled_taps = regulators.taps()
+
+    def solve(self, what: str) -> np.ndarray:
+        """Solve; return the node voltage magnitudes (pu) or raise NotConvergedError naming `what`."""
+        try:
+            return self._solve_once(what)
+        except NotConvergedError:
+            self._settle_from_compiled_taps()
+            return self._solve_once(what)
+
+    def _settle_from_compiled_taps(self) -> None:
+        """The regulators back at the taps the deck compiled with, and the feeder solved without its generators'
+        output: the state a fresh compile of these loads would settle in, from which the generators' output is
+        then solved again. The voltages start from a direct solve (loads as admittances), as a fresh compile's
+        do. Inverter generators are switched off meanwhile (their controls would still set vars at no irradiance),
+        control first (`engine.inverters`). The result need not converge (nor their controls settle); the solve
+        that follows decides."""
+        self._regulators.restore(self.compiled_taps)
+        with self._generators.without_output():
+            try:
+                self._engine.Solution.SolveDirect()  # node voltages from scratch, whatever the failed solve left
+                self._engine.Solution.Solve()
+            except opendssdirect.DSSException:
+                pass
+
+    def _solve_once(self, what: str) -> np.ndarray:
+        engine = self._engine
+        try:
+            engine.Solution.Solve()
+            converged = engine.Solution.Converged()
+        except opendssdirect.DSSException as error:
+            if "Max Control Iterations" in str(error):  # OpenDSS #485: regulators or inverter controls
+                raise NotConvergedError(f"the controls did not settle within {engine.Solution.MaxControlIterations()}"
+                                        f" control iterations for {what}") from error
+            raise NotConvergedError(f"the power flow failed for {what}: {error}") from error
+        if not converged:
+            raise NotConvergedError(f"the power flow did not converge for {what}")
+        magnitudes = np.asarray(engine.Circuit.AllBusMagPu())
+        if not np.all(np.isfinite(magnitudes)) or magnitudes.max() > 2.0:
+            raise NotConvergedError(f"the power flow for {what} gave implausible voltages "
+                                    f"(max {magnitudes.max():.3g} pu)")
+        return magnitudes
+
+    def roll_back(self, undo: Callable[[], None], taps: list[float]) -> None:
+        """Undo the change and solve the state before it again, from its own taps. A failed solve can leave the
+        node voltages far out (NaN even), so when the re-solve does not converge it starts again from a direct
+        solve: the engine must hold the state it answers with, or the next change would start from garbage.
+        Inverter controls can fail to settle from where the refused change left them: that is tried the same
+        way, and never raised (the change's own error is the answer)."""
+        undo()
+        self._regulators.restore(taps)
+        engine = self._engine
+        try:
+            engine.Solution.Solve()
+            settled = engine.Solution.Converged() and np.all(np.isfinite(engine.Circuit.AllBusMagPu()))
+        except opendssdirect.DSSException:
+            settled = False
+        if not settled:
+            self._regulators.restore(taps)
+            try:
+                engine.Solution.SolveDirect()
+                engine.Solution.Solve()
+            except opendssdirect.DSSException:
+                pass
