@@ -23,7 +23,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import opendssdirect
@@ -188,7 +188,7 @@ class OpenDSSCircuit:
             return self.reset(dry_run)
         raise SimulationError(f"op: expected one of {', '.join(OPS)}, got {kind!r}", field="op")
 
-    def rebuild(self, ops: list[Mapping[str, Any]], sequence: int | None = None) -> list[dict[str, Any]]:
+    def rebuild(self, ops: Sequence[Mapping[str, Any]], sequence: int | None = None) -> list[dict[str, Any]]:
         """Recompile and apply these ops in order: the one way a scenario's state is rebuilt from its journal
         (undo, import, fork, restart, eviction). Equal to the state the ops first produced, since each solve
         starts from the state the ops before it left. Returns each op's action; `sequence` (default: the number

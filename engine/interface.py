@@ -2,9 +2,10 @@
 
 `Circuit` is what the scenario registry, the routes and a study's inputs ask of a scenario's circuit, wherever its
 engine lives: an `OpenDSSCircuit` in this process, or an `engine.pool.HostedCircuit` answered by an engine host
-(`--engine-hosts N`). The proxy's forwarded members and the host's allowed calls are `FORWARDED`, computed from
-`Circuit`: a read added here is forwarded and answered with no other edit, and `tests/engine/test_interface.py`
-fails when `OpenDSSCircuit` or the proxy gains a member the interface does not declare.
+(`--engine-hosts N`). The proxy subclasses `Circuit` and inherits its reads, whose bodies ask the host by name; the
+host's allowed calls are `FORWARDED`, computed from `Circuit`. So a read added here is forwarded and answered with
+no other edit, a type checker follows both sides, and `tests/engine/test_interface.py` fails when `OpenDSSCircuit`
+or the proxy gains a member the interface does not declare.
 
 `StudyEngine` adds what a study does on a warm engine of its own (a worker's, never a scenario's): checkpoints,
 trials, hour-by-hour runs, and the change verbs that `apply` dispatches to.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -23,6 +24,11 @@ from engine.customer_pv import CustomerConnection
 from engine.hours import Checkpoint
 from engine.results import Change, Snapshot
 from engine.settings import EngineSettings
+
+
+def ask_host(circuit: object, verb: str, *args: Any) -> Any:
+    """A read answered by the engine host of a proxy (`engine.pool.HostedCircuit.ask_host`), by its name."""
+    return getattr(circuit, "ask_host")(verb, args)
 
 
 class Circuit(Protocol):
@@ -43,7 +49,7 @@ class Circuit(Protocol):
         """Apply one change given as an op; a dry run answers it and leaves the state as it was."""
         ...
 
-    def rebuild(self, ops: list[Mapping[str, Any]], sequence: int | None = None) -> list[dict[str, Any]]:
+    def rebuild(self, ops: Sequence[Mapping[str, Any]], sequence: int | None = None) -> list[dict[str, Any]]:
         """Recompile and apply these ops in order; returns each op's action."""
         ...
 
@@ -56,46 +62,48 @@ class Circuit(Protocol):
         ...
 
     # ---------------------------------------------------------------- plain-data reads (FORWARDED)
+    # Their bodies are what an engine-host proxy inherits: the host answers each by its name. `OpenDSSCircuit`
+    # implements every one itself.
     @property
     def transformer_names(self) -> list[str]:
         """The transformers in the engine's order (the order of the snapshot's transformer arrays)."""
-        ...
+        return ask_host(self, "transformer_names")
 
     def buses(self) -> list[dict[str, Any]]:
         """Every bus: nodes, base kV, coordinates, neighbourhood, distance, loads and generators on it."""
-        ...
+        return ask_host(self, "buses")
 
     def bus(self, name: str) -> dict[str, Any]:
         """One bus with its node voltages, loads, generators and the lines that touch it."""
-        ...
+        return ask_host(self, "bus", name)
 
     def generators(self) -> list[dict[str, Any]]:
         """Generators added through the API, with what they delivered in the last solve."""
-        ...
+        return ask_host(self, "generators")
 
     def neighbourhoods(self) -> list[dict[str, Any]]:
         """Each neighbourhood: buses, loads, base and current set-points, cumulative factor."""
-        ...
+        return ask_host(self, "neighbourhoods")
 
     def transformers(self) -> list[dict[str, Any]]:
         """The transformers: where they sit, rating, loading, losses and regulator tap."""
-        ...
+        return ask_host(self, "transformers")
 
     def health(self) -> dict[str, Any]:
         """Ready, converged, sequence, and how many buses and generators."""
-        ...
+        return ask_host(self, "health")
 
     def load_setpoints_kw(self) -> list[float]:
         """Each load's kW set-point in the engine's order (what a series or a study's hours multiply)."""
-        ...
+        return ask_host(self, "load_setpoints_kw")
 
     def load_neighbourhoods(self) -> list[int | None]:
         """The neighbourhood of each load, in the engine's load order."""
-        ...
+        return ask_host(self, "load_neighbourhoods")
 
     def customers(self) -> list[dict[str, Any]]:
         """Each customer (load): where its PV connects, and its kW set-point in this state."""
-        ...
+        return ask_host(self, "customers")
 
 
 #: Members each side implements itself (a state crosses from a host as a snapshot, not as plain data).

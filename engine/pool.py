@@ -23,12 +23,12 @@ import sys
 import threading
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from engine.host import recv_message, send_message, unpack_arrays
-from engine.interface import FORWARDED, FORWARDED_PROPERTIES, Circuit
+from engine.interface import Circuit
 from engine.results import Change, RowLayout, Snapshot
 from engine.settings import EngineSettings
 
@@ -289,10 +289,13 @@ class EnginePool:
             host.close()
 
 
+#: The proxy's own public members beside the interface's (which host holds it, whether that host still does).
+PROXY_MEMBERS = ("alive", "ask_host", "host", "id", "generation")
+
+
 class HostedCircuit(Circuit):
-    """A scenario's circuit living in an engine host. It declares `Circuit` (so a type checker sees every member);
-    its state and changes cross as snapshots, and every read in `FORWARDED` is answered by the host by name
-    (the forwarders are made below the class, from the interface)."""
+    """A scenario's circuit living in an engine host. Its state and changes cross as snapshots; every other member
+    is a read it inherits from `Circuit`, which the host answers by name (`ask_host`)."""
 
     host: EngineHost  # where the engine lives
     id: int  # the engine's number in its host
@@ -314,6 +317,10 @@ class HostedCircuit(Circuit):
     def _call(self, verb: str, args: tuple = ()) -> Any:
         return self.host.call(self.generation, verb, self.id, args)
 
+    def ask_host(self, verb: str, args: tuple) -> Any:
+        """One of the interface's reads (`engine.interface.FORWARDED`), answered by the host."""
+        return self._call(verb, args)
+
     def apply(self, op: Mapping[str, Any], dry_run: bool = False) -> Change:
         action, payload = self._call("apply", (dict(op), dry_run))
         change = Change(action, self.host.pool.snapshot(payload))
@@ -321,7 +328,7 @@ class HostedCircuit(Circuit):
             self._snapshot = change.snapshot
         return change
 
-    def rebuild(self, ops: list[Mapping[str, Any]], sequence: int | None = None) -> list[dict[str, Any]]:
+    def rebuild(self, ops: Sequence[Mapping[str, Any]], sequence: int | None = None) -> list[dict[str, Any]]:
         actions, payload = self._call("rebuild", ([dict(op) for op in ops], sequence))
         self._snapshot = self.host.pool.snapshot(payload)
         return actions
@@ -346,20 +353,3 @@ class HostedCircuit(Circuit):
             return
         self.host.pool.forget_circuit(self.host)
 
-
-#: The proxy's own members beside the interface's (which host holds it, and whether that host still does).
-PROXY_MEMBERS = ("alive", *HostedCircuit.__annotations__)
-
-
-def _forwarder(name: str) -> Any:
-    """A member of HostedCircuit that asks the host for `name` (a property when the interface's is one)."""
-    def forward(self: HostedCircuit, *args: Any) -> Any:
-        return self._call(name, args)
-
-    forward.__name__ = forward.__qualname__ = name
-    forward.__doc__ = getattr(Circuit, name).__doc__
-    return property(forward) if name in FORWARDED_PROPERTIES else forward
-
-
-for _name in FORWARDED:
-    setattr(HostedCircuit, _name, _forwarder(_name))

@@ -8,7 +8,7 @@ import inspect
 
 import pytest
 
-from engine.interface import FORWARDED, OWN_MEMBERS, Circuit, StudyEngine, declared_members
+from engine.interface import FORWARDED, FORWARDED_PROPERTIES, OWN_MEMBERS, Circuit, StudyEngine, declared_members
 from engine.pool import PROXY_MEMBERS, HostedCircuit
 from simulation_core import OpenDSSCircuit
 
@@ -46,8 +46,8 @@ def test_each_member_has_the_interfaces_signature(name):
         assert inspect.signature(ours).parameters == inspect.signature(declared).parameters, name
 
 
-def test_a_forwarded_read_asks_the_host_by_name():
-    """The proxy's members are made from the interface: each sends its own name and arguments to the host."""
+def test_every_forwarded_read_asks_the_host_by_its_own_name():
+    """The proxy inherits the interface's reads: each sends its own name and its arguments to the host."""
     calls = []
 
     class Recorder(HostedCircuit):
@@ -59,9 +59,16 @@ def test_a_forwarded_read_asks_the_host_by_name():
             return verb
 
     proxy = Recorder()
-    assert proxy.bus("13") == "bus" and proxy.transformer_names == "transformer_names"
-    assert calls == [("bus", ("13",)), ("transformer_names", ())]
-    assert HostedCircuit.buses.__doc__ == Circuit.buses.__doc__
+    for name in FORWARDED:
+        if name in FORWARDED_PROPERTIES:
+            assert getattr(proxy, name) == name
+            assert calls.pop() == (name, ())
+        else:
+            parameters = list(inspect.signature(getattr(Circuit, name)).parameters)[1:]
+            arguments = tuple(f"argument {i}" for i in range(len(parameters)))
+            assert getattr(proxy, name)(*arguments) == name
+            assert calls.pop() == (name, arguments)
+    assert not calls
 
 
 def test_the_interfaces_check_finds_a_member_the_proxy_lacks():
