@@ -23,7 +23,6 @@ anything is reported; any failure stops the run with exit status 1.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -36,16 +35,20 @@ import numpy as np
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-# The phases share engine_floor (the workload, BenchError, stats_ms) and harness (servers, client, wrk, /proc);
-# this module runs them and report.py reports them: imports run one way, from here down.
+# The phases share engine_floor (the workload, BenchError, stats_ms), harness (servers, client, wrk) and machine
+# (/proc); this module runs them, report.py judges and prints them and docs_figures.py picks the figures the docs
+# quote: imports run one way, from here down.
+import docs_figures  # noqa: E402
 import scenarios_phase  # noqa: E402
 from engine_floor import (GENERATOR_SITES, LOAD_FACTOR, REPO, WARMUP_ROUNDS, WARMUP_SITE,  # noqa: E402
                           BenchError, FactorAlternator, GeneratorOp, LoadOp, generator_kw, generator_ops,
                           neighbourhood_ids, run_floor, stats_ms, warmup_generator_ops)
-from harness import Client, CpuMeter, Server, check, process_cpu_ticks, wrk_level  # noqa: E402
-from report import LEAN_SECTIONS, build_targets, environment, k_of, loadavg, print_report  # noqa: E402,F401 (k_of: tests)
+from harness import Client, Server, Servers, check, run_main, wrk_level  # noqa: E402
+from machine import CpuMeter, cpu_seconds, environment, loadavg  # noqa: E402
+from report import bench_targets, k_of, print_bench  # noqa: E402,F401 (k_of: the tests)
 
 DEFAULT_OUT = REPO / "bench" / "results" / "latest.json"
+LEAN_SECTIONS = "power_summary,voltage_profile"
 
 
 # ----------------------------------------------------------------------------------------------------- phases
@@ -113,36 +116,31 @@ def transport_phase(body: bytes, load_warm: list[LoadOp], load_ops: list[LoadOp]
     body_dir = Path(tempfile.mkdtemp(prefix="bench-body-"))
     body_file = body_dir / "response.json"
     body_file.write_bytes(body)
-    server = Server("T", body_file=body_file)
-    paced_server = Server("Tp", body_file=body_file, extra_args=(f"{hold_ms:.3f}",))
     try:
-        server.start()
-        client = Client(server)
-        for op in load_warm:
-            client.modify(op)
-            client.state()
-        post, state, empty = [], [], []
-        for op in load_ops:
-            post.append(client.modify(op)[0])
-            state.append(client.state()[0])
-            empty.append(client.revalidate())
-        client.close()
-        levels = {}
-        for n in (1, 4):
-            meter = CpuMeter(server.process.pid)
-            levels[n] = wrk_level(server, [f"/scenarios/floor-{k}" for k in range(n)], duration)
-            levels[n]["cpu"] = meter.stop()
-        server.stop()
-        paced_server.start()
-        client = Client(paced_server)
-        for op in load_warm:
-            client.modify(op)
-        paced = [client.modify(op)[0] - int(hold_ms * 1e6) for op in load_ops]
-        client.close()
-        paced_server.stop()
+        with Servers() as servers:
+            server = servers.start("T", body_file=body_file)
+            client = Client(server)
+            for op in load_warm:
+                client.modify(op)
+                client.state()
+            post, state, empty = [], [], []
+            for op in load_ops:
+                post.append(client.modify(op)[0])
+                state.append(client.state()[0])
+                empty.append(client.revalidate())
+            client.close()
+            levels = {}
+            for n in (1, 4):
+                meter = CpuMeter()
+                levels[n] = wrk_level(server, [f"/scenarios/floor-{k}" for k in range(n)], duration)
+                levels[n]["cpu"] = meter.stop()
+            servers.stop(server)
+            client = Client(servers.start("Tp", f"{hold_ms:.3f}", body_file=body_file))
+            for op in load_warm:
+                client.modify(op)
+            paced = [client.modify(op)[0] - int(hold_ms * 1e6) for op in load_ops]
+            servers.stop(client.server, client)
     finally:
-        server.cleanup()
-        paced_server.cleanup()
         shutil.rmtree(body_dir, ignore_errors=True)
     return {"post": stats_ms(post), "state": stats_ms(state), "empty_304": stats_ms(empty),
             "post_paced": {**stats_ms(paced), "hold_ms": hold_ms},
@@ -187,7 +185,8 @@ def app_times(server: Server, first: int, rounds: int) -> dict[str, Any]:
 
 def throughput_phase(server: Server, duration: float, neighbourhoods: list[int]) -> dict[str, Any]:
     """POST …/modify_load_neighbourhood (whole results) from 1, 2, 4 and 8 wrk connections, each on a scenario of
-    its own, made fresh for the level (and deleted after it), so every level starts from the same state."""
+    its own, made fresh for the level (and deleted after it), so every level starts from the same state. wrk counts
+    the answers; the scenarios' journals count the changes the server made, which must agree."""
     client = Client(server)
     warm = FactorAlternator(neighbourhoods)
     for op in [warm.next() for _ in range(20)] + warm.close():
@@ -195,17 +194,16 @@ def throughput_phase(server: Server, duration: float, neighbourhoods: list[int])
     levels = []
     for n in (1, 2, 4, 8):
         ids = [client.create_scenario(f"throughput-{n}-{k}", query="?sections=power_summary")[0] for k in range(n)]
-        meter = CpuMeter(server.process.pid)
-        server_ticks = process_cpu_ticks(server.process.pid)
+        meter, server_cpu = CpuMeter(), cpu_seconds(server.process.pid)
         level = wrk_level(server, [f"/scenarios/{scenario_id}" for scenario_id in ids], duration)
         level["cpu"] = meter.stop()
-        level["server_cpu_ms_per_request"] = (process_cpu_ticks(server.process.pid) - server_ticks) \
-            / os.sysconf("SC_CLK_TCK") * 1000 / level["requests"]
-        levels.append(level)
-        journalled = sum(client.scenario(scenario_id)["changes"] for scenario_id in ids)
-        if not level["requests"] <= journalled <= level["requests"] + n:  # answers cut off by the end may count
+        level["server_cpu_ms_per_request"] = (cpu_seconds(server.process.pid) - server_cpu) * 1000 \
+            / level["requests"]
+        level["journalled"] = sum(client.scenario(scenario_id)["changes"] for scenario_id in ids)
+        if not level["requests"] <= level["journalled"] <= level["requests"] + n:  # answers cut off at the end
             raise BenchError(f"{n} clients: wrk counted {level['requests']} answers, the scenarios journalled "
-                             f"{journalled} changes")
+                             f"{level['journalled']} changes")
+        levels.append(level)
         for scenario_id in ids:
             client.delete_scenario(scenario_id)
     client.close()
@@ -236,11 +234,6 @@ def leak_phase(server: Server, target_requests: int, neighbourhoods: list[int]) 
     return {"requests_sent": sent, "seconds": time.perf_counter() - started}
 
 
-
-
-# ----------------------------------------------------------------------------------------------------- report
-
-
 # ----------------------------------------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark the API against the opendssdirect engine floor.")
@@ -259,6 +252,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-hosts", action="store_true",
                         help="skip bench/hosts_bench.py (single process against --engine-hosts 2; JSON beside --out)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
+    parser.add_argument("--write-docs-figures", type=Path, nargs="?", const=docs_figures.DEFAULT, default=None,
+                        metavar="PATH", help="after the run, write the figures the docs quote (default PATH "
+                                             f"{docs_figures.DEFAULT.relative_to(REPO)}; bench/README.md lists them)")
     args = parser.parse_args(argv)
     args.requests = args.requests or (200 if args.quick else 1000)
     args.duration = args.duration or (1.0 if args.quick else 5.0)
@@ -298,14 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     report["floor"] = run_floor(gen_warm, load_warm, gen_ops, load_ops)
     report["floor"]["cpu"] = meter.stop()
 
-    servers: list[Server] = []
-    try:
+    with Servers() as servers:
         print("benchmark: server A: start-up, latency, leak check ...", file=sys.stderr, flush=True)
-        a = Server("A")
-        servers.append(a)
-        a.mark_rss_at(args.leak_early, args.leak_requests)
-        a.start()
-        meter = CpuMeter(a.process.pid)
+        a = servers.start("A", rss_at=(args.leak_early, args.leak_requests))
+        meter = CpuMeter()
         report["latency"], post_body = latency_phase(a, gen_warm, load_warm, gen_ops, load_ops)
         report["latency"]["cpu"] = meter.stop()
         floor_totals, summary = report["floor"]["totals"], report["latency"]["final_power_summary"]
@@ -315,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                               and abs(cross["server_losses_kW"] - cross["floor_losses_kW"]) <= 0.01)
         report["cross_check"] = cross
         report["leak_phase"] = leak_phase(a, args.leak_requests, neighbourhoods)
-        stop_a = a.stop()
+        servers.stop(a)
 
         print("benchmark: transport floor (waitress serving one fixed response) ...", file=sys.stderr, flush=True)
         app_time = report["latency"]["app_time"]
@@ -324,29 +316,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"benchmark: server B: throughput with 1, 2, 4, 8 clients, each on its own scenario "
               f"({args.duration:g} s per level) ...", file=sys.stderr, flush=True)
-        b = Server("B")
-        servers.append(b)
-        b.start()
+        b = servers.start("B")
         report["throughput"] = throughput_phase(b, args.duration, neighbourhoods)
         report["throughput"]["floor_rps"] = 1000.0 / report["floor"]["load"]["p50"]
-        stop_b = b.stop()
-    except BaseException:
-        for server in servers:
-            try:
-                if server.process is not None and server.process.poll() is None:
-                    server.stop()
-                print(f"--- server {server.label} stderr (last lines) ---\n{server.tail()}", file=sys.stderr)
-            finally:
-                server.cleanup()
-        raise
-
-    for server, info in zip(servers, (stop_a, stop_b)):
-        report.setdefault("servers", {})[server.label] = {"port": server.port, "requests": server.requests, **info}
-        if info.get("wrote_into_cwd"):
-            print(f"WARNING: server {server.label} wrote into its working directory: {info['wrote_into_cwd']}",
-                  file=sys.stderr)
-        server.cleanup()
-    report["startup"] = {"seconds": {s.label: s.startup_s for s in servers},
+        servers.stop(b)
+    report["servers"] = servers.stops
+    report["startup"] = {"seconds": {label: info["startup_s"] for label, info in servers.stops.items()},
                          "method": "Popen to the first HTTP 200 from GET /state, polled every 10 ms"}
     early, late = a.rss_marks.get(args.leak_early), a.rss_marks.get(args.leak_requests)
     if early is None or late is None:
@@ -355,8 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         "early_mark": args.leak_early, "late_mark": args.leak_requests,
         "rss_early_kB": early["VmRSS"], "rss_late_kB": late["VmRSS"],
         "rss_change": late["VmRSS"] / early["VmRSS"] - 1,
-        "peak_kB": {label: (info.get("final_memory_kB") or {}).get("VmHWM", 0)
-                    for label, info in (("A", stop_a), ("B", stop_b))},
+        "peak_kB": {label: (servers.stops[label].get("final_memory_kB") or {}).get("VmHWM", 0) for label in "AB"},
         "marks": {str(k): v for k, v in sorted(a.rss_marks.items())},
     }
 
@@ -369,41 +343,31 @@ def main(argv: list[str] | None = None) -> int:
                              "drift": rerun["mean_p50_ms"] / report["floor"]["mean_p50_ms"] - 1}
     report["loadavg"]["end"] = loadavg()
     report["total_seconds"] = time.perf_counter() - began
-    report["targets"] = build_targets(report)
+    report["targets"] = bench_targets(report)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
                                       default=str))
-    print_report(report)
+    print_bench(report)
+    status = 0
     if not args.no_hosts:
-        hosts = run_hosts_bench(args.out.with_name(args.out.stem + "-hosts.json"), args.quick, args.duration)
-        if hosts:
-            return hosts
-    if args.no_studies:
-        return 0
-    return run_studies_bench(args.out.with_name(args.out.stem + "-studies.json"), args.quick)
+        status = status or run_script("hosts_bench.py", args.out, "-hosts", args.quick, "--duration",
+                                      str(args.duration))
+    if not args.no_studies and not status:
+        status = run_script("studies_bench.py", args.out, "-studies", args.quick)
+    if args.write_docs_figures and not status:
+        docs_figures.write(args.write_docs_figures, args.out)
+    return status
 
 
-def run_hosts_bench(out: Path, quick: bool, duration: float) -> int:
-    """bench/hosts_bench.py as its own process: the single process against --engine-hosts 2, same run."""
-    print("\nbenchmark: engine hosts (bench/hosts_bench.py) ...", file=sys.stderr, flush=True)
-    command = [sys.executable, str(REPO / "bench" / "hosts_bench.py"), "--out", str(out), "--duration",
-               str(duration)] + (["--quick"] if quick else [])
-    return subprocess.run(command, check=False).returncode
-
-
-def run_studies_bench(out: Path, quick: bool) -> int:
-    """bench/studies_bench.py as its own process (its own servers, workers and Dask cluster), so one command
-    gives every figure the README quotes."""
-    print("\nbenchmark: studies (bench/studies_bench.py) ...", file=sys.stderr, flush=True)
-    command = [sys.executable, str(REPO / "bench" / "studies_bench.py"), "--out", str(out)] + (["--quick"] if quick
-                                                                                               else [])
+def run_script(script: str, out: Path, suffix: str, quick: bool, *extra: str) -> int:
+    """Another bench script as its own process (its own servers, workers and clusters), its JSON beside `out`,
+    so that one command gives every figure the docs quote."""
+    print(f"\nbenchmark: bench/{script} ...", file=sys.stderr, flush=True)
+    command = [sys.executable, str(REPO / "bench" / script), "--out", str(out.with_name(out.stem + suffix + ".json")),
+               *extra] + (["--quick"] if quick else [])
     return subprocess.run(command, check=False).returncode
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as error:
-        print(f"\nBENCHMARK FAILED: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

@@ -1,23 +1,26 @@
 """The engine floor of bench.py: the latency phase's changes applied with opendssdirect alone, in-process
-(no Flask, no simulation_core), and the workload both share: generator sites, neighbourhood factors.
+(no Flask, no simulation_core), on the tests' reference engine (tests/support/bare_feeder.py: the same compile and
+generator text), and the workload both share: generator sites, neighbourhood factors.
 
-Also what every part of the bench uses: BenchError, and stats_ms with fmt_row (the figures of a set of timings and
-their row in a table).
+Also what every part of the bench uses: BenchError and stats_ms (the figures of a set of timings); and it puts
+tests/ on sys.path, for the reference engine every floor shares with the tests.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import opendssdirect
 import orjson
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.append(str(REPO / "tests"))  # support.bare_feeder, below the bench's own modules and the repository
+from support.bare_feeder import GENERATOR, BareFeeder, generator_connection  # noqa: E402
 MODEL_DIR = REPO / "Test_Systems" / "IEEE_123_Bus-G"
 MASTER_FILE = MODEL_DIR / "Master.dss"
 NEIGHBOURHOOD_FILE = MODEL_DIR / "neighbourhoods.json"
@@ -47,12 +50,6 @@ def stats_ms(samples_ns: list[int] | np.ndarray) -> dict[str, Any]:
     p50, p90, p99 = np.percentile(a, [50, 90, 99])
     return {"n": int(a.size), "p50": float(p50), "p90": float(p90), "p99": float(p99), "min": float(a.min()),
             "max": float(a.max()), "mean": float(a.mean()), "stdev": float(a.std(ddof=1)) if a.size > 1 else 0.0}
-
-
-def fmt_row(name: str, s: dict[str, Any], width: int = 34, extra: str = "") -> str:
-    """One row of a report's table: the figures of stats_ms."""
-    return (f"  {name:<{width}} {s['n']:>6} {s['p50']:>8.3f} {s['p90']:>8.3f} {s['p99']:>8.3f} "
-            f"{s['min']:>8.3f} {s['max']:>8.3f} {s['stdev']:>8.3f}{extra}")
 
 
 # ----------------------------------------------------------------------------------------------------- workload
@@ -135,17 +132,12 @@ def neighbourhood_ids() -> list[int]:
 
 
 # ----------------------------------------------------------------------------------------------------- engine floor
-class EngineFloor:
+class EngineFloor(BareFeeder):
     """The same changes with opendssdirect alone: no Flask, no simulation_core."""
 
     def __init__(self) -> None:
-        d = opendssdirect.NewContext()
-        d.Basic.AllowChangeDir(False)
-        d.Text.Command(f"compile [{MASTER_FILE}]")
-        d.Solution.Solve()
-        if not d.Solution.Converged():
-            raise BenchError("engine floor: the base case did not converge")
-        self.d, self.batch = d, d.to_altdss()
+        super().__init__()
+        d = self.dss
         raw = json.loads(NEIGHBOURHOOD_FILE.read_text(encoding="utf-8"))["neighbourhoods"]
         bus_nb = {b.lower(): int(nb) for nb, buses in raw.items() for b in buses}
         self.loads: dict[int, list[tuple[str, float, float]]] = {int(nb): [] for nb in raw}
@@ -158,7 +150,7 @@ class EngineFloor:
         self.cumulative = {nb: 1.0 for nb in self.loads}
 
     def _generator_command(self, op: GeneratorOp) -> tuple[str, str]:
-        d = self.d
+        d = self.dss
         d.Circuit.SetActiveBus(op.bus)
         nodes = sorted(d.Bus.Nodes())
         kv_ln = d.Bus.kVBase()
@@ -169,11 +161,10 @@ class EngineFloor:
         else:
             use, kv = [nodes[0]], kv_ln
         name = f"gen_{op.bus}_{''.join(map(str, use))}"
-        return name, (f"New Generator.{name} bus1={op.bus}.{'.'.join(map(str, use))} phases={op.phases} "
-                      f"kv={kv:.6f} kw={op.kw!r} pf=1 model=1 vminpu=0.5 vmaxpu=1.5")
+        return name, f"New Generator.{name} {generator_connection(op.bus, use, kv)} kw={op.kw!r} {GENERATOR}"
 
     def _solve_read(self) -> tuple[int, int, bytes]:
-        d, batch = self.d, self.batch
+        d, batch = self.dss, self.batch
         t0 = time.perf_counter_ns()
         d.Solution.Solve()
         if not d.Solution.Converged():
@@ -193,7 +184,7 @@ class EngineFloor:
     def generator_step(self, op: GeneratorOp) -> tuple[int, int, int, int]:
         """(total, change, solve, read+serialise) in ns."""
         name, command = self._generator_command(op)  # name and kV lookup: outside the timed step
-        d = self.d
+        d = self.dss
         t0 = time.perf_counter_ns()
         if op.new:
             d.Text.Command(command)
@@ -205,7 +196,7 @@ class EngineFloor:
         return t_end - t0, t_solve - t0, t_read - t_solve, t_end - t_read
 
     def load_step(self, op: LoadOp) -> tuple[int, int, int, int]:
-        d = self.d
+        d = self.dss
         t0 = time.perf_counter_ns()
         cumulative = self.cumulative[op.neighbourhood] * op.factor
         for name, kw, kvar in self.loads[op.neighbourhood]:
@@ -218,8 +209,8 @@ class EngineFloor:
         return t_end - t0, t_solve - t0, t_read - t_solve, t_end - t_read
 
     def totals(self) -> dict[str, float]:
-        p, q = self.d.Circuit.TotalPower()
-        losses_w, _ = self.d.Circuit.Losses()
+        p, q = self.dss.Circuit.TotalPower()
+        losses_w, _ = self.dss.Circuit.Losses()
         return {"total_circuit_power_kW": -p, "total_circuit_power_kVAR": -q, "total_losses_kW": losses_w / 1000}
 
 

@@ -1,5 +1,7 @@
 """The bench's harness: servers started as a user starts them (or the transport floor), our keep-alive client,
-which checks every answer, wrk for load, and CPU and memory readings from /proc."""
+which checks every answer, a server with its client that runs studies to the end (`Api`), wrk for load, and the
+scripts' common ends (a floor measured twice, a ratio to a pool's share of a floor, the exit on a wrong answer).
+CPU and memory readings from /proc are in machine.py."""
 
 from __future__ import annotations
 
@@ -9,19 +11,25 @@ import os
 import re
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from engine_floor import REPO, BenchError, GeneratorOp, LoadOp, neighbourhood_ids
+from machine import read_proc_status
 
 WRK_SCRIPT = REPO / "bench" / "wrk_changes.lua"
+#: The studies' pool: servers with `--workers 2`, Dask clusters of 2 workers, each compared with the floor / 2.
+POOL = 2
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -29,56 +37,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def read_proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of a process in kB."""
-    out = {}
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            key = line.split(":", 1)[0]
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(line.split()[1])
-    return out
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def process_cpu_ticks(pid: int | str) -> int:
-    """utime + stime of a process (all its threads) in clock ticks."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-class CpuMeter:
-    """How much of the machine's CPU other processes used while we measured (noise from outside the benchmark)."""
-
-    def __init__(self, *pids: int) -> None:
-        self.pids = ("self", *pids)
-        self.start = self._read()
-
-    def _read(self) -> tuple[float, int, int]:
-        with open("/proc/stat", encoding="ascii") as stat:
-            values = [int(v) for v in stat.readline().split()[1:]]
-        busy = values[0] + values[1] + values[2] + sum(values[5:8])  # user nice system irq softirq steal
-        return time.perf_counter(), busy, sum(process_cpu_ticks(pid) for pid in self.pids)
-
-    def stop(self) -> dict[str, float]:
-        """CPU used, as a percentage of all CPUs over the interval: by everything, by us, by other processes."""
-        try:
-            end = self._read()
-        except OSError:
-            return {}
-        elapsed_ticks = (end[0] - self.start[0]) * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
-        busy, ours = end[1] - self.start[1], end[2] - self.start[2]
-        return {"all_pct": 100 * busy / elapsed_ticks, "bench_and_server_pct": 100 * ours / elapsed_ticks,
-                "other_processes_pct": max(0.0, 100 * (busy - ours) / elapsed_ticks)}
 
 
 class Server:
@@ -207,7 +165,7 @@ def check(status: int, content_type: str | None, body: bytes, what: str) -> dict
 class Client:
     """One keep-alive HTTP/1.1 connection (http.client: the least client overhead in the standard library)."""
 
-    def __init__(self, server: Server, prefix: str = "") -> None:
+    def __init__(self, server: Server | Remote, prefix: str = "") -> None:
         self.server = server
         self.prefix = prefix  # "/scenarios/<id>" sends the grid routes to that scenario
         self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
@@ -310,8 +268,26 @@ class Client:
         self.server.count()
         return ns
 
+    def get(self, path: str) -> tuple[dict[str, Any], int, int]:
+        """A GET answered 200 with "status": "success": the document, ns elapsed, body bytes."""
+        status, ctype, data, ns = self.call("GET", path)
+        return check(status, ctype, data, f"GET {path}"), ns, len(data)
+
     def close(self) -> None:
         self.conn.close()
+
+
+class Remote:
+    """A server started by someone else (`python api.py --port N`, e.g. under a profiler): what Client and
+    wrk_level need of a Server."""
+
+    body_file = None
+
+    def __init__(self, port: int) -> None:
+        self.port, self.requests = port, 0
+
+    def count(self, n: int = 1) -> None:
+        self.requests += n
 
 
 def wrk_level(server: Server, prefixes: list[str], duration: float, query: str = "") -> dict[str, Any]:
@@ -346,16 +322,164 @@ def wrk_level(server: Server, prefixes: list[str], duration: float, query: str =
             "load_generator": "wrk " + " ".join(command[1:9])}
 
 
-def run_study(client: "Client", route: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST /studies/<route>, then GET its job every 20 ms until it ends; a job not done stops the run. Returns the
-    wall time from the POST, the finished job and its task count."""
-    started = time.perf_counter()
-    status, ctype, data, _ = client.call("POST", f"/studies/{route}?wait=60", orjson.dumps(body))
-    job = check(200 if status in (200, 202) else status, ctype, data, route)["job"]
-    while job["status"] in ("queued", "running"):
-        time.sleep(0.02)
-        status, ctype, data, _ = client.call("GET", f"/jobs/{job['id']}", None)
-        job = check(status, ctype, data, "job")["job"]
-    if job["status"] != "done":
-        raise BenchError(f"{route}: job {job['status']}: {job['error']}")
-    return {"wall_s": time.perf_counter() - started, "job": job, "tasks": job["tasks"]["total"]}
+class Api:
+    """A server started as a user starts it (`python api.py …` from an empty directory) and one keep-alive client:
+    checked calls, and studies run to the end."""
+
+    POLL_S = 0.02
+
+    def __init__(self, label: str, *args: str) -> None:
+        self.server = Server(label, extra_args=args)
+        try:
+            self.server.start()
+        except BaseException:
+            self.server.cleanup()
+            raise
+        self.client = Client(self.server)
+
+    def __enter__(self) -> "Api":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any], int]:
+        """Status (200 or 202), the checked document, ns elapsed."""
+        status, ctype, data, ns = self.client.call(method, path, None if body is None else orjson.dumps(body))
+        return status, check(200 if status in (200, 202) else status, ctype, data, f"{method} {path}"), ns
+
+    def study(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /studies/<route>, then GET its job every 20 ms until it ends; a job not done stops the run. The wall
+        time from the POST to the finished job (with its result) in the client's hand, the job's own time (its
+        started_at to finished_at: the run without HTTP and polling), the job, its task count."""
+        started = time.perf_counter()
+        job = self.call("POST", f"/studies/{route}?wait=30", body)[1]["job"]
+        while job["status"] in ("queued", "running"):
+            time.sleep(self.POLL_S)
+            job = self.call("GET", f"/jobs/{job['id']}")[1]["job"]
+        wall = time.perf_counter() - started
+        if job["status"] != "done":
+            raise BenchError(f"POST /studies/{route}: job {job['status']}: {job['error']}")
+        job_s = (datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])).total_seconds()
+        return {"wall_s": wall, "job_s": job_s, "job": job, "tasks": job["tasks"]["total"]}
+
+    def stop(self) -> dict[str, Any]:
+        self.client.close()
+        try:
+            return self.server.stop()
+        finally:
+            self.server.cleanup()
+
+
+class Servers:
+    """The servers a phase starts, as a context: each stopped with what its stop found (kept by label); on a
+    failure every one still running is stopped and the last lines of its stderr printed; all cleaned up at the
+    end."""
+
+    def __init__(self) -> None:
+        self.started: list[Server] = []
+        self.stops: dict[str, dict[str, Any]] = {}
+
+    def __enter__(self) -> "Servers":
+        return self
+
+    def start(self, label: str, *extra_args: str, body_file: Path | None = None, rss_at: tuple[int, ...] = ()
+              ) -> Server:
+        """A server started; `rss_at`: after how many answered requests its memory is read (Server.rss_marks)."""
+        server = Server(label, body_file=body_file, extra_args=extra_args)
+        server.mark_rss_at(*rss_at)
+        self.started.append(server)
+        server.start()
+        return server
+
+    def stop(self, server: Server, *clients: Client) -> dict[str, Any]:
+        for client in clients:
+            client.close()
+        info = self.stops[server.label] = {"port": server.port, "requests": server.requests,
+                                           "startup_s": server.startup_s, **server.stop()}
+        if info.get("wrote_into_cwd"):
+            print(f"WARNING: server {server.label} wrote into its working directory: {info['wrote_into_cwd']}",
+                  file=sys.stderr)
+        return info
+
+    def __exit__(self, kind: type | None, *exc: object) -> None:
+        try:
+            for server in self.started if kind is not None else ():
+                if server.process is not None and server.process.poll() is None:
+                    server.stop()
+                print(f"--- server {server.label} stderr (last lines) ---\n{server.tail()}", file=sys.stderr)
+        finally:
+            for server in self.started:
+                server.cleanup()
+
+
+class DaskCluster:
+    """A Dask scheduler and its workers on this machine, as a context: `lines` are shell lines typed in the checkout
+    with `{port}` for the scheduler's (a free port), each in its own session so stop() ends exactly what it
+    started."""
+
+    def __init__(self, lines: list[str], env: dict[str, str] | None = None, workers: int = POOL) -> None:
+        port = free_port()
+        self.address = f"tcp://127.0.0.1:{port}"
+        self.processes = [subprocess.Popen(["bash", "-c", line.format(port=port)], cwd=REPO, env=env,
+                                           start_new_session=True, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL) for line in lines]
+        try:
+            with self.client() as client:
+                client.wait_for_workers(workers, timeout=60)
+        except BaseException:
+            self.stop()
+            raise
+
+    def __enter__(self) -> "DaskCluster":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self) -> Any:
+        import distributed
+
+        return distributed.Client(self.address, timeout=30, set_as_default=False)
+
+    def worker_pids(self) -> list[int]:
+        with self.client() as client:
+            return list(client.run(os.getpid).values())
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):  # the workers first
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def mean_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A floor measured twice (start and end of the run: the machine drifts): the first run's figures with the
+    mean wall time, both runs' wall times, and the ms per trial of the mean when it counts trials."""
+    wall = sum(run["wall_s"] for run in runs) / len(runs)
+    out = {**runs[0], "wall_s": wall, "runs": [run["wall_s"] for run in runs]}
+    if "trials" in out:
+        out["ms_per_trial"] = 1000 * wall / out["trials"]
+    return out
+
+
+def over_pool_share(wall_s: float, floor_s: float, workers: int) -> float:
+    """A study's wall time over the floor's share per worker (floor / workers): 1 is a pool of `workers` that
+    splits the floor's work evenly and adds nothing."""
+    return wall_s / (floor_s / workers)
+
+
+def run_main(main: Callable[[], int]) -> None:
+    """A bench script's end: its exit status, or 1 after a wrong answer or a broken server (BenchError)."""
+    try:
+        sys.exit(main())
+    except BenchError as error:
+        print(f"\nBENCHMARK FAILED: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -16,7 +16,6 @@ Every answer is checked as in bench.py; a wrong one stops the run (exit 1).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,10 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_floor import REPO, BenchError, FactorAlternator, neighbourhood_ids, stats_ms  # noqa: E402
-from harness import Client, Server, check, process_cpu_ticks, read_proc_status, wrk_level  # noqa: E402
+from engine_floor import REPO, FactorAlternator, neighbourhood_ids, stats_ms  # noqa: E402
+from harness import Client, Server, Servers, run_main, wrk_level  # noqa: E402
+from machine import cpu_seconds  # noqa: E402
+from report import print_hosts  # noqa: E402
 
 DEFAULT_OUT = REPO / "bench" / "results" / "hosts.json"
 LEVELS = (1, 2, 4, 8)
@@ -47,24 +48,16 @@ def latency(server: Server, requests: int, neighbourhoods: list[int]) -> dict[st
     return {"change": stats_ms(changes), "state": stats_ms(states)}
 
 
-def host_pids(server: Server) -> list[int]:
-    client = Client(server)
-    status, ctype, data, _ = client.call("GET", "/health")
-    client.close()
-    return [host["pid"] for host in check(status, ctype, data, "GET /health")["hosts"]]
-
-
 def throughput(server: Server, duration: float) -> list[dict[str, Any]]:
     """wrk levels, each with the CPU ms per request of the web process and of each host (where the time goes)."""
     client = Client(server)
     levels = []
-    pids = [server.process.pid, *host_pids(server)]
+    pids = [server.process.pid, *(host["pid"] for host in client.get("/health")[0]["hosts"])]
     for n in LEVELS:
         ids = [client.create_scenario(f"hosts-{n}-{k}", query="?sections=power_summary")[0] for k in range(n)]
-        ticks = [process_cpu_ticks(pid) for pid in pids]
+        before = [cpu_seconds(pid) for pid in pids]
         level = wrk_level(server, [f"/scenarios/{scenario_id}" for scenario_id in ids], duration)
-        per_request = [(process_cpu_ticks(pid) - before) / os.sysconf("SC_CLK_TCK") * 1000 / level["requests"]
-                       for pid, before in zip(pids, ticks)]
+        per_request = [(cpu_seconds(pid) - cpu) * 1000 / level["requests"] for pid, cpu in zip(pids, before)]
         levels.append({**{key: level[key] for key in ("clients", "requests", "seconds", "rps", "latency")},
                        "cpu_ms_per_request": {"web": per_request[0], "hosts": per_request[1:]},
                        "wrk_cpu_s": level["client_cpu_s"]})
@@ -78,30 +71,24 @@ def memory(server: Server) -> dict[str, Any]:
     """RSS (MB) of the web process and of each engine host after the levels (their scenarios deleted, the default
     live): what each process keeps after work."""
     client = Client(server)
-    status, ctype, data, _ = client.call("GET", "/health")
-    hosts = check(status, ctype, data, "GET /health")["hosts"]
+    hosts = client.get("/health")[0]["hosts"]
     client.close()
-    web = read_proc_status(server.process.pid)["VmRSS"] / 1024
+    web = server.memory()["VmRSS"] / 1024
     return {"web_mb": round(web, 1), "hosts": [{"host": h["host"], "rss_mb": h["rss_mb"],
                                                  "scenarios": len(h["scenarios"])} for h in hosts]}
 
 
 def run_server(label: str, extra: tuple[str, ...], args: argparse.Namespace) -> dict[str, Any]:
-    server = Server(label, extra_args=("--no-access-log", "--threads", "8", *extra))
-    try:
-        server.start()
+    with Servers() as servers:
+        server = servers.start(label, "--no-access-log", "--threads", "8", *extra)
         result: dict[str, Any] = {"args": list(extra), "startup_s": server.startup_s}
-        neighbourhoods = neighbourhood_ids()
-        result["latency"] = latency(server, args.requests, neighbourhoods)
+        result["latency"] = latency(server, args.requests, neighbourhood_ids())
         result["throughput"] = throughput(server, args.duration)
         result["memory"] = memory(server)
-        rps = {level["clients"]: level["rps"] for level in result["throughput"]}
-        result["scaling"] = {str(n): rps[n] / rps[1] for n in LEVELS}
-        return result
-    finally:
-        if server.process is not None and server.process.poll() is None:
-            server.stop()
-        server.cleanup()
+        servers.stop(server)
+    rps = {level["clients"]: level["rps"] for level in result["throughput"]}
+    result["scaling"] = {str(n): rps[n] / rps[1] for n in LEVELS}
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,29 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                         "scaling_4_hosts_2": hosted["scaling"]["4"], "scaling_4_single": single["scaling"]["4"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    print_report(report)
+    print_hosts(report)
     return 0
 
 
-def print_report(report: dict[str, Any]) -> None:
-    print("\nengine hosts: single process | --engine-hosts 2")
-    for key in ("single", "hosts_2"):
-        r = report[key]
-        levels = "  ".join(f"{level['clients']}c {level['rps']:.0f}/s" for level in r["throughput"])
-        print(f"  {key:8} start-up {r['startup_s']:.2f} s; change p50 {r['latency']['change']['p50']:.2f} ms, "
-              f"GET /state p50 {r['latency']['state']['p50']:.2f} ms; {levels}; 4c/1c {r['scaling']['4']:.2f}x; "
-              f"web {r['memory']['web_mb']} MB, hosts {[h['rss_mb'] for h in r['memory']['hosts']]} MB")
-        cpu = "  ".join(f"{level['clients']}c web {level['cpu_ms_per_request']['web']:.2f}"
-                        + "".join(f" h{k} {ms:.2f}" for k, ms in enumerate(level['cpu_ms_per_request']['hosts']))
-                        for level in r["throughput"])
-        print(f"           CPU ms per request: {cpu}")
-    ratios = report["ratios"]
-    print(f"  2 hosts / single: change p50 {ratios['change_p50']:.2f}x, GET /state p50 {ratios['state_p50']:.2f}x")
-
-
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as error:
-        print(f"\nBENCHMARK FAILED: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

@@ -26,39 +26,24 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo, for the in-process figure
-from engine_floor import BenchError, EngineFloor, LoadOp, fmt_row, stats_ms  # noqa: E402
-from studies_floor import STEP_KW, HostingCapacityFloor, solve_and_judge  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # the repo, for the in-process figure
+from engine_floor import BenchError, EngineFloor, LoadOp, stats_ms  # noqa: E402
+from harness import POOL, Api, mean_of, over_pool_share, run_main  # noqa: E402
+from report import inverters_ok, print_inverters  # noqa: E402
+from studies_floor import STEP_KW, HostingCapacityFloor  # noqa: E402
+from support.bare_feeder import inverter_commands  # noqa: E402
 
 SITES = [("85", 1), ("114", 1), ("92", 1), ("67", 3)]
 LIGHT = 0.25
-TARGET_POOL = 1.2        # study: API wall time / (floor wall time / 2)
-TARGET_IN_PROCESS = 1.5  # change: OpenDSSCircuit.add_generator p50 / floor p50
 LEFTOVER_LIMIT = 200     # engine.inverters.MAX_LEFTOVER_DEFINITIONS: a warm engine recompiles past it
-VOLT_VAR_CURVE = "npts=6 Xarray=[0 0.92 0.98 1.02 1.08 2] Yarray=[1 1 0 0 -1 -1]"  # Category B, flat ends
+VOLT_VAR = {"mode": "volt_var"}
 
 
-class Api(Protocol):
+class Study(Protocol):
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any], int]: ...
 
     def study(self, route: str, body: dict[str, Any]) -> dict[str, Any]: ...
-
-
-def definition(name: str, bus: str, nodes: list[int], kv: float, kw: float) -> list[str]:
-    """A volt-var inverter generator in OpenDSS's words (README, "Smart inverters")."""
-    kvar = 0.44 * kw
-    return [f"New PVSystem.{name} bus1={bus}.{'.'.join(map(str, nodes))} phases={len(nodes)} kv={kv:.6f} "
-            f"irradiance=1 Pmpp={kw!r} kVA={kw!r} %cutin=0.1 %cutout=0.1 kvarMax={kvar!r} kvarMaxAbs={kvar!r} "
-            f"WattPriority=no pf=1.0",
-            f"New XYcurve.{name}_vv {VOLT_VAR_CURVE}",
-            f"New InvControl.{name} PVSystemList=[{name}] mode=VOLTVAR vvc_curve1={name}_vv "
-            f"voltage_curvex_ref=rated RefReactivePower=VARMAX"]
-
-
-def switch_off(d: Any, name: str) -> None:
-    for kind in ("InvControl", "PVSystem"):  # the control first
-        d.Circuit.SetActiveElement(f"{kind}.{name}")
-        d.CktElement.Enabled(False)
 
 
 def change_ops(n: int) -> list[tuple[str, int, float]]:
@@ -72,7 +57,7 @@ def change_floor(ops: list[tuple[str, int, float]]) -> dict[str, Any]:
     engine = EngineFloor()
     for neighbourhood in sorted(engine.loads):  # light load by the API's 14 changes, each solved: the same taps
         engine.load_step(LoadOp(neighbourhood, LIGHT))
-    d, batch = engine.d, engine.batch
+    d, batch = engine.dss, engine.batch
     where = {}
     for bus, phases in SITES:
         d.Circuit.SetActiveBus(bus)
@@ -83,10 +68,10 @@ def change_floor(ops: list[tuple[str, int, float]]) -> dict[str, Any]:
     for i, (bus, _, kw) in enumerate(ops):
         nodes, kv = where[bus]
         name = f"f{i}"
-        commands = definition(name, bus, nodes, kv, kw)
+        commands = inverter_commands(name, bus, nodes, kv, kw, VOLT_VAR)
         started = time.perf_counter_ns()
         if bus in current:
-            switch_off(d, current[bus])
+            engine.switch_off_inverter(current[bus])
         for command in commands:
             d.Text.Command(command)
         current[bus] = name
@@ -115,25 +100,22 @@ def change_in_process(ops: list[tuple[str, int, float]]) -> dict[str, Any]:
     samples = []
     for bus, phases, kw in ops:
         started = time.perf_counter_ns()
-        change = circuit.add_generator(bus, phases, kw, inverter={"mode": "volt_var"})
+        change = circuit.add_generator(bus, phases, kw, inverter=VOLT_VAR)
         change.snapshot.results_json  # noqa: B018 - what an answer serialises
         samples.append(time.perf_counter_ns() - started)
     circuit.close()
     return stats_ms(samples)
 
 
-def change_api(api: Api, ops: list[tuple[str, int, float]]) -> dict[str, Any]:
+def change_api(api: Study, ops: list[tuple[str, int, float]]) -> dict[str, Any]:
     """On the default scenario, reset afterwards: the base case again for whatever runs next."""
     for neighbourhood in range(1, 15):
         api.call("POST", "/modify_load_neighbourhood", {"neighbourhood": neighbourhood, "factor": LIGHT})
     samples = []
     for bus, phases, kw in ops:
         started = time.perf_counter_ns()
-        status, body, _ = api.call("POST", "/add_generator",
-                                   {"bus_name": bus, "phases": phases, "kw": kw, "inverter": {"mode": "volt_var"}})
+        api.call("POST", "/add_generator", {"bus_name": bus, "phases": phases, "kw": kw, "inverter": VOLT_VAR})
         samples.append(time.perf_counter_ns() - started)
-        if status != 200:
-            raise BenchError(f"add_generator {bus} {kw} kW: {status} {body}")
     api.call("POST", "/reset", {})
     return stats_ms(samples)
 
@@ -151,16 +133,16 @@ class VoltVarFloor(HostingCapacityFloor):
             trials = self.trials
             HostingCapacityFloor.__init__(self)
             self.definitions, self.trials = 0, trials
-        d, name = self.d, f"t{self.trials}"
+        name = f"t{self.trials}"
         self.trials += 1
         self.definitions += 1
-        for command in definition(name, bus, nodes, kv, kw):
-            d.Text.Command(command)
-        found = solve_and_judge(d, self.own_v, self.own_loading, self.loading)
-        switch_off(d, name)
-        self.set_taps(self.base_taps)
-        d.Solution.Solve()
-        return found
+
+        def define() -> None:
+            for command in inverter_commands(name, bus, nodes, kv, kw, VOLT_VAR):
+                self.dss.Text.Command(command)
+
+        found = self.judged_trial(define, lambda: self.switch_off_inverter(name))
+        return found[0] if found else None
 
 
 def study_floor(buses: list[str] | None) -> dict[str, Any]:
@@ -174,8 +156,8 @@ def study_floor(buses: list[str] | None) -> dict[str, Any]:
             "rows": {row["bus"]: (row["hosting_capacity_kW"], row["kind"]) for row in rows}}
 
 
-def study_api(api: Api, buses: list[str], floor: dict[str, Any]) -> dict[str, Any]:
-    run = api.study("hosting_capacity", {"buses": buses, "step_kw": STEP_KW, "inverter": {"mode": "volt_var"}})
+def study_api(api: Study, buses: list[str], floor: dict[str, Any]) -> dict[str, Any]:
+    run = api.study("hosting_capacity", {"buses": buses, "step_kw": STEP_KW, "inverter": VOLT_VAR})
     rows = [row for row in run["job"]["result"]["buses"] if row["reason"] is None]
     differ = [{"bus": r["bus"], "api": [r["hosting_capacity_kW"], r["limited_by"]["kind"]],
                "floor": list(floor["rows"].get(r["bus"], (None, None)))} for r in rows
@@ -185,8 +167,8 @@ def study_api(api: Api, buses: list[str], floor: dict[str, Any]) -> dict[str, An
 
 
 # ----------------------------------------------------------------------------------------------------- the phase
-def inverter_phase(api: Api, buses: list[str] | None, changes: int = 200) -> dict[str, Any]:
-    """Floors, API, floors again (the machine drifts: means are used); the figures and the targets."""
+def inverter_phase(api: Study, buses: list[str] | None, changes: int = 200) -> dict[str, Any]:
+    """Floors, API, floors again (the machine drifts: means are used); the figures."""
     ops = change_ops(changes)
     change_floor(change_ops(8))  # warm-up
     floors = [change_floor(ops)]
@@ -196,74 +178,31 @@ def inverter_phase(api: Api, buses: list[str] | None, changes: int = 200) -> dic
     floor_p50 = sum(f["p50"] for f in floors) / 2
     selected = ["all"] if buses is None else buses
     study_floors = [study_floor(buses)]
-    api.study("hosting_capacity", {"buses": ["85", "67"], "step_kw": STEP_KW, "inverter": {"mode": "volt_var"}})
+    api.study("hosting_capacity", {"buses": ["85", "67"], "step_kw": STEP_KW, "inverter": VOLT_VAR})
     study = study_api(api, selected, study_floors[0])
     study_floors.append(study_floor(buses))
-    wall = sum(f["wall_s"] for f in study_floors) / 2
-    ratio = study["wall_s"] / (wall / 2)
-    change = {"floor": {**floors[0], "p50": floor_p50, "runs_p50": [f["p50"] for f in floors]},
-              "in_process": in_process, "http": http, "in_process_over_floor": in_process["p50"] / floor_p50,
-              "http_over_floor": http["p50"] / floor_p50, "target": TARGET_IN_PROCESS}
-    change["result"] = "PASS" if change["in_process_over_floor"] <= TARGET_IN_PROCESS else "FAIL"
-    hc_floor = {**{k: v for k, v in study_floors[0].items() if k != "rows"}, "wall_s": wall,
-                "runs": [f["wall_s"] for f in study_floors]}
-    return {"change": change, "study": {"floor": hc_floor, "api": study, "ratio_to_floor_over_2": ratio,
-                                        "target": TARGET_POOL,
-                                        "result": "PASS" if ratio <= TARGET_POOL and not study["differ_from_floor"]
-                                        else "FAIL"}}
-
-
-def print_inverters(r: dict[str, Any]) -> None:
-    c, s = r["change"], r["study"]
-    print("\nVolt-var change (new definition, light load)       n      p50      p90      p99      min      max    stdev")
-    print(fmt_row("engine floor (opendssdirect)", c["floor"], 36,
-                  f"   (p50 of the two runs {', '.join(f'{x:.3f}' for x in c['floor']['runs_p50'])})"))
-    print(fmt_row("OpenDSSCircuit.add_generator + JSON", c["in_process"], 36))
-    print(fmt_row("POST …/add_generator (HTTP)", c["http"], 36))
-    print(f"  in-process / floor = {c['in_process_over_floor']:.3f} (target <= {c['target']:g}): {c['result']}; "
-          f"HTTP / floor = {c['http_over_floor']:.3f}")
-    f, a = s["floor"], s["api"]
-    print(f"\nHosting capacity with volt-var, {f['buses']} buses, step {STEP_KW:g} kW      wall s   trials")
-    print(f"  {'floor (opendssdirect, 1 process)':<36} {f['wall_s']:7.2f} {f['trials']:>8}   (mean of "
-          f"{', '.join(f'{w:.2f}' for w in f['runs'])})")
-    print(f"  {'API --workers 2':<36} {a['wall_s']:7.2f} {a['trials']:>8}   ({a['tasks']} tasks; "
-          f"{len(a['differ_from_floor'])} buses differ from the floor)")
-    print(f"  API / (floor / 2) = {s['ratio_to_floor_over_2']:.3f} (target <= {s['target']:g}): {s['result']}")
+    hc_floor = mean_of(study_floors)
+    del hc_floor["rows"]
+    return {"change": {"floor": {**floors[0], "p50": floor_p50, "runs_p50": [f["p50"] for f in floors]},
+                       "in_process": in_process, "http": http, "in_process_over_floor": in_process["p50"] / floor_p50,
+                       "http_over_floor": http["p50"] / floor_p50},
+            "study": {"floor": hc_floor, "api": study,
+                      "ratio_to_floor_over_2": over_pool_share(study["wall_s"], hc_floor["wall_s"], POOL)}}
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-
-    from harness import Client, Server, run_study
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--buses", type=int, help="the first N buses that can host a generator (default all)")
     parser.add_argument("--changes", type=int, default=200, help="volt-var changes timed (default 200)")
     args = parser.parse_args(argv)
     buses = None if args.buses is None else [b for b, _, _ in VoltVarFloor().buses()[:args.buses]]
-    server = Server("inverters", extra_args=("--workers", "2"))
-    server.start()
-    client = Client(server)
-
-    class HttpApi:
-        @staticmethod
-        def call(method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any], int]:
-            status, ctype, data, _ = client.call(method, path, None if body is None else orjson.dumps(body))
-            return status, orjson.loads(data) if data else {}, len(data)
-
-        @staticmethod
-        def study(route: str, body: dict[str, Any]) -> dict[str, Any]:
-            return run_study(client, route, body)
-
-    try:
-        result = inverter_phase(HttpApi, buses, args.changes)
-    finally:
-        client.close()
-        server.stop()
-        server.cleanup()
+    with Api("inverters", "--workers", str(POOL)) as api:
+        result = inverter_phase(api, buses, args.changes)
     print_inverters(result)
-    return 0 if result["change"]["result"] == result["study"]["result"] == "PASS" else 1
+    return 0 if all(inverters_ok(result)) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -1,26 +1,17 @@
-"""The report of bench.py: the targets (against the floors measured in the same run), the table on stdout and
-the machine it ran on."""
+"""Every report of the bench: the targets (each a ratio to a floor measured in the same run, or a limit) and the
+tables on stdout, of bench.py (with its scenarios phase and hosts_bench.py) and of studies_bench.py (with
+hours_bench.py, inverter_bench.py and stochastic_bench.py). The phases measure; this module judges and prints."""
 
 from __future__ import annotations
 
-import importlib.metadata
-import os
-import platform
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
-import opendssdirect
+from engine_floor import WARMUP_ROUNDS
+from harness import POOL, over_pool_share
+from studies_floor import STEP_KW
 
-import scenarios_phase
-from engine_floor import REPO, WARMUP_ROUNDS, fmt_row
-from harness import usable_cpus
-
-LEAN_SECTIONS = "power_summary,voltage_profile"
-
-# Targets, against the two floors measured in the same run: T (transport: waitress answering canned bytes) and
-# E (engine: the same change with opendssdirect alone). k = (p50 - T) / E.
+# bench.py's targets, against the two floors measured in the same run: T (transport: waitress answering canned
+# bytes) and E (engine: the same change with opendssdirect alone). k = (p50 - T) / E.
 TARGET_CHANGE_K = 2.5     # each change: p50 <= T(POST) + k E(its kind of change)
 TARGET_STATE_K = 0.5      # GET /state: p50 <= T(GET) + k mean(E)
 TARGET_REVALIDATE = 1.2   # GET /state answered 304: p50 / T(an empty 304)
@@ -28,41 +19,30 @@ TARGET_TAIL = 2.0         # each change: p99 / its own p50
 TARGET_SCALING = 1.4      # req/s of 4 clients, each on its own scenario / req/s of 1 client, at least
 TARGET_STARTUP_S = 2.0    # Popen -> first 200 from GET /state, worst of the server starts
 TARGET_LEAK = 0.10        # |RSS after leak-requests / RSS after the early mark - 1|
+TARGET_CREATE_P50_MS = 100.0   # POST /scenarios from the base case, p50
+TARGET_REBUILD_P50_MS = 100.0  # first GET /scenarios/<id>/state of a resting scenario with 20 changes, p50
+TARGET_PARALLEL = 1.4          # req/s of 2 clients on 2 scenarios / req/s of 2 clients on one, at least
+# The studies' targets (value <= target).
+TARGET_POOL = 1.2    # a study on a pool of N workers: API wall time / (floor wall time / N)
+TARGET_DASK = 1.25   # Dask wall time / local pool wall time, same number of workers
+TARGET_SERIES = 1.3  # API wall time / floor wall time
+TARGET_LATENCY = 1.5  # GET /state during a study / idle, p50 and p90
+TARGET_IN_PROCESS = 1.5  # a volt-var change: OpenDSSCircuit.add_generator p50 / its engine floor's p50
 
 
-def environment() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = usable_cpus()
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
 
-    def version(dist: str) -> str:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
 
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
-                                  timeout=10, check=False).stdout
-        except (OSError, subprocess.SubprocessError):
-            return ""
+def k_of(p50: float, transport: float, engine: float) -> float:
+    """How many engine floors a p50 is above the transport floor: p50 = T + k E."""
+    return (p50 - transport) / engine
 
-    return {
-        "python": platform.python_version(), "python_executable": sys.executable,
-        "opendssdirect": opendssdirect.__version__,
-        "engine": opendssdirect.Basic.Version().split(";")[0].strip(),
-        "flask": version("flask"), "waitress": version("waitress"), "orjson": version("orjson"),
-        "numpy": version("numpy"), "cpu": cpu, "cpu_count": os.cpu_count(), "cpus_usable": usable,
-        "platform": platform.platform(), "git_commit": git("rev-parse", "--short", "HEAD").strip(),
-        "git_dirty_files": [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()],
-    }
+
+def fmt_row(name: str, s: dict[str, Any], width: int = 34, extra: str = "") -> str:
+    """One row of a table: the figures of engine_floor.stats_ms."""
+    return (f"  {name:<{width}} {s['n']:>6} {s['p50']:>8.3f} {s['p90']:>8.3f} {s['p99']:>8.3f} "
+            f"{s['min']:>8.3f} {s['max']:>8.3f} {s['stdev']:>8.3f}{extra}")
 
 
 def cpu_note(cpu: dict[str, float] | None) -> str:
@@ -74,18 +54,8 @@ def cpu_note(cpu: dict[str, float] | None) -> str:
     return note + ("; figures, tails above all, are disturbed]" if other > 10 else "]")
 
 
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def print_report(r: dict[str, Any]) -> None:
+# ----------------------------------------------------------------------------------------------------- bench.py
+def print_bench(r: dict[str, Any]) -> None:
     env, cfg = r["environment"], r["config"]
     out = []
     add = out.append
@@ -141,7 +111,7 @@ def print_report(r: dict[str, Any]) -> None:
     sizes = lat["response_bytes"]
     add(f"  response bytes: add_generator {sizes['add_generator']}, modify {sizes['modify_load_neighbourhood']}, "
         f"state {sizes['state']}; connections opened: {lat['connections_opened']}")
-    add(f"  * ?sections={LEAN_SECTIONS}, after the interleaved requests: no tables built or sent")
+    add(f"  * ?sections={lat['lean']['sections']}, after the interleaved requests: no tables built or sent")
     if app.get("available"):
         add("  app p50 = time inside the WSGI app from the server's access log (0.1 ms resolution)")
     add("")
@@ -193,7 +163,7 @@ def print_report(r: dict[str, Any]) -> None:
         f"{tp['floor_rps']:.1f} req/s")
     add("")
     if "scenarios" in r:
-        out.extend(scenarios_phase.report_lines(r["scenarios"], header))
+        out.extend(scenario_lines(r["scenarios"], header))
         add("")
     st = r["startup"]
     add("Start-up, Popen -> first 200 from GET /state (polled every 10 ms): "
@@ -215,12 +185,8 @@ def print_report(r: dict[str, Any]) -> None:
     print("\n".join(out), flush=True)
 
 
-def k_of(p50: float, transport: float, engine: float) -> float:
-    """How many engine floors a p50 is above the transport floor: p50 = T + k E."""
-    return (p50 - transport) / engine
-
-
-def build_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+def bench_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """bench.py's targets, each against the floors of the same run; the scenarios' last."""
     f, lat, t = r["floor"], r["latency"], r["transport"]
     targets = []
 
@@ -245,6 +211,238 @@ def build_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     target(f"|RSS after {r['memory']['late_mark']} / after {r['memory']['early_mark']} requests - 1|",
            abs(r["memory"]["rss_change"]), "<=", TARGET_LEAK)
     if "scenarios" in r:
-        for row in scenarios_phase.targets(r["scenarios"]):
-            target(*row)
+        s = r["scenarios"]
+        target("POST /scenarios p50 ms, from base", s["create"]["p50"], "<=", TARGET_CREATE_P50_MS)
+        target(f"rebuild p50 ms, {s['rebuild']['changes']}-change journal (first GET …/state)",
+               s["rebuild"]["rebuild"]["p50"], "<=", TARGET_REBUILD_P50_MS)
+        target("2 clients: req/s on 2 scenarios / on 1 scenario", s["parallel"]["ratio"], ">=", TARGET_PARALLEL)
     return targets
+
+
+def scenario_lines(s: dict[str, Any], header: str) -> list[str]:
+    """The scenarios phase's lines of bench.py's table."""
+    out = [f"Scenarios, ms (C: {s['servers']['C']}; D: {s['servers']['D']}; E: {s['servers']['E']})", header]
+    out.append(fmt_row("C POST /scenarios (from base)", s["create"])
+               + f"   {s['create']['response_bytes']} bytes")
+    out.append(fmt_row("C DELETE /scenarios/<id>", s["delete"]))
+    r = s["rebuild"]
+    out.append(fmt_row("D GET …/state, resting: rebuild", r["rebuild"])
+                         + f"   {r['changes']} changes replayed, {r['rebuild_over_live_p50']:.0f}x live p50")
+    out.append(fmt_row("D GET …/state, live again", r["live"]))
+    m = s["memory"]
+    out.append(f"  memory per live scenario (C): {m['per_live_scenario_kB'] / 1024:.1f} MB (VmRSS "
+               f"{m['rss_before_kB'] / 1024:.1f} -> {m['rss_after_kB'] / 1024:.1f} MB for {m['scenarios']} more "
+               f"scenarios, each created and changed once)")
+    p = s["parallel"]
+    out.append(f"  {p['workload']} (C), {p['order']}:")
+    for name in ("one", "two"):
+        x = p[name]
+        out.append(f"    on {x['scenarios']} scenario{'s' if x['scenarios'] > 1 else ' '} {x['rps']:>8.1f} req/s, p50 "
+                   f"{x['latency_p50_ms']:.3f} ms; CPUs used: server {x['server_cpus']:.2f}, wrk "
+                   f"{x['client_cpus']:.2f} of {p['cpus_usable']}; server CPU {x['server_cpu_ms_per_request']:.2f} "
+                   f"ms per request; other processes {x['other_processes_pct']:.0f}%")
+    other = max(p["one"]["other_processes_pct"], p["two"]["other_processes_pct"])
+    out.append(f"    ratio {p['ratio']:.2f} (each round of one, two, two, one alone: "
+               f"{', '.join(f'{x:.2f}' for x in p['ratio_by_round'])})"
+               + (f"  [other processes used up to {other:.0f} % of the CPUs: the ratio is disturbed]"
+                  if other > 10 else ""))
+    n = s["many"]
+    rs = n["restart"]
+    out.append(f"  {n['count']} scenarios on one server (E), one change each: {n['seconds']:.1f} s "
+               f"({n['per_scenario_ms']:.1f} ms per scenario; POST /scenarios p50 {n['create']['p50']:.1f} ms, "
+               f"change p50 {n['change']['p50']:.1f} ms)")
+    out.append(f"    GET /scenarios: {n['listed']} listed ({n['live']} live) in {n['list_ms']:.1f} ms, "
+               f"{n['list_bytes']} bytes; a resting one rebuilt by GET …/state in {n['resting_get_state_ms']:.1f} ms "
+               f"(same state)")
+    out.append(f"    VmRSS {n['rss_kB'] / 1024:.1f} MB (peak {n['hwm_kB'] / 1024:.1f} MB; "
+               f"{n['rss_start_kB'] / 1024:.1f} MB when it started empty); state file "
+               f"{n['state_file_bytes'] / 1024:.0f} KB")
+    out.append(f"    restarted on the same file: start-up {rs['startup_s']:.2f} s, VmRSS {rs['rss_at_start_kB'] / 1024:.1f} "
+               f"MB with only the default live (+{n['per_resting_scenario_kB']:.0f} KB per resting scenario over "
+               f"the empty start); {rs['listed']} listed, the same resting one rebuilt alike in "
+               f"{rs['resting_get_state_ms']:.1f} ms")
+    return out
+
+
+def print_hosts(report: dict[str, Any]) -> None:
+    print("\nengine hosts: single process | --engine-hosts 2")
+    for key in ("single", "hosts_2"):
+        r = report[key]
+        levels = "  ".join(f"{level['clients']}c {level['rps']:.0f}/s" for level in r["throughput"])
+        print(f"  {key:8} start-up {r['startup_s']:.2f} s; change p50 {r['latency']['change']['p50']:.2f} ms, "
+              f"GET /state p50 {r['latency']['state']['p50']:.2f} ms; {levels}; 4c/1c {r['scaling']['4']:.2f}x; "
+              f"web {r['memory']['web_mb']} MB, hosts {[h['rss_mb'] for h in r['memory']['hosts']]} MB")
+        cpu = "  ".join(f"{level['clients']}c web {level['cpu_ms_per_request']['web']:.2f}"
+                        + "".join(f" h{k} {ms:.2f}" for k, ms in enumerate(level['cpu_ms_per_request']['hosts']))
+                        for level in r["throughput"])
+        print(f"           CPU ms per request: {cpu}")
+    ratios = report["ratios"]
+    print(f"  2 hosts / single: change p50 {ratios['change_p50']:.2f}x, GET /state p50 {ratios['state_p50']:.2f}x")
+
+
+# ----------------------------------------------------------------------------------------------------- studies
+def limit(name: str, value: float, target: float, ok: bool | None = None) -> dict[str, Any]:
+    """A studies target: `value <= target` (and whatever else `ok` says)."""
+    return {"name": name, "value": value, "target": f"<= {target:g}",
+            "result": verdict(value <= target if ok is None else ok)}
+
+
+def print_limits(targets: list[dict[str, Any]]) -> None:
+    print(f"\nTargets:\n  {'figure':<36} {'value':>8}  {'target':<9} result")
+    for t in targets:
+        value = f"{t['value']:.3f}" if isinstance(t["value"], float) else str(t["value"])
+        print(f"  {t['name']:<36} {value:>8}  {t['target']:<9} {t['result']}")
+
+
+def hours_ok(r: dict[str, Any]) -> bool:
+    api = r["api"]
+    return r["ratio_to_floor_over_2"] <= TARGET_POOL and not api["differ_from_floor"] and api["hours_match_floor"]
+
+
+def inverters_ok(r: dict[str, Any]) -> tuple[bool, bool]:
+    """The volt-var change's target and the volt-var study's."""
+    study = r["study"]
+    return (r["change"]["in_process_over_floor"] <= TARGET_IN_PROCESS,
+            study["ratio_to_floor_over_2"] <= TARGET_POOL and not study["api"]["differ_from_floor"])
+
+
+def studies_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    floor_s, hc, lat = r["floor"]["hosting_capacity"]["wall_s"], r["hosting_capacity"], r["latency"]
+    change_ok, study_ok = inverters_ok(r["inverters"])
+    differ = sum(len(run["differ_from_floor"]) + len(run["missing"]) for run in hc.values())
+    return [
+        limit("HC --workers 1 / floor", over_pool_share(hc["workers_1"]["wall_s"], floor_s, 1), TARGET_POOL),
+        limit(f"HC --workers {POOL} / (floor / {POOL})", over_pool_share(hc["workers_2"]["wall_s"], floor_s, POOL),
+              TARGET_POOL),
+        limit(f"HC Dask {POOL} workers / --workers {POOL}", hc["dask_2"]["wall_s"] / hc["workers_2"]["wall_s"],
+              TARGET_DASK),
+        limit("time series API / floor", r["time_series"]["wall_s"] / r["floor"]["time_series"]["wall_s"],
+              TARGET_SERIES),
+        limit("GET /state p50 study / idle", lat["during_study"]["p50"] / lat["idle"]["p50"], TARGET_LATENCY),
+        limit("GET /state p90 study / idle", lat["during_study"]["p90"] / lat["idle"]["p90"], TARGET_LATENCY),
+        {"name": "HC buses differing from floor", "value": differ, "target": "0", "result": verdict(differ == 0)},
+        limit(f"HC 2 hours --workers {POOL} / (floor / {POOL})", r["hours"]["ratio_to_floor_over_2"], TARGET_POOL,
+              hours_ok(r["hours"])),
+        limit("volt-var change p50 / engine floor", r["inverters"]["change"]["in_process_over_floor"],
+              TARGET_IN_PROCESS, change_ok),
+        limit(f"HC volt-var --workers {POOL} / (floor / {POOL})", r["inverters"]["study"]["ratio_to_floor_over_2"],
+              TARGET_POOL, study_ok),
+    ]
+
+
+def print_studies(r: dict[str, Any]) -> None:
+    env, fl, hc = r["environment"], r["floor"], r["hosting_capacity"]
+    print(f"\nMachine: {env['cpu']}, {env['cpus_usable']} usable of {env['cpu_count']} CPUs, Python {env['python']}, "
+          f"OpenDSSDirect.py {env['opendssdirect']} ({env['engine'].split(' revision')[0]})")
+    f = fl["hosting_capacity"]
+    runs = ", ".join(f"{run:.2f}" for run in f["runs"])
+    print(f"\nHosting capacity, {f['buses']} buses, step {STEP_KW:g} kW      wall s   trials  CPU ms/trial")
+    print(f"  {'floor (opendssdirect, 1 process)':<36} {f['wall_s']:7.2f} {f['trials']:>8} {f['ms_per_trial']:>13.2f}"
+          f"   (mean of {runs})")
+    for key, label in (("workers_1", "API --workers 1"), ("workers_2", "API --workers 2"),
+                       ("dask_2", "API --dask-scheduler, 2 workers")):
+        run = hc[key]
+        print(f"  {label:<36} {run['wall_s']:7.2f} {run['trials']:>8} {run['worker_cpu_ms_per_trial']:>13.2f}"
+              f"   (job {run['job_s']:.2f} s, 4-bus warm-up {run['warm_up_s']:.2f} s, "
+              f"{len(run['differ_from_floor'])} buses differ from the floor)")
+        for d in run["differ_from_floor"]:
+            print(f"      bus {d['bus']}: API {d['api_kW']} kW ({d['api_kind']}), floor {d['floor_kW']} kW "
+                  f"({d['floor_kind']})")
+    fts = fl["time_series"]
+    print_hours(r["hours"])
+    print_inverters(r["inverters"])
+    print(f"\nTime series, {fts['hours']} hours        wall s   (floor: mean of "
+          f"{', '.join(f'{run:.2f}' for run in fts['runs'])})")
+    print(f"  {'floor (opendssdirect, 1 process)':<36} {fts['wall_s']:7.2f}")
+    for key, label in (("time_series", "API, fresh workers"), ("time_series_after_studies", "API, after HC + batch")):
+        ts = r[key]
+        print(f"  {label:<36} {ts['wall_s']:7.2f}   (job {ts['job_s']:.2f} s, {ts['tasks']} chunks; max |API - floor|: "
+              f"{ts['max_abs_diff_substation_kW']:.1e} kW, {ts['max_abs_diff_voltage_pu']:.1e} pu; "
+              f"{ts['hours_taps_differ']} hours with other taps)")
+    b = r["batch"]
+    print(f"\nBatch, {b['cases']} cases (--workers 2, after the HC study): {b['wall_s']:.2f} s, "
+          f"{b['ms_per_case']:.2f} ms per case ({b['tasks']} tasks)")
+    lat = r["latency"]
+    print(f"\nGET /state, ms            {'n':>6} {'p50':>8} {'p90':>8} {'p99':>8}")
+    for key in ("idle", "during_study"):
+        s = lat[key]
+        print(f"  {key:<22} {s['n']:>6} {s['p50']:>8.3f} {s['p90']:>8.3f} {s['p99']:>8.3f}")
+    if not lat["study_ran_throughout"]:
+        print("  [the study finished before the sample did]")
+    o = r["dask_overhead"]
+    print(f"\nPer-task time, ms ({o['tasks']} tasks, 2 workers)   one at a time   all at once")
+    for kind in ("trivial", "one_trial_hc"):
+        for executor in ("dask", "process_pool"):
+            s = o[executor][kind]
+            print(f"  {kind + ', ' + executor:<40} {s['one_at_a_time_ms']:>10.3f} {s['all_at_once_ms']:>12.3f}")
+    print_limits(r["targets"])
+    noisy = {phase: pct for phase, pct in r["other_processes_cpu_pct"].items() if pct > 5}
+    print("\nOther processes used " + (", ".join(f"{pct:.0f} % of the CPUs during {phase}" for phase, pct in
+                                               noisy.items()) + ": those figures are disturbed" if noisy
+                                     else "under 5 % of the CPUs in every phase"))
+    print(f"Total run {r['total_s']:.0f} s; JSON: {r['out']}")
+
+
+def print_hours(r: dict[str, Any]) -> None:
+    floor, api = r["floor"], r["api"]
+    print(f"\nHosting capacity at {', '.join(f'{k} ({v})' for k, v in floor['hours'].items())}, {floor['buses']} "
+          f"buses x 2 hours      wall s   trials")
+    print(f"  {'floor (opendssdirect, 1 process)':<36} {floor['wall_s']:7.2f} {floor['trials']:>8}   (mean of "
+          f"{', '.join(f'{w:.2f}' for w in floor['runs'])})")
+    print(f"  {'API --workers 2':<36} {api['wall_s']:7.2f} {api['trials']:>8}   ({api['tasks']} tasks; "
+          f"{len(api['differ_from_floor'])} buses differ from the floor; hours as the floor's: "
+          f"{api['hours_match_floor']})")
+    print(f"  API / (floor / {POOL}) = {r['ratio_to_floor_over_2']:.3f} (target <= {TARGET_POOL:g}): "
+          f"{verdict(hours_ok(r))}")
+
+
+def print_inverters(r: dict[str, Any]) -> None:
+    c, s = r["change"], r["study"]
+    change_ok, study_ok = inverters_ok(r)
+    print("\nVolt-var change (new definition, light load)       n      p50      p90      p99      min      max    stdev")
+    print(fmt_row("engine floor (opendssdirect)", c["floor"], 36,
+                  f"   (p50 of the two runs {', '.join(f'{x:.3f}' for x in c['floor']['runs_p50'])})"))
+    print(fmt_row("OpenDSSCircuit.add_generator + JSON", c["in_process"], 36))
+    print(fmt_row("POST …/add_generator (HTTP)", c["http"], 36))
+    print(f"  in-process / floor = {c['in_process_over_floor']:.3f} (target <= {TARGET_IN_PROCESS:g}): "
+          f"{verdict(change_ok)}; "
+          f"HTTP / floor = {c['http_over_floor']:.3f}")
+    f, a = s["floor"], s["api"]
+    print(f"\nHosting capacity with volt-var, {f['buses']} buses, step {STEP_KW:g} kW      wall s   trials")
+    print(f"  {'floor (opendssdirect, 1 process)':<36} {f['wall_s']:7.2f} {f['trials']:>8}   (mean of "
+          f"{', '.join(f'{w:.2f}' for w in f['runs'])})")
+    print(f"  {'API --workers 2':<36} {a['wall_s']:7.2f} {a['trials']:>8}   ({a['tasks']} tasks; "
+          f"{len(a['differ_from_floor'])} buses differ from the floor)")
+    print(f"  API / (floor / {POOL}) = {s['ratio_to_floor_over_2']:.3f} (target <= {TARGET_POOL:g}): "
+          f"{verdict(study_ok)}")
+
+
+def stochastic_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    floor_s, pool, dask = r["floor"]["wall_s"], r["workers_2"], r["dask_2"]
+    differ = len(pool["differ_from_floor"]) + len(dask["differ_from_floor"])
+    return [limit(f"pool of {POOL} / (floor / {POOL})", over_pool_share(pool["wall_s"], floor_s, POOL), TARGET_POOL),
+            {"name": f"Dask {POOL} workers / (floor / {POOL})", "value": over_pool_share(dask["wall_s"], floor_s, POOL),
+             "target": "reported", "result": "-"},
+            {"name": "samples differing from floor", "value": differ, "target": "0", "result": verdict(differ == 0)}]
+
+
+def print_stochastic(r: dict[str, Any]) -> None:
+    f, body = r["floor"], r["body"]
+    span = body["penetration_pct"]
+    print(f"\nStochastic hosting capacity, {body['samples']} samples x {len(r['penetrations_pct'])} penetrations "
+          f"({span['start']:g} to {span['stop']:g} % by {span['step']:g}), seed {body['seed']}   wall s   trials")
+    print(f"  {'floor (opendssdirect, 1 process)':<40} {f['wall_s']:7.2f} {f['trials']:>8}   "
+          f"({f['ms_per_trial']:.2f} ms per trial; mean of {', '.join(f'{x:.2f}' for x in f['runs'])})")
+    for key, label in (("workers_2", "API --workers 2"), ("dask_2", "API --dask-scheduler, README's 2 workers")):
+        run = r[key]
+        print(f"  {label:<40} {run['wall_s']:7.2f} {run['trials']:>8}   (job {run['job_s']:.2f} s; {run['tasks']} "
+              f"tasks; workers' CPU {run['worker_cpu_ms_per_trial']:.2f} ms per trial; other processes "
+              f"{run['other_processes_cpu_pct']:.0f} % of the CPUs; {len(run['differ_from_floor'])} samples differ "
+              f"from the floor)")
+    print(f"  (20 samples of unequal length on 2 workers taking the next when free: at best "
+          f"{f['greedy_bound_2_workers']:.3f} x floor / 2, from the floor's own trial counts)")
+    rng = r["workers_2"]["range"]
+    print(f"  range: min {rng['min_hc_pct']:g} % ({rng['min_hc_kW']:g} kW), max {rng['max_hc_pct']:g} % "
+          f"({rng['max_hc_kW']:g} kW)")
+    print_limits(r["targets"])
+    print(f"Total run {r['total_s']:.0f} s; JSON: {r['out']}")

@@ -16,7 +16,6 @@ reported when its last change was made.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import sys
@@ -28,13 +27,10 @@ from typing import Any
 import numpy as np
 import orjson
 
-from engine_floor import (GENERATOR_SITES, LOAD_FACTOR, BenchError, FactorAlternator, GeneratorOp, LoadOp, fmt_row,
+from engine_floor import (GENERATOR_SITES, LOAD_FACTOR, BenchError, FactorAlternator, GeneratorOp, LoadOp,
                           generator_kw, stats_ms)
-from harness import Client, CpuMeter, Server, check, process_cpu_ticks, read_proc_status, usable_cpus, wrk_level
-
-TARGET_CREATE_P50_MS = 100.0   # POST /scenarios from the base case, p50
-TARGET_REBUILD_P50_MS = 100.0  # first GET /scenarios/<id>/state of a resting scenario with 20 changes, p50
-TARGET_PARALLEL = 1.4          # req/s of 2 clients on 2 scenarios / req/s of 2 clients on one, at least
+from harness import Client, Server, Servers, wrk_level
+from machine import CpuMeter, cpu_seconds, usable_cpus
 
 LEAN = "?sections=power_summary"
 CREATIONS = 20              # timed POST /scenarios, deleted afterwards
@@ -56,20 +52,10 @@ def check_same_state(got: dict[str, Any], expected: dict[str, Any], what: str) -
                            f"{ {k: got[k] for k in keys} } vs { {k: expected[k] for k in keys} }")
 
 
-def get_json(client: Client, path: str) -> tuple[dict[str, Any], int, int]:
-    """A GET answered 200 with "status": "success": the document, ns elapsed, body bytes."""
-    status, ctype, data, ns = client.call("GET", path)
-    return check(status, ctype, data, f"GET {path}"), ns, len(data)
-
-
 def listing(client: Client) -> tuple[dict[str, dict[str, Any]], int, int]:
     """GET /scenarios by id, ns elapsed, body bytes."""
-    doc, ns, size = get_json(client, "/scenarios")
+    doc, ns, size = client.get("/scenarios")
     return {s["id"]: s for s in doc["scenarios"]}, ns, size
-
-
-def rss_kB(server: Server) -> dict[str, int]:
-    return read_proc_status(server.process.pid)
 
 
 def in_scenario(client: Client, scenario_id: str) -> Client:
@@ -90,11 +76,11 @@ def memory_per_live(client: Client, server: Server, neighbourhoods: list[int]) -
         ids.append(scenario_id)
 
     make(0)  # not counted: first-use allocations (imports, caches) would be charged to the scenarios
-    before = rss_kB(server)["VmRSS"]
+    before = server.memory()["VmRSS"]
     for k in range(1, LIVE_FOR_MEMORY + 1):
         make(k)
-    after = rss_kB(server)["VmRSS"]
-    health = get_json(client, "/health")[0]
+    after = server.memory()["VmRSS"]
+    health = client.get("/health")[0]
     if health.get("live_scenarios") != LIVE_FOR_MEMORY + 2:  # with the default scenario and the uncounted one
         raise BenchError(f"GET /health: expected {LIVE_FOR_MEMORY + 2} live scenarios, got {health}")
     return {"scenarios": LIVE_FOR_MEMORY, "rss_before_kB": before, "rss_after_kB": after,
@@ -103,7 +89,8 @@ def memory_per_live(client: Client, server: Server, neighbourhoods: list[int]) -
 
 
 def creation(client: Client, n: int) -> dict[str, Any]:
-    """n × POST /scenarios from the base case (whole results in the answer, as a plain POST gets), then DELETEs."""
+    """n × POST /scenarios from the base case (whole results in the answer, as a plain POST gets), then DELETEs.
+    The creation time is a target here (report.py: p50 <= 100 ms); the tests do not time it."""
     created, size = [], 0
     ids = []
     for k in range(n):
@@ -128,15 +115,21 @@ def parallel(client: Client, server: Server, duration: float, neighbourhoods: li
     client.prefix = ""
     layouts = {"one": [prefixes[0]] * 2, "two": prefixes}
     slots: dict[str, list[dict[str, Any]]] = {"one": [], "two": []}
-    clock = os.sysconf("SC_CLK_TCK")
+
+    def journalled() -> int:
+        return sum(client.scenario(scenario_id)["changes"] for scenario_id in ids)
+
     for name in ("one", "two", "two", "one") * 2:
-        meter = CpuMeter(server.process.pid)
-        server_ticks = process_cpu_ticks(server.process.pid)
-        began = time.perf_counter()
+        changes = journalled()
+        meter, server_cpu, began = CpuMeter(), cpu_seconds(server.process.pid), time.perf_counter()
         level = wrk_level(server, layouts[name], duration / 4, LEAN)
         level["wall_s"] = time.perf_counter() - began  # the CPU times below cover starting wrk too
         level["cpu"] = meter.stop()
-        level["server_cpu_s"] = (process_cpu_ticks(server.process.pid) - server_ticks) / clock
+        level["server_cpu_s"] = cpu_seconds(server.process.pid) - server_cpu
+        level["journalled"] = journalled() - changes  # what the server did, counted apart from wrk
+        if not level["requests"] <= level["journalled"] <= level["requests"] + 2:
+            raise BenchError(f"2 clients on {name}: wrk counted {level['requests']} answers, the scenarios "
+                             f"journalled {level['journalled']} changes")
         slots[name].append(level)
     for scenario_id in ids:
         client.delete_scenario(scenario_id)
@@ -150,6 +143,7 @@ def parallel(client: Client, server: Server, duration: float, neighbourhoods: li
         wall = sum(x["wall_s"] for x in levels)
         requests = sum(x["requests"] for x in levels)
         out[name] = {"scenarios": 1 if name == "one" else 2, "requests": requests,
+                     "journalled": sum(x["journalled"] for x in levels),
                      "seconds": sum(x["seconds"] for x in levels), "rps": rate(levels),
                      "latency_p50_ms": float(np.median([x["latency"]["p50"] for x in levels])),
                      "server_cpus": sum(x["server_cpu_s"] for x in levels) / wall,
@@ -193,7 +187,7 @@ def rebuild(client: Client, rounds: int, neighbourhoods: list[int]) -> dict[str,
             rebuilt.append(ns)
             live += [client.state()[0] for _ in range(LIVE_GETS_PER_ROUND)]
             client.prefix = ""
-    health = get_json(client, "/health")[0]
+    health = client.get("/health")[0]
     if health.get("live_scenarios") != 2 or health.get("durable") is not True:
         raise BenchError(f"GET /health: expected 2 live scenarios and durable true, got {health}")
     out = {"changes": changes, "rebuild": stats_ms(rebuilt), "live": stats_ms(live), "response_bytes": size,
@@ -208,7 +202,7 @@ def many(client: Client, server: Server, count: int, neighbourhoods: list[int]) 
                                                                                                dict[str, Any]]:
     """`count` scenarios, each created from base and changed once; the listing, one resting scenario rebuilt.
     Returns the figures and, per scenario id, the state reported after its change."""
-    rss_start = rss_kB(server)["VmRSS"]
+    rss_start = server.memory()["VmRSS"]
     created, changed = [], []
     expected: dict[str, dict[str, Any]] = {}
     began = time.perf_counter()
@@ -233,10 +227,10 @@ def many(client: Client, server: Server, count: int, neighbourhoods: list[int]) 
     ns, _, got = in_scenario(client, pick).state()
     check_same_state(got, expected[pick], f"GET /scenarios/{pick}/state (resting among {count})")
     client.prefix = ""
-    health = get_json(client, "/health")[0]
+    health = client.get("/health")[0]
     if health.get("scenarios") != count + 1 or health.get("durable") is not True:
         raise BenchError(f"GET /health: expected {count + 1} scenarios on a durable server, got {health}")
-    memory = rss_kB(server)
+    memory = server.memory()
     return {"count": count, "seconds": seconds, "per_scenario_ms": 1000 * seconds / count,
             "create": stats_ms(created), "change": stats_ms(changed),
             "listed": len(scenarios), "live": live_count, "resting": len(resting),
@@ -248,7 +242,7 @@ def many(client: Client, server: Server, count: int, neighbourhoods: list[int]) 
 
 def restart(client: Client, server: Server, count: int, pick: str, expected: dict[str, Any]) -> dict[str, Any]:
     """The same state file after a restart: every scenario is listed again, the same resting one rebuilds alike."""
-    rss_before_reads = rss_kB(server)["VmRSS"]  # the default scenario live, every other one resting
+    rss_before_reads = server.memory()["VmRSS"]  # the default scenario live, every other one resting
     scenarios, list_ns, _ = listing(client)
     if len(scenarios) != count + 1:
         raise BenchError(f"GET /scenarios after a restart: expected {count + 1} scenarios, got {len(scenarios)}")
@@ -256,7 +250,7 @@ def restart(client: Client, server: Server, count: int, pick: str, expected: dic
     check_same_state(got, expected, f"GET /scenarios/{pick}/state after a restart")
     client.prefix = ""
     return {"startup_s": server.startup_s, "listed": len(scenarios), "list_ms": list_ns / 1e6,
-            "resting_get_state_ms": ns / 1e6, "rss_at_start_kB": rss_before_reads, "rss_kB": rss_kB(server)["VmRSS"]}
+            "resting_get_state_ms": ns / 1e6, "rss_at_start_kB": rss_before_reads, "rss_kB": server.memory()["VmRSS"]}
 
 
 # ----------------------------------------------------------------------------------------------------- the phase
@@ -272,112 +266,41 @@ def run(args: Any, neighbourhoods: list[int]) -> tuple[dict[str, Any], dict[str,
     }
     out: dict[str, Any] = {"servers": {label: " ".join(["api.py --port N", *f]).replace(str(state_dir) + "/", "")
                                        for label, f in flags.items()}}
-    stops: dict[str, dict[str, Any]] = {}
-    servers: list[Server] = []
-
-    def start(label: str, extra: tuple[str, ...]) -> tuple[Server, Client]:
-        server = Server(label, extra_args=extra)
-        servers.append(server)
-        server.start()
-        return server, Client(server)
-
-    def stop(server: Server, client: Client) -> None:
-        client.close()
-        stops[server.label] = {"port": server.port, "requests": server.requests, "startup_s": server.startup_s,
-                               **server.stop()}
-
     try:
-        print("benchmark: scenarios, server C: memory per live scenario, creation, 2 clients on 1 vs 2 scenarios ...",
-              file=sys.stderr, flush=True)
-        c, client = start("C", flags["C"])
-        out["memory"], memory_ids = memory_per_live(client, c, neighbourhoods)
-        out.update(creation(client, CREATIONS))
-        for scenario_id in memory_ids:
-            client.delete_scenario(scenario_id)
-        out["parallel"] = parallel(client, c, args.duration, neighbourhoods)
-        stop(c, client)
+        with Servers() as servers:
+            print("benchmark: scenarios, server C: memory per live scenario, creation, 2 clients on 1 vs 2 "
+                  "scenarios ...", file=sys.stderr, flush=True)
+            c = servers.start("C", *flags["C"])
+            client = Client(c)
+            out["memory"], memory_ids = memory_per_live(client, c, neighbourhoods)
+            out.update(creation(client, CREATIONS))
+            for scenario_id in memory_ids:
+                client.delete_scenario(scenario_id)
+            out["parallel"] = parallel(client, c, args.duration, neighbourhoods)
+            servers.stop(c, client)
 
-        rounds = 2 if args.quick else 5
-        print(f"benchmark: scenarios, server D: rebuild of a 20-change journal x {2 * rounds} ...", file=sys.stderr,
-              flush=True)
-        d, client = start("D", flags["D"])
-        out["rebuild"] = rebuild(client, rounds, neighbourhoods)
-        stop(d, client)
+            rounds = 2 if args.quick else 5
+            print(f"benchmark: scenarios, server D: rebuild of a 20-change journal x {2 * rounds} ...",
+                  file=sys.stderr, flush=True)
+            d = servers.start("D", *flags["D"])
+            client = Client(d)
+            out["rebuild"] = rebuild(client, rounds, neighbourhoods)
+            servers.stop(d, client)
 
-        print(f"benchmark: scenarios, server E: {args.many_scenarios} scenarios, then a restart ...",
-              file=sys.stderr, flush=True)
-        e, client = start("E", flags["E"])
-        out["many"], expected = many(client, e, args.many_scenarios, neighbourhoods)
-        stop(e, client)
-        out["many"]["state_file_bytes"] = sum(p.stat().st_size for p in state_dir.glob("many.sqlite*"))
-        e2, client = start("E2", flags["E"])
-        pick = out["many"]["resting_pick"]
-        out["many"]["restart"] = restart(client, e2, args.many_scenarios, pick, expected[pick])
-        out["many"]["per_resting_scenario_kB"] = ((out["many"]["restart"]["rss_at_start_kB"]
-                                                   - out["many"]["rss_start_kB"]) / args.many_scenarios)
-        stop(e2, client)
-    except BaseException:
-        for server in servers:
-            if server.process is not None and server.process.poll() is None:
-                server.stop()
-            print(f"--- server {server.label} stderr (last lines) ---\n{server.tail()}", file=sys.stderr)
-        raise
+            print(f"benchmark: scenarios, server E: {args.many_scenarios} scenarios, then a restart ...",
+                  file=sys.stderr, flush=True)
+            e = servers.start("E", *flags["E"])
+            client = Client(e)
+            out["many"], expected = many(client, e, args.many_scenarios, neighbourhoods)
+            servers.stop(e, client)
+            out["many"]["state_file_bytes"] = sum(p.stat().st_size for p in state_dir.glob("many.sqlite*"))
+            e2 = servers.start("E2", *flags["E"])
+            pick = out["many"]["resting_pick"]
+            client = Client(e2)
+            out["many"]["restart"] = restart(client, e2, args.many_scenarios, pick, expected[pick])
+            out["many"]["per_resting_scenario_kB"] = ((out["many"]["restart"]["rss_at_start_kB"]
+                                                       - out["many"]["rss_start_kB"]) / args.many_scenarios)
+            servers.stop(e2, client)
     finally:
-        for server in servers:
-            server.cleanup()
         shutil.rmtree(state_dir, ignore_errors=True)
-    return out, stops
-
-
-# ----------------------------------------------------------------------------------------------------- report
-def targets(s: dict[str, Any]) -> list[tuple[str, float, str, float]]:
-    return [
-        ("POST /scenarios p50 ms, from base", s["create"]["p50"], "<=", TARGET_CREATE_P50_MS),
-        (f"rebuild p50 ms, {s['rebuild']['changes']}-change journal (first GET …/state)", s["rebuild"]["rebuild"]["p50"],
-         "<=", TARGET_REBUILD_P50_MS),
-        ("2 clients: req/s on 2 scenarios / on 1 scenario", s["parallel"]["ratio"], ">=", TARGET_PARALLEL),
-    ]
-
-
-def report_lines(s: dict[str, Any], header: str) -> list[str]:
-    out = [f"Scenarios, ms (C: {s['servers']['C']}; D: {s['servers']['D']}; E: {s['servers']['E']})", header]
-    out.append(fmt_row("C POST /scenarios (from base)", s["create"])
-               + f"   {s['create']['response_bytes']} bytes")
-    out.append(fmt_row("C DELETE /scenarios/<id>", s["delete"]))
-    r = s["rebuild"]
-    out.append(fmt_row("D GET …/state, resting: rebuild", r["rebuild"])
-                         + f"   {r['changes']} changes replayed, {r['rebuild_over_live_p50']:.0f}x live p50")
-    out.append(fmt_row("D GET …/state, live again", r["live"]))
-    m = s["memory"]
-    out.append(f"  memory per live scenario (C): {m['per_live_scenario_kB'] / 1024:.1f} MB (VmRSS "
-               f"{m['rss_before_kB'] / 1024:.1f} -> {m['rss_after_kB'] / 1024:.1f} MB for {m['scenarios']} more "
-               f"scenarios, each created and changed once)")
-    p = s["parallel"]
-    out.append(f"  2 clients, POST …/modify_load_neighbourhood{LEAN} (C), {p['order']}:")
-    for name in ("one", "two"):
-        x = p[name]
-        out.append(f"    on {x['scenarios']} scenario{'s' if x['scenarios'] > 1 else ' '} {x['rps']:>8.1f} req/s, p50 "
-                   f"{x['latency_p50_ms']:.3f} ms; CPUs used: server {x['server_cpus']:.2f}, wrk "
-                   f"{x['client_cpus']:.2f} of {p['cpus_usable']}; server CPU {x['server_cpu_ms_per_request']:.2f} "
-                   f"ms per request; other processes {x['other_processes_pct']:.0f}%")
-    other = max(p["one"]["other_processes_pct"], p["two"]["other_processes_pct"])
-    out.append(f"    ratio {p['ratio']:.2f} (each round of one, two, two, one alone: "
-               f"{', '.join(f'{x:.2f}' for x in p['ratio_by_round'])})"
-               + (f"  [other processes used up to {other:.0f} % of the CPUs: the ratio is disturbed]"
-                  if other > 10 else ""))
-    n = s["many"]
-    rs = n["restart"]
-    out.append(f"  {n['count']} scenarios on one server (E), one change each: {n['seconds']:.1f} s "
-               f"({n['per_scenario_ms']:.1f} ms per scenario; POST /scenarios p50 {n['create']['p50']:.1f} ms, "
-               f"change p50 {n['change']['p50']:.1f} ms)")
-    out.append(f"    GET /scenarios: {n['listed']} listed ({n['live']} live) in {n['list_ms']:.1f} ms, "
-               f"{n['list_bytes']} bytes; a resting one rebuilt by GET …/state in {n['resting_get_state_ms']:.1f} ms "
-               f"(same state)")
-    out.append(f"    VmRSS {n['rss_kB'] / 1024:.1f} MB (peak {n['hwm_kB'] / 1024:.1f} MB; "
-               f"{n['rss_start_kB'] / 1024:.1f} MB when it started empty); state file "
-               f"{n['state_file_bytes'] / 1024:.0f} KB")
-    out.append(f"    restarted on the same file: start-up {rs['startup_s']:.2f} s, VmRSS {rs['rss_at_start_kB'] / 1024:.1f} "
-               f"MB with only the default live (+{n['per_resting_scenario_kB']:.0f} KB per resting scenario over "
-               f"the empty start); {rs['listed']} listed, the same resting one rebuilt alike in "
-               f"{rs['resting_get_state_ms']:.1f} ms")
-    return out
+    return out, servers.stops

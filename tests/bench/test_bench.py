@@ -77,7 +77,14 @@ def test_a_short_run_reports_every_figure(short_run):
     levels = report["throughput"]["levels"]
     assert [(level["clients"], level["scenarios"]) for level in levels] == [(1, 1), (2, 2), (4, 4), (8, 8)]
     assert all(level["requests"] > 0 and level["load_generator"].startswith("wrk") for level in levels)
-    assert report["throughput"]["scaling_4"] == pytest.approx(levels[2]["rps"] / levels[0]["rps"])
+    cpus = report["environment"]["cpus_usable"]
+    for level in levels:  # the server's own count of the changes it made, apart from wrk's count of answers
+        assert level["requests"] <= level["journalled"] <= level["requests"] + level["clients"], level
+        server_cpu_s = level["server_cpu_ms_per_request"] * level["requests"] / 1000
+        assert 0 < server_cpu_s <= (level["seconds"] + 0.5) * cpus, level  # at most wall time x cores
+    one, four = levels[0], levels[2]
+    assert report["throughput"]["scaling_4"] == pytest.approx(
+        (four["journalled"] / four["seconds"]) / (one["journalled"] / one["seconds"]), rel=0.05)
     latency = report["latency"]
     assert latency["modify_load_neighbourhood"]["n"] == 60 and latency["state_304"]["n"] == 60
     assert latency["lean"]["n"] == 60 and latency["lean"]["response_bytes"] < 5000
@@ -102,9 +109,12 @@ def test_a_short_run_reports_every_scenario_figure(short_run):
     assert 0 < memory["per_live_scenario_kB"] < 100_000  # a feeder engine with its results: megabytes, not gigabytes
     parallel = s["parallel"]
     for name, scenarios in (("one", 1), ("two", 2)):
-        assert parallel[name]["scenarios"] == scenarios and parallel[name]["requests"] > 0
-        assert len(parallel[name]["slots"]) == 4 and parallel[name]["server_cpus"] >= 0
-    assert parallel["ratio"] == pytest.approx(parallel["two"]["rps"] / parallel["one"]["rps"])
+        side = parallel[name]
+        assert side["scenarios"] == scenarios and len(side["slots"]) == 4
+        assert 0 < side["requests"] <= side["journalled"] <= side["requests"] + 2 * len(side["slots"])
+        assert 0 < side["server_cpus"] <= parallel["cpus_usable"] and 0 < side["client_cpus"] < 1  # of wall time
+    rates = {name: parallel[name]["journalled"] / parallel[name]["seconds"] for name in ("one", "two")}
+    assert parallel["ratio"] == pytest.approx(rates["two"] / rates["one"], rel=0.03)  # from the server's counts
     many = s["many"]
     assert many["count"] == 40 and many["listed"] == 41 and many["live"] == 32 and many["resting"] == 9
     assert many["health"] == {"scenarios": 41, "live_scenarios": 32, "durable": True}
@@ -116,6 +126,32 @@ def test_a_short_run_reports_every_scenario_figure(short_run):
 @pytest.fixture(scope="module")
 def bench():
     return load_bench()
+
+
+def test_the_docs_figures_come_from_the_run_key_for_key(short_run, bench, tmp_path):
+    """--write-docs-figures: each figure the bench measures lands under a key docs/figures/bench.json has (the
+    pages quote those keys), taken from the run's JSON; the keys the bench does not measure stay as they were."""
+    import docs_figures  # bench/, on sys.path once bench.py is loaded
+
+    report = short_run[1]
+    out = Path(report["config"]["out"])
+    measured = docs_figures.figures([out])
+    assert measured["grid"]["add_generator"]["p50"] == round(report["latency"]["add_generator"]["p50"], 2)
+    assert measured["scenarios"]["create_p50"] == round(report["scenarios"]["create"]["p50"])
+    assert measured["throughput"]["rps"]["4"] == round(report["throughput"]["levels"][2]["rps"])
+    assert measured["hosts"]["runs"] == 1 and "studies" not in measured  # --no-studies: no studies JSON beside
+    docs = REPO / "docs" / "figures" / "bench.json"
+    if not docs.exists():
+        pytest.skip("docs/figures/bench.json is not there to compare keys with")
+    quoted = json.loads(docs.read_text(encoding="utf-8"))
+    assert docs_figures.leaves(measured) <= docs_figures.leaves(quoted)
+    target = tmp_path / "bench.json"
+    target.write_text(docs.read_text(encoding="utf-8"), encoding="utf-8")
+    docs_figures.write(target, out)
+    written = json.loads(target.read_text(encoding="utf-8"))
+    assert docs_figures.leaves(written) == docs_figures.leaves(quoted)
+    assert written["grid"] == measured["grid"] and written["about"] == quoted["about"]
+    assert written["where_time_goes"]["json"] == quoted["where_time_goes"]["json"]  # a profile's, not the bench's
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,24 @@ def positive(*numbers: float) -> bool:
     return all(isinstance(n, (int, float)) and n > 0 for n in numbers)
 
 
+def search_trials(capacity_kw: float, step_kw: float, max_kw: float) -> int:
+    """How many trials the API's search (doubling from one step, then bisection) makes to end at this capacity."""
+    top = int(max_kw / step_kw + 1e-9)
+    passing, failing, steps, trials = 0, None, 1, 0
+    while failing is None:
+        steps, trials = min(steps, top), trials + 1
+        if steps * step_kw > capacity_kw:
+            failing = steps
+        elif steps == top:
+            break
+        else:
+            passing, steps = steps, steps * 2
+    while failing is not None and failing - passing > 1:
+        middle, trials = (passing + failing) // 2, trials + 1
+        passing, failing = (middle, failing) if middle * step_kw <= capacity_kw else (passing, middle)
+    return trials
+
+
 def test_the_floors(short_run):
     floor = short_run[1]["floor"]
     hc, series = floor["hosting_capacity"], floor["time_series"]
@@ -37,8 +56,8 @@ def test_the_floors(short_run):
     for row in hc["rows"]:
         assert row["hosting_capacity_kW"] % 10 == 0 and 0 <= row["hosting_capacity_kW"] <= 10_000
         assert row["kind"] in ("voltage_high", "voltage_low", "thermal", "not_converged", "max_kw")
-        assert row["phases"] in (1, 3) and row["trials"] >= 1
-    assert hc["trials"] == sum(row["trials"] for row in hc["rows"])
+        assert row["phases"] in (1, 3)
+        assert row["trials"] == search_trials(row["hosting_capacity_kW"], 10, 10_000), row
     assert series["hours"] == 336 and positive(series["wall_s"], *series["runs"])
 
 
@@ -94,6 +113,26 @@ def test_the_report(short_run):
     for server in report["servers"].values():
         assert server["wrote_into_cwd"] == [] and server["printed_stopped"]
     assert "Targets:" in run.stdout and "Machine:" in run.stdout and "Per-task time" in run.stdout
+
+
+def test_the_docs_figures_of_the_studies(short_run):
+    """The studies' and the stochastic bench's part of docs/figures/bench.json, from this run's JSON, under keys
+    the file has."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import docs_figures
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    report = short_run[1]
+    stochastic = json.loads(Path(report["out"]).with_name("studies-stochastic.json").read_text())
+    measured = {**docs_figures.studies([{"studies": report}]),
+                "stochastic": docs_figures.stochastic([{"stochastic": stochastic}])}
+    assert measured["studies"]["hc_floor_s"] == round(report["floor"]["hosting_capacity"]["wall_s"], 2)
+    assert measured["studies"]["buses"] == 6 and measured["hours"]["runs"] == 1
+    assert measured["stochastic"]["trials"] == stochastic["floor"]["trials"] and measured["stochastic"]["samples"] == 4
+    docs = REPO / "docs" / "figures" / "bench.json"
+    if docs.exists():
+        assert docs_figures.leaves(measured) <= docs_figures.leaves(json.loads(docs.read_text(encoding="utf-8")))
 
 
 def test_hosting_capacity_at_two_named_hours_equals_its_floor(short_run):

@@ -5,7 +5,6 @@ giving the same answer on one worker and two; bounds named by field."""
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 
 from api import create_app
 from simulation_core import DEFAULT_MASTER_FILE, OpenDSSCircuit
+from support.bare_feeder import GENERATOR, customer_connection
 from support.direct_feeder import LIMITS, DirectFeeder, named_hours
 from support.helpers import assert_error_shape
 from support.paths import REPO
@@ -55,16 +55,11 @@ def study(client, body: dict, prefix: str = "", timeout_s: float = 180) -> dict:
 
 # ---------------------------------------------------------------------------- OpenDSS driven by hand
 def add_pv_by_hand(dss, pv: list[dict]) -> None:
-    """The result's systems as OpenDSS generators written here: 3-phase rated line to line; 1-phase on one node
-    rated line to neutral; 1-phase across two nodes as a delta (line-to-line) connection rated line to line."""
+    """The result's systems as OpenDSS generators written by hand (support.bare_feeder.customer_connection: where
+    a customer's load connects, as the bench's stochastic floor places them too)."""
     for k, system in enumerate(pv):
-        dss.Circuit.SetActiveBus(system["bus"])
-        line_to_line = system["phases"] == 3 or len(system["nodes"]) == 2
-        kv = dss.Bus.kVBase() * (math.sqrt(3) if line_to_line else 1.0)
-        conn = "delta" if len(system["nodes"]) == 2 else "wye"
-        dss.Text.Command(f"New Generator.replay{k} bus1={system['bus']}.{'.'.join(map(str, system['nodes']))} "
-                         f"phases={system['phases']} kv={kv} kw={system['kW']} pf=1 model=1 vminpu=0.5 vmaxpu=1.5 "
-                         f"conn={conn}")
+        dss.Text.Command(f"New Generator.replay{k} {customer_connection(dss, system['bus'], system['nodes'])} "
+                         f"kw={system['kW']} {GENERATOR}")
 
 
 def replay(pv: list[dict], limits: dict) -> tuple[str, set[str], float] | None:

@@ -1,6 +1,7 @@
 """The reference engine of the smart-inverter tests: our deck in a bare engine, with the PVSystem, XYcurve and
-InvControl definitions typed here from README's "Smart inverters" section (not from our code), on the light-load
-state where the curves act (every neighbourhood x LIGHT)."""
+InvControl definitions typed from README's "Smart inverters" section (not from our code: support.bare_feeder's
+inverter_commands, which the bench's volt-var floors type too), on the light-load state where the curves act
+(every neighbourhood x LIGHT)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ import math
 import opendssdirect
 
 from simulation_core import DEFAULT_MASTER_FILE
+from support.bare_feeder import VOLT_VAR, VOLT_WATT, inverter_commands  # noqa: F401 (the curves: tests)
 
 LIGHT = 0.25
-VOLT_VAR = {"v": [0.92, 0.98, 1.02, 1.08], "q": [0.44, 0.0, 0.0, -0.44]}  # IEEE 1547-2018 Category B
-VOLT_WATT = {"v": [1.06, 1.10], "p": [1.0, 0.2]}
 
 
 class Reference:
@@ -55,31 +55,10 @@ class Reference:
         name = f"ref{self.count}"
         self.dss.Circuit.SetActiveBus(bus)
         kv = self.dss.Bus.kVBase() * (math.sqrt(3) if len(nodes) == 3 else 1.0)
-        kva = inverter.get("kva", kw)
-        pf = inverter.get("pf", 1.0)
-        self.dss.Text.Command(
-            f"New PVSystem.{name} bus1={bus}.{'.'.join(map(str, nodes))} phases={len(nodes)} kv={kv!r} irradiance=1 "
-            f"Pmpp={kw!r} kVA={kva!r} %cutin=0.1 %cutout=0.1 kvarMax={0.44 * kva!r} kvarMaxAbs={0.44 * kva!r} "
-            f"WattPriority=no pf={pf!r}")
-        mode = inverter["mode"]
-        control = []
-        if mode in ("volt_var", "volt_var_volt_watt"):
-            curve = inverter.get("volt_var", VOLT_VAR)
-            y = [q / 0.44 for q in curve["q"]]
-            self.dss.Text.Command(f"New XYcurve.{name}vv npts=6 Xarray=[0 {' '.join(map(repr, curve['v']))} 2] "
-                                  f"Yarray=[{y[0]!r} {' '.join(map(repr, y))} {y[-1]!r}]")
-            control.append(f"vvc_curve1={name}vv")
-        if mode in ("volt_watt", "volt_var_volt_watt"):
-            curve = inverter.get("volt_watt", VOLT_WATT)
-            p = curve["p"]
-            self.dss.Text.Command(f"New XYcurve.{name}vw npts=4 Xarray=[0 {' '.join(map(repr, curve['v']))} 2] "
-                                  f"Yarray=[{p[0]!r} {' '.join(map(repr, p))} {p[-1]!r}]")
-            control.append(f"voltwatt_curve={name}vw VoltwattYAxis=PMPPPU")
-        kind = {"volt_var": "mode=VOLTVAR", "volt_watt": "mode=VOLTWATT", "volt_var_volt_watt": "CombiMode=VV_VW"}
-        if mode in kind:
-            self.dss.Text.Command(f"New InvControl.{name} PVSystemList=[{name}] {kind[mode]} {' '.join(control)} "
-                                  f"voltage_curvex_ref=rated RefReactivePower=VARMAX")
-        self.defined[generator] = (name, mode in kind)
+        for command in inverter_commands(name, bus, nodes, kv, kw, inverter):
+            self.dss.Text.Command(command)
+        controlled = inverter["mode"] in ("volt_var", "volt_watt", "volt_var_volt_watt")
+        self.defined[generator] = (name, controlled)
         self.solve()
         return name
 
