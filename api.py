@@ -28,7 +28,8 @@ from routes.web import STATIC_DIR, error_response
 from scenarios import ScenarioError, ScenarioRegistry, ScenarioStore, StateFileError, StorageFullError
 from web.schemas import ErrorResponse, describe_validation_error
 from web.serving import AccessLog, is_loopback, serve_until_signalled
-from engine.circuit import PUBLISHED_REGULATOR_TAPS, OpenDSSCircuit
+from engine.circuit import OpenDSSCircuit
+from engine.ieee123 import PUBLISHED_REGULATOR_TAPS
 from engine.errors import NotFoundError, SimulationError
 from engine.interface import Circuit
 from engine.pool import EnginePool, HostUnavailable

@@ -9,8 +9,9 @@ The class and its parts live in the `engine` package (docs/architecture.md has t
 the name our users import.
 """
 
-from engine.circuit import (DEFAULT_MASTER_FILE, DEFAULT_NEIGHBOURHOOD_FILE, MODEL_DIR, NO_GENERATOR_BUSES,
-                            PUBLISHED_REGULATOR_TAPS, OpenDSSCircuit)
+from engine.circuit import OpenDSSCircuit
+from engine.ieee123 import (DEFAULT_MASTER_FILE, DEFAULT_NEIGHBOURHOOD_FILE, MODEL_DIR, NO_GENERATOR_BUSES,
+                            PUBLISHED_REGULATOR_TAPS)
 from engine.errors import NotConvergedError, NotFoundError, SimulationError
 from engine.index import TAP_STEP_PU
 from engine.settings import ANSI_RANGE_A_PU, EngineSettings

@@ -16,10 +16,7 @@ rebuild equals the original to the last digits (tests hold it to 1e-9 pu).
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
-import math
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +26,12 @@ import numpy as np
 import opendssdirect
 
 from engine import views
+from engine.checks import MAX_CUMULATIVE_FACTOR, MAX_FACTOR, check_bus, check_number, generator_connection
 from engine.customer_pv import CUSTOMER_PV_PREFIX, CustomerConnection, CustomerPV
 from engine.errors import NotConvergedError, NotFoundError, SimulationError
 from engine.generators import Generator, GeneratorSlots
 from engine.hours import Checkpoint, CheckpointLost, HourRunner
+from engine.ieee123 import DEFAULT_MASTER_FILE, DEFAULT_NEIGHBOURHOOD_FILE
 from engine.index import FeederIndex, read_limits, read_snapshot
 from engine.inverter_settings import normalize_inverter, with_kva
 from engine.loads import Loads
@@ -40,27 +39,6 @@ from engine.regulators import Regulators, lock_taps
 from engine.results import WORK_TURN, Change, Snapshot
 from engine.settings import EngineSettings
 from engine.solver import Solver
-
-MODEL_DIR = Path(__file__).resolve().parent.parent / "Test_Systems" / "IEEE_123_Bus-G"
-DEFAULT_MASTER_FILE = MODEL_DIR / "Master.dss"
-DEFAULT_NEIGHBOURHOOD_FILE = MODEL_DIR / "neighbourhoods.json"
-
-#: Regulator taps published by the IEEE for the 123-node feeder (one step = 0.00625 pu).
-PUBLISHED_REGULATOR_TAPS: dict[str, int] = {
-    "reg1a": 7, "reg2a": -1, "reg3a": 0, "reg3c": -1, "reg4a": 8, "reg4b": 1, "reg4c": 5,
-}
-
-MAX_GENERATOR_KW = 100_000.0
-MAX_FACTOR = 10.0
-MAX_CUMULATIVE_FACTOR = 100.0
-SAFE_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
-#: Buses that exist in the model but cannot host a generator, with the reason given to the user.
-NO_GENERATOR_BUSES = {
-    "94_open": "94_open is the far side of the normally open switch Sw8 and is not energised",
-    "300_open": "300_open is the far side of the normally open switch Sw7 and is not energised",
-    "610": "610 is the ungrounded 480 V delta secondary of XFM1",
-}
-
 
 #: The changes a scenario's journal, an import or a batch case can hold, by op name.
 OPS = ("add_generator", "modify_load_neighbourhood", "remove_generator", "reset")
@@ -223,7 +201,7 @@ class OpenDSSCircuit:
         `prefix` names it (`gen_<bus>_<nodes>`); studies use their own prefix, so a trial generator is added
         beside the scenario's generators instead of updating one of them."""
         with self._lock:  # a reset rebuilds the bus maps: look them up under the lock
-            bus, nodes, kv, name = self._generator_connection(bus, phases, kw, phase, prefix)
+            bus, nodes, kv, name = generator_connection(self._index, bus, phases, kw, phase, prefix)
             settings = normalize_inverter(inverter, kw)
             existing = self._generators.get(name)
             created = existing is None or not existing.enabled
@@ -235,33 +213,6 @@ class OpenDSSCircuit:
             return Change({"type": "add_generator", "sequence": snapshot.sequence, "generator": name, "bus": bus,
                            "phases": phases, "nodes": nodes, "kw": float(kw), "kv": kv, **described,
                            "created": created, "updated": not created, **_dry(dry_run)}, snapshot)
-
-    def _generator_connection(self, bus: Any, phases: int, kw: Any, phase: int | None, prefix: str = "gen"
-                              ) -> tuple[str, list[int], float, str]:
-        """Check a generator request against the circuit: its bus, nodes, rated kV and name, or an error."""
-        bus = self._check_bus(bus, "bus_name")
-        if bus in NO_GENERATOR_BUSES:
-            raise SimulationError(f"bus_name: {NO_GENERATOR_BUSES[bus]}", field="bus_name")
-        _check_number(kw, "kw", 0.0, MAX_GENERATOR_KW)
-        available = self._index.bus_info[bus]["nodes"]
-        if phases == 3:
-            if phase is not None:
-                raise SimulationError("phase: only for 1-phase generators; omit it when phases is 3", field="phase")
-            if not {1, 2, 3} <= set(available):
-                raise SimulationError(f"phases: bus {bus} has phases {available}; a 3-phase generator needs "
-                                      f"a bus with phases 1, 2 and 3", field="phases")
-            nodes, kv = [1, 2, 3], self._index.bus_info[bus]["kv_base_ln"] * math.sqrt(3)  # rated line-to-line
-        elif phases == 1:
-            node = available[0] if phase is None else phase
-            if node not in available:
-                raise SimulationError(f"phase: bus {bus} has phases {available}, not {node}", field="phase")
-            nodes, kv = [node], self._index.bus_info[bus]["kv_base_ln"]  # rated line-to-neutral
-        else:
-            raise SimulationError("phases: expected 1 or 3", field="phases")
-        name = f"{prefix}_{bus}_{''.join(map(str, nodes))}"
-        if not SAFE_NAME.match(name):  # bus names come from the circuit; this is a second line of defence
-            raise SimulationError(f"bus_name: {bus!r} cannot host a generator", field="bus_name")
-        return bus, nodes, kv, name
 
     def remove_generator(self, name: str, dry_run: bool = False) -> Change:
         """Take out a generator added through the API (it stays disabled in the engine)."""
@@ -286,7 +237,7 @@ class OpenDSSCircuit:
                 or neighbourhood not in self._neighbourhood_buses:
             raise NotFoundError(f"neighbourhood: expected one of {sorted(self._neighbourhood_buses)}, "
                                 f"got {neighbourhood!r}", field="neighbourhood")
-        _check_number(factor, "factor", 0.0, MAX_FACTOR)
+        check_number(factor, "factor", 0.0, MAX_FACTOR)
         with self._lock:
             loads = self._loads
             previous = loads.factor(neighbourhood)
@@ -342,7 +293,7 @@ class OpenDSSCircuit:
     def bus(self, name: str) -> dict[str, Any]:
         """One bus with its node voltages, loads, generators and the lines that touch it."""
         with self._lock:
-            bus = self._check_bus(name, "name")
+            bus = check_bus(self._index, name, "name")
             return views.bus(self._index, self._snapshot, bus, self._loads.on_bus(bus), self.generators())
 
     def generators(self) -> list[dict[str, Any]]:
@@ -421,7 +372,7 @@ class OpenDSSCircuit:
         settings without kVA: the trial's kVA is its kW), solved with the regulators and inverter controls
         acting, read lean (`engine.index.read_limits`), then taken back. Returns its nodes and the reading."""
         with self._lock:
-            bus, nodes, kv, name = self._generator_connection(bus, phases, kw, None, prefix)
+            bus, nodes, kv, name = generator_connection(self._index, bus, phases, kw, None, prefix)
             trial = normalize_inverter(inverter, kw, trial=True)  # checked by the study too: cheap, and safe
             settings = with_kva(trial, kw) if trial is not None else None
             change, undo = self._generators.change(bus, phases, nodes, kv, name, kw, settings)
@@ -451,12 +402,8 @@ class OpenDSSCircuit:
         hour and the taps after the last hour; the circuit is back in its own state afterwards. An inverter
         generator's irradiance is the multiplier (its kVA stays); with any, each hour adds generation_kVAR and
         curtailed_kW."""
-        with self._lock:
-            kept = self.checkpoint()
-            try:
-                return self._hours.run(kept, load_multipliers, generator_multipliers, start_taps)
-            finally:
-                self.restore(kept)
+        with self._kept() as kept:
+            return self._hours.run(kept, load_multipliers, generator_multipliers, start_taps)
 
     @contextlib.contextmanager
     def hour_state(self, load_multipliers: np.ndarray, generator_multiplier: float, what: str
@@ -464,39 +411,23 @@ class OpenDSSCircuit:
         """The circuit held in one hour's state while the caller works on it (a study's trials start from it):
         exactly the first hour of `run_hours` from the circuit's own taps. Yields the lean reading of that
         state; the circuit is back in its own state afterwards, whatever the caller left."""
+        with self._kept() as kept:
+            yield self._hours.first_hour(kept, load_multipliers, generator_multiplier, what)
+
+    @contextlib.contextmanager
+    def _kept(self) -> Iterator[Checkpoint]:
+        """This state kept while the caller works (under the lock), and put back afterwards, whatever it left."""
         with self._lock:
             kept = self.checkpoint()
             try:
-                yield self._hours.first_hour(kept, load_multipliers, generator_multiplier, what)
+                yield kept
             finally:
                 self.restore(kept)
 
     # ------------------------------------------------------------------ checks
-    def _check_bus(self, bus: Any, field_name: str) -> str:
-        if not isinstance(bus, str) or not bus:
-            raise SimulationError(f"{field_name}: expected a bus name (string)", field=field_name)
-        key = bus.lower()
-        if key not in self._index.bus_info:
-            shown = bus if len(bus) <= 40 else bus[:40] + "…"
-            close = difflib.get_close_matches(key[:64], self._index.bus_names, n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise NotFoundError(f"{field_name}: unknown bus {shown!r}{hint}; GET /buses lists the "
-                                f"{len(self._index.bus_names)} buses", field=field_name)
-        return key
-
     def close(self) -> None:
         with self._lock:
             self._engine.Text.Command("Clear")
-
-
-def _check_number(value: Any, name: str, low: float, high: float) -> None:
-    """Finite numbers within bounds; booleans are not numbers here."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SimulationError(f"{name}: expected a number", field=name)
-    if not math.isfinite(value):
-        raise SimulationError(f"{name}: expected a finite number, got {value}", field=name)
-    if not low <= value <= high:
-        raise SimulationError(f"{name}: expected a number from {low:g} to {high:g}, got {value:g}", field=name)
 
 
 def _dry(dry_run: bool) -> dict[str, bool]:

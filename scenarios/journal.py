@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Optional
 
-from engine.circuit import MODEL_DIR
+from engine.ieee123 import MODEL_DIR
 
 DOCUMENT_FORMAT = "ieee123-scenario"
 DOCUMENT_VERSION = 1

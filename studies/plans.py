@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.circuit import NO_GENERATOR_BUSES
+from engine.ieee123 import NO_GENERATOR_BUSES
 from studies import batch, hosting_capacity, hours, stochastic, time_series
 from studies.hosting_capacity import Criteria
 from studies.limits import Limits

@@ -10,7 +10,8 @@ from typing import Any
 from engine.inverter_settings import normalize_inverter
 from web.study_schemas import (BatchBody, HostingCapacityBody, StochasticHostingCapacityBody, StudyHours,
                            TimeSeriesBody)
-from engine.circuit import MAX_GENERATOR_KW, SimulationError
+from engine.checks import MAX_GENERATOR_KW
+from engine.errors import SimulationError
 from studies import stochastic
 from studies.hosting_capacity import Criteria
 from studies.limits import Limits

@@ -12,7 +12,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from engine.circuit import MODEL_DIR
+from engine.ieee123 import MODEL_DIR
 from engine.interface import StudyEngine
 
 SHAPES_DIR = MODEL_DIR / "shapes"
