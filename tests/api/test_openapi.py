@@ -7,7 +7,7 @@ import re
 import jsonschema
 import pytest
 
-from support.paths import REPO
+from support.docs import blocks, section
 
 CASES = [  # method, path as in the document, concrete URL, JSON body, expected status
     ("get", "/health", "/health", None, 200),
@@ -146,14 +146,16 @@ def test_real_responses_conform(app_and_document):
             job = response.json["job"]["id"]
 
 
-def test_document_examples_come_from_the_readme(app_and_document):
+def test_document_examples_come_from_the_docs(app_and_document):
+    """The OpenAPI document's first example of each change is the one docs/api.md's endpoint table gives."""
     _, document = app_and_document
-    readme = (REPO / "README.md").read_text()
+    table = section("docs/api.md", "## Endpoints")
     for path in ["/add_generator", "/modify_load_neighbourhood"]:
         examples = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["examples"]
         example = next(iter(examples.values()))["value"]
         compact = ", ".join(f'"{k}": {v if not isinstance(v, str) else chr(34) + v + chr(34)}' for k, v in example.items())
-        assert "{" + compact + "}" in readme, f"{path} example {compact} not in README"
+        row = next(line for line in table.splitlines() if line.startswith(f"| `POST {path}` |"))
+        assert "`{" + compact + "}`" in row, f"{path} example {compact} not in docs/api.md's endpoint table"
 
 
 def test_swagger_ui_is_served_locally(app_and_document):
@@ -164,11 +166,12 @@ def test_swagger_ui_is_served_locally(app_and_document):
     assert client.get("/docs/swagger/js/swagger-ui-bundle.js").status_code == 200
 
 
-def test_readme_documents_every_route_of_the_document(app_and_document):
-    """Docs that tests check: each documented path appears in the README's endpoint table and in a curl example."""
+def test_the_docs_document_every_route_of_the_document(app_and_document):
+    """Docs that tests check: each documented path appears in docs/api.md's endpoint table and in a curl example of
+    the docs (README.md or docs/*.md; tests/server/test_e2e.py and tests/docs/ run them all)."""
     _, document = app_and_document
-    readme = (REPO / "README.md").read_text()
-    table = readme.split("## Endpoints", 1)[1].split("\n## ", 1)[0]
+    table = section("docs/api.md", "## Endpoints")
+    examples = " ".join(block.text for block in blocks() if block.language in ("bash", "sh"))
     for path, operations in document["paths"].items():
         unscoped = path.removeprefix("/scenarios/{scenario_id}")
         if unscoped != path and unscoped in document["paths"]:
@@ -176,6 +179,6 @@ def test_readme_documents_every_route_of_the_document(app_and_document):
             assert "`/scenarios/<scenario_id>/…`" in table
         shown = re.sub(r"\{(\w+)\}", r"<\1>", path)
         for method in operations:
-            assert f"`{method.upper()} {shown}`" in table, f"README endpoint table lacks {method.upper()} {shown}"
+            assert f"`{method.upper()} {shown}`" in table, f"docs/api.md's endpoint table lacks {method.upper()} {shown}"
         example_path = path.split("{")[0]
-        assert f"127.0.0.1:5000{example_path}" in readme, f"README has no curl example for {path}"
+        assert f"127.0.0.1:5000{example_path}" in examples, f"the docs have no curl example for {path}"

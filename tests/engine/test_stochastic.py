@@ -322,28 +322,44 @@ def test_the_command_line_gives_the_apis_numbers(client, tmp_path):
     assert bad.returncode == 2 and bad.stderr.strip() == "error: samples: expected 1 to 1000, got 0"
 
 
-def test_readme_states_the_base_cases_range(client):
-    """README's figures for the base case at 20 samples are what the study answers."""
-    import re
+def test_the_docs_figures_are_what_the_study_answers(client):
+    """docs/figures/stochastic.json (the base case at 20 samples, and the same samples at the daytime minimum, which
+    docs/studies.md quotes) holds what the study answers, figure for figure."""
+    import json
+    import statistics
+    from collections import Counter
 
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split("**The base case's range at 20 samples**", 1)[1].split("\n- ", 1)[0]
-    (low_pct, low_kw), (high_pct, high_kw) = [(float(p), float(k.replace(",", ""))) for p, k in re.findall(
-        r"\*\*(?:min|max)\s+([\d.]+)\s+%\s+\(([\d,]+)\s+kW\)\*\*", section)]
-    result = study(client, {"penetration_pct": {"start": 10, "stop": 200, "step": 10}, "samples": 20, "seed": 1})[
-        "result"]
-    assert (result["min_hc_pct"], result["min_hc_kW"]) == (low_pct, low_kw)
-    assert (result["max_hc_pct"], result["max_hc_kW"]) == (high_pct, high_kw)
-    passing_all = sum(s["first_failure"] is None for s in result["samples"])
-    assert f"{passing_all} of the 20 samples pass every penetration" in section
-    (low_pct, low_kw, high_pct, high_kw), = re.findall(
-        r"min\s+([\d.]+)\s+%\s+\(([\d,]+)\s+kW\)\s+to\s+max\s+([\d.]+)\s+%\s+\(([\d,]+)\s+kW\)", section)
-    daytime = study(client, {"samples": 20, "seed": 1, "hours": ["daytime_minimum"]})["result"]
-    assert (daytime["min_hc_pct"], daytime["min_hc_kW"]) == (float(low_pct), float(low_kw.replace(",", "")))
-    assert (daytime["max_hc_pct"], daytime["max_hc_kW"]) == (float(high_pct), float(high_kw.replace(",", "")))
-    kinds = [s["first_failure"]["limited_by"]["kind"] for s in daytime["samples"] if s["first_failure"]]
-    assert f"{kinds.count('voltage_high')} end by voltage rise" in section
-    assert f"{kinds.count('thermal')} by thermal" in section
+    said = json.loads((REPO / "docs" / "figures" / "stochastic.json").read_text(encoding="utf-8"))
+    request = {key: said["request"][key] for key in ("penetration_pct", "samples", "seed")}
+    result = study(client, request)["result"]
+    assert result["spec"]["size_ratio"] == said["request"]["size_ratio"]
+    ends = [s["first_failure"] for s in result["samples"] if s["first_failure"]]
+    first = min(ends, key=lambda end: end["penetration_pct"])
+    last_passes = [s["last_pass"]["penetration_pct"] if s["last_pass"] else 0.0 for s in result["samples"]]
+    middle = sorted(last_passes)[(len(last_passes) - 1) // 2:len(last_passes) // 2 + 1]
+    assert said["base_case"] == {
+        **{key: result[key] for key in ("min_hc_pct", "min_hc_kW", "max_hc_pct", "max_hc_kW")},
+        "first_failure": {"penetration_pct": first["penetration_pct"], "pv_kW": first["pv_kW"],
+                          "kind": first["limited_by"]["kind"], "element": first["limited_by"]["element"],
+                          "value_pu": round(first["limited_by"]["value"], 4)},
+        "samples_passing_every_penetration": len(result["samples"]) - len(ends),
+        "voltage_high_samples": sum(end["limited_by"]["kind"] == "voltage_high" for end in ends),
+        "voltage_high_at_bus_83": sum(end["limited_by"]["kind"] == "voltage_high"
+                                      and end["limited_by"]["element"].split(".")[0] == "83" for end in ends),
+        "median_last_pass_pct": [middle[0], middle[-1]]}
+    assert statistics.median(last_passes) == sum(middle) / len(middle)
+    daytime = study(client, {**request, "hours": ["daytime_minimum"]})["result"]
+    (hour,) = daytime["hours"]
+    ends = [s["first_failure"]["limited_by"] for s in daytime["samples"] if s["first_failure"]]
+    by_kind = Counter(end["kind"] for end in ends)
+    assert set(by_kind) == {"voltage_high", "thermal"} and len(ends) == len(daytime["samples"])
+    assert said["daytime_minimum"] == {
+        "hour_of_year": hour["hour_of_year"], "load_kW": round(hour["load_kW"]),
+        **{key: daytime[key] for key in ("min_hc_pct", "min_hc_kW", "max_hc_pct", "max_hc_kW")},
+        "voltage_high_samples": by_kind["voltage_high"],
+        "voltage_high_buses": sorted({end["element"].split(".")[0] for end in ends if end["kind"] == "voltage_high"}),
+        "thermal_samples": by_kind["thermal"],
+        "thermal_elements": sorted({end["element"] for end in ends if end["kind"] == "thermal"})}
 
 
 @pytest.mark.parametrize("rule", ["exclude", "worsened"])

@@ -270,8 +270,8 @@ def test_the_readme_python_example_runs(live_server):
 
     from support.paths import REPO
 
-    (example,) = [block for block in re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
-                  if "GridClient" in block]
+    (example,) = [block for block in re.findall(r"```python\n(.*?)```", (REPO / "docs" / "python.md").read_text(),
+                                                flags=re.S) if "GridClient" in block]
     namespace: dict = {}
     exec(example.replace("http://127.0.0.1:5000", live_server), namespace)  # noqa: S102 (our own README)
     assert namespace["after"].summary["total_generation_kW"] == pytest.approx(1500, rel=1e-3)

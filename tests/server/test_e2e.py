@@ -1,11 +1,10 @@
 """End to end: `python api.py` as a real process started from another directory, spoken to over real HTTP,
-including the README's curl examples run verbatim."""
+including the docs' curl examples (README.md and docs/*.md) run verbatim."""
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,33 +13,31 @@ import time
 import pytest
 import requests
 
+from support.docs import NEEDS_CURL, curl_lines, run_script
 from support.helpers import assert_error_shape
 from support.paths import REPO
-from support.readme import NEEDS_CURL, README, run_readme_script
 from support.server import start_server, stop_server
 
-def readme_curl_commands() -> list[str]:
-    """Every `curl` line in the README's bash blocks, in order."""
-    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
-    return [line.strip() for block in blocks for line in block.replace("\\\n", " ").splitlines()
-            if line.strip().startswith("curl ")]
+
+def docs_curl_commands() -> list[str]:
+    """Every `curl` line of the docs' bash blocks (README.md first, then docs/*.md), in order."""
+    return [line for _, line in curl_lines()]
 
 
-def test_readme_has_curl_examples_for_every_route():
-    commands = " ".join(readme_curl_commands())
+def test_the_docs_have_curl_examples_for_every_grid_route():
+    commands = " ".join(docs_curl_commands())
     for route in ["/add_generator", "/modify_load_neighbourhood", "/state", "/health", "/buses", "/buses/",
                   "/lines", "/transformers", "/neighbourhoods", "/generators", "/generators/", "/reset", "/openapi.json"]:
-        assert route in commands, f"README has no curl example for {route}"
+        assert route in commands, f"the docs have no curl example for {route}"
 
 
-@pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
-                    reason="curl or bash is not installed")
-def test_readme_curl_examples_work_verbatim(live_server):
+@NEEDS_CURL
+def test_the_docs_curl_examples_work_verbatim(live_server):
     port = live_server.rsplit(":", 1)[1]
-    for command in readme_curl_commands():
+    for command in docs_curl_commands():
         command = command.replace("127.0.0.1:5000", f"127.0.0.1:{port}")
         output = subprocess.run(["bash", "-c", command + " -s -w '\\n%{http_code}'"], capture_output=True,
-                                text=True, timeout=30)
+                                text=True, timeout=90)
         body, _, status = output.stdout.rpartition("\n")
         assert status == "200", f"{command} -> {status}: {body[:300]}"
         if "format=csv" not in command:
@@ -48,10 +45,10 @@ def test_readme_curl_examples_work_verbatim(live_server):
 
 
 @NEEDS_CURL
-def test_readme_scenario_script_works_verbatim(live_server, tmp_path):
-    """The Scenarios section's script: preview, idempotent retry, If-Match, 304, journal, diff, undo, export,
-    import, fork, delete."""
-    printed = run_readme_script(live_server, tmp_path, "/scenarios")
+def test_the_scenarios_script_works_verbatim(live_server, tmp_path):
+    """docs/scenarios.md's script: preview, idempotent retry, If-Match, 304, journal, diff, undo, export, import,
+    fork, delete."""
+    printed = run_script(live_server, tmp_path, "docs/scenarios.md", "/scenarios")
     assert "HTTP/1.1 304 " in printed
     assert '"dry_run":true' in printed and '"type":"undo"' in printed
     document = json.loads((tmp_path / "pv67.json").read_text())
@@ -59,9 +56,9 @@ def test_readme_scenario_script_works_verbatim(live_server, tmp_path):
 
 
 @NEEDS_CURL
-def test_readme_studies_script_works_verbatim(live_server, tmp_path):
-    """The Studies section's script, against a real server with its worker processes."""
-    printed = run_readme_script(live_server, tmp_path, "/studies/")
+def test_the_studies_script_works_verbatim(live_server, tmp_path):
+    """docs/studies.md's script, against a real server with its worker processes."""
+    printed = run_script(live_server, tmp_path, "docs/studies.md", "/studies/")
     assert "bus,phases,nodes,hosting_capacity_kW" in printed
     assert '"kind":"time_series","status":"done"' in printed
     assert '"status":"cancelled"' in printed
