@@ -150,6 +150,11 @@ class Snapshot:
         """The same state under another sequence number (a rebuilt or previewed state)."""
         return Snapshot(sequence, self.layout, self.arrays, self._sections)
 
+    @property
+    def small_sections(self) -> dict[str, Any]:
+        """The sections kept as values (every one but the row tables, which are built from the arrays)."""
+        return self._sections
+
     def section(self, name: str) -> Any:
         if name == "bus_details":
             return self.bus_details
