@@ -18,10 +18,12 @@ import math
 import re
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine_floor import REPO
+from harness import POOL, over_pool_share
 from report import (TARGET_CHANGE_K, TARGET_CREATE_P50_MS, TARGET_DASK, TARGET_IN_PROCESS, TARGET_LATENCY,
                     TARGET_PARALLEL, TARGET_POOL, TARGET_REBUILD_P50_MS, TARGET_REVALIDATE, TARGET_SCALING,
                     TARGET_SERIES, TARGET_STATE_K, k_of)
@@ -54,210 +56,207 @@ def leaves(tree: Any, path: tuple[str, ...] = ()) -> set[str]:
     return {".".join(path)}
 
 
+class Runs:
+    """One part of the runs (bench.py's "grid", "hosts", "studies" or "stochastic" JSON), figure by figure."""
+
+    def __init__(self, runs: list[dict[str, Any]], part: str) -> None:
+        self.docs = [run[part] for run in runs]
+        self.first = self.docs[0]
+
+    def __call__(self, what: str | Callable[[dict[str, Any]], float], digits: int = 2) -> float | list[float]:
+        """A figure of each run (a dotted path into its JSON, or a function of it), spread over the runs."""
+        return spread([what(doc) if callable(what) else at(doc, what) for doc in self.docs], digits)
+
+    def every(self, pick: Callable[[dict[str, Any]], list[float]], digits: int = 2) -> float | list[float]:
+        """Several figures of each run, spread together."""
+        return spread([x for doc in self.docs for x in pick(doc)], digits)
+
+
+def at(tree: Any, path: str) -> Any:
+    """The value a dotted path names (a number walks a list)."""
+    for key in path.split("."):
+        tree = tree[int(key)] if isinstance(tree, list) else tree[key]
+    return tree
+
+
 def grid(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """bench.py's figures: the latency table, the floors at the server's pace, throughput, scenarios."""
-    def each(pick: Any, digits: int = 2) -> float | list[float]:
-        return spread([pick(run["grid"]) for run in runs], digits)
+    g = Runs(runs, "grid")
 
-    def p(key: str, *path: str) -> dict[str, Any]:
-        def walk(r: dict[str, Any]) -> dict[str, Any]:
-            for step in (key, *path):
-                r = r[step]
-            return r
-        return {"p50": each(lambda r: walk(r)["p50"]), "p99": each(lambda r: walk(r)["p99"])}
+    def p(path: str) -> dict[str, Any]:
+        return {"p50": g(f"{path}.p50"), "p99": g(f"{path}.p99")}
 
-    def k(route: str, transport: str, engine: Any) -> Any:
-        return each(lambda r: k_of(r["latency"][route]["p50"], r["transport"][transport]["p50"], engine(r)), 1)
+    def k(route: str, transport: str, engine: str) -> float | list[float]:
+        return g(lambda r: k_of(at(r, f"latency.{route}.p50"), at(r, f"transport.{transport}.p50"), at(r, engine)), 1)
 
-    figures = {
+    many = "scenarios.many"
+    return {
         "grid": {
-            "engine_floor": {"generator": p("floor", "generator"), "load": p("floor", "load")},
-            "transport_floor": {**{key: p("transport", key) for key in ("post", "state", "empty_304")},
-                                "response_kB": each(lambda r: r["transport"]["response_bytes"] / 1000, 0)},
-            "add_generator": {**p("latency", "add_generator"), "k_target": TARGET_CHANGE_K,
-                              "k": k("add_generator", "post", lambda r: r["floor"]["generator"]["p50"])},
-            "modify_load_neighbourhood": {**p("latency", "modify_load_neighbourhood"), "k_target": TARGET_CHANGE_K,
-                                          "k": k("modify_load_neighbourhood", "post",
-                                                 lambda r: r["floor"]["load"]["p50"])},
-            "state": {**p("latency", "state"), "k": k("state", "state", lambda r: r["floor"]["mean_p50_ms"]),
-                      "k_target": TARGET_STATE_K},
-            "state_304": {**p("latency", "state_304"), "times_t_target": TARGET_REVALIDATE,
-                          "times_t": each(lambda r: r["latency"]["state_304"]["p50"]
-                                          / r["transport"]["empty_304"]["p50"], 1)},
-            "lean": p("latency", "lean"),
+            "engine_floor": {"generator": p("floor.generator"), "load": p("floor.load")},
+            "transport_floor": {**{key: p(f"transport.{key}") for key in ("post", "state", "empty_304")},
+                                "response_kB": g(lambda r: r["transport"]["response_bytes"] / 1000, 0)},
+            "add_generator": {**p("latency.add_generator"), "k_target": TARGET_CHANGE_K,
+                              "k": k("add_generator", "post", "floor.generator.p50")},
+            "modify_load_neighbourhood": {**p("latency.modify_load_neighbourhood"), "k_target": TARGET_CHANGE_K,
+                                          "k": k("modify_load_neighbourhood", "post", "floor.load.p50")},
+            "state": {**p("latency.state"), "k": k("state", "state", "floor.mean_p50_ms"), "k_target": TARGET_STATE_K},
+            "state_304": {**p("latency.state_304"), "times_t_target": TARGET_REVALIDATE,
+                          "times_t": g(lambda r: r["latency"]["state_304"]["p50"] / r["transport"]["empty_304"]["p50"],
+                                       1)},
+            "lean": p("latency.lean"),
         },
         "where_time_goes": {
-            "server_change": each(lambda r: r["latency"]["app_time"]["modify_load_neighbourhood"]["p50"], 1),
-            "floor_after_idle_times": each(lambda r: r["floor"]["load_after_idle"]["p50"] / r["floor"]["load"]["p50"],
-                                           1),
-            "idle_ms": each(lambda r: r["floor"]["load_after_idle"]["idle_ms"], 0),
-            "wake_client": each(lambda r: r["transport"]["post_paced"]["p50"] - r["transport"]["post"]["p50"], 1),
-            "k_paced": each(lambda r: k_of(r["latency"]["modify_load_neighbourhood"]["p50"],
-                                           r["transport"]["post_paced"]["p50"], r["floor"]["load_after_idle"]["p50"]),
-                            1),
+            "server_change": g("latency.app_time.modify_load_neighbourhood.p50", 1),
+            "floor_after_idle_times": g(lambda r: r["floor"]["load_after_idle"]["p50"] / r["floor"]["load"]["p50"], 1),
+            "idle_ms": g("floor.load_after_idle.idle_ms", 0),
+            "wake_client": g(lambda r: r["transport"]["post_paced"]["p50"] - r["transport"]["post"]["p50"], 1),
+            "k_paced": g(lambda r: k_of(r["latency"]["modify_load_neighbourhood"]["p50"],
+                                        r["transport"]["post_paced"]["p50"], r["floor"]["load_after_idle"]["p50"]), 1),
         },
         "throughput": {
-            "rps": {str(level["clients"]): spread([run["grid"]["throughput"]["levels"][i]["rps"] for run in runs], 0)
-                    for i, level in enumerate(runs[0]["grid"]["throughput"]["levels"])},
-            "scaling_4": each(lambda r: r["throughput"]["scaling_4"]), "scaling_4_target": TARGET_SCALING,
-            "startup_s": spread([s for run in runs for s in run["grid"]["startup"]["seconds"].values()], 1),
-            "memory_after_1000_MB": each(lambda r: r["memory"]["rss_early_kB"] / 1024, 0),
-            "memory_growth_10000_pct": each(lambda r: 100 * r["memory"]["rss_change"], 1),
+            "rps": {str(level["clients"]): g(f"throughput.levels.{i}.rps", 0)
+                    for i, level in enumerate(g.first["throughput"]["levels"])},
+            "scaling_4": g("throughput.scaling_4"), "scaling_4_target": TARGET_SCALING,
+            "startup_s": g.every(lambda r: list(r["startup"]["seconds"].values()), 1),
+            "memory_after_1000_MB": g(lambda r: r["memory"]["rss_early_kB"] / 1024, 0),
+            "memory_growth_10000_pct": g(lambda r: 100 * r["memory"]["rss_change"], 1),
+        },
+        "scenarios": {
+            "create_p50": g("scenarios.create.p50", 0), "create_target": TARGET_CREATE_P50_MS,
+            "rebuild_changes": at(g.first, "scenarios.rebuild.changes"),
+            "rebuild_p50": g("scenarios.rebuild.rebuild.p50", 0), "rebuild_target": TARGET_REBUILD_P50_MS,
+            "live_p50": g("scenarios.rebuild.live.p50", 1),
+            "memory_per_live_MB": g(lambda r: r["scenarios"]["memory"]["per_live_scenario_kB"] / 1024, 1),
+            "many": {"count": at(g.first, f"{many}.count"), "live": at(g.first, f"{many}.live"),
+                     "create_s": g(f"{many}.seconds", 0),
+                     "rss_MB": g(lambda r: at(r, many)["rss_kB"] / 1024, 0),
+                     "rss_empty_MB": g(lambda r: at(r, many)["rss_start_kB"] / 1024, 0),
+                     "state_file_MB": g(lambda r: at(r, many)["state_file_bytes"] / 2 ** 20, 1),
+                     "listed": at(g.first, f"{many}.listed"), "list_ms": g(f"{many}.list_ms", 0),
+                     "restart_s": g(f"{many}.restart.startup_s", 1),
+                     "restart_rss_MB": g(lambda r: at(r, many)["restart"]["rss_at_start_kB"] / 1024, 0),
+                     "per_resting_kB": g(f"{many}.per_resting_scenario_kB", 0)},
+            "two_scenarios_of_one": g("scenarios.parallel.ratio"), "two_scenarios_target": TARGET_PARALLEL,
         },
     }
-    s = lambda r: r["scenarios"]  # noqa: E731
-    figures["scenarios"] = {
-        "create_p50": each(lambda r: s(r)["create"]["p50"], 0), "create_target": TARGET_CREATE_P50_MS,
-        "rebuild_changes": runs[0]["grid"]["scenarios"]["rebuild"]["changes"],
-        "rebuild_p50": each(lambda r: s(r)["rebuild"]["rebuild"]["p50"], 0), "rebuild_target": TARGET_REBUILD_P50_MS,
-        "live_p50": each(lambda r: s(r)["rebuild"]["live"]["p50"], 1),
-        "memory_per_live_MB": each(lambda r: s(r)["memory"]["per_live_scenario_kB"] / 1024, 1),
-        "many": {"count": runs[0]["grid"]["scenarios"]["many"]["count"],
-                 "live": runs[0]["grid"]["scenarios"]["many"]["live"],
-                 "create_s": each(lambda r: s(r)["many"]["seconds"], 0),
-                 "rss_MB": each(lambda r: s(r)["many"]["rss_kB"] / 1024, 0),
-                 "rss_empty_MB": each(lambda r: s(r)["many"]["rss_start_kB"] / 1024, 0),
-                 "state_file_MB": each(lambda r: s(r)["many"]["state_file_bytes"] / 2 ** 20, 1),
-                 "listed": runs[0]["grid"]["scenarios"]["many"]["listed"],
-                 "list_ms": each(lambda r: s(r)["many"]["list_ms"], 0),
-                 "restart_s": each(lambda r: s(r)["many"]["restart"]["startup_s"], 1),
-                 "restart_rss_MB": each(lambda r: s(r)["many"]["restart"]["rss_at_start_kB"] / 1024, 0),
-                 "per_resting_kB": each(lambda r: s(r)["many"]["per_resting_scenario_kB"], 0)},
-        "two_scenarios_of_one": each(lambda r: s(r)["parallel"]["ratio"]), "two_scenarios_target": TARGET_PARALLEL,
-    }
-    return figures
 
 
 def hosts(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """hosts_bench.py's: the single process and --engine-hosts 2, run by run."""
-    h = [run["hosts"] for run in runs]
-
-    def each(pick: Any, digits: int = 2) -> float | list[float]:
-        return spread([pick(r) for r in h], digits)
+    h = Runs(runs, "hosts")
+    both = ("single", "hosts_2")
 
     def cpu(level: int) -> dict[str, Any]:
-        at = [{lv["clients"]: lv["cpu_ms_per_request"] for lv in r[key]["throughput"]} for r in h
-              for key in ("single", "hosts_2")]
-        single, hosted = at[0::2], at[1::2]
-        busy = [max(x[level]["hosts"]) for x in hosted] if level == 1 else [ms for x in hosted
-                                                                          for ms in x[level]["hosts"]]
-        return {"single": spread([x[level]["web"] for x in single]), "web": spread([x[level]["web"] for x in hosted]),
-                "host": spread(busy)}
+        def of(r: dict[str, Any], key: str) -> dict[str, Any]:
+            return next(lv["cpu_ms_per_request"] for lv in r[key]["throughput"] if lv["clients"] == level)
+
+        busy = (lambda r: [max(of(r, "hosts_2")["hosts"])]) if level == 1 else (lambda r: of(r, "hosts_2")["hosts"])
+        return {"single": h(lambda r: of(r, "single")["web"]), "web": h(lambda r: of(r, "hosts_2")["web"]),
+                "host": h.every(busy)}
 
     return {
-        "runs": len(h),
-        "rps": {key: {"first": [round(lv["rps"]) for lv in h[0][key]["throughput"]],
-                      "second": [round(lv["rps"]) for lv in h[-1][key]["throughput"]]} for key in ("single", "hosts_2")},
-        "scaling_4": {key: each(lambda r, key=key: r[key]["scaling"]["4"]) for key in ("single", "hosts_2")},
-        "scaling_2_hosts_2": each(lambda r: r["hosts_2"]["scaling"]["2"]),
-        "change_p50": {"single": each(lambda r: r["single"]["latency"]["change"]["p50"]),
-                       "hosts_2": each(lambda r: r["hosts_2"]["latency"]["change"]["p50"]),
-                       "ratio": each(lambda r: r["ratios"]["change_p50"])},
-        "state_p50": {"single": each(lambda r: r["single"]["latency"]["state"]["p50"]),
-                      "hosts_2": each(lambda r: r["hosts_2"]["latency"]["state"]["p50"]),
-                      "ratio": each(lambda r: r["ratios"]["state_p50"])},
-        "startup_s": {key: each(lambda r, key=key: r[key]["startup_s"], 1) for key in ("single", "hosts_2")},
-        "memory_MB": {"single_web": each(lambda r: r["single"]["memory"]["web_mb"], 0),
-                      "hosts_2_web": each(lambda r: r["hosts_2"]["memory"]["web_mb"], 0),
-                      "hosts_2_each_host": spread([x["rss_mb"] for r in h for x in r["hosts_2"]["memory"]["hosts"]],
-                                                  0)},
+        "runs": len(h.docs),
+        "rps": {key: {"first": [round(lv["rps"]) for lv in h.first[key]["throughput"]],
+                      "second": [round(lv["rps"]) for lv in h.docs[-1][key]["throughput"]]} for key in both},
+        "scaling_4": {key: h(f"{key}.scaling.4") for key in both}, "scaling_2_hosts_2": h("hosts_2.scaling.2"),
+        **{f"{kind}_p50": {**{key: h(f"{key}.latency.{kind}.p50") for key in both}, "ratio": h(f"ratios.{kind}_p50")}
+           for kind in ("change", "state")},
+        "startup_s": {key: h(f"{key}.startup_s", 1) for key in both},
+        "memory_MB": {"single_web": h("single.memory.web_mb", 0), "hosts_2_web": h("hosts_2.memory.web_mb", 0),
+                      "hosts_2_each_host": h.every(lambda r: [x["rss_mb"] for x in at(r, "hosts_2.memory.hosts")],
+                                                   0)},
         "cpu_ms_per_change": {str(level): cpu(level) for level in (1, 2, 4)},
-        "wrk_cpu_ms": spread([1000 * lv["wrk_cpu_s"] / lv["requests"] for r in h for key in ("single", "hosts_2")
-                              for lv in r[key]["throughput"]]),
+        "wrk_cpu_ms": h.every(lambda r: [1000 * lv["wrk_cpu_s"] / lv["requests"] for key in both
+                                         for lv in r[key]["throughput"]]),
     }
 
 
 def studies(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """studies_bench.py's: hosting capacity, the series, the batch, latency during a study, hours, inverters, Dask."""
-    st = [run["studies"] for run in runs]
+    s = Runs(runs, "studies")
+    first, hc, change, study = s.first, "hosting_capacity", "inverters.change", "inverters.study"
 
-    def each(pick: Any, digits: int = 2) -> float | list[float]:
-        return spread([pick(r) for r in st], digits)
+    def wall(key: str) -> Callable[[dict[str, Any]], float]:
+        return lambda r: at(r, f"{hc}.{key}.wall_s")
 
-    hc = lambda r: r["hosting_capacity"]  # noqa: E731
-    floor = lambda r: r["floor"]["hosting_capacity"]["wall_s"]  # noqa: E731
-    dask_of_pool = [hc(r)["dask_2"]["wall_s"] / hc(r)["workers_2"]["wall_s"] for r in st]
-    first = st[0]
+    def floor(r: dict[str, Any]) -> float:
+        return r["floor"]["hosting_capacity"]["wall_s"]
+
+    per_task = round(at(first, "hours.api.trials") / at(first, "hours.api.tasks"))
+    overhead = "dask_overhead.{}.trivial.{}"
     return {
         "studies": {
-            "buses": first["floor"]["hosting_capacity"]["buses"], "step_kw": STEP_KW,
-            "trials": first["floor"]["hosting_capacity"]["trials"],
-            "hc_floor_s": each(floor), "hc_workers_1_s": each(lambda r: hc(r)["workers_1"]["wall_s"]),
-            "hc_workers_1_of_floor": each(lambda r: hc(r)["workers_1"]["wall_s"] / floor(r)),
-            "hc_workers_1_target": TARGET_POOL,
-            "hc_pool_2_s": each(lambda r: hc(r)["workers_2"]["wall_s"]),
-            "hc_pool_2_of_half_floor": each(lambda r: hc(r)["workers_2"]["wall_s"] / (floor(r) / 2)),
+            "buses": at(first, "floor.hosting_capacity.buses"), "step_kw": STEP_KW,
+            "trials": at(first, "floor.hosting_capacity.trials"), "hc_floor_s": s(floor),
+            "hc_workers_1_s": s(wall("workers_1")),
+            "hc_workers_1_of_floor": s(lambda r: wall("workers_1")(r) / floor(r)),
+            "hc_workers_1_target": TARGET_POOL, "hc_pool_2_s": s(wall("workers_2")),
+            "hc_pool_2_of_half_floor": s(lambda r: over_pool_share(wall("workers_2")(r), floor(r), POOL)),
             "hc_pool_2_target": TARGET_POOL,
-            "hc_pool_2_speedup": each(lambda r: hc(r)["workers_1"]["wall_s"] / hc(r)["workers_2"]["wall_s"]),
-            "hc_dask_2_s": each(lambda r: hc(r)["dask_2"]["wall_s"]), "hc_dask_2_of_pool": spread(dask_of_pool),
-            "hc_dask_2_target": TARGET_DASK, "hc_dask_2_of_pool_runs": spread(dask_of_pool), "hc_dask_2_runs": len(st),
-            "series_floor_s": each(lambda r: r["floor"]["time_series"]["wall_s"]),
-            "series_s": each(lambda r: r["time_series"]["wall_s"]),
-            "series_of_floor": each(lambda r: r["time_series"]["wall_s"] / r["floor"]["time_series"]["wall_s"]),
+            "hc_pool_2_speedup": s(lambda r: wall("workers_1")(r) / wall("workers_2")(r)),
+            "hc_dask_2_s": s(wall("dask_2")), "hc_dask_2_target": TARGET_DASK,
+            **dict.fromkeys(("hc_dask_2_of_pool", "hc_dask_2_of_pool_runs"),
+                            s(lambda r: wall("dask_2")(r) / wall("workers_2")(r))),
+            "hc_dask_2_runs": len(s.docs),
+            "series_floor_s": s("floor.time_series.wall_s"), "series_s": s("time_series.wall_s"),
+            "series_of_floor": s(lambda r: r["time_series"]["wall_s"] / r["floor"]["time_series"]["wall_s"]),
             "series_target": TARGET_SERIES,
-            "series_max_diff_pu": f"{max(r['time_series']['max_abs_diff_voltage_pu'] for r in st):.1e}",
-            "batch_cases": first["batch"]["cases"], "batch_s": each(lambda r: r["batch"]["wall_s"]),
-            "batch_ms_per_case": each(lambda r: r["batch"]["ms_per_case"], 1),
-            **{key: {q: each(lambda r, key=key, q=q: r["latency"][name][q]) for q in ("p50", "p90")}
-               for key, name in (("state_during_study", "during_study"), ("state_idle", "idle"))},
-            "state_during_target": TARGET_LATENCY,
+            "series_max_diff_pu": f"{max(r['time_series']['max_abs_diff_voltage_pu'] for r in s.docs):.1e}",
+            "batch_cases": at(first, "batch.cases"), "batch_s": s("batch.wall_s"),
+            "batch_ms_per_case": s("batch.ms_per_case", 1),
+            "state_during_study": {q: s(f"latency.during_study.{q}") for q in ("p50", "p90")},
+            "state_idle": {q: s(f"latency.idle.{q}") for q in ("p50", "p90")}, "state_during_target": TARGET_LATENCY,
         },
         "hours": {
-            "tasks": first["hours"]["api"]["tasks"], "trials": first["hours"]["api"]["trials"],
-            "floor_s": spread([w for r in st for w in r["hours"]["floor"]["runs"]], 1),
-            "pool_2_s": each(lambda r: r["hours"]["api"]["wall_s"]),
-            "pool_2_of_half_floor": each(lambda r: r["hours"]["ratio_to_floor_over_2"]), "target": TARGET_POOL,
-            "runs": len(st), "trials_per_task": round(first["hours"]["api"]["trials"] / first["hours"]["api"]["tasks"]),
-            "solves_per_task": 2 * round(first["hours"]["api"]["trials"] / first["hours"]["api"]["tasks"]),
+            "tasks": at(first, "hours.api.tasks"), "trials": at(first, "hours.api.trials"),
+            "floor_s": s.every(lambda r: r["hours"]["floor"]["runs"], 1), "pool_2_s": s("hours.api.wall_s"),
+            "pool_2_of_half_floor": s("hours.ratio_to_floor_over_2"), "target": TARGET_POOL, "runs": len(s.docs),
+            "trials_per_task": per_task, "solves_per_task": 2 * per_task,
         },
         "inverter": {
-            "changes": first["inverters"]["change"]["in_process"]["n"],
-            "change_p50": each(lambda r: r["inverters"]["change"]["in_process"]["p50"]),
-            "change_floor_p50": each(lambda r: r["inverters"]["change"]["floor"]["p50"]),
-            "change_of_floor": each(lambda r: r["inverters"]["change"]["in_process_over_floor"]),
-            "change_target": TARGET_IN_PROCESS,
-            "change_http_p50": each(lambda r: r["inverters"]["change"]["http"]["p50"], 1),
-            "hc_trials": first["inverters"]["study"]["api"]["trials"],
-            "hc_pool_2_s": each(lambda r: r["inverters"]["study"]["api"]["wall_s"]),
-            "hc_floor_s": each(lambda r: r["inverters"]["study"]["floor"]["wall_s"]),
-            "hc_of_half_floor": each(lambda r: r["inverters"]["study"]["ratio_to_floor_over_2"]),
+            "changes": at(first, f"{change}.in_process.n"), "change_p50": s(f"{change}.in_process.p50"),
+            "change_floor_p50": s(f"{change}.floor.p50"), "change_of_floor": s(f"{change}.in_process_over_floor"),
+            "change_target": TARGET_IN_PROCESS, "change_http_p50": s(f"{change}.http.p50", 1),
+            "hc_trials": at(first, f"{study}.api.trials"), "hc_pool_2_s": s(f"{study}.api.wall_s"),
+            "hc_floor_s": s(f"{study}.floor.wall_s"), "hc_of_half_floor": s(f"{study}.ratio_to_floor_over_2"),
             "hc_target": TARGET_POOL,
         },
         "dask": {
-            "trivial_task_one_ms": each(lambda r: r["dask_overhead"]["dask"]["trivial"]["one_at_a_time_ms"], 0),
-            "trivial_task_in_flight_ms": each(lambda r: r["dask_overhead"]["dask"]["trivial"]["all_at_once_ms"], 0),
-            "in_flight": first["dask_overhead"]["tasks"],
-            "local_one_ms": each(lambda r: r["dask_overhead"]["process_pool"]["trivial"]["one_at_a_time_ms"], 1),
-            "local_in_flight_ms": each(lambda r: r["dask_overhead"]["process_pool"]["trivial"]["all_at_once_ms"], 1),
-            "bus_task_ms": spread([round(100 * floor(r) / r["floor"]["hosting_capacity"]["buses"]) * 10 for r in st],
-                                  0),
+            "trivial_task_one_ms": s(overhead.format("dask", "one_at_a_time_ms"), 0),
+            "trivial_task_in_flight_ms": s(overhead.format("dask", "all_at_once_ms"), 0),
+            "in_flight": at(first, "dask_overhead.tasks"),
+            "local_one_ms": s(overhead.format("process_pool", "one_at_a_time_ms"), 1),
+            "local_in_flight_ms": s(overhead.format("process_pool", "all_at_once_ms"), 1),
+            "bus_task_ms": s(lambda r: 10 * round(100 * floor(r) / r["floor"]["hosting_capacity"]["buses"]), 0),
         },
     }
 
 
 def stochastic(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """stochastic_bench.py's: the floor, the local pool and the docs' Dask cluster, run by run."""
-    st = [run["stochastic"] for run in runs]
-    floors = [w for r in st for w in r["floor"]["runs"]]
-    pool = [r["workers_2"]["wall_s"] / (r["floor"]["wall_s"] / 2) for r in st]
-    dask = [r["dask_2"]["wall_s"] / (r["floor"]["wall_s"] / 2) for r in st]
-    trials = st[0]["floor"]["trials"]
+    s = Runs(runs, "stochastic")
+    trials = s.first["floor"]["trials"]
+
+    def share(key: str) -> Callable[[dict[str, Any]], float]:
+        return lambda r: over_pool_share(r[key]["wall_s"], r["floor"]["wall_s"], POOL)
+
+    pool, dask = ([share(key)(r) for r in s.docs] for key in ("workers_2", "dask_2"))
     return {
-        "samples": st[0]["body"]["samples"], "penetrations": len(st[0]["penetrations_pct"]), "trials": trials,
-        "floor_s": spread(floors), "floor_ms_per_trial": spread([1000 * w / trials for w in floors], 1),
-        "runs": len(st), "other_processes_cpu_pct_at_most": math.ceil(max(
-            r[key]["other_processes_cpu_pct"] for r in st for key in ("workers_2", "dask_2"))),
+        "samples": s.first["body"]["samples"], "penetrations": len(s.first["penetrations_pct"]), "trials": trials,
+        "floor_s": s.every(lambda r: r["floor"]["runs"]),
+        "floor_ms_per_trial": s.every(lambda r: [1000 * w / trials for w in r["floor"]["runs"]], 1),
+        "runs": len(s.docs), "other_processes_cpu_pct_at_most": math.ceil(max(
+            r[key]["other_processes_cpu_pct"] for r in s.docs for key in ("workers_2", "dask_2"))),
         "floor_runs_within_pct": math.ceil(max(100 * (max(r["floor"]["runs"]) / min(r["floor"]["runs"]) - 1)
-                                               for r in st)),
-        "pool_2_s": spread([r["workers_2"]["wall_s"] for r in st]), "pool_2_of_half_floor": spread(pool),
+                                               for r in s.docs)),
+        "pool_2_s": s("workers_2.wall_s"), "pool_2_of_half_floor": s(share("workers_2")),
         "pool_2_median": round(statistics.median(pool), 2), "target": TARGET_POOL,
-        "met_runs": sum(x <= TARGET_POOL for x in pool),
-        "ideal_of_half_floor": spread([r["floor"]["greedy_bound_2_workers"] for r in st]),
-        "workers_ms_per_trial": spread([r["workers_2"]["worker_cpu_ms_per_trial"] for r in st], 1),
-        "dask_2_s": spread([r["dask_2"]["wall_s"] for r in st]), "dask_2_of_half_floor": spread(dask),
-        "dask_2_median": round(statistics.median(dask), 2), "dask_runs": len(st),
+        "met_runs": sum(x <= TARGET_POOL for x in pool), "ideal_of_half_floor": s("floor.greedy_bound_2_workers"),
+        "workers_ms_per_trial": s("workers_2.worker_cpu_ms_per_trial", 1),
+        "dask_2_s": s("dask_2.wall_s"), "dask_2_of_half_floor": s(share("dask_2")),
+        "dask_2_median": round(statistics.median(dask), 2), "dask_runs": len(s.docs),
         "dask_extra_ms_per_trial": round(statistics.mean(r["dask_2"]["worker_cpu_ms_per_trial"]
-                                                         - r["workers_2"]["worker_cpu_ms_per_trial"] for r in st)),
+                                                         - r["workers_2"]["worker_cpu_ms_per_trial"] for r in s.docs)),
     }
 
 

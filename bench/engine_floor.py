@@ -22,7 +22,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.append(str(REPO / "tests"))  # support.bare_feeder, below the bench's own modules and the repository
 from support.bare_feeder import GENERATOR, BareFeeder, generator_connection  # noqa: E402
 MODEL_DIR = REPO / "Test_Systems" / "IEEE_123_Bus-G"
-MASTER_FILE = MODEL_DIR / "Master.dss"
 NEIGHBOURHOOD_FILE = MODEL_DIR / "neighbourhoods.json"
 
 #: The fixed set of generator sites: the first pass over it creates, later passes update (bounded model size).

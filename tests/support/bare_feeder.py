@@ -7,8 +7,8 @@ driving OpenDSS for both, so that a floor computes what a test's reference compu
 - the deck compiled and solved, the regulators' taps read and put back, an hour's loads (set-point x the
   residential shape, solved from the base case's taps) and the two named hours found from the shape files;
 - the API's limits judged on a solved state against the state a trial starts from (`violates`);
-- a trial (`try_generators`): generators made as `add_generator` types them (or enabled again) at their kW, solved, judged, then
-  switched off, the taps put back and solved again, as a dry run rolls back;
+- a trial (`judged_trial`, `try_generators`): generators made as `add_generator` types them (or enabled again) at
+  their kW, solved, judged, then switched off, the taps put back and solved again, as a dry run rolls back;
 - the OpenDSS text of a plain generator, of a customer's PV where its load connects, and of a smart inverter
   (PVSystem, XYcurves, InvControl) as the docs' "Smart inverters" table gives it.
 """
