@@ -24,7 +24,7 @@ MAX_MODULE_LINES = 400  # the dashboard's ES modules
 SOURCE_SUFFIXES = {".py", ".js", ".css", ".html"}
 #: Data and generated files: the feeder model and its shapes, the reference figures the tests read.
 NOT_SOURCE = ("Test_Systems/", "tests/data/")
-PYTHON_DIRS = ("", "engine", "web", "routes", "scenarios", "studies", "bench", "tests", "tests/support", "tests/engine",
+PYTHON_DIRS = ("", "engine", "web", "routes", "scenarios", "studies", "bench", "docs/figures", "tests", "tests/support", "tests/engine",
                "tests/api", "tests/server", "tests/property", "tests/dashboard", "tests/docs", "tests/bench")
 STATIC = REPO / "static"
 
@@ -47,8 +47,8 @@ def python_modules() -> list[Path]:
 def search_roots(path: Path) -> list[Path]:
     """Where an absolute import in `path` is looked up, first to last."""
     folder = path.parent.relative_to(REPO).as_posix()
-    if folder == "bench":
-        return [REPO / "bench", REPO]
+    if folder in ("bench", "docs/figures"):  # scripts: their own folder is on sys.path first
+        return [path.parent, REPO]
     if folder.startswith("tests"):
         own = [] if (path.parent / "__init__.py").exists() else [path.parent]
         return [*own, REPO, REPO / "tests"]
