@@ -59,7 +59,7 @@ class HourRunner:
             magnitudes = self._solve_hour(kept, plain, multipliers, float(generator_multiplier),
                                           f"hour {hour} of the series")
             reading = read_limits(self._engine, self._batch, self._index, bool(plain), magnitudes, inverters)
-            row = hour_row(reading, self._voltage_limits_pu, self._regulators.steps())
+            row = hour_row(reading, self._voltage_limits_pu, self._regulators.steps(), self._index.phase_node_mask)
             if inverters:
                 row.update(self._inverter_hour(bool(plain), float(generator_multiplier)))
             rows.append(row)
@@ -95,13 +95,17 @@ class HourRunner:
         return {"generation_kVAR": float(plain_kvar + outputs["kvar"]), "curtailed_kW": outputs["curtailed_kw"]}
 
 
-def hour_row(reading: dict[str, Any], voltage_limits_pu: tuple[float, float], taps: dict[str, int]
-             ) -> dict[str, Any]:
-    """One hour of a series from a lean reading: the same figures and counts a snapshot's summary gives."""
+def hour_row(reading: dict[str, Any], voltage_limits_pu: tuple[float, float], taps: dict[str, int],
+             phase_node: np.ndarray | None = None) -> dict[str, Any]:
+    """One hour of a series from a lean reading: the same figures and counts a snapshot's summary gives, the
+    voltages judged on the phase nodes (`phase_node`, the index's mask; None: every node) as a snapshot's are."""
     vmag, (low, high) = reading["vmag_pu"], voltage_limits_pu
+    if phase_node is not None and not phase_node.all():
+        vmag = vmag[phase_node]  # a neutral reads near zero: no undervoltage, and no minimum voltage either
     overloaded = int((reading["line_loading_pct"] > 100.0).sum() + (reading["transformer_loading_pct"] > 100.0).sum())
     return {"substation_kW": reading["source_kw"], "substation_kVAR": reading["source_kvar"],
             "load_kW": reading["load_kw"], "generation_kW": reading["generation_kw"], "losses_kW": reading["losses_kw"],
-            "min_voltage_pu": float(vmag.min()), "max_voltage_pu": float(vmag.max()),
+            "min_voltage_pu": float(vmag.min()) if vmag.size else None,
+            "max_voltage_pu": float(vmag.max()) if vmag.size else None,
             "voltage_violations": int(((vmag < low) | (vmag > high)).sum()), "thermal_violations": overloaded,
             "reverse_power": bool(reading["source_kw"] < 0), "taps": taps}

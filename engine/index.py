@@ -2,6 +2,14 @@
 
 Results are read with the engine's batch calls into NumPy arrays; these maps say which node, bus, load, line
 or transformer each number belongs to, so a solve's results are mapped with array indexing, not Python loops.
+
+The batch calls flatten every element's numbers in the engine's order: per terminal (`TotalPowers`), or per
+conductor of each terminal in turn (`Currents`, `Powers`). Elements differ in shape (a 1-phase line has one
+conductor per terminal, a 4-wire line four, a centre-tapped service transformer three terminals), so every slice
+is cut from each element's own `NumTerminals`, `NumConductors` and `Phases`, never from an assumed shape.
+
+Voltages are judged on phase nodes only (`phase_node_mask`): a neutral reads near zero volts and is no
+undervoltage. Every reading still lists the neutrals' voltages: they are real readings.
 """
 
 from __future__ import annotations
@@ -49,32 +57,110 @@ class FeederIndex:
         self.line_bus1 = [b.split(".")[0].lower() for b in batch.Line.Bus1]
         self.line_bus2 = [b.split(".")[0].lower() for b in batch.Line.Bus2]
         self.line_phases = np.asarray(values(batch.Line.Phases), dtype=int)
+        line_conductors = np.asarray(values(batch.Line.NumConductors), dtype=int)
         self.line_is_switch = np.asarray(values(batch.Line.Switch), dtype=bool)
         self.line_norm_amps = np.asarray(values(batch.Line.NormAmps), dtype=float)
         self.line_emerg_amps = np.asarray(values(batch.Line.EmergAmps), dtype=float)
-        self.line_term1_conductors, self.line_segment_starts = terminal1_phase_conductors(
-            np.asarray(values(batch.Line.NumConductors), dtype=int), self.line_phases)
+        self.line_terminals = ElementShape(np.asarray(values(batch.Line.NumTerminals), dtype=int), line_conductors,
+                                           self.line_phases)
+        self.line_term1_conductors, self.line_segment_starts = self.line_terminals.terminal1_phase_conductors()
+
+        #: True for the nodes whose voltage is judged against the limits (see `phase_nodes`).
+        self.phase_node_mask = phase_nodes(self.node_names, self.bus_info,
+                                           line_neutral_nodes(engine, self.line_names, self.line_phases,
+                                                              line_conductors))
         self.layout = RowLayout(
             node_bus=self.node_bus, node_number=self.node_number, line_names=self.line_names,
             line_bus1=self.line_bus1, line_bus2=self.line_bus2, line_phases=self.line_phases.tolist(),
             line_current_starts=self.line_segment_starts.tolist(),
             line_current_ends=np.cumsum(self.line_phases).tolist(), line_switch=self.line_is_switch.tolist(),
-            line_norm_amps=self.line_norm_amps.tolist(), line_emerg_amps=self.line_emerg_amps.tolist())
+            line_norm_amps=self.line_norm_amps.tolist(), line_emerg_amps=self.line_emerg_amps.tolist(),
+            node_is_phase=self.phase_node_mask.tolist())
         for template in ("bus_details_table", "line_flows_table", "line_number_order"):
             getattr(self.layout, template)  # build them now, not on the first request
-        # (transformer, winding) of each regulator control, to save and restore taps around a change.
+        # (transformer, winding) of each regulator control, to save and restore taps around a change, and the tap
+        # step of that winding ((MaxTap - MinTap) / NumTaps: 0.00625 pu for the usual 32 steps over +-10 %).
         self.regulated_windings = []
+        self.regulated_tap_steps: list[float] = []
         for control in engine.RegControls.AllNames():
             engine.RegControls.Name(control)
-            self.regulated_windings.append((engine.RegControls.Transformer(), engine.RegControls.Winding()))
+            transformer, winding = engine.RegControls.Transformer(), engine.RegControls.Winding()
+            self.regulated_windings.append((transformer, winding))
+            engine.Transformers.Name(transformer)
+            engine.Transformers.Wdg(winding)
+            taps, span = engine.Transformers.NumTaps(), engine.Transformers.MaxTap() - engine.Transformers.MinTap()
+            self.regulated_tap_steps.append(round(span / taps, 12) if taps else TAP_STEP_PU)
 
+        # Transformers of 2 or 3 windings (a centre-tapped service transformer has 3 terminals). Loading is
+        # terminal 1's phase currents against NormAmps, which OpenDSS derives from winding 1 alone (NormHkVA,
+        # by default 110 % of winding 1's kVA, per phase, over winding 1's phase-to-neutral or, delta,
+        # line-to-line/sqrt(3) voltage): the current rating of terminal 1's conductors, whatever the windings.
         self.transformer_names: list[str] = list(batch.Transformer.Name)
         self.transformer_norm_amps = np.asarray(values(batch.Transformer.NormAmps), dtype=float)
         self.transformer_buses = [[b.split(".")[0].lower() for b in buses] for buses in values(batch.Transformer.Buses)]
         self.transformer_kva = [float(k[0]) for k in values(batch.Transformer.kVAs)]
-        self.transformer_term1_conductors, self.transformer_segment_starts = terminal1_phase_conductors(
+        self.transformer_terminals = ElementShape(
+            np.asarray(values(batch.Transformer.NumTerminals), dtype=int),
             np.asarray(values(batch.Transformer.NumConductors), dtype=int),
             np.asarray(values(batch.Transformer.Phases), dtype=int))
+        self.transformer_term1_conductors, self.transformer_segment_starts = \
+            self.transformer_terminals.terminal1_phase_conductors()
+
+
+class ElementShape:
+    """Where each element of one class starts in the batch calls' flat arrays, from its own terminal, conductor
+    and phase counts (any of them may differ from element to element)."""
+
+    def __init__(self, terminals: np.ndarray, conductors: np.ndarray, phases: np.ndarray) -> None:
+        self.terminals, self.conductors, self.phases = terminals, conductors, phases
+        #: Each element's first entry among per-terminal numbers (`TotalPowers`).
+        self.terminal_starts = np.concatenate(([0], np.cumsum(terminals)[:-1])).astype(np.intp)
+        #: Each element's first entry among per-conductor numbers (`Currents`, `Powers`).
+        self.conductor_starts = np.concatenate(([0], np.cumsum(terminals * conductors)[:-1])).astype(np.intp)
+
+    def terminal1_phase_conductors(self) -> tuple[np.ndarray, np.ndarray]:
+        """The positions of terminal 1's phase conductors among per-conductor numbers (each element's first
+        `Phases` entries: its neutral conductors and other terminals left out), and where each element's run
+        starts among them."""
+        runs = np.concatenate(([0], np.cumsum(self.phases)[:-1])).astype(np.intp)
+        within = np.arange(int(self.phases.sum()), dtype=np.intp) - np.repeat(runs, self.phases)
+        return np.repeat(self.conductor_starts, self.phases) + within, runs
+
+    def summed_over_terminals(self, per_terminal: np.ndarray) -> np.ndarray:
+        """Each element's per-terminal numbers added up (the element's losses, from `TotalPowers`)."""
+        if not len(self.terminal_starts):
+            return np.zeros(0, dtype=per_terminal.dtype)
+        return np.add.reduceat(per_terminal, self.terminal_starts)
+
+
+def line_neutral_nodes(engine: Any, names: list[str], phases: np.ndarray, conductors: np.ndarray
+                       ) -> tuple[set[str], set[str]]:
+    """Nodes lines reach with a neutral conductor (past the line's phases: a 4-wire line, a triplex with its
+    neutral kept), and nodes lines reach with a phase conductor. Asked of the engine (`NodeOrder`) only for lines
+    with more conductors than phases, a few in any deck."""
+    neutral: set[str] = set()
+    phase: set[str] = set()
+    for i in np.flatnonzero(conductors > phases):
+        engine.Circuit.SetActiveElement(f"Line.{names[i]}")
+        order = engine.CktElement.NodeOrder()
+        for term, bus in enumerate(engine.CktElement.BusNames()):
+            name = bus.split(".")[0].lower()
+            nodes = order[term * conductors[i]:(term + 1) * conductors[i]]
+            phase.update(f"{name}.{n}" for n in nodes[:phases[i]] if n)
+            neutral.update(f"{name}.{n}" for n in nodes[phases[i]:] if n)
+    return neutral, phase
+
+
+def phase_nodes(node_names: list[str], bus_info: Mapping[str, Mapping[str, Any]],
+                line_neutrals: tuple[set[str], set[str]] = (set(), set())) -> np.ndarray:
+    """Which nodes carry a phase, the ones whose voltage is judged: nodes 1 to 3 (OpenDSS numbers phases 1, 2, 3
+    and neutrals 4 and up; a split-phase secondary's hot legs are 1 and 2) of a bus with a voltage base (a bus
+    without one reads in volts, not pu), except a node that lines reach only with a neutral conductor (a deck
+    may number a kept triplex neutral 3). Node 0, ground, is never among the engine's nodes."""
+    neutral, phase = line_neutrals
+    only_neutral = neutral - phase
+    return np.array([1 <= int(number) <= 3 and bus_info[bus]["kv_base_ln"] > 0 and name.lower() not in only_neutral
+                     for name, (bus, number) in ((n, n.split(".")) for n in node_names)], dtype=bool)
 
 
 def conductor_node_index(engine: Any, element: str, node_index: Mapping[str, int]) -> list[int]:
@@ -90,14 +176,6 @@ def conductor_node_index(engine: Any, element: str, node_index: Mapping[str, int
             node = order[term * conductors + k]
             result.append(node_index.get(f"{bus_name}.{node}", -1) if node else -1)
     return result
-
-
-def terminal1_phase_conductors(conductors: np.ndarray, phases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For two-terminal elements flattened per conductor (terminal 1 then 2, each element in turn): the
-    positions of terminal 1's phase conductors, and where each element's run starts among them."""
-    element_starts = np.concatenate(([0], np.cumsum(2 * conductors)[:-1]))
-    positions = np.concatenate([np.arange(s, s + p) for s, p in zip(element_starts, phases)])
-    return positions, np.concatenate(([0], np.cumsum(phases)[:-1]))
 
 
 def values(batch_property: Any) -> Any:
@@ -130,12 +208,12 @@ def read_snapshot(engine: Any, batch: Any, index: FeederIndex, generator_conduct
         gen_p, gen_q = gen_p + inverter_p, gen_q + inverter_q
 
     line_terminal_powers = np.asarray(values(batch.Line.TotalPowers))
-    line_p1 = line_terminal_powers[0::2]
-    line_losses = (line_terminal_powers[0::2] + line_terminal_powers[1::2]).real
+    line_p1 = line_terminal_powers[index.line_terminals.terminal_starts]
+    line_losses = index.line_terminals.summed_over_terminals(line_terminal_powers).real
     line_currents, line_loading, xf_loading = loadings(batch, index)
 
     xf_terminal_powers = np.asarray(values(batch.Transformer.TotalPowers))
-    xf_losses = (xf_terminal_powers[0::2] + xf_terminal_powers[1::2]).real
+    xf_losses = index.transformer_terminals.summed_over_terminals(xf_terminal_powers).real  # every winding
 
     source_kw, source_kvar = (-x for x in engine.Circuit.TotalPower())
     losses_w, losses_var = engine.Circuit.Losses()
@@ -157,11 +235,7 @@ def read_snapshot(engine: Any, batch: Any, index: FeederIndex, generator_conduct
             "total_losses_kW": losses_w / 1000.0,
             "total_losses_kVAR": losses_var / 1000.0,
         },
-        "voltage_profile": {
-            "min_voltage_pu": float(vmag_pu.min()),
-            "max_voltage_pu": float(vmag_pu.max()),
-            "avg_voltage_pu": float(vmag_pu.mean()),
-        },
+        "voltage_profile": voltage_profile(vmag_pu, index.phase_node_mask),
         "losses": {
             "total_kW": losses_w / 1000.0,
             "total_kVAR": losses_var / 1000.0,
@@ -178,15 +252,30 @@ def read_snapshot(engine: Any, batch: Any, index: FeederIndex, generator_conduct
     summary["reverse_power"] = bool(violations["reverse_power"])
     return Snapshot(sequence, index.layout, arrays, sections)
 
+def voltage_profile(vmag_pu: np.ndarray, phase_node: np.ndarray) -> dict[str, float | None]:
+    """Lowest, highest and mean voltage of the phase nodes (None for a feeder without any)."""
+    judged = vmag_pu if phase_node.all() else vmag_pu[phase_node]
+    if not judged.size:
+        return {"min_voltage_pu": None, "max_voltage_pu": None, "avg_voltage_pu": None}
+    return {"min_voltage_pu": float(judged.min()), "max_voltage_pu": float(judged.max()),
+            "avg_voltage_pu": float(judged.mean())}
+
+
 def loadings(batch: Any, index: FeederIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Terminal-1 phase current magnitudes of the lines, and the loading (% of normal rating, highest phase) of
     every line and transformer. Complex currents and np.abs: a third of the engine's time for CurrentsMagAng."""
     line_currents = np.abs(np.asarray(values(batch.Line.Currents))[index.line_term1_conductors])
-    line_loading = 100.0 * np.maximum.reduceat(line_currents, index.line_segment_starts) / index.line_norm_amps
+    line_loading = highest_per_element(line_currents, index.line_segment_starts) / index.line_norm_amps
     xf_currents = np.abs(np.asarray(values(batch.Transformer.Currents))[index.transformer_term1_conductors])
-    xf_loading = 100.0 * np.maximum.reduceat(xf_currents, index.transformer_segment_starts) \
-        / index.transformer_norm_amps
+    xf_loading = highest_per_element(xf_currents, index.transformer_segment_starts) / index.transformer_norm_amps
     return line_currents, line_loading, xf_loading
+
+
+def highest_per_element(currents: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """100 x each element's highest phase current (the numerator of its loading, in %); empty for none."""
+    if not len(starts):
+        return np.zeros(0)
+    return 100.0 * np.maximum.reduceat(currents, starts)
 
 
 def read_limits(engine: Any, batch: Any, index: FeederIndex, has_generators: bool, vmag_pu: np.ndarray,
@@ -206,13 +295,14 @@ def read_limits(engine: Any, batch: Any, index: FeederIndex, has_generators: boo
 
 def find_violations(index: FeederIndex, arrays: dict[str, np.ndarray], source_kw: float,
                     voltage_limits_pu: tuple[float, float]) -> dict[str, Any]:
-    """Nodes outside the voltage limits, lines and transformers above their normal rating, reverse power."""
+    """Phase nodes outside the voltage limits (a neutral's near-zero volts are no undervoltage), lines and
+    transformers above their normal rating, reverse power."""
     low, high = voltage_limits_pu
     vmag = arrays["vmag_pu"]
     voltage = [
         {"element": f"Bus.{index.node_bus[i]}", "node": index.node_number[i], "value_pu": float(vmag[i]),
          "limit_pu": low if vmag[i] < low else high, "kind": "undervoltage" if vmag[i] < low else "overvoltage"}
-        for i in np.flatnonzero((vmag < low) | (vmag > high))]
+        for i in np.flatnonzero(((vmag < low) | (vmag > high)) & index.phase_node_mask)]
     thermal = [
         {"element": f"Line.{index.line_names[i]}", "value_pct": float(arrays["line_loading_pct"][i]),
          "limit_pct": 100.0}

@@ -105,6 +105,12 @@ class RowLayout:
     line_switch: list[bool]
     line_norm_amps: list[float]
     line_emerg_amps: list[float]
+    node_is_phase: list[bool]  # judged against the voltage limits: phase nodes, not neutrals (engine.index)
+
+    @functools.cached_property
+    def phase_node_mask(self) -> np.ndarray:
+        """`node_is_phase` as a boolean array, for judging a reading's node voltages."""
+        return np.array(self.node_is_phase, dtype=bool)
 
     @functools.cached_property
     def bus_details_table(self) -> JsonTable:

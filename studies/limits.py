@@ -2,8 +2,9 @@
 
 Any study that adds generation and asks what breaks first judges a trial's lean reading
 (`engine.index.read_limits`) against the state the trial started from (the scenario's, or one hour's):
-- `voltage_high`: a node above `voltage_high_pu`;
-- `voltage_low`: a node below `voltage_low_pu` and lower than in the starting state;
+- `voltage_high`: a phase node above `voltage_high_pu`;
+- `voltage_low`: a phase node below `voltage_low_pu` and lower than in the starting state (phase nodes: the
+  layout's `phase_node_mask`; a neutral's near-zero volts are never judged);
 - `thermal`: a line or transformer above `thermal_pct` of its normal rating. An element already above it in the
   starting state is **pre-existing**: with `preexisting="exclude"` it is never a limit (the trial did not
   cause it; a planner lists it apart); with `"worsened"` (the rule before the deck had conductor ratings) any
@@ -84,16 +85,16 @@ def first_violation(reading: dict[str, Any], start: StartingState, limits: Limit
                     ) -> dict[str, Any] | None:
     """The violation that bounds a trial: the first kind of KIND_ORDER that fails, at its worst element (`kind`,
     `element`, `value`, `limit`); None when the trial passes."""
-    v = reading["vmag_pu"]
+    v, phase = reading["vmag_pu"], layout.phase_node_mask  # neutrals read near zero: never an undervoltage
 
     def node(i: int) -> str:
         return f"{layout.node_bus[i]}.{layout.node_number[i]}"
 
-    high = np.flatnonzero(v > limits.voltage_high_pu)
+    high = np.flatnonzero((v > limits.voltage_high_pu) & phase)
     if high.size:
         i = high[np.argmax(v[high])]
         return {"kind": "voltage_high", "element": node(i), "value": float(v[i]), "limit": limits.voltage_high_pu}
-    low = np.flatnonzero((v < limits.voltage_low_pu) & (v < start.vmag_pu))
+    low = np.flatnonzero((v < limits.voltage_low_pu) & (v < start.vmag_pu) & phase)
     if low.size:
         i = low[np.argmin(v[low])]
         return {"kind": "voltage_low", "element": node(i), "value": float(v[i]), "limit": limits.voltage_low_pu}
