@@ -16,7 +16,7 @@ rebuild equals the original to the last digits (tests hold it to 1e-9 pu).
 from __future__ import annotations
 
 import contextlib
-import json
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,17 +28,18 @@ import opendssdirect
 from engine import views
 from engine.checks import MAX_CUMULATIVE_FACTOR, MAX_FACTOR, check_bus, check_number, generator_connection
 from engine.customer_pv import CUSTOMER_PV_PREFIX, CustomerConnection, CustomerPV
-from engine.errors import NotConvergedError, NotFoundError, SimulationError
+from engine.errors import FeederError, NotConvergedError, NotFoundError, SimulationError
 from engine.generators import Generator, GeneratorSlots
 from engine.hours import Checkpoint, CheckpointLost, HourRunner
-from engine.ieee123 import DEFAULT_MASTER_FILE, DEFAULT_NEIGHBOURHOOD_FILE
+from engine.feeder import Feeder, load_feeder
+from engine.ieee123 import default_feeder
 from engine.index import FeederIndex, read_limits, read_snapshot
 from engine.inverter_settings import normalize_inverter, with_kva
 from engine.loads import Loads
 from engine.regulators import Regulators, lock_taps
 from engine.results import WORK_TURN, Change, Snapshot
 from engine.settings import EngineSettings
-from engine.solver import Solver
+from engine.solver import Solver, solve_settings
 
 #: The changes a scenario's journal, an import or a batch case can hold, by op name.
 OPS = ("add_generator", "modify_load_neighbourhood", "remove_generator", "reset")
@@ -54,24 +55,27 @@ class Pending:
 class OpenDSSCircuit:
     """One feeder in one engine context. Thread-safe: each public method holds the lock throughout."""
 
-    master_file: Path  # the deck's master file, resolved
+    feeder: Feeder  # the feeder this engine compiles (its deck as read when the server started)
+    master_file: Path  # the deck's master file where the user keeps it (read once; never compiled from there)
     settings: EngineSettings
     sequence: int  # the number of the state the circuit holds (changes since the compile, or as a rebuild set)
 
-    def __init__(self, master_file: Path | str = DEFAULT_MASTER_FILE,
-                 neighbourhood_file: Path | str | None = DEFAULT_NEIGHBOURHOOD_FILE,
+    def __init__(self, master_file: Path | str | None = None, neighbourhood_file: Path | str | None | bool = True,
                  settings: EngineSettings = EngineSettings()) -> None:
-        self.master_file = Path(master_file).resolve()
+        """The feeder is `settings.feeder` (our IEEE 123-bus deck when None), or the deck at `master_file` when one
+        is given (read now; `neighbourhood_file`: True looks for `neighbourhoods.json` beside it, None derives
+        them). Either way the engine compiles its own copy of the deck, in a scratch folder of its own."""
+        self.feeder = load_feeder(master_file, neighbourhood_file=neighbourhood_file) if master_file is not None \
+            else settings.feeder or default_feeder()
+        self.master_file = Path(self.feeder.deck.root) / self.feeder.deck.master
         self.settings = settings
         self._lock = threading.RLock()
+        self._scratch = tempfile.TemporaryDirectory(prefix="opendss-feeder-")
+        self._master_copy = self.feeder.deck.write(Path(self._scratch.name))
         self._engine = opendssdirect.NewContext()
         self._engine.Basic.AllowChangeDir(False)
         self._batch = self._engine.to_altdss()
-        neighbourhoods = {}
-        if neighbourhood_file is not None:
-            raw = json.loads(Path(neighbourhood_file).read_text(encoding="utf-8"))["neighbourhoods"]
-            neighbourhoods = {int(k): [b.lower() for b in v] for k, v in raw.items()}
-        self._neighbourhood_buses: dict[int, list[str]] = neighbourhoods
+        self._neighbourhood_buses: dict[int, list[str]] = self.feeder.neighbourhood_buses() or {}
         self.sequence = 0
         self._compile_count = 0
         self._replaying = False
@@ -88,8 +92,13 @@ class OpenDSSCircuit:
         engine, batch = self._engine, self._batch
         self._compile_count += 1
         engine.Text.Command("Clear")
-        engine.Text.Command(f"Compile [{self.master_file}]")
+        try:
+            engine.Text.Command(f"Compile [{self._master_copy}]")
+        except opendssdirect.DSSException as error:
+            raise FeederError(f"feeder {self.feeder.name}: OpenDSS could not compile {self.master_file}: "
+                              f"{self._user_paths(str(error))}") from error
         engine.Solution.Mode(0)  # snapshot
+        solve_settings(engine, self.feeder.deck)
         if self.settings.locked_taps:
             lock_taps(engine, self.settings.taps)
         index = self._index = FeederIndex(engine, batch, self._neighbourhood_buses)
@@ -425,9 +434,14 @@ class OpenDSSCircuit:
                 self.restore(kept)
 
     # ------------------------------------------------------------------ checks
+    def _user_paths(self, message: str) -> str:
+        """OpenDSS's words about our scratch copy, with the user's folder where it names the copy's."""
+        return message.replace(self._scratch.name, self.feeder.deck.root)
+
     def close(self) -> None:
         with self._lock:
             self._engine.Text.Command("Clear")
+            self._scratch.cleanup()
 
 
 def _dry(dry_run: bool) -> dict[str, bool]:

@@ -20,3 +20,8 @@ class NotFoundError(SimulationError):
 
 class NotConvergedError(SimulationError):
     """The power flow did not converge after a change; the change was rolled back."""
+
+
+class FeederError(Exception):
+    """A feeder the server cannot serve: its deck does not compile, or its base case does not converge. The server
+    does not start (exit status 2), and says which feeder, which file and line, in OpenDSS's own words."""

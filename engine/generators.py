@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from engine.index import FeederIndex, values
+from engine.index import FeederIndex, conductor_node_index, values
 from engine.inverters import Definition, InverterBank
 
 
@@ -55,6 +55,7 @@ class GeneratorSlots:
     def __init__(self, engine: Any, batch: Any, index: FeederIndex) -> None:
         self._engine, self._batch, self._index = engine, batch, index
         self._records: dict[str, Generator] = {}
+        self._deck_conductors: dict[str, list[int]] = {}
         self.inverters = InverterBank(engine, batch, index.node_index)
         self._build_map()
 
@@ -94,7 +95,11 @@ class GeneratorSlots:
         self._elements = set(self._order)
         conductor_nodes = []
         for name in self._order:
-            generator = self._records[name]
+            generator = self._records.get(name)
+            if generator is None:  # the deck's own generator: the engine knows its nodes since the compile
+                conductor_nodes += self._deck_conductors.setdefault(
+                    name, conductor_node_index(self._engine, f"Generator.{name}", self._index.node_index))
+                continue
             conductor_nodes += [self._index.node_index[f"{generator.bus}.{n}"] for n in generator.nodes] + [-1]
         self._conductor_node = np.array(conductor_nodes, dtype=int)
 

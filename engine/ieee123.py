@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+
+from engine.feeder import Feeder, load_feeder
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "Test_Systems" / "IEEE_123_Bus-G"
 DEFAULT_MASTER_FILE = MODEL_DIR / "Master.dss"
@@ -20,3 +23,9 @@ NO_GENERATOR_BUSES = {
     "300_open": "300_open is the far side of the normally open switch Sw7 and is not energised",
     "610": "610 is the ungrounded 480 V delta secondary of XFM1",
 }
+
+
+@functools.lru_cache(maxsize=1)
+def default_feeder() -> Feeder:
+    """Our deck and its neighbourhoods, read once per process (what `EngineSettings(feeder=None)` means)."""
+    return load_feeder(DEFAULT_MASTER_FILE, neighbourhood_file=DEFAULT_NEIGHBOURHOOD_FILE)

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Protocol, Sequence
 import numpy as np
 
 from engine.customer_pv import CustomerConnection
+from engine.feeder import Feeder
 from engine.hours import Checkpoint
 from engine.results import Change, Snapshot
 from engine.settings import EngineSettings
@@ -127,6 +128,7 @@ FORWARDED_PROPERTIES: frozenset[str] = frozenset(name for name in FORWARDED
 class StudyEngine(Circuit, Protocol):
     """A circuit in this process, as a study's warm engine uses it (and as tests and notebooks drive it)."""
 
+    feeder: Feeder
     master_file: Path
     settings: EngineSettings
     sequence: int

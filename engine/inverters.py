@@ -34,7 +34,7 @@ import numpy as np
 import opendssdirect
 
 from engine.errors import SimulationError
-from engine.index import values
+from engine.index import conductor_node_index, values
 from engine.inverter_settings import curve_commands, invcontrol_command, pvsystem_properties
 
 MAX_LEFTOVER_DEFINITIONS = 200  # disabled definitions cost little (300 slow a solve by about a quarter)
@@ -69,6 +69,11 @@ class InverterBank:
         self._pv_definition: dict[str, Definition] = {}
         self._pv_conductors: list[int] = []  # each PVSystem's phase nodes and its neutral (-1), in the engine's order
         self._pv_conductor_node: np.ndarray | None = np.zeros(0, dtype=int)
+        for element in batch.PVSystem.Name:  # the deck's own PVSystems: the engine knows their nodes
+            self._pv_position[element] = len(self._pv_order)
+            self._pv_order.append(element)
+            self._pv_conductors += conductor_node_index(engine, f"PVSystem.{element}", node_index)
+        self._pv_conductor_node = None if self._pv_order else self._pv_conductor_node
 
     # ------------------------------------------------------------------ definitions
     def define(self, slot: str, kw: float, settings: dict[str, Any], bus: str, phases: int, nodes: list[int],
@@ -109,8 +114,8 @@ class InverterBank:
 
     def _map_pvsystems(self, order: list[str]) -> None:
         """The engine's PVSystems in its order, and their conductors' nodes (extended, not rebuilt, as they grow)."""
-        if order[:len(self._pv_order)] != self._pv_order:  # never so (elements are only ever added): start over
-            self._pv_order, self._pv_conductors, self._pv_position = [], [], {}
+        if order[:len(self._pv_order)] != self._pv_order:  # never so (elements are only ever added)
+            raise RuntimeError(f"the engine's PVSystems are not as mapped: {order[:len(self._pv_order)]}")
         for element in order[len(self._pv_order):]:
             d = self._pv_definition[element]  # its phases, then a second node (line to line) or the neutral
             ends = [*d.nodes[:d.phases], d.nodes[d.phases] if len(d.nodes) > d.phases else None]

@@ -13,9 +13,28 @@ from typing import Any, Callable
 import numpy as np
 import opendssdirect
 
+from engine.deck import Deck
 from engine.errors import NotConvergedError
 from engine.generators import GeneratorSlots
 from engine.regulators import Regulators
+
+
+#: At least as generous as our deck's (the IEEE 8500-node feeder does not converge in OpenDSS's default 15):
+#: a solve that converges within fewer iterations answers the same either way.
+MIN_ITERATIONS = 1000
+MIN_CONTROL_ITERATIONS = 100
+#: Our deck's power-flow tolerance, used where a deck sets none: with OpenDSS's default 1e-4 a meshed network's
+#: answer after a change can sit ~1e-3 pu from the converged one.
+TOLERANCE_PU = 1e-7
+
+
+def solve_settings(engine: Any, deck: Deck) -> None:
+    """The deck's own solution settings, with iteration limits at least ours and our tolerance unless it sets one."""
+    solution = engine.Solution
+    solution.MaxIterations(max(solution.MaxIterations(), MIN_ITERATIONS))
+    solution.MaxControlIterations(max(solution.MaxControlIterations(), MIN_CONTROL_ITERATIONS))
+    if not deck.sets("tolerance"):
+        solution.Convergence(TOLERANCE_PU)
 
 
 class Solver:
