@@ -27,6 +27,9 @@ class FeederIndex:
     """Names, bus data and conductor-to-node maps of one compiled feeder (generators excepted: they change)."""
 
     def __init__(self, engine: Any, batch: Any, neighbourhood_buses: Mapping[int, list[str]]) -> None:
+        # The bus list made as a solve makes it (nothing if the deck's Calcvoltagebases made it already): elements a
+        # deck defines after its Calcvoltagebases have no nodes before that, and energy meters' zones (distances).
+        engine.Text.Command("MakeBusList")
         self.node_names: list[str] = list(engine.Circuit.AllNodeNames())
         self.node_index = {name: i for i, name in enumerate(self.node_names)}
         self.node_bus = [name.split(".")[0] for name in self.node_names]
@@ -43,7 +46,8 @@ class FeederIndex:
         self.load_names: list[str] = list(batch.Load.Name)
         self.load_bus = [b.split(".")[0].lower() for b in batch.Load.Bus1]
         self.load_conductor_node = np.array(
-            [i for n in self.load_names for i in conductor_node_index(engine, f"Load.{n}", self.node_index)])
+            [i for n in self.load_names for i in conductor_node_index(engine, f"Load.{n}", self.node_index)],
+            dtype=int)
         self.bus_neighbourhood = {b: nb for nb, buses in neighbourhood_buses.items() for b in buses}
         for load, bus in zip(self.load_names, self.load_bus):
             self.bus_info[bus]["loads"].append(load)
@@ -53,22 +57,26 @@ class FeederIndex:
             nb: [i for i, b in enumerate(self.load_bus) if self.bus_neighbourhood.get(b) == nb]
             for nb in neighbourhood_buses}
 
+        # The deck's own generators and PVSystems (first in the engine's order, before any the API adds): each one's
+        # conductors' nodes, for the generator slots and the inverter bank to map ahead of their own.
+        self.deck_generator_nodes = {n: conductor_node_index(engine, f"Generator.{n}", self.node_index)
+                                     for n in batch.Generator.Name}
+        self.deck_pvsystem_nodes = {n: conductor_node_index(engine, f"PVSystem.{n}", self.node_index)
+                                    for n in batch.PVSystem.Name}
+
         self.line_names: list[str] = list(batch.Line.Name)
         self.line_bus1 = [b.split(".")[0].lower() for b in batch.Line.Bus1]
         self.line_bus2 = [b.split(".")[0].lower() for b in batch.Line.Bus2]
         self.line_phases = np.asarray(values(batch.Line.Phases), dtype=int)
-        line_conductors = np.asarray(values(batch.Line.NumConductors), dtype=int)
         self.line_is_switch = np.asarray(values(batch.Line.Switch), dtype=bool)
         self.line_norm_amps = np.asarray(values(batch.Line.NormAmps), dtype=float)
         self.line_emerg_amps = np.asarray(values(batch.Line.EmergAmps), dtype=float)
-        self.line_terminals = ElementShape(np.asarray(values(batch.Line.NumTerminals), dtype=int), line_conductors,
-                                           self.line_phases)
+        self.line_terminals = ElementShape(np.asarray(values(batch.Line.NumTerminals), dtype=int),
+                                           np.asarray(values(batch.Line.NumConductors), dtype=int), self.line_phases)
         self.line_term1_conductors, self.line_segment_starts = self.line_terminals.terminal1_phase_conductors()
 
         #: True for the nodes whose voltage is judged against the limits (see `phase_nodes`).
-        self.phase_node_mask = phase_nodes(self.node_names, self.bus_info,
-                                           line_neutral_nodes(engine, self.line_names, self.line_phases,
-                                                              line_conductors))
+        self.phase_node_mask = phase_nodes(self.node_bus, self.node_number, self.bus_info)
         self.layout = RowLayout(
             node_bus=self.node_bus, node_number=self.node_number, line_names=self.line_names,
             line_bus1=self.line_bus1, line_bus2=self.line_bus2, line_phases=self.line_phases.tolist(),
@@ -114,15 +122,15 @@ class ElementShape:
     def __init__(self, terminals: np.ndarray, conductors: np.ndarray, phases: np.ndarray) -> None:
         self.terminals, self.conductors, self.phases = terminals, conductors, phases
         #: Each element's first entry among per-terminal numbers (`TotalPowers`).
-        self.terminal_starts = np.concatenate(([0], np.cumsum(terminals)[:-1])).astype(np.intp)
+        self.terminal_starts = starts(terminals)
         #: Each element's first entry among per-conductor numbers (`Currents`, `Powers`).
-        self.conductor_starts = np.concatenate(([0], np.cumsum(terminals * conductors)[:-1])).astype(np.intp)
+        self.conductor_starts = starts(terminals * conductors)
 
     def terminal1_phase_conductors(self) -> tuple[np.ndarray, np.ndarray]:
         """The positions of terminal 1's phase conductors among per-conductor numbers (each element's first
         `Phases` entries: its neutral conductors and other terminals left out), and where each element's run
         starts among them."""
-        runs = np.concatenate(([0], np.cumsum(self.phases)[:-1])).astype(np.intp)
+        runs = starts(self.phases)
         within = np.arange(int(self.phases.sum()), dtype=np.intp) - np.repeat(runs, self.phases)
         return np.repeat(self.conductor_starts, self.phases) + within, runs
 
@@ -133,34 +141,20 @@ class ElementShape:
         return np.add.reduceat(per_terminal, self.terminal_starts)
 
 
-def line_neutral_nodes(engine: Any, names: list[str], phases: np.ndarray, conductors: np.ndarray
-                       ) -> tuple[set[str], set[str]]:
-    """Nodes lines reach with a neutral conductor (past the line's phases: a 4-wire line, a triplex with its
-    neutral kept), and nodes lines reach with a phase conductor. Asked of the engine (`NodeOrder`) only for lines
-    with more conductors than phases, a few in any deck."""
-    neutral: set[str] = set()
-    phase: set[str] = set()
-    for i in np.flatnonzero(conductors > phases):
-        engine.Circuit.SetActiveElement(f"Line.{names[i]}")
-        order = engine.CktElement.NodeOrder()
-        for term, bus in enumerate(engine.CktElement.BusNames()):
-            name = bus.split(".")[0].lower()
-            nodes = order[term * conductors[i]:(term + 1) * conductors[i]]
-            phase.update(f"{name}.{n}" for n in nodes[:phases[i]] if n)
-            neutral.update(f"{name}.{n}" for n in nodes[phases[i]:] if n)
-    return neutral, phase
+def starts(counts: np.ndarray) -> np.ndarray:
+    """Where each run of `counts` entries starts in their concatenation (empty for no runs)."""
+    return (np.cumsum(counts) - counts).astype(np.intp)
 
 
-def phase_nodes(node_names: list[str], bus_info: Mapping[str, Mapping[str, Any]],
-                line_neutrals: tuple[set[str], set[str]] = (set(), set())) -> np.ndarray:
-    """Which nodes carry a phase, the ones whose voltage is judged: nodes 1 to 3 (OpenDSS numbers phases 1, 2, 3
-    and neutrals 4 and up; a split-phase secondary's hot legs are 1 and 2) of a bus with a voltage base (a bus
-    without one reads in volts, not pu), except a node that lines reach only with a neutral conductor (a deck
-    may number a kept triplex neutral 3). Node 0, ground, is never among the engine's nodes."""
-    neutral, phase = line_neutrals
-    only_neutral = neutral - phase
-    return np.array([1 <= int(number) <= 3 and bus_info[bus]["kv_base_ln"] > 0 and name.lower() not in only_neutral
-                     for name, (bus, number) in ((n, n.split(".")) for n in node_names)], dtype=bool)
+def phase_nodes(node_bus: list[str], node_number: list[int], bus_info: Mapping[str, Mapping[str, Any]]
+                ) -> np.ndarray:
+    """Which nodes carry a phase, the ones whose voltage is judged: nodes 1 to 3 of a bus with a voltage base.
+    OpenDSS numbers phases 1, 2, 3 and a modelled neutral 4 and up (a split-phase secondary's hot legs are 1 and 2;
+    ground, node 0, is never among the engine's nodes); a bus without a voltage base reads in volts, not pu.
+    The engine cannot tell more: a line with its neutral kept (an unreduced geometry) counts every conductor as a
+    phase, so a deck that numbers a neutral 1 to 3 has it judged as one."""
+    return np.array([1 <= number <= 3 and bus_info[bus]["kv_base_ln"] > 0
+                     for bus, number in zip(node_bus, node_number)], dtype=bool)
 
 
 def conductor_node_index(engine: Any, element: str, node_index: Mapping[str, int]) -> list[int]:
