@@ -76,21 +76,24 @@ class Topology:
 
     def adjacency(self) -> tuple[list[list[int]], list[list[int]]]:
         """Neighbours of each bus by index, sorted: (through closed edges, through open or disabled ones only). A
-        transformer joins its first winding's bus to each other winding's."""
+        transformer joins its first winding's bus to each other winding's. One sort of all pairs: n log n."""
         n = len(self.buses)
-        closed: list[set[int]] = [set() for _ in range(n)]
-        other: list[set[int]] = [set() for _ in range(n)]
         index = self.bus_index
+        pairs: dict[bool, list[tuple[int, int]]] = {True: [], False: []}
         for edge in self.edges:
-            target = closed if edge.closed else other
             first = index[edge.buses[0]]
-            for bus in edge.buses[1:]:
-                j = index[bus]
-                target[first].add(j)
-                target[j].add(first)
-        for i in range(n):
-            other[i] -= closed[i]
-        return [sorted(s) for s in closed], [sorted(s) for s in other]
+            pairs[edge.closed] += [(first, index[bus]) for bus in edge.buses[1:]]
+        keys = {}
+        for closed, found in pairs.items():
+            a = np.array([p for pair in found for p in pair], dtype=np.int64).reshape(-1, 2)
+            keys[closed] = np.unique(np.concatenate((a[:, 0] * n + a[:, 1], a[:, 1] * n + a[:, 0])))
+        keys[False] = np.setdiff1d(keys[False], keys[True], assume_unique=True)
+        out = []
+        for closed in (True, False):
+            start = np.searchsorted(keys[closed] // n, np.arange(n + 1)).tolist()
+            neighbours = (keys[closed] % n).tolist()
+            out.append([neighbours[start[i]:start[i + 1]] for i in range(n)])
+        return out[0], out[1]
 
 
 def read_topology(engine: Any, batch: Any) -> Topology:
@@ -176,7 +179,8 @@ def energised_buses(engine: Any) -> frozenset[str]:
 def deck_coordinates(engine: Any, batch: Any, names: Iterable[str] | None = None) -> dict[str, tuple[float, float]]:
     """The coordinates the deck gave, by bus. X and Y come in batch; whether a bus has any comes bus by bus (there is
     no batch getter). A bus at exactly (0, 0) is taken as "none given" (exported decks write it for unknown
-    positions) unless (0, 0) lies within the span of the deck's other coordinates (a local frame's origin)."""
+    positions) unless (0, 0) lies within the span of the deck's other coordinates widened by that span on every
+    side (a local frame's origin, the source at a corner, say)."""
     names = list(engine.Circuit.AllBusNames() if names is None else names)
     xy = np.column_stack((np.asarray(batch.Bus.X(), dtype=float), np.asarray(batch.Bus.Y(), dtype=float)))
     keep = np.array([bus.CoordDefined for bus in batch.Bus], dtype=bool) & np.isfinite(xy).all(axis=1)
@@ -184,7 +188,7 @@ def deck_coordinates(engine: Any, batch: Any, names: Iterable[str] | None = None
     if origin.any() and (keep & ~origin).any():
         others = xy[keep & ~origin]
         low, high = others.min(axis=0), others.max(axis=0)
-        margin = 0.1 * (high - low)
+        margin = (high - low).max()
         if not ((low - margin <= 0).all() and (high + margin >= 0).all()):
             keep &= ~origin
     return {names[i]: (float(xy[i, 0]), float(xy[i, 1])) for i in np.flatnonzero(keep)}
