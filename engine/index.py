@@ -57,13 +57,6 @@ class FeederIndex:
             nb: [i for i, b in enumerate(self.load_bus) if self.bus_neighbourhood.get(b) == nb]
             for nb in neighbourhood_buses}
 
-        # The deck's own generators and PVSystems (first in the engine's order, before any the API adds): each one's
-        # conductors' nodes, for the generator slots and the inverter bank to map ahead of their own.
-        self.deck_generator_nodes = {n: conductor_node_index(engine, f"Generator.{n}", self.node_index)
-                                     for n in batch.Generator.Name}
-        self.deck_pvsystem_nodes = {n: conductor_node_index(engine, f"PVSystem.{n}", self.node_index)
-                                    for n in batch.PVSystem.Name}
-
         self.line_names: list[str] = list(batch.Line.Name)
         self.line_bus1 = [b.split(".")[0].lower() for b in batch.Line.Bus1]
         self.line_bus2 = [b.split(".")[0].lower() for b in batch.Line.Bus2]
