@@ -19,6 +19,10 @@ Decisions (issue 28):
   neutral impedance: "the neutral is assumed to be open, or floating" unless its conductor is on node 0), a grounded
   wye shunt reactor, or a line conductor on node 0. Loads, capacitors and generators are not ground references: a
   wye load on an ungrounded system does not make it grounded.
+- The source bus is Vsource.source's bus (the circuit's own source): the engine's first bus on every deck we tried.
+- Coordinates: what the deck gave, except a bus at exactly (0, 0) outside the span of the others (see
+  `deck_coordinates`). Loads: enabled ones, with their base kW.
+- Energised (`energised_buses`, on a solved engine): a bus with a node above 1e-3 pu.
 """
 
 from __future__ import annotations
