@@ -208,6 +208,8 @@ def test_coordinates_of_the_decks(deck: tuple[str, Topology]) -> None:
     print(f"\n{name}: {len(topology.coordinates)} from the deck, {placed} placed ({len(found.between)} "
           f"interpolated), place_coordinates {took * 1e3:.1f} ms")
     assert placement(topology) == found
+    engine, batch = compile_deck(DECKS[name])
+    assert placement(read_topology(engine, batch)) == found  # a fresh compile: the same map
     if name == "ieee123":
         assert placed == 2 and found.coordinates["94_open"][2] == "placed"
 
