@@ -239,6 +239,7 @@ def read_snapshot(engine: Any, batch: Any, index: FeederIndex, generator_conduct
     summary["reverse_power"] = bool(violations["reverse_power"])
     return Snapshot(sequence, index.layout, arrays, sections)
 
+
 def voltage_profile(vmag_pu: np.ndarray, phase_node: np.ndarray) -> dict[str, float | None]:
     """Lowest, highest and mean voltage of the phase nodes (None for a feeder without any)."""
     judged = vmag_pu if phase_node.all() else vmag_pu[phase_node]
