@@ -25,12 +25,15 @@ from routes.scenario import register_scenario_routes
 from routes.service import register_service_routes
 from routes.study import register_study_routes
 from routes.web import STATIC_DIR, error_response
-from scenarios import ScenarioError, ScenarioRegistry, ScenarioStore, StateFileError, StorageFullError
+from scenarios import (ScenarioError, ScenarioRegistry, ScenarioStore, StateFileError, StorageFullError,
+                       feeder_sha256)
 from web.schemas import ErrorResponse, describe_validation_error
 from web.serving import AccessLog, is_loopback, serve_until_signalled
 from engine.circuit import OpenDSSCircuit
 from engine.ieee123 import PUBLISHED_REGULATOR_TAPS
-from engine.errors import NotFoundError, SimulationError
+from engine.deck import DeckError
+from engine.errors import FeederError, NotFoundError, SimulationError
+from engine.feeder import feeder_option
 from engine.interface import Circuit
 from engine.pool import EnginePool, HostUnavailable
 from engine.settings import ANSI_RANGE_A_PU, EngineSettings
@@ -103,13 +106,16 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
         make_circuit = pool.make_circuit
     app.extensions["engine_pool"] = pool
 
-    app.extensions["study_engine"] = settings
+    app.extensions["engine_settings"] = settings
     app.extensions["jobs"] = JobManager(study_executor(config, settings),
                                         max_jobs=config.get("MAX_JOBS", 4))
     state_file = config.get("STATE_FILE")
     max_scenarios = config.get("MAX_SCENARIOS", 64)
+    store = ScenarioStore(state_file)
+    feeder = settings.feeder
+    store.claim_feeder(feeder.name if feeder else "ieee123", feeder_sha256(feeder), same_files=feeder is not None)
     app.extensions["scenarios"] = ScenarioRegistry(
-        ScenarioStore(state_file), make_circuit, max_scenarios=max_scenarios,
+        store, make_circuit, max_scenarios=max_scenarios,
         max_live=config.get("MAX_LIVE_SCENARIOS", 32) if state_file else max_scenarios,
         default_circuit=None if pool else config.get("CIRCUIT"))
     if config.get("CORS_ORIGINS"):
@@ -242,6 +248,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4,
                         help="request threads (default 4: studies run in worker processes, and fewer threads keep "
                              "each one's caches warm)")
+    parser.add_argument("--feeder", action="append", default=[], metavar="[NAME=]PATH",
+                        help="serve the OpenDSS deck whose master file is PATH (relative redirects resolved as OpenDSS "
+                             "resolves them), named NAME (default: the deck's circuit name). Default: our IEEE 123-bus "
+                             "deck")
     parser.add_argument("--published-taps", action="store_true",
                         help="lock the regulators at the IEEE published taps instead of letting them move")
     parser.add_argument("--voltage-limits", nargs=2, type=float, default=list(ANSI_RANGE_A_PU),
@@ -279,12 +289,13 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parse_args(argv)
     try:
-        application = create_app({"ENGINE_SETTINGS": engine_settings(args), "CORS_ORIGINS": args.cors_origin,
+        settings = engine_settings(args)
+        application = create_app({"ENGINE_SETTINGS": settings, "CORS_ORIGINS": args.cors_origin,
                                   "STATE_FILE": args.state, "MAX_SCENARIOS": args.max_scenarios,
                                   "MAX_LIVE_SCENARIOS": args.max_live_scenarios, "WORKERS": args.workers,
                                   "MAX_JOBS": args.max_jobs, "DASK_SCHEDULER": args.dask_scheduler,
                                   "ENGINE_HOSTS": args.engine_hosts or default_engine_hosts()})
-    except (StateFileError, ExecutorUnavailable) as error:
+    except (StateFileError, ExecutorUnavailable, DeckError, FeederError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     if args.api_key:
@@ -297,7 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     application.wsgi_app = wsgi
     server = waitress.create_server(application, host=args.host, port=args.port, threads=args.threads,
                                     ident="ieee123-api", clear_untrusted_proxy_headers=True)
-    print(f"IEEE 123-bus power-flow API listening on http://{args.host}:{args.port}/", flush=True)
+    feeder = settings.feeder.name if settings.feeder else "ieee123 (IEEE 123-bus test feeder)"
+    print(f"Power-flow API on feeder {feeder} listening on http://{args.host}:{args.port}/", flush=True)
     serve_until_signalled(server)
     application.extensions["jobs"].close()  # cancel studies, stop the worker processes
     if application.extensions["engine_pool"] is not None:
@@ -306,9 +318,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 
+class UsageError(Exception):
+    """Options that do not go together (exit status 2, before anything starts)."""
+
+
 def engine_settings(args: argparse.Namespace) -> EngineSettings:
-    """The one settings value of this server, from its command line."""
-    return EngineSettings.of(args.voltage_limits, PUBLISHED_REGULATOR_TAPS if args.published_taps else None)
+    """The one settings value of this server, from its command line (reading the feeder's deck, once)."""
+    if len(args.feeder) > 1:
+        raise UsageError("--feeder: one feeder per server (give the option once)")
+    feeder = feeder_option(args.feeder[0]) if args.feeder else None
+    if feeder is not None and args.published_taps:
+        raise UsageError("--published-taps: the IEEE published taps are those of our IEEE 123-bus deck, not of "
+                         f"feeder {feeder.name}")
+    return EngineSettings.of(args.voltage_limits, PUBLISHED_REGULATOR_TAPS if args.published_taps else None, feeder)
 
 
 def settle_heap() -> None:

@@ -80,7 +80,11 @@ class OpenDSSCircuit:
         self._compile_count = 0
         self._replaying = False
         with self._lock:
-            self._compile()
+            try:
+                self._compile()
+            except NotConvergedError as error:  # a feeder whose base case does not solve cannot be served
+                raise FeederError(f"feeder {self.feeder.name} ({self.master_file}): {error} within "
+                                  f"{self._engine.Solution.MaxIterations()} iterations") from error
 
     # ------------------------------------------------------------------ compile
     def _compile(self) -> None:
@@ -109,6 +113,10 @@ class OpenDSSCircuit:
         self._customer_pv = CustomerPV(engine, batch, index, self._generators, self._trial)
         self._hours = HourRunner(engine, batch, index, self._generators, self._loads, self._regulators,
                                  self._solver, self.settings.voltage_limits_pu)
+        if self._compile_count == 1:  # the deck alone: before any change adds elements
+            feeder = self.feeder
+            source = ("file" if feeder.neighbourhoods is not None else "none", len(self._neighbourhood_buses))
+            self._facts = views.feeder_facts(engine, batch, index, feeder.name, feeder.master, feeder.sha256, source)
         self._snapshot = self._read_snapshot(self._solver.solve("the base case"))
         self._base_snapshot = self._snapshot
         self._pristine = True  # nothing applied since the compile: a rebuild need not compile again
@@ -321,6 +329,10 @@ class OpenDSSCircuit:
         """The regulators and other transformers: where they sit, their rating, loading and regulator tap."""
         with self._lock:
             return views.transformers(self._index, self._snapshot, self._regulators.steps())
+
+    def feeder_facts(self) -> dict[str, Any]:
+        """What the feeder is (`GET /feeders`): counts, voltage bases, source bus, neighbourhoods, warnings."""
+        return dict(self._facts)
 
     def health(self) -> dict[str, Any]:
         return views.health(self._index, self._snapshot, len(self._generators.enabled()))

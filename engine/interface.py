@@ -90,6 +90,10 @@ class Circuit(Protocol):
         """The transformers: where they sit, rating, loading, losses and regulator tap."""
         return ask_host(self, "transformers")
 
+    def feeder_facts(self) -> dict[str, Any]:
+        """What the feeder is: name, master, sha256, counts, voltage bases, source bus, neighbourhoods, warnings."""
+        return ask_host(self, "feeder_facts")
+
     def health(self) -> dict[str, Any]:
         """Ready, converged, sequence, and how many buses and generators."""
         return ask_host(self, "health")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from engine.generators import Generator
 from engine.index import FeederIndex
 from engine.results import Snapshot
@@ -44,3 +46,35 @@ def transformers(index: FeederIndex, snapshot: Snapshot, tap_steps: dict[str, in
 def health(index: FeederIndex, snapshot: Snapshot, generators: int) -> dict[str, Any]:
     return {"ready": True, "converged": bool(snapshot.section("power_summary")["converged"]),
             "sequence": snapshot.sequence, "buses": len(index.bus_names), "generators": generators}
+
+
+#: OpenDSS's line ratings when a deck gives none (Line and LineCode `normamps`, `emergamps`).
+OPENDSS_DEFAULT_AMPS = (400.0, 600.0)
+
+
+def feeder_facts(engine: Any, batch: Any, index: FeederIndex, name: str, master: str, sha256: str,
+                 neighbourhoods: tuple[str, int]) -> dict[str, Any]:
+    """What a feeder is, read once after its first compile (before any change adds elements): counts of what the
+    deck holds, its voltage bases and source bus, where its neighbourhoods come from, and what rests on a guess."""
+    engine.Circuit.SetActiveElement("Vsource.source")
+    source_bus = engine.CktElement.BusNames()[0].split(".")[0].lower()
+    default_rated = int(np.sum((index.line_norm_amps == OPENDSS_DEFAULT_AMPS[0])
+                               & (index.line_emerg_amps == OPENDSS_DEFAULT_AMPS[1])))
+    given = sum(info["x"] is not None for info in index.bus_info.values())
+    warnings = []
+    if default_rated:
+        warnings.append(f"{default_rated} of {len(index.line_names)} lines are rated at OpenDSS's default "
+                        f"({OPENDSS_DEFAULT_AMPS[0]:g} A normal, {OPENDSS_DEFAULT_AMPS[1]:g} A emergency): the deck "
+                        f"gives them no rating, so their thermal limits are a guess")
+    if given < len(index.bus_names):
+        warnings.append(f"{len(index.bus_names) - given} of {len(index.bus_names)} buses have no coordinates in "
+                        f"the deck")
+    source, count = neighbourhoods
+    return {"name": name, "master": master, "sha256": sha256, "buses": len(index.bus_names),
+            "nodes": len(index.node_names), "lines": len(index.line_names),
+            "transformers": len(index.transformer_names), "loads": len(index.load_names),
+            "regulators": int(engine.RegControls.Count()), "capacitors": int(engine.Capacitors.Count()),
+            "generators": int(engine.Generators.Count()), "pv_systems": int(engine.PVsystems.Count()),
+            "kv_bases": [float(kv) for kv in engine.Settings.VoltageBases()], "source_bus": source_bus,
+            "neighbourhoods": {"source": source, "count": count},
+            "coordinates": {"given": given, "placed": 0}, "warnings": warnings}

@@ -9,8 +9,8 @@ from flask_openapi3 import OpenAPI
 
 from engine.results import diff_snapshots
 from routes.web import (BEARER, CHANGE_RESPONSES, ERROR_RESPONSES, apply_change, conditional, csv_response, grid,
-                        grid_route, is_not_modified, jobs, json_response, not_modified, read_with_etag, registry,
-                        results_body, scenarios_tag, service, success, tables)
+                        engine_settings, grid_route, is_not_modified, jobs, json_response, not_modified,
+                        read_with_etag, registry, results_body, scenarios_tag, service, success, tables)
 from web.scenario_schemas import (ChangeHeaders, ChangeQuery, ChangesResponse, DiffQuery, DiffResponse, ReadHeaders,
                               ScenarioDocument, UndoResponse)
 from scenarios import export_document
@@ -147,7 +147,7 @@ def register_grid_routes(app: OpenAPI) -> None:
         """The scenario as a document to keep, edit or import: the ops its current state adds up to."""
         scenario = registry().get(scenario_id)
         with scenario.lock:
-            document, etag = export_document(scenario.name, scenario.ops()), scenario.etag()
+            document, etag = export_document(scenario.name, scenario.ops(), engine_settings().feeder), scenario.etag()
         response = conditional(json_response(orjson.dumps(document, option=orjson.OPT_INDENT_2)), etag)
         response.headers["Content-Disposition"] = f"inline; filename=scenario-{scenario.id}.json"
         return response

@@ -8,8 +8,8 @@ import orjson
 from flask import Response
 from flask_openapi3 import OpenAPI
 
-from routes.web import (BEARER, ERROR_RESPONSES, conditional, error_response, json_response, registry, results_body,
-                        scenarios_tag, success)
+from routes.web import (BEARER, ERROR_RESPONSES, conditional, engine_settings, error_response, json_response,
+                        registry, results_body, scenarios_tag, success)
 from web.scenario_schemas import (CreateScenarioBody, ScenarioCreatedResponse, ScenarioDeletedResponse, ScenarioDocument,
                               ScenarioPath, ScenarioResponse, ScenariosResponse)
 from scenarios import DOCUMENT_VERSION, feeder_sha256
@@ -30,9 +30,10 @@ def register_scenario_routes(app: OpenAPI) -> None:
         another feeder, of an unknown version, or with a change the grid refuses creates nothing."""
         if body.version != DOCUMENT_VERSION:
             return error_response(422, f"version: expected {DOCUMENT_VERSION}, got {body.version}", "version")
-        if body.feeder.sha256 != feeder_sha256():
+        served = feeder_sha256(engine_settings().feeder)
+        if body.feeder.sha256 != served:
             return error_response(422, f"feeder.sha256: the document was made on another feeder model "
-                                       f"({body.feeder.sha256[:12]}…; this server's is {feeder_sha256()[:12]}…)",
+                                       f"({body.feeder.sha256[:12]}…; this server's is {served[:12]}…)",
                                   "feeder.sha256")
         ops = [change.model_dump(exclude_none=True) for change in body.changes]
         return created(registry().import_ops(body.name, ops), query.sections)

@@ -1,4 +1,4 @@
-"""The service routes: the OpenAPI document, Swagger UI and the dashboard page."""
+"""The service routes: the feeders served, the OpenAPI document, Swagger UI and the dashboard page."""
 
 from __future__ import annotations
 
@@ -6,10 +6,20 @@ import orjson
 from flask import Response, redirect, send_from_directory
 from flask_openapi3 import OpenAPI
 
-from routes.web import STATIC_DIR, json_response, service
+from routes.web import STATIC_DIR, json_response, registry, service, success, tables
+from web.feeder_schemas import FeedersResponse
+from web.schemas import ErrorResponse
 
 
 def register_service_routes(app: OpenAPI) -> None:
+    @app.get("/feeders", tags=[tables], responses={200: FeedersResponse, 400: ErrorResponse})
+    def feeders() -> Response:
+        """The feeders this server serves (chosen by whoever starts it: `--feeder`), each with what it holds, where
+        its neighbourhoods and coordinates come from, and what rests on a guess."""
+        with registry().engine("default") as (_, circuit):
+            facts = circuit.feeder_facts()
+        return success(feeders=[{**facts, "default": True}])
+
     @app.get("/openapi.json", tags=[service], doc_ui=False)
     def openapi_document() -> Response:
         """The OpenAPI 3 document, generated from the request and response models."""

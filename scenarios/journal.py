@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Optional
 
+from engine.feeder import Feeder
 from engine.ieee123 import MODEL_DIR
 
 DOCUMENT_FORMAT = "ieee123-scenario"
@@ -28,9 +29,12 @@ def utc_now() -> str:
 
 
 @functools.cache
-def feeder_sha256() -> str:
-    """One hash of the model files (deck, coordinates, neighbourhoods; not the time-series shapes): a scenario
-    document names the feeder it was made on, and is refused by a server whose feeder differs."""
+def feeder_sha256(feeder: Feeder | None = None) -> str:
+    """The hash a scenario document names its feeder by; a server whose feeder differs refuses the document. For
+    our deck (`feeder` None), one hash of its folder's model files (deck, coordinates, neighbourhoods; not the
+    time-series shapes), as documents have always carried; for a user's feeder, its deck's hash."""
+    if feeder is not None:
+        return feeder.sha256
     digest = hashlib.sha256()
     for path in sorted(p for p in MODEL_DIR.glob("*") if p.is_file()):
         digest.update(path.relative_to(MODEL_DIR).as_posix().encode() + b"\0")
@@ -110,7 +114,7 @@ def _ops_of(node: Optional[_OpNode]) -> list[Op]:
     return ops[::-1]
 
 
-def export_document(name: str | None, ops: list[Op]) -> dict[str, Any]:
+def export_document(name: str | None, ops: list[Op], feeder: Feeder | None = None) -> dict[str, Any]:
     """A scenario as plain JSON a person can read and edit: the ops its state adds up to, in order."""
-    return {"format": DOCUMENT_FORMAT, "version": DOCUMENT_VERSION, "feeder": {"sha256": feeder_sha256()},
+    return {"format": DOCUMENT_FORMAT, "version": DOCUMENT_VERSION, "feeder": {"sha256": feeder_sha256(feeder)},
             "name": name, "changes": ops}

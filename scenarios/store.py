@@ -143,6 +143,25 @@ class ScenarioStore:
     def _transaction(self) -> Any:
         return _Transaction(self._db)
 
+    def claim_feeder(self, name: str, sha256: str, same_files: bool) -> None:
+        """Bind the file to the feeder its scenarios are made on, or refuse a server on another feeder (its
+        journals would not rebuild there): the file is left as it is until that feeder is served again. A file
+        from before feeders were named holds scenarios of our IEEE 123-bus deck. `same_files`: also refuse the
+        same feeder whose deck's files changed (a user's deck; ours changes only with this code)."""
+        db = self._db
+        with self._lock, self._transaction():
+            db.execute("CREATE TABLE IF NOT EXISTS feeder (name TEXT NOT NULL, sha256 TEXT NOT NULL)")
+            row = db.execute("SELECT name, sha256 FROM feeder").fetchone()
+            if row is None:
+                made_before = db.execute("SELECT count(*) FROM scenarios").fetchone()[0] > 0
+                row = ("ieee123", "") if made_before else (name, sha256)
+                db.execute("INSERT INTO feeder (name, sha256) VALUES (?, ?)", row)
+        if row[0] != name or (same_files and row[1] != sha256):
+            held = f"feeder {row[0]}" + (f" (deck sha256 {row[1]})" if row[1] else "")
+            raise StateFileError(f"--state {self.path}: its scenarios were made on {held}; this server serves "
+                                 f"feeder {name} (deck sha256 {sha256}). They are kept as they are: serve that "
+                                 f"feeder again (--feeder), or use another state file.")
+
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """One write transaction under the lock. A disk that refuses it becomes a StorageFullError naming the

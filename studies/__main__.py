@@ -27,7 +27,9 @@ from web.scenario_schemas import ScenarioDocument
 from web.schemas import describe_validation_error
 from web.study_schemas import BatchBody, HostingCapacityBody, StochasticHostingCapacityBody, TimeSeriesBody
 from engine.circuit import OpenDSSCircuit
-from engine.errors import SimulationError
+from engine.deck import DeckError
+from engine.errors import FeederError, SimulationError
+from engine.feeder import Feeder, feeder_option
 from engine.settings import ANSI_RANGE_A_PU, EngineSettings
 from studies.executors import ExecutorUnavailable, LocalPool
 from studies.jobs import JobManager, StudyError
@@ -46,6 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     def common(command: argparse.ArgumentParser) -> None:
         command.add_argument("--scenario", type=Path, help="a scenario document (GET …/export); default: base case")
+        command.add_argument("--feeder", metavar="[NAME=]PATH", help="the OpenDSS deck whose master file is PATH, as "
+                             "python api.py --feeder takes it (default: our IEEE 123-bus deck)")
         command.add_argument("--out", type=Path, required=True, help="output file: .csv, or .parquet (pyarrow)")
         command.add_argument("--dask-scheduler", metavar="tcp://HOST:PORT", help="run the tasks on this Dask cluster")
         command.add_argument("--workers", type=int, help="local worker processes (default: the usable cores)")
@@ -168,18 +172,18 @@ def read_json(path: Path, option: str) -> Any:
         raise UsageError(f"{option} {path}: {error}") from error
 
 
-def scenario_ops(path: Path | None) -> tuple[str, list[dict[str, Any]]]:
+def scenario_ops(path: Path | None, feeder: Feeder | None) -> tuple[str, list[dict[str, Any]]]:
     """The name and ops of a scenario document, checked as POST /scenarios/import checks it."""
     if path is None:
         return "base case", []
     document = ScenarioDocument.model_validate(read_json(path, "--scenario"))
-    if document.feeder.sha256 != feeder_sha256():
+    if document.feeder.sha256 != feeder_sha256(feeder):
         raise UsageError(f"--scenario {path}: made on another feeder model (feeder.sha256 differs)")
     return document.name or path.stem, [change.model_dump(exclude_none=True) for change in document.changes]
 
 
 def make_plan(args: argparse.Namespace, body: Any, settings: EngineSettings) -> Plan:
-    name, ops = scenario_ops(args.scenario)
+    name, ops = scenario_ops(args.scenario, settings.feeder)
     circuit = OpenDSSCircuit(settings=settings)  # the feeder's buses, neighbourhoods and load set-points, as the server reads them
     stochastic = args.study == "stochastic-hosting-capacity"
     if ops and (stochastic or (getattr(args, "hours", None) is not None and args.study == "hosting-capacity")):
@@ -228,9 +232,10 @@ def write_rows(rows: list[dict[str, Any]], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = EngineSettings()  # the server's defaults: the regulators act, ANSI C84.1 Range A
     started = time.perf_counter()
     try:
+        # the server's defaults: the regulators act, ANSI C84.1 Range A; the feeder read once, here
+        settings = EngineSettings(feeder=feeder_option(args.feeder) if args.feeder else None)
         body = request_body(args)
         plan = make_plan(args, body, settings)
         if args.dask_scheduler:
@@ -246,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         print(f"error: {describe_validation_error(error)[0]}", file=sys.stderr)
         return 2
-    except (UsageError, StudyError, ExecutorUnavailable) as error:
+    except (UsageError, StudyError, ExecutorUnavailable, DeckError, FeederError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     rows = len(plan.flat_rows(result))

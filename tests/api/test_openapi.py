@@ -11,6 +11,7 @@ from support.docs import blocks, section
 
 CASES = [  # method, path as in the document, concrete URL, JSON body, expected status
     ("get", "/health", "/health", None, 200),
+    ("get", "/feeders", "/feeders", None, 200),
     ("get", "/state", "/state", None, 200),
     ("get", "/state", "/state?sections=power_summary,losses", None, 200),
     ("get", "/state", "/state?sections=nope", None, 400),

@@ -1,0 +1,44 @@
+"""The response of `GET /feeders`: what each feeder the server serves is, read once after it compiled."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from web.schemas import CachedSchemaModel, Envelope
+
+
+class NeighbourhoodSource(CachedSchemaModel):
+    source: str = Field(description="file: from neighbourhoods.json beside the master; derived: from the feeder's "
+                                    "graph; none: the feeder has none.")
+    count: int
+
+
+class CoordinateCounts(CachedSchemaModel):
+    given: int = Field(description="Buses whose coordinates the deck gives.")
+    placed: int = Field(description="Buses placed from their connected neighbours (GET /buses: xy_source).")
+
+
+class FeederInfo(CachedSchemaModel):
+    name: str = Field(description="The feeder's name: --feeder NAME=PATH, or the deck's circuit name.")
+    default: bool = Field(description="true for the default scenario's feeder.")
+    master: str = Field(description="The master file's name (never its folder).")
+    sha256: str = Field(description="One hash of the files the deck compiles, as the server read them at start-up.")
+    buses: int
+    nodes: int
+    lines: int
+    transformers: int
+    loads: int
+    regulators: int
+    capacitors: int
+    generators: int = Field(description="Generators the deck itself has (not those added through the API).")
+    pv_systems: int = Field(description="PV systems the deck itself has.")
+    kv_bases: list[float] = Field(description="The deck's voltage bases, kV line to line.")
+    source_bus: str
+    neighbourhoods: NeighbourhoodSource
+    coordinates: CoordinateCounts
+    warnings: list[str] = Field(description="What rests on a guess: lines rated at OpenDSS's default, buses "
+                                            "without coordinates.")
+
+
+class FeedersResponse(Envelope):
+    feeders: list[FeederInfo]
