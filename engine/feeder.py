@@ -82,3 +82,14 @@ def read_neighbourhoods(path: Path) -> tuple[tuple[int, tuple[str, ...]], ...]:
         return tuple(sorted((int(k), tuple(str(b).lower() for b in v)) for k, v in raw.items()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise DeckError(f"{path}: expected {{\"neighbourhoods\": {{\"1\": [bus names], …}}}} ({error})") from error
+
+
+def feeder_option(text: str) -> Feeder:
+    """`--feeder PATH` or `--feeder NAME=PATH` (the server's and `python -m studies`'): the deck read now."""
+    name, equals, path = text.partition("=")
+    if not equals or not NAME.match(name.lower()):
+        name, path = "", text
+    try:
+        return load_feeder(path, name or None)
+    except DeckError as error:
+        raise DeckError(f"--feeder {text}: {error}") from error
