@@ -36,10 +36,12 @@ from engine.ieee123 import default_feeder
 from engine.index import FeederIndex, read_limits, read_snapshot
 from engine.inverter_settings import normalize_inverter, with_kva
 from engine.loads import Loads
+from engine.neighbourhoods import derive_neighbourhoods
 from engine.regulators import Regulators, lock_taps
 from engine.results import WORK_TURN, Change, Snapshot
 from engine.settings import EngineSettings
 from engine.solver import Solver, solve_settings
+from engine.topology import read_topology
 
 #: The changes a scenario's journal, an import or a batch case can hold, by op name.
 OPS = ("add_generator", "modify_load_neighbourhood", "remove_generator", "reset")
@@ -105,6 +107,8 @@ class OpenDSSCircuit:
         solve_settings(engine, self.feeder.deck)
         if self.settings.locked_taps:
             lock_taps(engine, self.settings.taps)
+        if self.feeder.neighbourhoods is None and self._compile_count == 1:  # the same deck, the same groups
+            self._neighbourhood_buses = derive_neighbourhoods(read_topology(engine, batch))
         index = self._index = FeederIndex(engine, batch, self._neighbourhood_buses)
         self._regulators = Regulators(engine, index.regulated_windings)
         self._generators = GeneratorSlots(engine, batch, index)
@@ -115,7 +119,7 @@ class OpenDSSCircuit:
                                  self._solver, self.settings.voltage_limits_pu)
         if self._compile_count == 1:  # the deck alone: before any change adds elements
             feeder = self.feeder
-            source = ("file" if feeder.neighbourhoods is not None else "none", len(self._neighbourhood_buses))
+            source = ("file" if feeder.neighbourhoods is not None else "derived", len(self._neighbourhood_buses))
             self._facts = views.feeder_facts(engine, batch, index, feeder.name, feeder.master, feeder.sha256, source)
         self._snapshot = self._read_snapshot(self._solver.solve("the base case"))
         self._base_snapshot = self._snapshot

@@ -120,7 +120,7 @@ class ScaleNeighbourhoodBody(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
         "scale_down": {"summary": "Neighbourhood 5 to 80 % (README)", "value": {"neighbourhood": 5, "factor": 0.8}},
     }})
-    neighbourhood: int = Field(description="Neighbourhood id, 1 to 14 (GET /neighbourhoods).")
+    neighbourhood: int = Field(description="Neighbourhood id, as GET /neighbourhoods lists them (1 to 14 on our IEEE 123-bus deck).")
     factor: float = Field(description="Multiplier, 0 to 10 (422 outside); the cumulative factor stays <= 100.")
 
 

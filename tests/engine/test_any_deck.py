@@ -13,7 +13,7 @@ import opendssdirect
 import pytest
 
 from engine.deck import read_deck
-from engine.errors import FeederError
+from engine.errors import FeederError, SimulationError
 from simulation_core import OpenDSSCircuit
 from support.paths import SHARED_REFERENCE
 
@@ -134,3 +134,20 @@ def test_the_scratch_folder_goes_with_the_engine(ieee13_copy: Path):
     assert scratch.is_dir()
     circuit.close()
     assert not scratch.exists()
+
+
+def test_a_deck_without_a_neighbourhood_file_gets_derived_groups_covering_every_load():
+    circuit = OpenDSSCircuit(IEEE13, None)
+    facts, rows = circuit.feeder_facts(), circuit.neighbourhoods()
+    assert facts["neighbourhoods"] == {"source": "derived", "count": len(rows)} and len(rows) >= 2
+    loads = [load for row in rows for load in row["loads"]]
+    assert sorted(loads) == sorted(circuit._index.load_names)  # every load in exactly one
+    assert [row["buses"] for row in rows] == [row["buses"] for row in OpenDSSCircuit(IEEE13, None).neighbourhoods()]
+    with pytest.raises(SimulationError, match=rf"neighbourhood: expected one of \[1, .*{len(rows)}\], got 99"):
+        circuit.scale_neighbourhood_loads(99, 1.2)
+    change = circuit.scale_neighbourhood_loads(rows[0]["id"], 2.0)
+    assert sorted(change["loads_changed"]) == sorted(rows[0]["loads"])
+
+
+def test_our_deck_keeps_its_neighbourhood_file():
+    assert OpenDSSCircuit().feeder_facts()["neighbourhoods"] == {"source": "file", "count": 14}
