@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import numpy as np
 import opendssdirect
@@ -18,7 +17,7 @@ from api import create_app
 from simulation_core import DEFAULT_MASTER_FILE, OpenDSSCircuit
 from support.bare_feeder import GENERATOR, customer_connection
 from support.direct_feeder import LIMITS, DirectFeeder, named_hours
-from support.helpers import assert_error_shape
+from support.helpers import assert_error_shape, finished
 from support.paths import REPO
 
 ROUTE = "/studies/stochastic_hosting_capacity"
@@ -42,15 +41,7 @@ def client(app):
 
 def study(client, body: dict, prefix: str = "", timeout_s: float = 180) -> dict:
     """A finished stochastic study's job."""
-    response = client.post(f"{prefix}{ROUTE}?wait=60", json=body)
-    assert response.status_code in (200, 202), response.json
-    job = response.json["job"]
-    deadline = time.monotonic() + timeout_s
-    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(0.05)
-        job = client.get(f"/jobs/{job['id']}").json["job"]
-    assert job["status"] == "done", job
-    return job
+    return finished(client, client.post(f"{prefix}{ROUTE}?wait=60", json=body), timeout_s)
 
 
 # ---------------------------------------------------------------------------- OpenDSS driven by hand
