@@ -402,3 +402,8 @@ class GridClient(Scenario):
     def health(self) -> dict[str, Any]:
         """Liveness, scenario counts and where studies run: `grid.health()["studies"]`."""
         return self._http.get("/health").json()
+
+    def feeders(self) -> pd.DataFrame:
+        """The feeders the server serves, indexed by name: counts, kV bases, where neighbourhoods and coordinates
+        come from, warnings (`GET /feeders`)."""
+        return pd.DataFrame(self._http.get("/feeders").json()["feeders"]).set_index("name")

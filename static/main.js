@@ -1,4 +1,4 @@
-// The dashboard for the IEEE 123-bus power-flow API: it loads the feeder, wires the panels together and polls for
+// The dashboard for the power-flow API (our IEEE 123-bus feeder, or the one served with --feeder): it loads the feeder, wires the panels together and polls for
 // changes made elsewhere. Plain ES modules and SVG, no build step; everything it shows comes from the same JSON API
 // the scripts use. How the modules depend on each other: static/README.md.
 
@@ -88,6 +88,13 @@ function wirePage() {
   });
 }
 
+/** The page names the feeder the server serves (`--feeder`); our IEEE 123-bus deck keeps its long name. */
+function showFeederName(feeder) {
+  if (!feeder || feeder.name === "ieee123") return;
+  document.title = `${feeder.name} feeder dashboard`;
+  document.querySelector("h1").textContent = `Feeder ${feeder.name}`;
+}
+
 async function start() {
   wireChanges();
   wireScenarios();
@@ -98,9 +105,10 @@ async function start() {
     S.scenarios = (await api("GET", "/scenarios")).scenarios;
     const wanted = new URLSearchParams(location.hash.slice(1)).get("scenario");
     if (wanted && scenarioById(wanted)) S.scenario = wanted;
-    const [buses, state, xf, nbs] = await Promise.all([api("GET", scoped("/buses")), request("GET", scoped("/state")),
-      api("GET", scoped("/transformers")).catch(() => ({ transformers: [] })),
-      api("GET", scoped("/neighbourhoods")).catch(() => ({ neighbourhoods: [] }))]);
+    const [buses, state, xf, nbs, feeders] = await Promise.all([api("GET", scoped("/buses")),
+      request("GET", scoped("/state")), api("GET", scoped("/transformers")).catch(() => ({ transformers: [] })),
+      api("GET", scoped("/neighbourhoods")).catch(() => ({ neighbourhoods: [] })), api("GET", "/feeders")]);
+    showFeederName(feeders.feeders.find((feeder) => feeder.default));
     S.buses = buses.buses;
     S.transformers = xf.transformers;
     S.neighbourhoods = nbs.neighbourhoods;

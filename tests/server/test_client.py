@@ -40,6 +40,14 @@ def test_state_is_the_apis_state_as_frames(grid, live_server):
     assert state.violations == raw["violations"] and state.etag.startswith('"default.')
 
 
+def test_feeders_are_a_frame_by_name(grid, live_server):
+    raw = requests.get(f"{live_server}/feeders").json()["feeders"]
+    feeders = grid.feeders()
+    assert list(feeders.index) == [row["name"] for row in raw] == ["ieee123"]
+    assert feeders.loc["ieee123", "buses"] == raw[0]["buses"] == 132 and bool(feeders.loc["ieee123", "default"])
+    assert feeders.loc["ieee123", "neighbourhoods"] == {"source": "file", "count": 14}
+
+
 def test_changes_reads_and_journal_on_a_scenario(grid, pv, live_server):
     after = pv.add_generator("67", phases=3, kw=1500)
     assert after.action["generator"] == "gen_67_123" and after.summary["total_generation_kW"] == pytest.approx(1500,
