@@ -2,8 +2,8 @@
 
 Every string that could reach the engine's text interface (bus names in the body, path segments, query values)
 is refused with a 4xx, leaves the grid exactly as it was (GET /state byte-identical, no generator, factors
-unchanged), and nothing is written anywhere: the server's working directory, its HOME and TMPDIR stay empty
-and `git status` of the repository is the same before and after.
+unchanged), and nothing is written anywhere: the server's working directory and HOME stay empty, its TMPDIR holds
+only each engine's copy of the deck, byte for byte, and `git status` of the repository is the same before and after.
 
 A change the solver cannot take (100000 kW, 3-phase, at bus 13) is refused with 422 and rolled back: the next
 request sees the previous state exactly, and the next change gives what it gives on a grid that never saw it.
@@ -21,7 +21,8 @@ from urllib.parse import quote, urlencode
 import pytest
 import requests
 
-from simulation_core import OpenDSSCircuit
+from engine.deck import read_deck
+from simulation_core import DEFAULT_MASTER_FILE, OpenDSSCircuit
 from support.paths import REPO
 from support.server import start_server, stop_server
 
@@ -128,8 +129,14 @@ def assert_refused(response: requests.Response, what: str) -> dict:
 
 
 def assert_nothing_written(server: dict[str, Any]) -> None:
+    """Nothing but each engine's copy of our deck (in TMPDIR), byte for byte: no request made OpenDSS write."""
+    deck = dict(read_deck(DEFAULT_MASTER_FILE).files)
     for directory in server["dirs"]:
-        assert files_under(directory) == [], f"the server wrote into {directory}: {files_under(directory)}"
+        copies = sorted(p for p in directory.glob("opendss-feeder-*") if p.is_dir())
+        assert all({str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*")} == deck for copy in copies), \
+            f"an engine's copy of the deck in {directory} changed or gained a file"
+        written = [name for name in files_under(directory) if not name.startswith("opendss-feeder-")]
+        assert written == [], f"the server wrote into {directory}: {written}"
 
 
 # ---------------------------------------------------------------------------------------------- injection
