@@ -11,7 +11,7 @@ Settings (`"inverter"` of add_generator, and of a hosting-capacity study's trial
 Defaults are IEEE 1547-2018's Category B: volt-var Table 8 (0.92/0.98/1.02/1.08 pu -> +0.44/0/0/-0.44 of the
 rating, the 44 % being Category B's reactive capability, clause 5.2), volt-watt Table 10 (1.06/1.10 pu -> 1.0/0.2).
 
-The OpenDSS form (README, "Smart inverters"; OpenDSS's PVSystem and InvControl documentation):
+The OpenDSS form (docs/inverters.md; OpenDSS's PVSystem and InvControl documentation):
 - a PVSystem with irradiance 1, Pmpp = kW, kVA, %cutin = %cutout = 0.1, kvarMax = kvarMaxAbs = 0.44 x kVA,
   WattPriority=no (vars first) and pf (1 unless constant_pf);
 - volt-var: an XYcurve of the points with Y as a fraction of kvarMax, and an InvControl with mode=VOLTVAR,

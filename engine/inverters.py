@@ -20,7 +20,7 @@ Why a new definition for every add_generator, even one that changes only the kW:
 state from one solve to the next (the last vars and watts they set, the voltage they saw) and stop within their
 tolerances, so an element edited in place answers differently, by up to a few kW at a mode change, from the same
 settings defined afresh (measured on this feeder at light load). A new definition answers exactly as the same
-elements typed into a fresh engine (to 1e-8 pu), which is what the tests and the README's hand reproduction do.
+elements typed into a fresh engine (to 1e-8 pu), which is what the tests and docs/inverters.md's hand reproduction do.
 Undo, a refused change or a dry run switch the previous definition back on. Disabled definitions stay in the
 engine; a study's warm engine is recompiled past `MAX_LEFTOVER_DEFINITIONS`.
 """

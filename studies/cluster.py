@@ -6,10 +6,11 @@ and keeps it warm; a task carries the scenario's ops, so any worker can take any
 the tasks of a worker that dies.
 
 The scheduler unpickles every task graph it is sent, so a graph that names our functions makes it import our
-code, and README's plain `dask scheduler` line does not give it our code. So a task travels as bytes: Dask is
-asked to run `pickle.loads` (the standard library's) on a pickle whose reduction is `run_task(task)`; only a
-worker, which has our code, unpickles it, and unpickling it runs the task. The scheduler needs Dask alone. The
-plugin is pickled by Dask too, but the scheduler keeps it as bytes and only the workers unpickle it.
+code, and the plain `dask scheduler` line of docs/deployment.md does not give it our code. So a task travels as
+bytes: Dask is asked to run `pickle.loads` (the standard library's) on a pickle whose reduction is
+`run_task(task)`; only a worker, which has our code, unpickles it, and unpickling it runs the task. The scheduler
+needs Dask alone. The plugin is pickled by Dask too, but the scheduler keeps it as bytes and only the workers
+unpickle it. A task's engine settings carry the feeder's deck (`engine.feeder`): workers need no files of ours.
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ def shipped(task: dict[str, Any]) -> bytes:
     return pickle.dumps(RunTask(task), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-WORKER_FIX = ("start each worker from a checkout of this repository, as README's \"Running on a cluster\" says: "
-              "`PYTHONPATH=. dask worker tcp://SCHEDULER-HOST:8786 --nworkers 2 --nthreads 1`")
+WORKER_FIX = ("start each worker from a checkout of this repository, as docs/deployment.md's \"Running on a "
+              "cluster\" says: `PYTHONPATH=. dask worker tcp://SCHEDULER-HOST:8786 --nworkers 2 --nthreads 1`")
 SCHEDULER_FIX = ("this server sends each task as bytes only a worker opens, so a scheduler needs Dask alone, of the "
                  "same Python and Dask versions as this machine (pip install -r requirements.txt); start it as "
-                 "README's \"Running on a cluster\" says: `dask scheduler --host 0.0.0.0 --port 8786`")
+                 "docs/deployment.md's \"Running on a cluster\" says: `dask scheduler --host 0.0.0.0 --port 8786`")
 
 
 class DaskExecutor:
