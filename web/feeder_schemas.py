@@ -15,7 +15,8 @@ class NeighbourhoodSource(CachedSchemaModel):
 
 class CoordinateCounts(CachedSchemaModel):
     given: int = Field(description="Buses whose coordinates the deck gives.")
-    placed: int = Field(description="Buses placed from their connected neighbours (GET /buses: xy_source).")
+    placed: int = Field(description="Buses the server placed from their connected neighbours: 0 for now (buses the "
+                                    "deck gives no coordinates have null x and y in GET /buses).")
 
 
 class FeederInfo(CachedSchemaModel):
