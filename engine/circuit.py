@@ -254,13 +254,13 @@ class OpenDSSCircuit:
 
     def scale_neighbourhood_loads(self, neighbourhood: int, factor: float, dry_run: bool = False) -> Change:
         """Multiply kW and kvar of every load in a neighbourhood; successive factors compound."""
-        if isinstance(neighbourhood, bool) or not isinstance(neighbourhood, int) \
-                or neighbourhood not in self._neighbourhood_buses:
-            raise NotFoundError(f"neighbourhood: expected one of {sorted(self._neighbourhood_buses)}, "
-                                f"got {neighbourhood!r}", field="neighbourhood")
-        check_number(factor, "factor", 0.0, MAX_FACTOR)
         with self._lock:
             loads = self._loads
+            if isinstance(neighbourhood, bool) or not isinstance(neighbourhood, int) \
+                    or not loads.has_neighbourhood(neighbourhood):
+                raise NotFoundError(f"neighbourhood: expected one of {loads.neighbourhood_ids()}, "
+                                    f"got {neighbourhood!r}", field="neighbourhood")
+            check_number(factor, "factor", 0.0, MAX_FACTOR)
             previous = loads.factor(neighbourhood)
             cumulative = previous * factor
             if cumulative > MAX_CUMULATIVE_FACTOR:

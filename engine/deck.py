@@ -24,11 +24,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Commands whose first argument is a file.
-FILE_COMMAND = re.compile(r"^(?:redirect|compile|buscoords|latlongcoords)\s+(\"[^\"]*\"|'[^']*'|\[[^\]]*\]|\([^)]*\)|\S+)",
-                          re.IGNORECASE)
-FILE_PROPERTY = re.compile(r"\b(?:file|sngfile|dblfile|csvfile|pqcsvfile)\s*=\s*(\"[^\"]*\"|'[^']*'|\[[^\]]*\]|[^\s)]+)",
-                           re.IGNORECASE)
+QUOTED = r"\"[^\"]*\"|'[^']*'|\[[^\]]*\]"  # "name", 'name' or [name]
+#: Commands whose first argument is a file, and properties whose value is one.
+FILE_COMMAND = re.compile(rf"^(?:redirect|compile|buscoords|latlongcoords)\s+({QUOTED}|\([^)]*\)|\S+)", re.IGNORECASE)
+FILE_PROPERTY = re.compile(rf"\b(?:file|sngfile|dblfile|csvfile|pqcsvfile)\s*=\s*({QUOTED}|[^\s)]+)", re.IGNORECASE)
 MAX_DECK_FILES = 10_000
 MAX_DECK_BYTES = 512 * 1024 * 1024
 
@@ -53,10 +52,6 @@ class Deck:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
         return folder / self.master
-
-    @property
-    def size(self) -> int:
-        return sum(len(content) for _, content in self.files)
 
     def sets(self, option: str) -> bool:
         """Whether a script of the deck sets this solution option (`Set Tolerance=…`, `Set tolerance=…`)."""

@@ -73,7 +73,8 @@ class Host:
         if key not in self.sent_layouts:
             fields = layout_key(snapshot.layout)[1]
             self.sent_layouts.add(key)
-        return snapshot.sequence, key, fields, snapshot.small_sections, pack_arrays(snapshot.arrays), snapshot.results_json
+        return (snapshot.sequence, key, fields, snapshot.small_sections, pack_arrays(snapshot.arrays),
+                snapshot.results_json)
 
     def handle(self, verb: str, circuit_id: int, args: tuple) -> Any:
         if verb == "new":

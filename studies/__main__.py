@@ -184,7 +184,8 @@ def scenario_ops(path: Path | None, feeder: Feeder | None) -> tuple[str, list[di
 
 def make_plan(args: argparse.Namespace, body: Any, settings: EngineSettings) -> Plan:
     name, ops = scenario_ops(args.scenario, settings.feeder)
-    circuit = OpenDSSCircuit(settings=settings)  # the feeder's buses, neighbourhoods and load set-points, as the server reads them
+    # the feeder's buses, neighbourhoods and load set-points, as the server reads them
+    circuit = OpenDSSCircuit(settings=settings)
     stochastic = args.study == "stochastic-hosting-capacity"
     if ops and (stochastic or (getattr(args, "hours", None) is not None and args.study == "hosting-capacity")):
         try:

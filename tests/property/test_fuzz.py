@@ -36,8 +36,8 @@ field_values = st.one_of(
 # ---------------------------------------------------------------------------------------------- whole bodies
 @pytest.mark.parametrize("path", ["/add_generator", "/modify_load_neighbourhood", "/reset"])
 def test_arbitrary_json_as_whole_body(client, path):
-    """Any JSON as the whole body. Shares state across examples: one app per test (a fresh circuit), and the accepted changes of
-    earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
+    """Any JSON as the whole body. Shares state across examples: one app per test (a fresh circuit), and the accepted
+    changes of earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
     state reached by accepted changes can make a later valid change fail for lack of iterations
     (tests/property/test_trap_states.py)."""
     seen: Counter = Counter()
@@ -160,8 +160,8 @@ def test_arbitrary_json_as_field_value(client, path):
 # ---------------------------------------------------------------------------------------------- raw bytes
 @pytest.mark.parametrize("path", ["/add_generator", "/modify_load_neighbourhood", "/reset"])
 def test_raw_bytes_bodies(client, path):
-    """Any bytes as the body. Shares state across examples: one app per test (a fresh circuit), and the accepted changes of
-    earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
+    """Any bytes as the body. Shares state across examples: one app per test (a fresh circuit), and the accepted
+    changes of earlier examples stay. That is deliberate (it fuzzes from the states users reach), and safe since no
     state reached by accepted changes can make a later valid change fail for lack of iterations
     (tests/property/test_trap_states.py)."""
     seen: Counter = Counter()
