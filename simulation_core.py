@@ -10,12 +10,11 @@ the name our users import.
 """
 
 from engine.circuit import OpenDSSCircuit
-from engine.ieee123 import (DEFAULT_MASTER_FILE, DEFAULT_NEIGHBOURHOOD_FILE, MODEL_DIR, NO_GENERATOR_BUSES,
-                            PUBLISHED_REGULATOR_TAPS)
+from engine.ieee123 import DEFAULT_MASTER_FILE, DEFAULT_NEIGHBOURHOOD_FILE, MODEL_DIR, PUBLISHED_REGULATOR_TAPS
 from engine.errors import NotConvergedError, NotFoundError, SimulationError
 from engine.index import TAP_STEP_PU
 from engine.settings import ANSI_RANGE_A_PU, EngineSettings
 
-__all__ = ["ANSI_RANGE_A_PU", "DEFAULT_MASTER_FILE", "EngineSettings", "DEFAULT_NEIGHBOURHOOD_FILE", "MODEL_DIR", "NO_GENERATOR_BUSES",
+__all__ = ["ANSI_RANGE_A_PU", "DEFAULT_MASTER_FILE", "EngineSettings", "DEFAULT_NEIGHBOURHOOD_FILE", "MODEL_DIR",
            "PUBLISHED_REGULATOR_TAPS", "TAP_STEP_PU", "NotConvergedError", "NotFoundError", "OpenDSSCircuit",
            "SimulationError"]

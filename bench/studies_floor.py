@@ -15,7 +15,8 @@ import numpy as np
 from engine_floor import BenchError
 from support.bare_feeder import BareFeeder, customer_connection, generator_connection, shape, values
 
-NO_GENERATOR_BUSES = ("610", "94_open", "300_open")
+OPEN_POINT_STUBS = ("94_open", "300_open")  # as engine.ieee123 has them: no generator goes there
+UNGROUNDED = ("610",)  # XFM1's delta secondary: generators go phase to phase there (engine.sites)
 TAP_STEP_PU = 0.00625
 STEP_KW, MAX_KW = 10.0, 10_000.0  # the API's defaults (studies/hosting_capacity.py, Criteria)
 
@@ -27,7 +28,7 @@ class Engine(BareFeeder):
         """(name, sorted nodes, line-to-neutral kV base) of every bus that can host a generator."""
         out = []
         for bus in self.dss.Circuit.AllBusNames():
-            if bus not in NO_GENERATOR_BUSES:
+            if bus not in OPEN_POINT_STUBS:
                 self.dss.Circuit.SetActiveBus(bus)
                 out.append((bus, sorted(self.dss.Bus.Nodes()), self.dss.Bus.kVBase()))
         return out
@@ -43,14 +44,17 @@ class HostingCapacityFloor(Engine):
     def violation(self, bus: str, nodes: list[int], kv: float, kw: float) -> str | None:
         """The first kind of violation of one trial, or None."""
         self.trials += 1
-        found = self.try_generators([(f"hc_{bus}_{''.join(map(str, nodes))}", generator_connection(bus, nodes, kv),
-                                      kw)])
+        conn = "delta" if bus in UNGROUNDED else ""
+        found = self.try_generators([(f"hc_{bus}_{''.join(map(str, nodes))}",
+                                      generator_connection(bus, nodes, kv, conn), kw)])
         return found[0] if found else None
 
     def capacity(self, bus: str, nodes: list[int], kv_ln: float) -> dict[str, Any]:
         """Doubling from one step until a trial violates (or MAX_KW passes), then bisection."""
         if {1, 2, 3} <= set(nodes):
             use, kv = [1, 2, 3], kv_ln * 3 ** 0.5
+        elif bus in UNGROUNDED:
+            use, kv = nodes[:2], kv_ln * 3 ** 0.5
         else:
             use, kv = nodes[:1], kv_ln
         first_trial = self.trials

@@ -32,7 +32,7 @@ from engine.errors import FeederError, NotConvergedError, NotFoundError, Simulat
 from engine.generators import Generator, GeneratorSlots
 from engine.hours import Checkpoint, CheckpointLost, HourRunner
 from engine.feeder import Feeder, load_feeder
-from engine.ieee123 import default_feeder
+from engine.ieee123 import deck_refusals, default_feeder
 from engine.index import FeederIndex, read_limits, read_snapshot
 from engine.inverter_settings import normalize_inverter, with_kva
 from engine.loads import Loads
@@ -41,7 +41,8 @@ from engine.regulators import Regulators, lock_taps
 from engine.results import WORK_TURN, Change, Snapshot
 from engine.settings import EngineSettings
 from engine.solver import Solver, solve_settings
-from engine.topology import read_topology
+from engine.sites import read_generator_sites
+from engine.topology import energised_buses, read_topology
 
 #: The changes a scenario's journal, an import or a batch case can hold, by op name.
 OPS = ("add_generator", "modify_load_neighbourhood", "remove_generator", "reset")
@@ -107,14 +108,14 @@ class OpenDSSCircuit:
         solve_settings(engine, self.feeder.deck)
         if self.settings.locked_taps:
             lock_taps(engine, self.settings.taps)
-        if self.feeder.neighbourhoods is None and self._compile_count == 1:  # the same deck, the same groups
-            self._neighbourhood_buses = derive_neighbourhoods(read_topology(engine, batch))
+        topology = read_topology(engine, batch) if self._compile_count == 1 else None  # the deck alone
+        if self.feeder.neighbourhoods is None and topology is not None:  # the same deck, the same groups
+            self._neighbourhood_buses = derive_neighbourhoods(topology)
         index = self._index = FeederIndex(engine, batch, self._neighbourhood_buses)
         self._regulators = Regulators(engine, index.regulated_windings)
         self._generators = GeneratorSlots(engine, batch, index)
         self._solver = Solver(engine, self._regulators, self._generators)
         self._loads = Loads(engine, batch, index, self._neighbourhood_buses)
-        self._customer_pv = CustomerPV(engine, batch, index, self._generators, self._trial)
         self._hours = HourRunner(engine, batch, index, self._generators, self._loads, self._regulators,
                                  self._solver, self.settings.voltage_limits_pu)
         if self._compile_count == 1:  # the deck alone: before any change adds elements
@@ -123,6 +124,9 @@ class OpenDSSCircuit:
             self._facts = views.feeder_facts(engine, batch, index, feeder.name, feeder.master, feeder.sha256, source)
         self._snapshot = self._read_snapshot(self._solver.solve("the base case"))
         self._base_snapshot = self._snapshot
+        if topology is not None:  # where generators go is the deck's: read from its base case, once
+            self._sites = read_generator_sites(batch, topology, energised_buses(engine), deck_refusals(self.feeder))
+        self._customer_pv = CustomerPV(engine, batch, index, self._generators, self._trial, self._sites)
         self._pristine = True  # nothing applied since the compile: a rebuild need not compile again
 
     def _read_snapshot(self, vmag_pu: np.ndarray | None = None, sequence: int | None = None) -> Snapshot:
@@ -222,17 +226,18 @@ class OpenDSSCircuit:
         `prefix` names it (`gen_<bus>_<nodes>`); studies use their own prefix, so a trial generator is added
         beside the scenario's generators instead of updating one of them."""
         with self._lock:  # a reset rebuilds the bus maps: look them up under the lock
-            bus, nodes, kv, name = generator_connection(self._index, bus, phases, kw, phase, prefix)
+            bus, nodes, kv, conn, name = generator_connection(self._index, self._sites, bus, phases, kw, phase,
+                                                              prefix)
             settings = normalize_inverter(inverter, kw)
             existing = self._generators.get(name)
             created = existing is None or not existing.enabled
-            change, undo = self._generators.change(bus, phases, nodes, kv, name, kw, settings)
+            change, undo = self._generators.change(bus, phases, nodes, kv, name, kw, settings, conn)
             snapshot = self._apply(f"generator {name} at {kw} kW", change, undo, dry_run)
             if not dry_run:
-                self._generators.record(Generator(name, bus, phases, nodes, float(kw), True, kv, settings))
+                self._generators.record(Generator(name, bus, phases, nodes, float(kw), True, kv, settings, conn))
             described = {"inverter": settings} if settings is not None else {}
             return Change({"type": "add_generator", "sequence": snapshot.sequence, "generator": name, "bus": bus,
-                           "phases": phases, "nodes": nodes, "kw": float(kw), "kv": kv, **described,
+                           "phases": phases, "nodes": nodes, "kw": float(kw), "kv": kv, "conn": conn, **described,
                            "created": created, "updated": not created, **_dry(dry_run)}, snapshot)
 
     def remove_generator(self, name: str, dry_run: bool = False) -> Change:
@@ -397,16 +402,22 @@ class OpenDSSCircuit:
         settings without kVA: the trial's kVA is its kW), solved with the regulators and inverter controls
         acting, read lean (`engine.index.read_limits`), then taken back. Returns its nodes and the reading."""
         with self._lock:
-            bus, nodes, kv, name = generator_connection(self._index, bus, phases, kw, None, prefix)
+            bus, nodes, kv, conn, name = generator_connection(self._index, self._sites, bus, phases, kw, None,
+                                                              prefix)
             trial = normalize_inverter(inverter, kw, trial=True)  # checked by the study too: cheap, and safe
             settings = with_kva(trial, kw) if trial is not None else None
-            change, undo = self._generators.change(bus, phases, nodes, kv, name, kw, settings)
+            change, undo = self._generators.change(bus, phases, nodes, kv, name, kw, settings, conn)
             generators = self._generators
             reading = self._trial(f"generator {name} at {kw} kW", change, undo,
                                   lambda magnitudes: read_limits(self._engine, self._batch, self._index,
                                                                  generators.any_elements, magnitudes,
                                                                  generators.inverters.has_pvsystems))
             return nodes, reading
+
+    def generator_refusals(self) -> dict[str, str]:
+        """The buses that cannot host a generator, each with the reason (`engine.sites`)."""
+        with self._lock:
+            return dict(self._sites.refused)
 
     def customer_connections(self) -> list[CustomerConnection]:
         """Each load's PV connection, in the engine's load order (read once per compile)."""

@@ -6,7 +6,11 @@ A customer's PV connects where its load does (EPRI 1026640 places customer PV at
   3-phase delta load would get the same: the generator's own connection does not change the power it injects);
 - a 1-phase load between a phase and neutral: a 1-phase generator on that node, rated line to neutral;
 - a 1-phase load between two phases (a delta load, `bus1=35.1.2 conn=delta`; a 2-phase load likewise): a
-  1-phase generator across the same two nodes, rated line to line.
+  1-phase generator across the same two nodes, rated line to line;
+- on a split-phase 120/240 V service (`engine.sites`), any load: a 1-phase generator across both hot legs at 240 V
+  (the 8500-node feeder's customers are 2-phase loads `bus1=sx….1.2 kv=0.208`: 240 V across, not 208);
+- on a part of the feeder with no ground reference, a 1-phase load to neutral: a 1-phase generator phase to phase
+  from its node, as `add_generator` connects one there; a 3-phase one in delta.
 
 Each is a plain constant-kW, unity-power-factor generator with `add_generator`'s parameters, made through the
 same helper. One generator per customer (`cpv_<load index>`) is made the first time a trial needs it and reused
@@ -23,8 +27,10 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.generators import GeneratorSlots
+from engine.checks import phase_pair
 from engine.index import FeederIndex, loadings, values
 from engine.inverter_settings import normalize_inverter, with_kva
+from engine.sites import DELTA, WYE, GeneratorSites
 
 CUSTOMER_PV_PREFIX = "cpv_"
 
@@ -37,21 +43,32 @@ class CustomerConnection:
     nodes: tuple[int, ...]
     kv: float
     generator: str
+    conn: str = WYE
 
     def describe(self) -> dict[str, Any]:
-        return {"load": self.load, "bus": self.bus, "phases": self.phases, "nodes": list(self.nodes)}
+        return {"load": self.load, "bus": self.bus, "phases": self.phases, "nodes": list(self.nodes),
+                "conn": self.conn}
 
 
-def customer_connection(position: int, load: str, bus1: str, phases: int, bus_nodes: list[int], kv_base_ln: float
-                        ) -> CustomerConnection:
-    """Where a load's PV connects, from the load's own bus1 (`35.1.2`, or `47` for all the bus's phases)."""
+def customer_connection(position: int, load: str, bus1: str, phases: int, bus_nodes: list[int], kv_base_ln: float,
+                        sites: GeneratorSites) -> CustomerConnection:
+    """Where a load's PV connects, from the load's own bus1 (`35.1.2`, or `47` for all the bus's phases) and the
+    system there (`sites`: split-phase services, parts with no ground reference)."""
     bus, *given = bus1.lower().split(".")
     nodes = [int(n) for n in given if n != "0"] or bus_nodes[:max(phases, 1)]
     name = f"{CUSTOMER_PV_PREFIX}{position}"
+    legs = sites.split_phase.get(bus)
+    if legs is not None and set(legs) <= set(bus_nodes):  # a 240 V inverter across both hot legs
+        return CustomerConnection(load, bus, 1, legs, 2 * kv_base_ln, name, DELTA)
+    ungrounded = bus in sites.ungrounded
     if phases >= 3:
-        return CustomerConnection(load, bus, 3, (1, 2, 3), kv_base_ln * math.sqrt(3), name)
+        return CustomerConnection(load, bus, 3, (1, 2, 3), kv_base_ln * math.sqrt(3), name,
+                                  DELTA if ungrounded else WYE)
     if len(nodes) >= 2:  # line to line: a 1-phase delta load, or a 2-phase load
-        return CustomerConnection(load, bus, 1, (nodes[0], nodes[1]), kv_base_ln * math.sqrt(3), name)
+        return CustomerConnection(load, bus, 1, (nodes[0], nodes[1]), kv_base_ln * math.sqrt(3), name, DELTA)
+    if ungrounded:
+        return CustomerConnection(load, bus, 1, tuple(phase_pair(bus, bus_nodes, nodes[0])),
+                                  kv_base_ln * math.sqrt(3), name, DELTA)
     return CustomerConnection(load, bus, 1, (nodes[0],), kv_base_ln, name)
 
 
@@ -63,9 +80,9 @@ class CustomerPV:
     """The customers (loads) of one compiled feeder and trials of PV at several of them at once (callers hold
     the circuit's lock). Uses the circuit's generator slots, and its dry run to try a trial."""
 
-    def __init__(self, engine: Any, batch: Any, index: FeederIndex, generators: GeneratorSlots, trial: Trial
-                 ) -> None:
-        self._engine, self._batch, self._index = engine, batch, index
+    def __init__(self, engine: Any, batch: Any, index: FeederIndex, generators: GeneratorSlots, trial: Trial,
+                 sites: GeneratorSites) -> None:
+        self._engine, self._batch, self._index, self._sites = engine, batch, index, sites
         self._generators, self._trial = generators, trial
         self._connections: list[CustomerConnection] | None = None
 
@@ -75,7 +92,7 @@ class CustomerPV:
             batch, index = self._batch, self._index
             self._connections = [
                 customer_connection(i, load, bus1, int(phases), index.bus_info[bus]["nodes"],
-                                    index.bus_info[bus]["kv_base_ln"])
+                                    index.bus_info[bus]["kv_base_ln"], self._sites)
                 for i, (load, bus1, phases, bus) in enumerate(zip(
                     index.load_names, batch.Load.Bus1, values(batch.Load.Phases), index.load_bus))]
         return self._connections
@@ -120,7 +137,8 @@ class CustomerPV:
         def change() -> None:
             for connection, kw in chosen:
                 create, _ = self._generators.change(connection.bus, connection.phases, list(connection.nodes),
-                                                    connection.kv, connection.generator, kw, with_kva(trial, kw))
+                                                    connection.kv, connection.generator, kw, with_kva(trial, kw),
+                                                    connection.conn)
                 create()
 
         def undo() -> None:
@@ -140,13 +158,7 @@ class CustomerPV:
 
     def _make_generator(self, connection: CustomerConnection, kw: float) -> None:
         """Create the customer's generator at `kw` with add_generator's helper (kept disabled in our registry, as a
-        trial's generator is). The registry's nodes build the engine's conductor map as the generator's phase
-        nodes then its neutral; a line-to-line generator's second conductor is its second phase node, where that
-        map has the neutral, so the registry keeps its first node only: the map's length is then right, and the
-        generator is only ever on inside a dry run, read lean, which does not use the map."""
-        nodes = list(connection.nodes)
-        line_to_line = len(nodes) > connection.phases
-        create, _ = self._generators.change(connection.bus, connection.phases, nodes[:connection.phases],
-                                            connection.kv, connection.generator, kw,
-                                            element_nodes=nodes if line_to_line else None)
+        trial's generator is)."""
+        create, _ = self._generators.change(connection.bus, connection.phases, list(connection.nodes),
+                                            connection.kv, connection.generator, kw, conn=connection.conn)
         create()

@@ -17,7 +17,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from engine.index import FeederIndex, conductor_node_index, values
-from engine.inverters import Definition, InverterBank
+from engine.inverters import Definition, InverterBank, conductor_count, conn_property
+from engine.sites import WYE
 
 
 @dataclass
@@ -33,9 +34,11 @@ class Generator:
     enabled: bool = True
     kv: float = 0.0
     inverter: dict[str, Any] | None = None
+    conn: str = WYE  # "wye": phases to neutral; "delta": phase to phase (`engine.sites`)
 
     def describe(self) -> dict[str, Any]:
-        described = {"name": self.name, "bus": self.bus, "phases": self.phases, "nodes": self.nodes, "kw": self.kw}
+        described = {"name": self.name, "bus": self.bus, "phases": self.phases, "nodes": self.nodes,
+                     "conn": self.conn, "kw": self.kw}
         if self.inverter is not None:
             described["inverter"] = self.inverter
         return described
@@ -87,7 +90,8 @@ class GeneratorSlots:
 
     # ------------------------------------------------------------------ engine elements
     def _build_map(self) -> None:
-        """Map generator conductors to nodes (phases, then the grounded neutral), in the engine's order.
+        """Map generator conductors to nodes (its nodes, then the grounded neutral if it has one), in the engine's
+        order.
 
         Built from our own registry, since the engine cannot report a new element's nodes before a solve;
         redone only when a generator is created."""
@@ -100,7 +104,8 @@ class GeneratorSlots:
                 conductor_nodes += self._deck_conductors.setdefault(
                     name, conductor_node_index(self._engine, f"Generator.{name}", self._index.node_index))
                 continue
-            conductor_nodes += [self._index.node_index[f"{generator.bus}.{n}"] for n in generator.nodes] + [-1]
+            conductor_nodes += [self._index.node_index[f"{generator.bus}.{n}"] for n in generator.nodes]
+            conductor_nodes += [-1] * (conductor_count(generator.phases, generator.conn) - len(generator.nodes))
         self._conductor_node = np.array(conductor_nodes, dtype=int)
 
     def conductor_nodes(self) -> np.ndarray:
@@ -126,32 +131,30 @@ class GeneratorSlots:
             self.inverters.switch_on(name, definition)
 
     def change(self, bus: str, phases: int, nodes: list[int], kv: float, name: str, kw: float,
-               settings: dict[str, Any] | None = None, element_nodes: list[int] | None = None
+               settings: dict[str, Any] | None = None, conn: str = WYE
                ) -> tuple[Callable[[], None], Callable[[], None]]:
         """The change that puts this generator at `kw` (creating its element the first time; with inverter
-        `settings`, a new definition: `engine.inverters`) and the undo of it. `element_nodes`: where a new
-        Generator element connects, when not `nodes` (a customer's line-to-line PV: `customer_pv`)."""
+        `settings`, a new definition: `engine.inverters`) and the undo of it. `nodes`: one per phase to neutral
+        (`wye`), or two for a 1-phase one phase to phase, or three for a 3-phase `delta` (`engine.sites`)."""
         existing = self._records.get(name)
         before = copy.copy(existing) if existing else None
         active = self.inverters.active(name)
 
         def change() -> None:
             if existing is None:
-                self._records[name] = Generator(name, bus, phases, nodes, 0.0, enabled=False, kv=kv)
+                self._records[name] = Generator(name, bus, phases, nodes, 0.0, enabled=False, kv=kv, conn=conn)
             if settings is not None:
                 self.put(name, None, None)  # whatever the slot had on goes off first
-                self.inverters.switch_on(name, self.inverters.define(name, kw, settings, bus, phases, nodes, kv))
+                self.inverters.switch_on(name, self.inverters.define(name, kw, settings, bus, phases, nodes, kv,
+                                                                     conn))
             elif name not in self._elements:
                 self.put(name, None, None)
-                if element_nodes is not None:  # the map reads the record's nodes: its phases, then the neutral
-                    self._records[name].nodes = list(nodes)
-                connected = element_nodes or nodes
                 self._engine.Text.Command(
-                    f"New Generator.{name} bus1={bus}.{'.'.join(map(str, connected))} phases={phases} "
-                    f"kv={kv:.6f} kw={kw!r} pf=1 model=1 vminpu=0.5 vmaxpu=1.5")
+                    f"New Generator.{name} bus1={bus}.{'.'.join(map(str, nodes))} phases={phases} "
+                    f"kv={kv:.6f} kw={kw!r} pf=1 model=1 vminpu=0.5 vmaxpu=1.5{conn_property(phases, conn)}")
                 self._build_map()
             else:
-                self.put(name, Generator(name, bus, phases, nodes, kw, True, kv), None)
+                self.put(name, Generator(name, bus, phases, nodes, kw, True, kv, conn=conn), None)
 
         def undo() -> None:
             self.put(name, before, active)

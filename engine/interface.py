@@ -110,6 +110,10 @@ class Circuit(Protocol):
         """Each customer (load): where its PV connects, and its kW set-point in this state."""
         return ask_host(self, "customers")
 
+    def generator_refusals(self) -> dict[str, str]:
+        """The buses that cannot host a generator, each with the reason (`engine.sites`)."""
+        return ask_host(self, "generator_refusals")
+
 
 #: Members each side implements itself (a state crosses from a host as a snapshot, not as plain data).
 OWN_MEMBERS = ("snapshot", "base_snapshot", "apply", "rebuild", "results", "close")

@@ -40,10 +40,24 @@ from engine.inverter_settings import curve_commands, invcontrol_command, pvsyste
 MAX_LEFTOVER_DEFINITIONS = 200  # disabled definitions cost little (300 slow a solve by about a quarter)
 
 
+def conductor_count(phases: int, conn: str) -> int:
+    """A Generator's or PVSystem's conductors in OpenDSS: its phases and a neutral, except a 3-phase delta's."""
+    return phases if conn == "delta" and phases == 3 else phases + 1
+
+
+def conn_property(phases: int, conn: str) -> str:
+    """The text a delta element adds to its `New` command. A 3-phase delta says `conn=delta`; a 1-phase element
+    across two phase nodes (`bus1=610.1.2`) is already phase to phase (its second conductor is the other phase),
+    and is typed as customers' line-to-line PV always was (OpenDSS's `conn=delta` there forms its admittance a
+    third as large and converges to the same answer)."""
+    return " conn=delta" if conn == "delta" and phases == 3 else ""
+
+
 @dataclass(eq=False)
 class Definition:
     """One definition of an inverter generator: its PVSystem (named `element`, as is its InvControl) at `kw`,
-    connected at `bus` on `nodes` (a 1-phase one on two nodes is line to line)."""
+    connected at `bus` on `nodes` (a 1-phase one on two nodes is line to line; a 3-phase `delta` one has no
+    neutral)."""
 
     slot: str
     element: str
@@ -54,6 +68,7 @@ class Definition:
     nodes: list[int]
     controlled: bool = False
     enabled: bool = True
+    conn: str = "wye"
 
 
 class InverterBank:
@@ -77,7 +92,7 @@ class InverterBank:
 
     # ------------------------------------------------------------------ definitions
     def define(self, slot: str, kw: float, settings: dict[str, Any], bus: str, phases: int, nodes: list[int],
-               kv: float) -> Definition:
+               kv: float, conn: str = "wye") -> Definition:
         """New elements for this slot's next definition, enabled: the PVSystem (on the generator's connection),
         then its curves and InvControl (listing only this PVSystem, which is enabled as it is created: see the
         module's docstring)."""
@@ -86,14 +101,14 @@ class InverterBank:
         if not element.replace("_", "").isalnum() or not element.isascii() or len(element) > 80:
             raise SimulationError(f"bus_name: {bus!r} cannot host an inverter", field="bus_name")
         engine = self._engine
-        definition = Definition(slot, element, float(kw), settings, bus, phases, list(nodes))
+        definition = Definition(slot, element, float(kw), settings, bus, phases, list(nodes), conn=conn)
         self._definitions.setdefault(slot, []).append(definition)
         self._pv_definition[element] = definition
         curves = (f"{element}_vv", f"{element}_vw")
         control = invcontrol_command(element, element, settings, *curves)
         try:
             engine.Text.Command(f"New PVSystem.{element} bus1={bus}.{'.'.join(map(str, nodes))} phases={phases} "
-                                f"kv={kv:.6f} {pvsystem_properties(kw, settings)}")
+                                f"kv={kv:.6f} {pvsystem_properties(kw, settings)}{conn_property(phases, conn)}")
             for command in curve_commands(settings, *curves):
                 engine.Text.Command(command)
             if control:
@@ -117,8 +132,8 @@ class InverterBank:
         if order[:len(self._pv_order)] != self._pv_order:  # never so (elements are only ever added)
             raise RuntimeError(f"the engine's PVSystems are not as mapped: {order[:len(self._pv_order)]}")
         for element in order[len(self._pv_order):]:
-            d = self._pv_definition[element]  # its phases, then a second node (line to line) or the neutral
-            ends = [*d.nodes[:d.phases], d.nodes[d.phases] if len(d.nodes) > d.phases else None]
+            d = self._pv_definition[element]  # its nodes, then the neutral if it has one
+            ends = [*d.nodes, *[None] * (conductor_count(d.phases, d.conn) - len(d.nodes))]
             self._pv_conductors += [-1 if n is None else self._node_index[f"{d.bus}.{n}"] for n in ends]
             self._pv_position[element] = len(self._pv_position)
         self._pv_order = list(order)

@@ -83,7 +83,7 @@ def study_input(scenario_id: str, customers: bool = False) -> ScenarioInput:
         return ScenarioInput(engine_settings(), scenario.id, scenario.ops(), scenario.sequence,
                              circuit.buses(), [row["id"] for row in circuit.neighbourhoods()],
                              circuit.load_setpoints_kw(), circuit.load_neighbourhoods(),
-                             circuit.customers() if customers else None)
+                             circuit.customers() if customers else None, circuit.generator_refusals())
 
 
 def start_job(plan: Plan, wait_s: float) -> Response:

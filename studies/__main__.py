@@ -194,7 +194,7 @@ def make_plan(args: argparse.Namespace, body: Any, settings: EngineSettings) -> 
             raise UsageError(f"--scenario {args.scenario}: {error}") from error
     given = ScenarioInput(settings, name, ops, len(ops), circuit.buses(), [n["id"] for n in circuit.neighbourhoods()],
                           circuit.load_setpoints_kw(), circuit.load_neighbourhoods(),
-                          circuit.customers() if stochastic else None)
+                          circuit.customers() if stochastic else None, circuit.generator_refusals())
     circuit.close()
     build = {"hosting-capacity": hosting_capacity_plan, "time-series": time_series_plan, "batch": batch_plan,
              "stochastic-hosting-capacity": stochastic_hosting_capacity_plan}

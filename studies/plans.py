@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.ieee123 import NO_GENERATOR_BUSES
 from studies import batch, hosting_capacity, hours, stochastic, time_series
 from studies.hosting_capacity import Criteria
 from studies.limits import Limits
@@ -52,8 +51,10 @@ class HostingCapacityPlan(Plan):
     def __init__(self, engine: EngineSettings, ops: list[dict[str, Any]], scenario: str, sequence: int,
                  buses: list[dict[str, Any]], phases: int, criteria: Criteria,
                  hours: list[dict[str, Any]] | None = None, shapes: dict[str, Any] | None = None,
-                 inverter: dict[str, Any] | None = None) -> None:
+                 inverter: dict[str, Any] | None = None, refused: dict[str, str] | None = None) -> None:
+        """`refused`: the buses that cannot host a generator, with the reason (`circuit.generator_refusals`)."""
         super().__init__(engine, ops, scenario, sequence)
+        refused = refused or {}
         self.criteria, self.phases, self.hours, self.shapes = criteria, phases, hours, shapes
         self.trial = {"inverter": inverter} if inverter is not None else {}  # (absent: the answer as before)
         # Each distinct hour once (a named hour may fall on one also given by number); None: the scenario's state.
@@ -61,9 +62,9 @@ class HostingCapacityPlan(Plan):
         self.rows: list[dict[str, Any] | None] = []
         self.work: list[tuple[int, str, int]] = []
         for position, bus in enumerate(buses):
-            if bus["name"] in NO_GENERATOR_BUSES:
+            if bus["name"] in refused:
                 self.rows.append({"bus": bus["name"], "phases": None, "nodes": [], "hosting_capacity_kW": None,
-                                  "limited_by": None, "trials": 0, "reason": NO_GENERATOR_BUSES[bus["name"]],
+                                  "limited_by": None, "trials": 0, "reason": refused[bus["name"]],
                                   "binding_hour": None, "by_hour": None})
                 continue
             three = phases == 3 and {1, 2, 3} <= set(bus["nodes"])

@@ -28,16 +28,18 @@ MAX_CASE_CHANGES = 100
 class ScenarioInput:
     """What a study reads: the scenario's ops and sequence when it starts, the feeder's buses and neighbourhoods,
     each load's kW set-point and neighbourhood in the engine's order (what named hours are found from), and (for
-    the studies that need them) its customers with where their PV connects."""
+    the studies that need them) its customers with where their PV connects; the buses that cannot host a
+    generator, with the reason."""
 
     def __init__(self, engine: EngineSettings, scenario: str, ops: list[dict[str, Any]], sequence: int,
                  buses: list[dict[str, Any]], neighbourhood_ids: list[int], load_kw: list[float] | None = None,
                  load_neighbourhoods: list[int | None] | None = None,
-                 customers: list[dict[str, Any]] | None = None) -> None:
+                 customers: list[dict[str, Any]] | None = None, refused: dict[str, str] | None = None) -> None:
         self.engine, self.scenario, self.ops, self.sequence = engine, scenario, ops, sequence
         self.buses, self.neighbourhood_ids = buses, neighbourhood_ids
         self.load_kw, self.load_neighbourhoods = load_kw or [], load_neighbourhoods or []
         self.customers = customers or []
+        self.refused = refused or {}
 
 
 def hosting_capacity_plan(body: HostingCapacityBody, given: ScenarioInput) -> HostingCapacityPlan:
@@ -48,7 +50,7 @@ def hosting_capacity_plan(body: HostingCapacityBody, given: ScenarioInput) -> Ho
     resolved, shapes = study_hours(body, given)
     return HostingCapacityPlan(given.engine, given.ops, given.scenario, given.sequence,
                                selected_buses(given.buses, body.buses), body.phases, criteria, resolved, shapes,
-                               trial_inverter(body.inverter))
+                               trial_inverter(body.inverter), given.refused)
 
 
 def trial_inverter(inverter: Any) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from simulation_core import DEFAULT_MASTER_FILE, NO_GENERATOR_BUSES, NotConvergedError, OpenDSSCircuit
+from simulation_core import DEFAULT_MASTER_FILE, NotConvergedError, OpenDSSCircuit
 
 #: Probe changes, as ops; the module fixture checks that the base case accepts each.
 PROBES = [
@@ -44,7 +44,8 @@ def shared_circuit() -> OpenDSSCircuit:
 
 def generator_buses(circuit: OpenDSSCircuit) -> list[tuple[str, list[int]]]:
     """Every bus that can host a generator, with its phases."""
-    return [(bus["name"], bus["nodes"]) for bus in circuit.buses() if bus["name"] not in NO_GENERATOR_BUSES]
+    refused = circuit.generator_refusals()
+    return [(bus["name"], bus["nodes"]) for bus in circuit.buses() if bus["name"] not in refused]
 
 
 def test_base_case_accepts_every_probe() -> None:

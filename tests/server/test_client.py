@@ -118,7 +118,7 @@ def test_hosting_capacity_over_hours_from_the_client_equals_the_command_line(gri
     """The same field (`hours`) through the client and `python -m studies`, on the base case: the same rows,
     resolved hours and pre-existing overloads; a bad hour is refused by both, naming it."""
     hours = ["daytime_minimum", "peak_load", 4320]
-    frame = grid.hosting_capacity(buses=["85", "610"], step_kw=50, hours=hours, progress=False)
+    frame = grid.hosting_capacity(buses=["85", "94_open"], step_kw=50, hours=hours, progress=False)
     resolved = frame.attrs["hours"]
     assert [h["name"] for h in resolved] == ["daytime_minimum", "peak_load", None]
     assert resolved[2]["hour_of_year"] == 4320
@@ -128,7 +128,7 @@ def test_hosting_capacity_over_hours_from_the_client_equals_the_command_line(gri
     peak = resolved[1]["hour_of_year"]
     assert set(frame.attrs["preexisting"]["hour_of_year"]) == {peak}  # the overloaded head, at peak only
     out = tmp_path / "hc.csv"
-    run = subprocess.run([sys.executable, "-m", "studies", "hosting-capacity", "--buses", "85,610", "--step-kw", "50",
+    run = subprocess.run([sys.executable, "-m", "studies", "hosting-capacity", "--buses", "85,94_open", "--step-kw", "50",
                           "--hours", "daytime_minimum,peak_load,4320", "--workers", "1", "--out", str(out)],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
@@ -141,7 +141,7 @@ def test_hosting_capacity_over_hours_from_the_client_equals_the_command_line(gri
     rows = pd.read_csv(out, dtype={"bus": str}).set_index("bus")
     for column in ["hosting_capacity_kW", "binding_hour", "trials", *columns]:
         assert rows.loc["85", column] == frame.loc["85", column], column
-    assert rows.loc["610", "reason"] == frame.loc["610", "reason"]
+    assert rows.loc["94_open", "reason"] == frame.loc["94_open", "reason"]
     bad = subprocess.run([sys.executable, "-m", "studies", "hosting-capacity", "--hours", "4320,noon", "--out",
                           str(tmp_path / "x.csv")], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.startswith("error: hours[1]: expected"), bad.stderr
@@ -152,10 +152,10 @@ def test_hosting_capacity_over_hours_from_the_client_equals_the_command_line(gri
 
 def test_studies_come_back_as_frames(grid, pv):
     pv.add_generator("67", 3, 800)
-    capacity = pv.hosting_capacity(buses=["67", "35", "610"], step_kw=100, progress=False)
-    assert list(capacity.index) == ["67", "35", "610"]
+    capacity = pv.hosting_capacity(buses=["67", "35", "94_open"], step_kw=100, progress=False)
+    assert list(capacity.index) == ["67", "35", "94_open"]
     assert capacity.loc["67", "limited_by_kind"] in ("thermal", "voltage_high", "voltage_low")
-    assert pd.isna(capacity.loc["610", "hosting_capacity_kW"]) and capacity.loc["610", "reason"]
+    assert pd.isna(capacity.loc["94_open", "hosting_capacity_kW"]) and capacity.loc["94_open", "reason"]
     series = pv.time_series(hours=24, progress=False)
     assert list(series.index) == list(range(24)) and series["generation_kW"].max() > 0
     assert series.attrs["totals"]["generation_kWh"] == pytest.approx(series["generation_kW"].sum())

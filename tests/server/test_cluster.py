@@ -335,17 +335,17 @@ def test_the_command_line_gives_the_apis_numbers(on_pool, cluster, tmp_path):
     document = tmp_path / "pv67.json"
     document.write_text(json.dumps(on_pool.get(f"/scenarios/{scenario}/export").json))
     api_rows = run(on_pool, f"/scenarios/{scenario}/studies/hosting_capacity",
-                   {"buses": ["67", "35", "610"], "step_kw": 50})["buses"]
+                   {"buses": ["67", "35", "94_open"], "step_kw": 50})["buses"]
     for extra in ([], ["--dask-scheduler", cluster.address]):
         out = tmp_path / f"hc{len(extra)}.csv"
         result = subprocess.run([sys.executable, "-m", "studies", "hosting-capacity", "--scenario", str(document),
-                                 "--buses", "67,35,610", "--step-kw", "50", "--out", str(out), *extra],
+                                 "--buses", "67,35,94_open", "--step-kw", "50", "--out", str(out), *extra],
                                 cwd=REPO, capture_output=True, text=True, timeout=120, env=WORKER_ENV)
         assert result.returncode == 0, result.stderr
         import pandas as pd
 
         rows = pd.read_csv(out).to_dict("records")
-        assert [r["bus"] for r in rows] == ["67", "35", "610"] or [str(r["bus"]) for r in rows] == ["67", "35", "610"]
+        assert [r["bus"] for r in rows] == ["67", "35", "94_open"] or [str(r["bus"]) for r in rows] == ["67", "35", "94_open"]
         for row, expected in zip(rows, api_rows):
             if expected["hosting_capacity_kW"] is None:
                 assert np.isnan(row["hosting_capacity_kW"]) and row["reason"] == expected["reason"]

@@ -15,21 +15,22 @@ class DirectFeeder(BareFeeder):
     """Our deck in a bare opendssdirect context, changed with OpenDSS commands: the reference engine (its
     compile, taps, hours, judgement and trials are support.bare_feeder's, which the bench's floors time too)."""
 
-    def trial(self, bus: str, nodes: list[int], kv: float, kw: float, limits: dict) -> Found | None:
-        """A generator at the bus, judged and rolled back: the kind, the worst elements and the worst value."""
+    def trial(self, bus: str, nodes: list[int], kv: float, kw: float, limits: dict, conn: str = "") -> Found | None:
+        """A generator at the bus, judged and rolled back: the kind, the worst elements and the worst value
+        (`conn`: "delta" for a 3-phase one in delta)."""
         name = f"t_{bus}_{''.join(map(str, nodes))}"
-        return self.try_generators([(name, generator_connection(bus, nodes, kv), kw)], limits)
+        return self.try_generators([(name, generator_connection(bus, nodes, kv, conn), kw)], limits)
 
     def overloaded(self, limits: dict) -> dict[str, float]:
         """The starting state's pre-existing overloads: element -> loading %."""
         return {e: float(x) for e, x in zip(self.element_names, self.own["loading"]) if x > limits["thermal_pct"]}
 
-    def scan(self, bus: str, nodes: list[int], kv: float, limits: dict, top_kw: float
+    def scan(self, bus: str, nodes: list[int], kv: float, limits: dict, top_kw: float, conn: str = ""
              ) -> tuple[float, tuple[str, set[str], float] | None]:
         """Brute force: every step from STEP up until a trial violates; the capacity and what bounded it."""
         kw, found = STEP, None
         while kw <= top_kw and found is None:
-            found = self.trial(bus, nodes, kv, kw, limits)
+            found = self.trial(bus, nodes, kv, kw, limits, conn)
             kw += STEP
         return (kw - 2 * STEP if found else top_kw), found
 
