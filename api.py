@@ -9,11 +9,12 @@ Run `python api.py` to compile the feeder and serve on http://127.0.0.1:5000.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import hmac
 import os
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from flask import Response, request
 from flask_openapi3 import Info, OpenAPI
@@ -25,8 +26,8 @@ from routes.scenario import register_scenario_routes
 from routes.service import register_service_routes
 from routes.study import register_study_routes
 from routes.web import STATIC_DIR, error_response
-from scenarios import (ScenarioError, ScenarioRegistry, ScenarioStore, StateFileError, StorageFullError,
-                       feeder_sha256)
+from scenarios import ScenarioError, ScenarioRegistry, ScenarioStore, StateFileError, StorageFullError
+from scenarios.feeders import ServedFeeder, ServedFeeders
 from web.schemas import ErrorResponse, describe_validation_error
 from web.serving import AccessLog, is_loopback, serve_until_signalled
 from engine.circuit import OpenDSSCircuit
@@ -73,7 +74,8 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     """Build the app and its scenario registry.
 
     Config: CIRCUIT (a ready OpenDSSCircuit for the default scenario), ENGINE_SETTINGS (an EngineSettings: voltage
-    limits, locked taps; default EngineSettings()), STATE_FILE
+    limits, locked taps, feeder; default EngineSettings()), FEEDERS (EngineSettings of every feeder served, the
+    default's first; default [ENGINE_SETTINGS]), STATE_FILE
     (SQLite file; none: in memory), MAX_SCENARIOS, MAX_LIVE_SCENARIOS, CORS_ORIGINS, API_KEY, ENGINE_HOSTS."""
     config = config or {}
     app = OpenAPI(
@@ -95,27 +97,23 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # routes in BODY_LIMITS raise it for their request
     app.config["API_KEY"] = os.environ.get(API_KEY_ENV) or None
     app.config.update({k: v for k, v in config.items() if k != "CIRCUIT"})
-    settings: EngineSettings = config.get("ENGINE_SETTINGS", EngineSettings())
-
-    def make_circuit() -> Circuit:
-        return OpenDSSCircuit(settings=settings)
-
+    every_settings: list[EngineSettings] = list(config.get("FEEDERS") or [config.get("ENGINE_SETTINGS",
+                                                                                      EngineSettings())])
+    settings = every_settings[0]
     pool = None
     if config.get("ENGINE_HOSTS", 1) > 1:  # engines in host processes; 1 keeps them in this process
         pool = EnginePool(config["ENGINE_HOSTS"], settings)
-        make_circuit = pool.make_circuit
     app.extensions["engine_pool"] = pool
+    feeders = ServedFeeders([ServedFeeder.of(each, engine_maker(each, pool)) for each in every_settings])
 
-    app.extensions["engine_settings"] = settings
     app.extensions["jobs"] = JobManager(study_executor(config, settings),
                                         max_jobs=config.get("MAX_JOBS", 4))
     state_file = config.get("STATE_FILE")
     max_scenarios = config.get("MAX_SCENARIOS", 64)
     store = ScenarioStore(state_file)
-    feeder = settings.feeder
-    store.claim_feeder(feeder.name if feeder else "ieee123", feeder_sha256(feeder), same_files=feeder is not None)
+    store.claim_feeder(feeders.default.name, feeders.default.sha256, same_files=not feeders.default.ours)
     app.extensions["scenarios"] = ScenarioRegistry(
-        store, make_circuit, max_scenarios=max_scenarios,
+        store, feeders, max_scenarios=max_scenarios,
         max_live=config.get("MAX_LIVE_SCENARIOS", 32) if state_file else max_scenarios,
         default_circuit=None if pool else config.get("CIRCUIT"))
     if config.get("CORS_ORIGINS"):
@@ -132,6 +130,13 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     register_study_routes(app)
     register_service_routes(app)
     return app
+
+
+def engine_maker(settings: EngineSettings, pool: EnginePool | None) -> Callable[[], Circuit]:
+    """How the registry makes an engine of one feeder: in an engine host when there are hosts, else here."""
+    if pool is not None:
+        return functools.partial(pool.make_circuit, settings)
+    return functools.partial(OpenDSSCircuit, settings=settings)
 
 
 def study_executor(config: dict[str, Any], settings: EngineSettings) -> Any:
@@ -289,8 +294,8 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parse_args(argv)
     try:
-        settings = engine_settings(args)
-        application = create_app({"ENGINE_SETTINGS": settings, "CORS_ORIGINS": args.cors_origin,
+        every_settings = engine_settings(args)
+        application = create_app({"FEEDERS": every_settings, "CORS_ORIGINS": args.cors_origin,
                                   "STATE_FILE": args.state, "MAX_SCENARIOS": args.max_scenarios,
                                   "MAX_LIVE_SCENARIOS": args.max_live_scenarios, "WORKERS": args.workers,
                                   "MAX_JOBS": args.max_jobs, "DASK_SCHEDULER": args.dask_scheduler,
@@ -308,8 +313,9 @@ def main(argv: list[str] | None = None) -> None:
     application.wsgi_app = wsgi
     server = waitress.create_server(application, host=args.host, port=args.port, threads=args.threads,
                                     ident="ieee123-api", clear_untrusted_proxy_headers=True)
-    feeder = settings.feeder.name if settings.feeder else "ieee123 (IEEE 123-bus test feeder)"
-    print(f"Power-flow API on feeder {feeder} listening on http://{args.host}:{args.port}/", flush=True)
+    names = [each.feeder.name if each.feeder else "ieee123 (IEEE 123-bus test feeder)" for each in every_settings]
+    print(f"Power-flow API on feeder{'s' if len(names) > 1 else ''} {', '.join(names)} listening on "
+          f"http://{args.host}:{args.port}/", flush=True)
     serve_until_signalled(server)
     application.extensions["jobs"].close()  # cancel studies, stop the worker processes
     if application.extensions["engine_pool"] is not None:
@@ -322,15 +328,19 @@ class UsageError(Exception):
     """Options that do not go together (exit status 2, before anything starts)."""
 
 
-def engine_settings(args: argparse.Namespace) -> EngineSettings:
-    """The one settings value of this server, from its command line (reading the feeder's deck, once)."""
-    if len(args.feeder) > 1:
-        raise UsageError("--feeder: one feeder per server (give the option once)")
-    feeder = feeder_option(args.feeder[0]) if args.feeder else None
-    if feeder is not None and args.published_taps:
+def engine_settings(args: argparse.Namespace) -> list[EngineSettings]:
+    """The settings of each feeder this server serves, from its command line (reading each deck, once): the
+    first is the default scenario's."""
+    feeders = [feeder_option(text) for text in args.feeder] or [None]
+    names = [feeder.name if feeder else "ieee123" for feeder in feeders]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UsageError(f"--feeder: two feeders named {repeated[0]}; name them apart with --feeder NAME=PATH")
+    if args.published_taps and feeders != [None]:
         raise UsageError("--published-taps: the IEEE published taps are those of our IEEE 123-bus deck, not of "
-                         f"feeder {feeder.name}")
-    return EngineSettings.of(args.voltage_limits, PUBLISHED_REGULATOR_TAPS if args.published_taps else None, feeder)
+                         f"feeder {names[0] if feeders[0] else names[1]}")
+    taps = PUBLISHED_REGULATOR_TAPS if args.published_taps else None
+    return [EngineSettings.of(args.voltage_limits, taps, feeder) for feeder in feeders]
 
 
 def settle_heap() -> None:

@@ -380,13 +380,17 @@ class GridClient(Scenario):
         self._http.get(f"/scenarios/{scenario_id}")
         return Scenario(self._http, scenario_id, f"/scenarios/{scenario_id}")
 
-    def new_scenario(self, name: Optional[str] = None, from_: Optional[str] = None) -> Scenario:
-        """A new scenario from the base case, or a fork of `from_`'s current state: `grid.new_scenario("pv")`."""
+    def new_scenario(self, name: Optional[str] = None, from_: Optional[str] = None,
+                     feeder: Optional[str] = None) -> Scenario:
+        """A new scenario from the base case of `feeder` (default: the server's default feeder; `grid.feeders()`
+        lists them), or a fork of `from_`'s current state: `grid.new_scenario("pv", feeder="north")`."""
         body: dict[str, Any] = {}
         if name is not None:
             body["name"] = name
         if from_ is not None:
             body["from"] = from_
+        if feeder is not None:
+            body["feeder"] = feeder
         created = self._http.request("POST", "/scenarios", json=body).json()["scenario"]
         return Scenario(self._http, created["id"], f"/scenarios/{created['id']}")
 

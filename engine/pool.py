@@ -257,11 +257,12 @@ class EnginePool:
         for host in self.hosts:
             host.wait_ready()
 
-    def make_circuit(self) -> "HostedCircuit":
+    def make_circuit(self, settings: EngineSettings | None = None) -> "HostedCircuit":
+        """A new engine on the least busy host, compiling `settings`' feeder (default: the pool's)."""
         with self._lock:
             host = min(self.hosts, key=lambda h: h.circuits)
             host.circuits += 1
-        return HostedCircuit(host, next(self._ids), self.settings)
+        return HostedCircuit(host, next(self._ids), settings or self.settings)
 
     def forget_circuit(self, host: EngineHost) -> None:
         """A circuit of `host` closed (or never made): one fewer to place beside."""

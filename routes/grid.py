@@ -8,8 +8,8 @@ from flask import Response, current_app
 from flask_openapi3 import OpenAPI
 
 from engine.results import diff_snapshots
-from routes.web import (BEARER, CHANGE_RESPONSES, ERROR_RESPONSES, apply_change, conditional, csv_response, grid,
-                        engine_settings, grid_route, is_not_modified, jobs, json_response, not_modified,
+from routes.web import (BEARER, CHANGE_RESPONSES, ERROR_RESPONSES, apply_change, conditional, csv_response,
+                        error_response, grid, grid_route, is_not_modified, jobs, json_response, not_modified,
                         read_with_etag, registry, results_body, scenarios_tag, service, success, tables)
 from web.scenario_schemas import (ChangeHeaders, ChangeQuery, ChangesResponse, DiffQuery, DiffResponse, ReadHeaders,
                               ScenarioDocument, UndoResponse)
@@ -147,7 +147,8 @@ def register_grid_routes(app: OpenAPI) -> None:
         """The scenario as a document to keep, edit or import: the ops its current state adds up to."""
         scenario = registry().get(scenario_id)
         with scenario.lock:
-            document, etag = export_document(scenario.name, scenario.ops(), engine_settings().feeder), scenario.etag()
+            document = export_document(scenario.name, scenario.ops(), scenario.feeder, scenario.feeder_sha256)
+            etag = scenario.etag()
         response = conditional(json_response(orjson.dumps(document, option=orjson.OPT_INDENT_2)), etag)
         response.headers["Content-Disposition"] = f"inline; filename=scenario-{scenario.id}.json"
         return response
@@ -160,7 +161,11 @@ def register_grid_routes(app: OpenAPI) -> None:
             with registry().engine(scenario_id) as (_, circuit):
                 other = circuit.base_snapshot.with_sequence(0)
         else:
-            other = registry().snapshot(query.against)[1]
+            against, other = registry().snapshot(query.against)
+            if against.feeder != scenario.feeder:
+                return error_response(409, f"against: scenario {against.id} is on feeder {against.feeder} and "
+                                           f"scenario {scenario.id} on feeder {scenario.feeder}; a diff compares "
+                                           f"scenarios of one feeder", "against")
         result = diff_snapshots(snapshot, other)
         if query.format == "csv":
             return csv_response(result["buses"], f"diff-{scenario.id}-{query.against}.csv")

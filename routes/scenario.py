@@ -8,11 +8,11 @@ import orjson
 from flask import Response
 from flask_openapi3 import OpenAPI
 
-from routes.web import (BEARER, ERROR_RESPONSES, conditional, engine_settings, error_response, json_response,
-                        registry, results_body, scenarios_tag, success)
+from routes.web import (BEARER, ERROR_RESPONSES, conditional, error_response, json_response, registry, results_body,
+                        scenarios_tag, success)
 from web.scenario_schemas import (CreateScenarioBody, ScenarioCreatedResponse, ScenarioDeletedResponse, ScenarioDocument,
                               ScenarioPath, ScenarioResponse, ScenariosResponse)
-from scenarios import DOCUMENT_VERSION, feeder_sha256
+from scenarios import DOCUMENT_VERSION
 from web.schemas import NOT_MODIFIED, ErrorResponse, SectionsQuery
 
 
@@ -20,23 +20,28 @@ def register_scenario_routes(app: OpenAPI) -> None:
     @app.post("/scenarios", tags=[scenarios_tag], security=BEARER,
               responses={201: ScenarioCreatedResponse, 429: ErrorResponse, 507: ErrorResponse, **ERROR_RESPONSES})
     def create_scenario(body: CreateScenarioBody, query: SectionsQuery) -> Response:
-        """A new scenario from the base case, or a fork of another scenario's current state (`from`)."""
-        return created(registry().create(body.name, body.from_), query.sections)
+        """A new scenario from the base case of a feeder (`feeder`, default: the default feeder; GET /feeders), or a
+        fork of another scenario's current state (`from`, on its parent's feeder)."""
+        return created(registry().create(body.name, body.from_, body.feeder), query.sections)
 
     @app.post("/scenarios/import", tags=[scenarios_tag], security=BEARER,
               responses={201: ScenarioCreatedResponse, 429: ErrorResponse, 507: ErrorResponse, **ERROR_RESPONSES})
     def import_scenario(body: ScenarioDocument, query: SectionsQuery) -> Response:
         """A new scenario from a scenario document (GET …/export): its changes applied in order. A document for
-        another feeder, of an unknown version, or with a change the grid refuses creates nothing."""
+        another feeder, of an unknown version, or with a change the grid refuses creates nothing. The scenario is
+        made on the served feeder whose deck hash is the document's (409 naming both when none is)."""
         if body.version != DOCUMENT_VERSION:
             return error_response(422, f"version: expected {DOCUMENT_VERSION}, got {body.version}", "version")
-        served = feeder_sha256(engine_settings().feeder)
-        if body.feeder.sha256 != served:
-            return error_response(422, f"feeder.sha256: the document was made on another feeder model "
-                                       f"({body.feeder.sha256[:12]}…; this server's is {served[:12]}…)",
-                                  "feeder.sha256")
+        feeders = registry().feeders
+        target = feeders.by_sha256(body.feeder.sha256)
+        if target is None:
+            made_on = f"feeder {body.feeder.name} " if body.feeder.name else "a feeder "
+            served = ", ".join(f"{feeder.name} (deck sha256 {feeder.sha256[:12]}…)" for feeder in feeders)
+            return error_response(409, f"feeder.sha256: the document was made on {made_on}(deck sha256 "
+                                       f"{body.feeder.sha256[:12]}…), which this server does not serve; it serves "
+                                       f"{served}", "feeder.sha256")
         ops = [change.model_dump(exclude_none=True) for change in body.changes]
-        return created(registry().import_ops(body.name, ops), query.sections)
+        return created(registry().import_ops(body.name, ops, target), query.sections)
 
     @app.get("/scenarios", tags=[scenarios_tag], responses={200: ScenariosResponse})
     def list_scenarios() -> Response:

@@ -16,9 +16,7 @@ def register_service_routes(app: OpenAPI) -> None:
     def feeders() -> Response:
         """The feeders this server serves (chosen by whoever starts it: `--feeder`), each with what it holds, where
         its neighbourhoods and coordinates come from, and what rests on a guess."""
-        with registry().engine("default") as (_, circuit):
-            facts = circuit.feeder_facts()
-        return success(feeders=[{**facts, "default": True}])
+        return success(feeders=registry().feeder_facts())
 
     @app.get("/openapi.json", tags=[service], doc_ui=False)
     def openapi_document() -> Response:

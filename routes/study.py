@@ -7,7 +7,7 @@ import orjson
 from flask import Response, current_app
 from flask_openapi3 import OpenAPI
 
-from routes.web import (BEARER, ERROR_RESPONSES, csv_response, engine_settings, grid_route, jobs, json_response,
+from routes.web import (BEARER, ERROR_RESPONSES, csv_response, grid_route, jobs, json_response,
                         registry, studies_tag, success)
 from web.schemas import ErrorResponse
 from studies.jobs import Job, StudyError
@@ -80,7 +80,7 @@ def study_input(scenario_id: str, customers: bool = False) -> ScenarioInput:
     """The scenario as the study will read it: its ops, sequence and load set-points now, the feeder's buses, and
     (when asked) its customers with where their PV connects."""
     with registry().engine(scenario_id) as (scenario, circuit):
-        return ScenarioInput(engine_settings(), scenario.id, scenario.ops(), scenario.sequence,
+        return ScenarioInput(registry().served(scenario).settings, scenario.id, scenario.ops(), scenario.sequence,
                              circuit.buses(), [row["id"] for row in circuit.neighbourhoods()],
                              circuit.load_setpoints_kw(), circuit.load_neighbourhoods(),
                              circuit.customers() if customers else None, circuit.generator_refusals())

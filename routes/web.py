@@ -19,7 +19,6 @@ from web.scenario_schemas import ChangeHeaders, ChangeQuery, scenario_path
 from scenarios import DEFAULT_ID, ScenarioRegistry
 from web.schemas import RESULT_SECTIONS, ErrorResponse
 from engine.interface import Circuit
-from engine.settings import EngineSettings
 from studies.jobs import JobManager
 
 ERROR_RESPONSES: dict[int, Any] = {400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse,
@@ -72,10 +71,6 @@ def change_body(change: Change, sections: str | None = None) -> bytes:
     return orjson.dumps({"status": "success", "action": change,
                          "results": orjson.Fragment(results_body(change.snapshot, sections))})
 
-
-def engine_settings() -> EngineSettings:
-    """The app's engine settings (its feeder among them): what every engine and study of this server uses."""
-    return current_app.extensions["engine_settings"]
 
 
 def success(**fields: Any) -> Response:

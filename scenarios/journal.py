@@ -114,7 +114,8 @@ def _ops_of(node: Optional[_OpNode]) -> list[Op]:
     return ops[::-1]
 
 
-def export_document(name: str | None, ops: list[Op], feeder: Feeder | None = None) -> dict[str, Any]:
-    """A scenario as plain JSON a person can read and edit: the ops its state adds up to, in order."""
-    return {"format": DOCUMENT_FORMAT, "version": DOCUMENT_VERSION, "feeder": {"sha256": feeder_sha256(feeder)},
+def export_document(name: str | None, ops: list[Op], feeder: str, sha256: str) -> dict[str, Any]:
+    """A scenario as plain JSON a person can read and edit: the ops its state adds up to, in order, and the feeder
+    (name and deck hash) they apply to."""
+    return {"format": DOCUMENT_FORMAT, "version": DOCUMENT_VERSION, "feeder": {"name": feeder, "sha256": sha256},
             "name": name, "changes": ops}

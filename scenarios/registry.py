@@ -24,6 +24,7 @@ from scenarios.journal import JournalState, Op, replay_journal, utc_now
 from scenarios.store import (IdempotencyRecord, JournalEntry, ScenarioStore, StateFileError, StoredScenario)
 from engine.errors import SimulationError
 from engine.interface import Circuit
+from scenarios.feeders import ServedFeeder, ServedFeeders
 
 DEFAULT_ID = "default"
 MAX_JOURNAL = 10_000  # changes listed per scenario; a full journal is folded into the scenario's starting point
@@ -40,13 +41,19 @@ class ScenarioError(Exception):
 
 
 class Scenario:
-    """One isolated grid: its journal is its state; its engine, when live, is that journal applied."""
+    """One isolated grid on one feeder: its journal is its state; its engine, when live, is that journal applied.
 
-    def __init__(self, stored: StoredScenario) -> None:
+    `unavailable`: why it cannot be rebuilt on this server (its feeder is not served, or its deck's files changed
+    since it was made), or None. Such a scenario is kept as it is, listed, and refused (409) until its feeder is
+    served again."""
+
+    def __init__(self, stored: StoredScenario, feeder: str, feeder_sha256: str, unavailable: str | None = None
+                 ) -> None:
         self.id = stored.id
         self.name = stored.name
         self.created_at = stored.created_at
         self.forked_from = stored.forked_from
+        self.feeder, self.feeder_sha256, self.unavailable = feeder, feeder_sha256, unavailable
         self.journal: list[JournalEntry] = list(stored.journal)
         self.base_ops, self.base_sequence = list(stored.base_ops), stored.base_sequence
         self.lock = threading.RLock()
@@ -70,8 +77,12 @@ class Scenario:
         return self.journal_state().ops
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "sequence": self.sequence, "created_at": self.created_at,
-                "forked_from": self.forked_from, "changes": len(self.journal), "live": self.circuit is not None}
+        described = {"id": self.id, "name": self.name, "sequence": self.sequence, "created_at": self.created_at,
+                     "forked_from": self.forked_from, "changes": len(self.journal), "live": self.circuit is not None,
+                     "feeder": self.feeder}
+        if self.unavailable:
+            described["unavailable"] = self.unavailable
+        return described
 
     def describe_journal(self) -> dict[str, Any]:
         """The journal as GET …/changes lists it: `since` is the sequence it starts after (0 unless folded)."""
@@ -91,30 +102,65 @@ class ChangeOutcome:
 
 
 class ScenarioRegistry:
-    def __init__(self, store: ScenarioStore, make_circuit: Callable[[], Circuit], max_scenarios: int = 64,
+    """The scenarios of every feeder served. `feeders`: the served feeders, the first the default scenario's (the
+    caller has checked the state file was made with that default: `ScenarioStore.claim_feeder`). Each feeder's
+    engine is compiled at start-up (a deck that does not compile or converge stops the server) and its facts read
+    then, before any change."""
+
+    def __init__(self, store: ScenarioStore, feeders: ServedFeeders, max_scenarios: int = 64,
                  max_live: int | None = None, default_circuit: Circuit | None = None) -> None:
         self.store = store
-        self.make_circuit = make_circuit
+        self.feeders = feeders
         self.max_scenarios = max_scenarios
         self.max_live = max_live or max_scenarios
         self._lock = threading.Lock()  # the registry's dict, engine accounting and in-flight keys
         self._scenarios: dict[str, Scenario] = {}
-        self._idle_engines: list[Circuit] = []
+        self._idle_engines: dict[str, list[Circuit]] = {feeder.name: [] for feeder in feeders}
         self._in_flight: set[tuple[str, str]] = set()
         self._creating = 0
+        default_feeder = feeders.default
         for stored in store.load():
             self._check_journal(stored)
-            self._scenarios[stored.id] = Scenario(stored)
+            name = stored.feeder or default_feeder.name  # rows from before feeders were named: the file's feeder
+            sha256 = stored.feeder_sha256 or default_feeder.sha256
+            self._scenarios[stored.id] = Scenario(stored, name, sha256, unavailable_reason(feeders, name, sha256))
         if DEFAULT_ID not in self._scenarios:
-            stored = StoredScenario(DEFAULT_ID, "default", utc_now(), None, [])
+            stored = StoredScenario(DEFAULT_ID, "default", utc_now(), None, [], feeder=default_feeder.name,
+                                    feeder_sha256=default_feeder.sha256)
             store.add_scenario(stored)
-            self._scenarios[DEFAULT_ID] = Scenario(stored)
+            self._scenarios[DEFAULT_ID] = Scenario(stored, default_feeder.name, default_feeder.sha256)
         default = self._scenarios[DEFAULT_ID]
         with default.lock:
             if default_circuit is not None and not default.journal:
                 self._go_live(default, default_circuit, rebuild=False)
             else:
                 self._ensure_live(default)
+            self._facts = {default_feeder.name: default.circuit.feeder_facts()}
+        for feeder in list(feeders)[1:]:
+            circuit = feeder.make_circuit()
+            self._facts[feeder.name] = circuit.feeder_facts()
+            self._release_engine(circuit, feeder.name)
+
+    def feeder_facts(self) -> list[dict[str, Any]]:
+        """Each served feeder's facts (read at start-up), the default first and marked."""
+        return [{**self._facts[feeder.name], "default": feeder is self.feeders.default} for feeder in self.feeders]
+
+    def served(self, scenario: Scenario) -> ServedFeeder:
+        """The feeder a scenario is on, as served here (409 when it is not: the scenario is kept, unavailable)."""
+        feeder = self.feeders.get(scenario.feeder)
+        if scenario.unavailable or feeder is None:
+            raise ScenarioError(409, f"scenario: {scenario.unavailable}", field="scenario")
+        return feeder
+
+    def feeder_named(self, name: str | None) -> ServedFeeder:
+        """A served feeder by name (None: the default), or 404 naming those served."""
+        if name is None:
+            return self.feeders.default
+        feeder = self.feeders.get(name)
+        if feeder is None:
+            raise ScenarioError(404, f"feeder: no feeder {name!r} is served here; GET /feeders lists them "
+                                     f"({', '.join(self.feeders.names())})", field="feeder")
+        return feeder
 
     def _check_journal(self, stored: StoredScenario) -> None:
         """Refuse to start on a journal this server cannot replay (it is never silently dropped)."""
@@ -138,23 +184,31 @@ class ScenarioRegistry:
     def __len__(self) -> int:
         return len(self._scenarios)
 
-    def create(self, name: str | None, from_id: str | None) -> Scenario:
-        """A new scenario from the base case, or from the current state of `from_id` (its ops journalled anew)."""
+    def create(self, name: str | None, from_id: str | None, feeder: str | None = None) -> Scenario:
+        """A new scenario from the base case of `feeder` (default: the default feeder), or from the current state
+        of `from_id` (its ops journalled anew, on its parent's feeder)."""
         ops: list[Op] = []
-        if from_id is not None:
-            parent = self.get(from_id)
-            with parent.lock:
-                ops = parent.ops()
-        return self._add(name, ops, forked_from=from_id)
+        if from_id is None:
+            return self._add(name, ops, None, self.feeder_named(feeder))
+        parent = self.get(from_id)
+        served = self.served(parent)
+        if feeder is not None and feeder != parent.feeder:
+            raise ScenarioError(409, f"feeder: scenario {from_id} is on feeder {parent.feeder}, and a fork stays on "
+                                     f"its parent's feeder (omit feeder, or create from {feeder}'s base case)",
+                                field="feeder")
+        with parent.lock:
+            ops = parent.ops()
+        return self._add(name, ops, from_id, served)
 
-    def import_ops(self, name: str | None, ops: list[Op]) -> Scenario:
-        """A new scenario whose journal is these ops applied in order (a refused op creates nothing: 422)."""
+    def import_ops(self, name: str | None, ops: list[Op], feeder: ServedFeeder | None = None) -> Scenario:
+        """A new scenario on `feeder` (default: the default feeder) whose journal is these ops applied in order (a
+        refused op creates nothing: 422)."""
         try:
-            return self._add(name, ops, forked_from=None)
+            return self._add(name, ops, None, feeder or self.feeders.default)
         except SimulationError as error:
             raise ScenarioError(422, str(error), error.field) from error
 
-    def _add(self, name: str | None, ops: list[Op], forked_from: str | None) -> Scenario:
+    def _add(self, name: str | None, ops: list[Op], forked_from: str | None, feeder: ServedFeeder) -> Scenario:
         with self._lock:
             if len(self._scenarios) + self._creating >= self.max_scenarios:
                 raise ScenarioError(429, f"scenarios: the limit of {self.max_scenarios} scenarios (default "
@@ -162,19 +216,20 @@ class ScenarioRegistry:
                                          f"the server with --max-scenarios N", field="scenarios")
             self._creating += 1
         try:
-            circuit = self._take_engine()
+            circuit = self._take_engine(feeder)
             try:
                 actions = circuit.rebuild(ops)
             except Exception:
-                self._release_engine(circuit)
+                self._release_engine(circuit, feeder.name)
                 raise
             at = utc_now()
             journal = [JournalEntry(action["sequence"], at, action) for action in actions]
+            bound = {"feeder": feeder.name, "feeder_sha256": feeder.sha256}
             if len(journal) > MAX_JOURNAL:  # too long to journal: the ops become its starting point
-                stored = StoredScenario(secrets.token_urlsafe(12), name, at, forked_from, [], ops, len(ops))
+                stored = StoredScenario(secrets.token_urlsafe(12), name, at, forked_from, [], ops, len(ops), **bound)
             else:
-                stored = StoredScenario(secrets.token_urlsafe(12), name, at, forked_from, journal)
-            scenario = Scenario(stored)
+                stored = StoredScenario(secrets.token_urlsafe(12), name, at, forked_from, journal, **bound)
+            scenario = Scenario(stored, feeder.name, feeder.sha256)
             with scenario.lock:
                 self.store.add_scenario(stored)
                 self._go_live(scenario, circuit, rebuild=False)
@@ -196,7 +251,7 @@ class ScenarioRegistry:
                 self._scenarios.pop(scenario_id, None)
             description = scenario.describe()
             if scenario.circuit is not None:
-                self._release_engine(scenario.circuit)
+                self._release_engine(scenario.circuit, scenario.feeder)
                 scenario.circuit, scenario.snapshot = None, None
         return description
 
@@ -294,7 +349,7 @@ class ScenarioRegistry:
         if not dry_run:
             circuit.rebuild(state.ops_before_last_change(), sequence)
             return Change(action, circuit.snapshot)
-        preview = self.make_circuit()
+        preview = self.served(scenario).make_circuit()
         try:
             preview.rebuild(state.ops_before_last_change(), sequence)
             return Change(action, preview.snapshot)
@@ -309,7 +364,7 @@ class ScenarioRegistry:
         if circuit is not None and not engine_alive(circuit):
             scenario.circuit = circuit = None  # its engine host died: rebuilt from the journal (its snapshot stays)
         if circuit is None:
-            circuit = self._take_engine()
+            circuit = self._take_engine(self.served(scenario))
             self._go_live(scenario, circuit, rebuild=True)
         return circuit
 
@@ -318,20 +373,22 @@ class ScenarioRegistry:
             try:
                 circuit.rebuild(scenario.ops(), scenario.sequence)
             except SimulationError as error:
-                self._release_engine(circuit)
+                self._release_engine(circuit, scenario.feeder)
                 raise RuntimeError(f"scenario {scenario.id} could not be rebuilt from its journal: {error}") \
                     from error
         scenario.circuit, scenario.snapshot = circuit, circuit.snapshot
 
-    def _take_engine(self) -> Circuit:
-        """An engine for one more live scenario: an idle one, a new one while under max_live, or the engine of
-        the least recently used scenario not busy right now (it rests as its journal)."""
+    def _take_engine(self, feeder: ServedFeeder) -> Circuit:
+        """An engine of `feeder` for one more live scenario: while under max_live an idle one or a new one; at the
+        limit, the engine of the least recently used scenario not busy right now (it rests as its journal; an
+        engine of another feeder is closed, and an idle or new one of this feeder takes its place)."""
         with self._lock:
-            self._idle_engines = [engine for engine in self._idle_engines if engine_alive(engine)]
-            if self._idle_engines:
-                return self._idle_engines.pop()
+            idle = self._idle_engines[feeder.name]
+            idle[:] = [engine for engine in idle if engine_alive(engine)]
             live = [s for s in self._scenarios.values() if s.circuit is not None]
             if len(live) < self.max_live:
+                if idle:
+                    return idle.pop()
                 live = []
         for victim in sorted(live, key=lambda s: s.last_used):
             if victim.id == DEFAULT_ID or not victim.lock.acquire(blocking=False):
@@ -339,16 +396,22 @@ class ScenarioRegistry:
             try:
                 if victim.circuit is not None:
                     circuit, victim.circuit, victim.snapshot = victim.circuit, None, None
-                    if engine_alive(circuit):
+                    if engine_alive(circuit) and victim.feeder == feeder.name:
                         return circuit
+                    circuit.close()
+                    break
             finally:
                 victim.lock.release()
-        return self.make_circuit()
-
-    def _release_engine(self, circuit: Circuit) -> None:
         with self._lock:
-            if len(self._idle_engines) < 2:
-                self._idle_engines.append(circuit)
+            if idle:
+                return idle.pop()
+        return feeder.make_circuit()
+
+    def _release_engine(self, circuit: Circuit, feeder: str) -> None:
+        with self._lock:
+            idle = self._idle_engines[feeder]
+            if len(idle) < 2:
+                idle.append(circuit)
                 return
         circuit.close()
 
@@ -358,6 +421,17 @@ class ScenarioRegistry:
     def live_engines(self) -> list[tuple[str, Any]]:
         """(scenario id, engine) of every live scenario (GET /health says which engine host holds which)."""
         return [(s.id, s.circuit) for s in list(self._scenarios.values()) if s.circuit is not None]
+
+
+def unavailable_reason(feeders: ServedFeeders, name: str, sha256: str) -> str | None:
+    """Why a scenario made on feeder `name` (deck hash `sha256`) cannot be rebuilt here, or None when it can."""
+    served = feeders.get(name)
+    if served is not None and served.holds(name, sha256):
+        return None
+    now = "is not served by this server" if served is None else f"is served with other files now (deck sha256 " \
+                                                                  f"{served.sha256})"
+    return (f"made on feeder {name} (deck sha256 {sha256}), which {now}; it is kept as it is: serve that feeder "
+            f"again (--feeder {name}=PATH) to use it")
 
 
 def engine_alive(circuit: Any) -> bool:

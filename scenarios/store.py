@@ -35,7 +35,9 @@ CREATE TABLE scenarios (
     created_at TEXT NOT NULL,
     forked_from TEXT,
     base_ops TEXT NOT NULL DEFAULT '[]',
-    base_sequence INTEGER NOT NULL DEFAULT 0
+    base_sequence INTEGER NOT NULL DEFAULT 0,
+    feeder TEXT,
+    feeder_sha256 TEXT
 );
 CREATE TABLE changes (
     scenario_id TEXT NOT NULL REFERENCES scenarios(id) ON DELETE CASCADE,
@@ -85,6 +87,8 @@ class StoredScenario:
     journal: list[JournalEntry]
     base_ops: list[dict[str, Any]] = field(default_factory=list)  # where the journal starts (a folded journal)
     base_sequence: int = 0
+    feeder: Optional[str] = None  # the feeder it was made on (None: a file from before feeders were named)
+    feeder_sha256: Optional[str] = None  # that feeder's deck hash when the scenario was made
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,10 @@ class ScenarioStore:
         if version != SCHEMA_VERSION:
             raise StateFileError(f"--state {self.path}: written by another version of this server (schema "
                                  f"{version}, this one reads {SCHEMA_VERSION}); it was left as it is.")
+        columns = {row[1] for row in db.execute("PRAGMA table_info(scenarios)")}
+        for column in ("feeder", "feeder_sha256"):  # files from before a server served several feeders
+            if column not in columns:
+                db.execute(f"ALTER TABLE scenarios ADD COLUMN {column} TEXT")
         problems = [row[0] for row in db.execute("PRAGMA quick_check")]
         if problems != ["ok"]:
             raise StateFileError(f"--state {self.path}: the database is damaged ({'; '.join(problems[:3])}); "
@@ -187,8 +195,8 @@ class ScenarioStore:
     def load(self) -> list[StoredScenario]:
         """Every scenario with its journal, in creation order."""
         with self._lock:
-            rows = self._db.execute("SELECT id, name, created_at, forked_from, base_ops, base_sequence FROM scenarios "
-                                    "ORDER BY rowid").fetchall()
+            rows = self._db.execute("SELECT id, name, created_at, forked_from, base_ops, base_sequence, feeder, "
+                                    "feeder_sha256 FROM scenarios ORDER BY rowid").fetchall()
             journals: dict[str, list[JournalEntry]] = {row[0]: [] for row in rows}
             for scenario_id, sequence, at, action in self._db.execute(
                     "SELECT scenario_id, sequence, at, action FROM changes ORDER BY scenario_id, sequence"):
@@ -197,8 +205,8 @@ class ScenarioStore:
                 except (orjson.JSONDecodeError, KeyError) as error:
                     raise StateFileError(f"--state {self.path}: change {sequence} of scenario {scenario_id} is "
                                          f"damaged ({error}); the file was left as it is.") from error
-        return [StoredScenario(row[0], row[1], row[2], row[3], journals[row[0]], orjson.loads(row[4]), row[5])
-                for row in rows]
+        return [StoredScenario(row[0], row[1], row[2], row[3], journals[row[0]], orjson.loads(row[4]), row[5],
+                               row[6], row[7]) for row in rows]
 
     def idempotency_record(self, scenario_id: str, key: str) -> IdempotencyRecord | None:
         with self._lock:
@@ -212,10 +220,11 @@ class ScenarioStore:
     def add_scenario(self, scenario: StoredScenario) -> None:
         """A new scenario and the journal it starts with (a fork's or an import's changes), in one commit."""
         with self._writing():
-            self._db.execute("INSERT INTO scenarios (id, name, created_at, forked_from, base_ops, base_sequence) "
-                             "VALUES (?, ?, ?, ?, ?, ?)",
+            self._db.execute("INSERT INTO scenarios (id, name, created_at, forked_from, base_ops, base_sequence, "
+                             "feeder, feeder_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                              (scenario.id, scenario.name, scenario.created_at, scenario.forked_from,
-                              orjson.dumps(scenario.base_ops).decode(), scenario.base_sequence))
+                              orjson.dumps(scenario.base_ops).decode(), scenario.base_sequence, scenario.feeder,
+                              scenario.feeder_sha256))
             self._db.executemany("INSERT INTO changes (scenario_id, sequence, at, action) VALUES (?, ?, ?, ?)",
                                  [(scenario.id, e.sequence, e.at, orjson.dumps(e.action).decode())
                                   for e in scenario.journal])

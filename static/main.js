@@ -88,11 +88,19 @@ function wirePage() {
   });
 }
 
-/** The page names the feeder the server serves (`--feeder`); our IEEE 123-bus deck keeps its long name. */
-function showFeederName(feeder) {
-  if (!feeder || feeder.name === "ieee123") return;
-  document.title = `${feeder.name} feeder dashboard`;
-  document.querySelector("h1").textContent = `Feeder ${feeder.name}`;
+/** The page names the feeder it shows (the scenario's); our IEEE 123-bus deck keeps its long name. With several
+ * feeders, the new-scenario form offers them (its feeder first). */
+function showFeeder(feeders, name) {
+  S.feeders = feeders;
+  S.feeder = name;
+  if (name !== "ieee123") {
+    document.title = `${name} feeder dashboard`;
+    document.querySelector("h1").textContent = `Feeder ${name}`;
+  }
+  const chooser = $("scenario-feeder");
+  chooser.innerHTML = feeders.map((f) => `<option value="${esc(f.name)}">${esc(f.name)}</option>`).join("");
+  chooser.value = name;
+  $("scenario-feeder-row").hidden = feeders.length < 2;
 }
 
 async function start() {
@@ -104,11 +112,12 @@ async function start() {
     // The scenario in the address (#scenario=<id>) if it still exists, else the default one.
     S.scenarios = (await api("GET", "/scenarios")).scenarios;
     const wanted = new URLSearchParams(location.hash.slice(1)).get("scenario");
-    if (wanted && scenarioById(wanted)) S.scenario = wanted;
+    if (wanted && scenarioById(wanted) && !scenarioById(wanted).unavailable) S.scenario = wanted;
     const [buses, state, xf, nbs, feeders] = await Promise.all([api("GET", scoped("/buses")),
       request("GET", scoped("/state")), api("GET", scoped("/transformers")).catch(() => ({ transformers: [] })),
       api("GET", scoped("/neighbourhoods")).catch(() => ({ neighbourhoods: [] })), api("GET", "/feeders")]);
-    showFeederName(feeders.feeders.find((feeder) => feeder.default));
+    const shown = scenarioById(S.scenario);
+    showFeeder(feeders.feeders, shown ? shown.feeder : feeders.feeders.find((feeder) => feeder.default).name);
     S.buses = buses.buses;
     S.transformers = xf.transformers;
     S.neighbourhoods = nbs.neighbourhoods;

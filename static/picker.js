@@ -24,8 +24,11 @@ function fillSelect(select, options, value) {
 
 export function renderScenarioPicker() {
   const count = (n) => `${n} change${n === 1 ? "" : "s"}`;
-  fillSelect($("scenario-select"), S.scenarios.map((s) => [s.id, `${s.name || s.id} · ${count(s.changes)}`]), S.scenario);
-  const others = S.scenarios.filter((s) => s.id !== S.scenario).map((s) => [s.id, `scenario “${s.name || s.id}”`]);
+  const on = (s) => (S.feeders.length > 1 ? ` · ${s.feeder}` : "");
+  fillSelect($("scenario-select"), S.scenarios.map((s) => [s.id, `${s.name || s.id} · ${count(s.changes)}${on(s)}`]),
+    S.scenario);
+  const others = S.scenarios.filter((s) => s.id !== S.scenario && s.feeder === S.feeder) // a diff is within a feeder
+    .map((s) => [s.id, `scenario “${s.name || s.id}”`]);
   fillSelect($("compare-select"), [["", "nothing: show voltages"], ["base", "the base case"], ...others], S.compare);
   const s = scenarioById(S.scenario);
   $("scenario-info").textContent = s ? `id ${s.id} · state #${s.sequence} · created ${clock(s.created_at)}` +

@@ -11,11 +11,18 @@ import { updateTransformers } from "./map.js";
 import { refreshScenarios, renderScenarioPicker } from "./picker.js";
 import { endPreview } from "./preview.js";
 import { showResults } from "./results.js";
-import { S, scenarioName, scoped } from "./store.js";
+import { S, scenarioById, scenarioName, scoped } from "./store.js";
 import { renderStudies } from "./studies.js";
 
 /** Show scenario `id`: its state, generators, transformers and journal (and the diff, when comparing). */
 export async function loadScenario(id) {
+  const target = scenarioById(id);
+  if (target && target.unavailable) throw new Error(target.unavailable); // kept, but its feeder is not served
+  if (target && target.feeder !== S.feeder) { // another feeder: another map, so the page starts again on it
+    location.hash = `scenario=${encodeURIComponent(id)}`;
+    location.reload();
+    return;
+  }
   const [state, xf, gens, journal] = await Promise.all([
     request("GET", scoped("/state", id)), api("GET", scoped("/transformers", id)).catch(() => null),
     api("GET", scoped("/generators", id)), api("GET", scoped("/changes", id))]);
@@ -43,6 +50,7 @@ function createScenario(from) {
     const name = $("scenario-name").value.trim();
     const body = name ? { name } : {};
     if (from) body.from = from;
+    else if (S.feeders.length > 1) body.feeder = $("scenario-feeder").value;
     const { data } = await request("POST", "/scenarios", body);
     $("scenario-name").value = "";
     await refreshScenarios();

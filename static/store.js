@@ -8,6 +8,8 @@ export const S = {
   transformers: [], pairs: new Map(), xfEl: new Map(), stubs: new Set(),
   // Scenarios: every read and change goes to /scenarios/<scenario>/…; `etag` is the last ETag of its state.
   scenario: "default", scenarios: [], etag: null, journal: [], renders: 0,
+  // Feeders (GET /feeders) and the one the page shows: the map is of one feeder, so a scenario on another reloads.
+  feeders: [], feeder: null,
   applied: null,  // { results, sequence } of the scenario's real state, kept while a preview is shown
   preview: null,  // { method, path, body, etag, action, okEl } of the change being previewed
   compare: "", diff: null, diffOther: new Map(), deltaRange: 0.01, diffToken: 0,

@@ -59,6 +59,9 @@ class CreateScenarioBody(CachedSchemaModel):
     name: Optional[str] = Field(default=None, min_length=1, max_length=64, description="1-64 printable characters.")
     from_: Optional[str] = Field(default=None, alias="from", max_length=64,
                                  description="Fork the current state of this scenario (default: the base case).")
+    feeder: Optional[str] = Field(default=None, min_length=1, max_length=64,
+                                  description="The feeder (GET /feeders) whose base case it starts from; default the "
+                                              "default feeder. A fork stays on its parent's feeder.")
 
     @field_validator("name")
     @classmethod
@@ -95,6 +98,9 @@ ChangeOp = Annotated[Union[AddGeneratorOp, ScaleNeighbourhoodOp, RemoveGenerator
 
 class FeederId(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+    name: Optional[str] = Field(default=None, min_length=1, max_length=64,
+                                description="The feeder's name where the document was made (documents made before "
+                                            "a server served several feeders have none).")
     sha256: str = Field(min_length=64, max_length=64, description="Hash of the feeder model files.")
 
 
@@ -121,6 +127,10 @@ class ScenarioInfo(CachedSchemaModel):
     forked_from: Optional[str]
     changes: int = Field(description="Entries in the journal.")
     live: bool = Field(description="Has an engine in memory (false: rests on disk, rebuilt on first use).")
+    feeder: str = Field(description="The feeder it is on (GET /feeders).")
+    unavailable: Optional[str] = Field(default=None, description="Only when it cannot be used here: why (its feeder "
+                                                                 "is not served, or its deck's files changed since it "
+                                                                 "was made). Kept as it is; every use is a 409.")
 
 
 class ScenarioDetail(ScenarioInfo):

@@ -225,7 +225,7 @@ def test_export_is_plain_ops_of_the_current_state(client):
     client.post(f"/scenarios/{scenario}/add_generator", json=PV16)
     client.post(f"/scenarios/{scenario}/undo", json={})
     document = client.get(f"/scenarios/{scenario}/export").json
-    assert document == {"format": "ieee123-scenario", "version": 1, "feeder": {"sha256": feeder_sha256()},
+    assert document == {"format": "ieee123-scenario", "version": 1, "feeder": {"name": "ieee123", "sha256": feeder_sha256()},
                         "name": "pv", "changes": [{"op": "add_generator", "bus_name": "67", "phases": 3, "kw": 500.0},
                                                   {"op": "modify_load_neighbourhood", "neighbourhood": 5,
                                                    "factor": 1.3}]}
@@ -271,7 +271,7 @@ GOOD_CHANGE = {"op": "add_generator", "bus_name": "67", "phases": 3, "kw": 500}
 
 
 @pytest.mark.parametrize("document,status,field", [
-    (document_with(feeder={"sha256": "0" * 64}), 422, "feeder.sha256"),
+    (document_with(feeder={"sha256": "0" * 64}), 409, "feeder.sha256"),
     (document_with(version=2), 422, "version"),
     (document_with(format="other"), 400, "format"),
     (document_with(changes=[GOOD_CHANGE, {"op": "fly"}]), 400, "changes[1].op"),

@@ -175,7 +175,7 @@ def test_the_docs_feeder_lines_run(tmp_path: Path):
     renamed myfeeder): the server takes the deck's name or the one given, the command line studies it."""
     from support.docs import blocks
 
-    (block,) = [b for b in blocks() if b.page == "docs/feeder.md" and b.language == "bash"]
+    block, _ = [b for b in blocks() if b.page == "docs/feeder.md" and b.language == "bash"]
     folder = tmp_path / "MyFeeder"
     master = copy_ieee13(tmp_path)
     (tmp_path / "13Bus").rename(folder)
@@ -197,3 +197,74 @@ def test_the_docs_feeder_lines_run(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     rows = (tmp_path / "hc.csv").read_text().splitlines()[1:]
     assert sorted(row.split(",")[0] for row in rows) == sorted(direct(folder / "Master.dss", []).Circuit.AllBusNames())
+
+
+def test_the_docs_several_feeders_lines_run(tmp_path: Path):
+    """docs/feeder.md's "several feeders" lines, as written, on two decks of the test's own at /path/to/North and
+    /path/to/South (copies of IEEE 13): both are served, the first the default, and the curl line makes a scenario
+    on south."""
+    from support.docs import blocks
+
+    _, block = [b for b in blocks() if b.page == "docs/feeder.md" and b.language == "bash"]
+    serve, make = block.text.strip().splitlines()
+    for name in ("North", "South"):
+        serve = serve.replace(f"/path/to/{name}/Master.dss", str(copy_ieee13(tmp_path / name)))
+    arguments = serve.split()[2:]
+    process, url = start_server(tmp_path, *arguments, "--engine-hosts", "1", "--workers", "1")
+    try:
+        feeders = requests.get(f"{url}/feeders", timeout=TIMEOUT_S).json()["feeders"]
+        assert [(f["name"], f["default"]) for f in feeders] == [("north", True), ("south", False)]
+        done = subprocess.run(["bash", "-c", make.replace("localhost:5000", url.removeprefix("http://"))],
+                              capture_output=True, text=True, timeout=TIMEOUT_S)
+        scenario = __import__("json").loads(done.stdout)["scenario"]
+        assert scenario["feeder"] == "south" and scenario["name"] == "ev study"
+        from client import GridClient  # the client too: feeders as a frame, a scenario on a chosen feeder
+
+        grid = GridClient(url)
+        assert list(grid.feeders().index) == ["north", "south"]
+        made = grid.new_scenario("by client", feeder="south")
+        assert grid.scenarios().loc[made.id, "feeder"] == "south"
+        assert made.add_generator("675", 3, 100).action["bus"] == "675"
+    finally:
+        stop_server(process)
+
+
+def test_a_state_file_keeps_scenarios_of_a_feeder_no_longer_served(tmp_path: Path):
+    """Scenarios on a second feeder survive restarts: served without it, they are listed as unavailable (naming the
+    feeder and its sha256) and refused with 409, exportable and never dropped; served with its files changed, the
+    same; served as it was, they answer again as before."""
+    state, master = tmp_path / "state.db", copy_ieee13(tmp_path)
+    both = ("--feeder", f"{REPO / 'Test_Systems' / 'IEEE_123_Bus-G' / 'Master.dss'}", "--feeder", f"t13={master}",
+            "--state", str(state), "--engine-hosts", "1", "--workers", "1")
+    process, url = start_server(tmp_path, *both)
+    try:
+        made = requests.post(f"{url}/scenarios", json={"name": "pv", "feeder": "t13"}, timeout=TIMEOUT_S).json()
+        created, sha = made["scenario"]["id"], requests.get(f"{url}/feeders", timeout=TIMEOUT_S).json()["feeders"][1]["sha256"]
+        requests.post(f"{url}/scenarios/{created}/add_generator", json={"bus_name": "675", "phases": 3, "kw": 100},
+                      timeout=TIMEOUT_S).raise_for_status()
+    finally:
+        stop_server(process)
+    master.write_text(master.read_text() + "\n! edited\n")
+    for arguments in (both[:2] + both[4:], both):  # t13 not served; t13 served with other files
+        process, url = start_server(tmp_path, *arguments)
+        try:
+            listed = {s["id"]: s for s in requests.get(f"{url}/scenarios", timeout=TIMEOUT_S).json()["scenarios"]}
+            assert listed[created]["feeder"] == "t13" and f"deck sha256 {sha}" in listed[created]["unavailable"]
+            for path in ("", "/state", "/buses"):
+                refused = requests.get(f"{url}/scenarios/{created}{path}", timeout=TIMEOUT_S)
+                assert refused.status_code == 409 and "made on feeder t13" in refused.json()["message"]
+            change = requests.post(f"{url}/scenarios/{created}/add_generator",
+                                   json={"bus_name": "675", "phases": 3, "kw": 5}, timeout=TIMEOUT_S)
+            assert change.status_code == 409
+            document = requests.get(f"{url}/scenarios/{created}/export", timeout=TIMEOUT_S).json()
+            assert document["feeder"] == {"name": "t13", "sha256": sha} and len(document["changes"]) == 1
+        finally:
+            stop_server(process)
+    master.write_text(master.read_text().replace("\n! edited\n", ""))
+    process, url = start_server(tmp_path, *both)
+    try:
+        generators = requests.get(f"{url}/scenarios/{created}/generators", timeout=TIMEOUT_S).json()["generators"]
+        assert [(g["bus"], g["kw"]) for g in generators] == [("675", 100.0)]
+        assert "unavailable" not in requests.get(f"{url}/scenarios/{created}", timeout=TIMEOUT_S).json()["scenario"]
+    finally:
+        stop_server(process)
