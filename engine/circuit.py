@@ -35,6 +35,7 @@ from engine.feeder import Feeder, load_feeder
 from engine.ieee123 import deck_refusals, default_feeder
 from engine.index import FeederIndex, read_limits, read_snapshot
 from engine.inverter_settings import normalize_inverter, with_kva
+from engine.load_shapes import read_load_shapes
 from engine.loads import Loads
 from engine.neighbourhoods import derive_neighbourhoods
 from engine.regulators import Regulators, lock_taps
@@ -82,6 +83,7 @@ class OpenDSSCircuit:
         self.sequence = 0
         self._compile_count = 0
         self._replaying = False
+        self._load_shapes: dict[str, Any] | None = None  # the deck's, read on first use (`load_shapes`)
         with self._lock:
             try:
                 self._compile()
@@ -360,6 +362,14 @@ class OpenDSSCircuit:
         """Each customer: its load, where its PV connects, and the load's kW set-point in this state."""
         with self._lock:
             return self._customer_pv.customers(self._loads.setpoints()[0])
+
+    def load_shapes(self) -> dict[str, Any]:
+        """The deck's own load shapes as a yearly series applies them (`engine.load_shapes`): each load's shape name
+        (None: it stays at its set-point) and each shape's multiplier for every hour of the year. Read once."""
+        with self._lock:
+            if self._load_shapes is None:
+                self._load_shapes = read_load_shapes(self._engine, self._batch)
+            return self._load_shapes
 
     def regulator_tap_steps(self) -> dict[str, int]:
         """Each regulator's tap position in steps (0 = neutral)."""

@@ -110,6 +110,11 @@ class Circuit(Protocol):
         """Each customer (load): where its PV connects, and its kW set-point in this state."""
         return ask_host(self, "customers")
 
+    def load_shapes(self) -> dict[str, Any]:
+        """The deck's own load shapes: `loads`, each load's shape name (None: none), and `shapes`, each one's
+        multiplier for every hour of the year (`engine.load_shapes`)."""
+        return ask_host(self, "load_shapes")
+
     def generator_refusals(self) -> dict[str, str]:
         """The buses that cannot host a generator, each with the reason (`engine.sites`)."""
         return ask_host(self, "generator_refusals")

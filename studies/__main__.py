@@ -75,7 +75,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         shapes(command)
 
     def shapes(command: argparse.ArgumentParser) -> None:
-        command.add_argument("--load-shape", default="residential", help="residential, commercial or pv")
+        command.add_argument("--load-shape", default=None, help="residential, commercial, pv or deck (default: the "
+                             "deck's own load shapes when its loads have them, else residential)")
         command.add_argument("--neighbourhood-shape", action="append", default=[], metavar="N=SHAPE",
                              help="a neighbourhood's own shape, e.g. 3=commercial (repeatable)")
         command.add_argument("--generator-shape", default="pv")
@@ -194,7 +195,8 @@ def make_plan(args: argparse.Namespace, body: Any, settings: EngineSettings) -> 
             raise UsageError(f"--scenario {args.scenario}: {error}") from error
     given = ScenarioInput(settings, name, ops, len(ops), circuit.buses(), [n["id"] for n in circuit.neighbourhoods()],
                           circuit.load_setpoints_kw(), circuit.load_neighbourhoods(),
-                          circuit.customers() if stochastic else None, circuit.generator_refusals())
+                          circuit.customers() if stochastic else None, circuit.generator_refusals(),
+                          load_shapes=circuit.load_shapes())
     circuit.close()
     build = {"hosting-capacity": hosting_capacity_plan, "time-series": time_series_plan, "batch": batch_plan,
              "stochastic-hosting-capacity": stochastic_hosting_capacity_plan}

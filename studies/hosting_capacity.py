@@ -78,7 +78,8 @@ def run(circuit: StudyEngine, work: dict[str, Any]) -> dict[str, Any]:
     criteria = Criteria(**work["criteria"])
     hour = work.get("hour")
     with starting_reading(circuit, hour) as reading:
-        start = starting_state(reading, element_names(circuit.snapshot.layout, circuit.transformer_names), criteria)
+        layout = circuit.snapshot.layout
+        start = starting_state(reading, element_names(layout, circuit.transformer_names), criteria, layout)
         rows = [hosting_capacity_of_bus(circuit, bus, phases, criteria, start, work.get("inverter"))
                 for bus, phases in work["buses"]]
     return {"rows": rows, "preexisting": preexisting_entries(start, criteria,

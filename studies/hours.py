@@ -4,7 +4,8 @@ on a circuit for trials to start from.
 - `peak_load`: the hour with the highest total load kW (each load's kW set-point x its shape's multiplier);
 - `daytime_minimum`: the lowest total load kW among hours whose generator shape is at least 0.5;
 on a tie, the earliest hour. The shapes are a time series' (`load_shape`, `neighbourhood_shapes`,
-`generator_shape`, by name), with its defaults.
+`generator_shape`, by name), with its defaults: on a deck whose loads have shapes of their own, `load_shape` "deck"
+ranks the hours by those (`time_series.DeckShapes`), as the hour's state is then prepared.
 
 An hour's state is exactly what a 1-hour time series starting at that hour computes: the same multipliers
 (`time_series.chunk_work`, `time_series.multipliers`), loads and existing generators scaled and solved with the
@@ -21,7 +22,7 @@ import numpy as np
 from engine.results import Snapshot
 from engine.interface import StudyEngine
 from studies import time_series
-from studies.time_series import HOURS_PER_YEAR, named_shape
+from studies.time_series import DECK, HOURS_PER_YEAR, DeckShapes, named_shape
 
 NAMED_HOURS = ("peak_load", "daytime_minimum")
 MAX_HOURS = 24
@@ -39,29 +40,37 @@ class HourError(ValueError):
         self.field = field
 
 
-def yearly_load_kw(shapes: dict[str, Any], load_kw: list[float], load_neighbourhoods: list[int | None]
-                   ) -> np.ndarray:
+def yearly_load_kw(shapes: dict[str, Any], load_kw: list[float], load_neighbourhoods: list[int | None],
+                   deck: DeckShapes | None = None) -> np.ndarray:
     """Total load kW set-point of every hour of the year: each load x its shape (its neighbourhood's own when it
-    has one), as a series would set them."""
+    has one; with `load_shape` "deck", its own of `deck`), as a series would set them."""
     own = [int(nb) for nb in shapes["neighbourhood_shapes"]]
+    on_deck = shapes["load_shape"] == DECK and deck is not None
     by_key: dict[str, float] = {}
-    for key, kw in zip(time_series.load_shape_keys(load_neighbourhoods, own), load_kw):
+    for key, kw in zip(time_series.load_shape_keys(load_neighbourhoods, own, deck.loads if on_deck else None),
+                       load_kw):
         by_key[key] = by_key.get(key, 0.0) + kw
     total = np.zeros(HOURS_PER_YEAR)
     for key, kw in by_key.items():
-        name = shapes["load_shape"] if key == "load" else shapes["neighbourhood_shapes"][key[1:]]
-        total += kw * named_shape(name)
+        if key == "load":
+            year = named_shape(shapes["load_shape"])
+        elif key[0] == "n":
+            year = named_shape(shapes["neighbourhood_shapes"][key[1:]])
+        else:  # a deck's key: only when on the deck
+            year = deck.years[key] if deck is not None else np.ones(HOURS_PER_YEAR)
+        total += kw * year
     return total
 
 
 def resolve_hours(items: list[HourItem], shapes: dict[str, Any], load_kw: list[float],
-                  load_neighbourhoods: list[int | None]) -> list[dict[str, Any]]:
+                  load_neighbourhoods: list[int | None],
+                  deck: DeckShapes | None = None) -> list[dict[str, Any]]:
     """Each item as the hour it names: `name` (null for a number), `hour_of_year`, `load_kW` (the total load
     set-point then, the figure named hours are ranked by). Raises HourError naming the item."""
     if not 1 <= len(items) <= MAX_HOURS:
         raise HourError(f"hours: expected 1 to {MAX_HOURS} hours, got {len(items)}; omit it for the scenario's "
                         f"own state", "hours")
-    yearly = yearly_load_kw(shapes, load_kw, load_neighbourhoods)
+    yearly = yearly_load_kw(shapes, load_kw, load_neighbourhoods, deck)
     resolved = []
     for position, item in enumerate(items):
         field = f"hours[{position}]"
@@ -83,10 +92,11 @@ def resolve_hours(items: list[HourItem], shapes: dict[str, Any], load_kw: list[f
     return resolved
 
 
-def hour_work(shapes: dict[str, Any], hour_of_year: int) -> dict[str, Any]:
-    """What a task needs to prepare one hour: the multipliers of a 1-hour series starting then."""
+def hour_work(shapes: dict[str, Any], hour_of_year: int, deck: DeckShapes | None = None) -> dict[str, Any]:
+    """What a task needs to prepare one hour: the multipliers of a 1-hour series starting then (`deck`: the
+    deck's shapes, when `load_shape` is "deck")."""
     spec = {**shapes, "start_hour": hour_of_year, "hours": 1}
-    return {**time_series.chunk_work(spec, 0, 1), "hour_of_year": hour_of_year}
+    return {**time_series.chunk_work(spec, 0, 1, deck), "hour_of_year": hour_of_year}
 
 
 def scenario_reading(snapshot: Snapshot) -> dict[str, Any]:

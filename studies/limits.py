@@ -2,7 +2,10 @@
 
 Any study that adds generation and asks what breaks first judges a trial's lean reading
 (`engine.index.read_limits`) against the state the trial started from (the scenario's, or one hour's):
-- `voltage_high`: a phase node above `voltage_high_pu`;
+- `voltage_high`: a phase node above `voltage_high_pu`. A node already above it in the starting state is
+  **pre-existing** (a deck's own regulator set high: IEEE 13's rg60 sits at 1.056 pu before any generator): with
+  `preexisting="exclude"` it is never a limit, with `"worsened"` it counts once it is more than `worsened_by_pct`
+  % of nominal (0.01 pu per point) above its own starting voltage; every other node counts as soon as it is above;
 - `voltage_low`: a phase node below `voltage_low_pu` and lower than in the starting state (phase nodes: the
   layout's `phase_node_mask`; a neutral's near-zero volts are never judged);
 - `thermal`: a line or transformer above `thermal_pct` of its normal rating. An element already above it in the
@@ -54,6 +57,9 @@ class StartingState:
     source_kw: float
     elements: list[str]
     preexisting: np.ndarray  # bool, one per element
+    preexisting_high: np.ndarray | None = None  # bool, one per node: a phase node above voltage_high_pu
+    high_nodes: tuple[str, ...] = ()  # those nodes' names (`bus.node`), in the feeder's node order
+
 
 
 def element_names(layout: RowLayout, transformer_names: list[str]) -> list[str]:
@@ -61,18 +67,30 @@ def element_names(layout: RowLayout, transformer_names: list[str]) -> list[str]:
     return [f"Line.{name}" for name in layout.line_names] + [f"Transformer.{name}" for name in transformer_names]
 
 
-def starting_state(reading: dict[str, Any], elements: list[str], limits: Limits) -> StartingState:
-    """A lean reading of the state trials start from, with its pre-existing overloads marked."""
+def starting_state(reading: dict[str, Any], elements: list[str], limits: Limits, layout: RowLayout | None = None
+                   ) -> StartingState:
+    """A lean reading of the state trials start from, with its pre-existing overloads marked, and (given the
+    layout) its phase nodes already above voltage_high_pu."""
     loading = np.concatenate([reading["line_loading_pct"], reading["transformer_loading_pct"]])
-    return StartingState(np.asarray(reading["vmag_pu"]), loading, float(reading["source_kw"]), elements,
-                         loading > limits.thermal_pct)
+    vmag = np.asarray(reading["vmag_pu"])
+    high, names = None, ()
+    if layout is not None:
+        high = (vmag > limits.voltage_high_pu) & layout.phase_node_mask
+        names = tuple(f"{layout.node_bus[i]}.{layout.node_number[i]}" for i in np.flatnonzero(high))
+    return StartingState(vmag, loading, float(reading["source_kw"]), elements, loading > limits.thermal_pct, high,
+                         names)
 
 
 def preexisting_entries(start: StartingState, limits: Limits, hour_of_year: int | None = None
                         ) -> list[dict[str, Any]]:
-    """The starting state's pre-existing overloads as a result lists them, in the feeder's order (lines, then
-    transformers): an order that solver noise cannot swap, so every executor gives the same list."""
+    """The starting state's pre-existing violations as a result lists them, in the feeder's order (nodes above
+    voltage_high_pu, then lines, then transformers over thermal_pct): an order that solver noise cannot swap, so
+    every executor gives the same list."""
     entries = []
+    high = np.flatnonzero(start.preexisting_high) if start.preexisting_high is not None else []
+    for name, i in zip(start.high_nodes, high):
+        entry = {"element": name, "value": float(start.vmag_pu[i]), "limit": limits.voltage_high_pu}
+        entries.append(entry if hour_of_year is None else {**entry, "hour_of_year": hour_of_year})
     for i in np.flatnonzero(start.preexisting):
         entry = {"element": start.elements[i], "value": float(start.loading_pct[i]), "limit": limits.thermal_pct}
         if hour_of_year is not None:
@@ -90,7 +108,11 @@ def first_violation(reading: dict[str, Any], start: StartingState, limits: Limit
     def node(i: int) -> str:
         return f"{layout.node_bus[i]}.{layout.node_number[i]}"
 
-    high = np.flatnonzero((v > limits.voltage_high_pu) & phase)
+    above = (v > limits.voltage_high_pu) & phase
+    if start.preexisting_high is not None:  # a node above already: by the pre-existing rule
+        counts = v > start.vmag_pu + limits.worsened_by_pct / 100.0 if limits.preexisting == "worsened" else False
+        above &= ~start.preexisting_high | counts
+    high = np.flatnonzero(above)
     if high.size:
         i = high[np.argmax(v[high])]
         return {"kind": "voltage_high", "element": node(i), "value": float(v[i]), "limit": limits.voltage_high_pu}

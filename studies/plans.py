@@ -51,11 +51,13 @@ class HostingCapacityPlan(Plan):
     def __init__(self, engine: EngineSettings, ops: list[dict[str, Any]], scenario: str, sequence: int,
                  buses: list[dict[str, Any]], phases: int, criteria: Criteria,
                  hours: list[dict[str, Any]] | None = None, shapes: dict[str, Any] | None = None,
-                 inverter: dict[str, Any] | None = None, refused: dict[str, str] | None = None) -> None:
+                 inverter: dict[str, Any] | None = None, refused: dict[str, str] | None = None,
+                 deck: time_series.DeckShapes | None = None, load_shapes: dict[str, Any] | None = None) -> None:
         """`refused`: the buses that cannot host a generator, with the reason (`circuit.generator_refusals`)."""
         super().__init__(engine, ops, scenario, sequence)
         refused = refused or {}
         self.criteria, self.phases, self.hours, self.shapes = criteria, phases, hours, shapes
+        self.deck, self.load_shapes = deck, load_shapes  # (`studies.requests.series_shapes`)
         self.trial = {"inverter": inverter} if inverter is not None else {}  # (absent: the answer as before)
         # Each distinct hour once (a named hour may fall on one also given by number); None: the scenario's state.
         self.starts: list[int | None] = list(dict.fromkeys(h["hour_of_year"] for h in hours)) if hours else [None]
@@ -75,7 +77,7 @@ class HostingCapacityPlan(Plan):
         self.total = len(self.work) * len(self.starts)
 
     def first_tasks(self) -> list[dict[str, Any]]:
-        hour_works = {h: None if h is None else hours.hour_work(self.shapes or hours.DEFAULT_SHAPES, h)
+        hour_works = {h: None if h is None else hours.hour_work(self.shapes or hours.DEFAULT_SHAPES, h, self.deck)
                       for h in self.starts}
         return [self.task({"index": position, "buses": [[bus, phases]], "criteria": self.criteria.describe(),
                            "hour": hour_works[h], **self.trial})
@@ -98,6 +100,7 @@ class HostingCapacityPlan(Plan):
                      "hours": self.hours, "scenario": self.scenario, "sequence": self.sequence}
         if self.hours:
             described["shapes"] = self.shapes
+            described["load_shapes"] = self.load_shapes
         return described
 
     @staticmethod
@@ -111,9 +114,12 @@ class TimeSeriesPlan(Plan):
     kind = "time_series"
 
     def __init__(self, engine: EngineSettings, ops: list[dict[str, Any]], scenario: str, sequence: int,
-                 spec: dict[str, Any]) -> None:
+                 spec: dict[str, Any], deck: time_series.DeckShapes | None = None,
+                 load_shapes: dict[str, Any] | None = None) -> None:
+        """`deck`: the deck's shapes when `load_shape` is "deck"; `load_shapes`: what the result says the loads
+        follow (`time_series.shapes_followed`)."""
         super().__init__(engine, ops, scenario, sequence)
-        self.spec = spec
+        self.spec, self.deck, self.load_shapes = spec, deck, load_shapes
         self.starts = list(range(0, spec["hours"], time_series.CHUNK_HOURS))
         self.total = len(self.starts)
         self.rows: list[dict[str, Any]] = []
@@ -122,7 +128,7 @@ class TimeSeriesPlan(Plan):
     def _chunk(self, number: int, start_taps: dict[str, int] | None) -> dict[str, Any]:
         first = self.starts[number]
         count = min(time_series.CHUNK_HOURS, self.spec["hours"] - first)
-        return self.task({**time_series.chunk_work(self.spec, first, count), "chunk": number,
+        return self.task({**time_series.chunk_work(self.spec, first, count, self.deck), "chunk": number,
                           "start_taps": start_taps})
 
     def first_tasks(self) -> list[dict[str, Any]]:
@@ -143,7 +149,7 @@ class TimeSeriesPlan(Plan):
                 "spec": {"hours": self.spec["hours"], "start_hour": self.spec["start_hour"], **named,
                          "neighbourhood_shapes": {nb: s if isinstance(s, str) else "inline"
                                                   for nb, s in self.spec["neighbourhood_shapes"].items()}},
-                "scenario": self.scenario, "sequence": self.sequence}
+                "load_shapes": self.load_shapes, "scenario": self.scenario, "sequence": self.sequence}
 
     @staticmethod
     def flat_rows(result: dict[str, Any], table: str | None = None) -> list[dict[str, Any]]:
@@ -190,9 +196,11 @@ class StochasticHostingCapacityPlan(Plan):
     def __init__(self, engine: EngineSettings, ops: list[dict[str, Any]], scenario: str, sequence: int,
                  spec: dict[str, Any], customers: list[dict[str, Any]], limits: Limits,
                  hours: list[dict[str, Any]] | None = None, shapes: dict[str, Any] | None = None,
-                 inverter: dict[str, Any] | None = None) -> None:
+                 inverter: dict[str, Any] | None = None,
+                 deck: time_series.DeckShapes | None = None, load_shapes: dict[str, Any] | None = None) -> None:
         super().__init__(engine, ops, scenario, sequence)
         self.spec, self.limits, self.hours, self.shapes = spec, limits, hours, shapes
+        self.deck, self.load_shapes = deck, load_shapes  # (`studies.requests.series_shapes`)
         self.trial = {"inverter": inverter} if inverter is not None else {}  # (absent: the answer as before)
         self.total_load_kw = sum(customer["kW"] for customer in customers)
         self.sizes = [customer["kW"] * spec["size_ratio"] for customer in customers]
@@ -206,7 +214,7 @@ class StochasticHostingCapacityPlan(Plan):
     def first_tasks(self) -> list[dict[str, Any]]:
         # Each distinct hour once, earliest first (a sample's failure binds at the earliest hour of equals).
         starts = sorted({h["hour_of_year"] for h in self.hours}) if self.hours else []
-        hour_works = [hours.hour_work(self.shapes or hours.DEFAULT_SHAPES, h) for h in starts] or None
+        hour_works = [hours.hour_work(self.shapes or hours.DEFAULT_SHAPES, h, self.deck) for h in starts] or None
         return [self.task({"sample": sample, "levels": [list(x) for x in zip(self.pcts, self.pv_kw)],
                            "order": [[c, self.sizes[c]] for c in stochastic.sample_order(self.spec["seed"], sample,
                                                                                            self.customers)
@@ -230,6 +238,7 @@ class StochasticHostingCapacityPlan(Plan):
                      "scenario": self.scenario, "sequence": self.sequence}
         if self.hours:
             described["shapes"] = self.shapes
+            described["load_shapes"] = self.load_shapes
         return described
 
     @staticmethod

@@ -12,13 +12,13 @@ from web.study_schemas import (BatchBody, HostingCapacityBody, StochasticHosting
                            TimeSeriesBody)
 from engine.checks import MAX_GENERATOR_KW
 from engine.errors import SimulationError
-from studies import stochastic
+from studies import stochastic, time_series
 from studies.hosting_capacity import Criteria
 from studies.limits import Limits
 from studies.hours import HourError, resolve_hours
 from studies.jobs import StudyError
 from studies.plans import BatchPlan, HostingCapacityPlan, StochasticHostingCapacityPlan, TimeSeriesPlan
-from studies.time_series import HOURS_PER_YEAR
+from studies.time_series import HOURS_PER_YEAR, DeckShapes
 from engine.settings import EngineSettings
 
 MAX_BATCH_CASES = 1000
@@ -34,12 +34,15 @@ class ScenarioInput:
     def __init__(self, engine: EngineSettings, scenario: str, ops: list[dict[str, Any]], sequence: int,
                  buses: list[dict[str, Any]], neighbourhood_ids: list[int], load_kw: list[float] | None = None,
                  load_neighbourhoods: list[int | None] | None = None,
-                 customers: list[dict[str, Any]] | None = None, refused: dict[str, str] | None = None) -> None:
+                 customers: list[dict[str, Any]] | None = None, refused: dict[str, str] | None = None,
+                 load_shapes: dict[str, Any] | None = None) -> None:
+        """`load_shapes`: the deck's own (the circuit's `load_shapes()`); None or none on any load: ours."""
         self.engine, self.scenario, self.ops, self.sequence = engine, scenario, ops, sequence
         self.buses, self.neighbourhood_ids = buses, neighbourhood_ids
         self.load_kw, self.load_neighbourhoods = load_kw or [], load_neighbourhoods or []
         self.customers = customers or []
         self.refused = refused or {}
+        self.deck = DeckShapes.of(load_shapes) if load_shapes else None
 
 
 def hosting_capacity_plan(body: HostingCapacityBody, given: ScenarioInput) -> HostingCapacityPlan:
@@ -50,7 +53,7 @@ def hosting_capacity_plan(body: HostingCapacityBody, given: ScenarioInput) -> Ho
     resolved, shapes = study_hours(body, given)
     return HostingCapacityPlan(given.engine, given.ops, given.scenario, given.sequence,
                                selected_buses(given.buses, body.buses), body.phases, criteria, resolved, shapes,
-                               trial_inverter(body.inverter), given.refused)
+                               trial_inverter(body.inverter), given.refused, **series_shapes(shapes, given))
 
 
 def trial_inverter(inverter: Any) -> dict[str, Any] | None:
@@ -65,26 +68,50 @@ def trial_inverter(inverter: Any) -> dict[str, Any] | None:
 
 def study_hours(body: StudyHours, given: ScenarioInput) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
     """The hours a study starts its trials from, resolved (None: the scenario's state), and their shapes."""
-    shapes = {"load_shape": body.load_shape, "neighbourhood_shapes": dict(body.neighbourhood_shapes),
+    shapes = {"load_shape": load_shape(body.load_shape, given), "neighbourhood_shapes": dict(body.neighbourhood_shapes),
               "generator_shape": body.generator_shape}
     check_neighbourhoods(body.neighbourhood_shapes, given.neighbourhood_ids)
     if body.hours is None:
         return None, None
     try:
-        return resolve_hours(body.hours, shapes, given.load_kw, given.load_neighbourhoods), shapes
+        return resolve_hours(body.hours, shapes, given.load_kw, given.load_neighbourhoods, given.deck), shapes
     except HourError as error:
         raise StudyError(422, str(error), error.field) from error
+
+
+def load_shape(asked: Any, given: ScenarioInput) -> Any:
+    """The load shape a study uses: as asked, or (omitted) the deck's own when its loads have them, else ours."""
+    if asked is None:
+        return time_series.DECK if given.deck is not None else time_series.DEFAULT_LOAD_SHAPE
+    if asked == time_series.DECK and given.deck is None:
+        raise StudyError(422, "load_shape: this feeder's loads have no load shapes of their own (yearly= or "
+                              "daily=); expected one of residential, commercial, pv, or one multiplier per hour",
+                         "load_shape")
+    return asked
+
+
+def series_shapes(shapes: dict[str, Any] | None, given: ScenarioInput) -> dict[str, Any]:
+    """What a plan needs of the shapes beyond their names (its keyword arguments): `deck`, the deck's shapes when
+    the loads follow them, and `load_shapes`, what its result says the loads follow (none without shapes: the
+    scenario's own state)."""
+    if shapes is None:
+        return {}
+    deck = given.deck if shapes["load_shape"] == time_series.DECK else None
+    return {"deck": deck, "load_shapes": time_series.shapes_followed(
+        shapes["load_shape"], shapes["neighbourhood_shapes"], given.load_neighbourhoods, deck.loads if deck else [])}
 
 
 def time_series_plan(body: TimeSeriesBody, given: ScenarioInput) -> TimeSeriesPlan:
     check_range(body.hours, "hours", 1, HOURS_PER_YEAR)
     check_range(body.start_hour, "start_hour", 0, HOURS_PER_YEAR - 1)
-    check_shape(body.load_shape, "load_shape", body.hours)
+    shape = load_shape(body.load_shape, given)
+    check_shape(shape, "load_shape", body.hours)
     check_shape(body.generator_shape, "generator_shape", body.hours)
     check_neighbourhoods(body.neighbourhood_shapes, given.neighbourhood_ids)
     for key, shape in body.neighbourhood_shapes.items():
         check_shape(shape, f"neighbourhood_shapes.{key}", body.hours)
-    return TimeSeriesPlan(given.engine, given.ops, given.scenario, given.sequence, body.model_dump())
+    spec = {**body.model_dump(), "load_shape": shape}
+    return TimeSeriesPlan(given.engine, given.ops, given.scenario, given.sequence, spec, **series_shapes(spec, given))
 
 
 def check_neighbourhoods(shapes: dict[str, Any], neighbourhood_ids: list[int]) -> None:
@@ -149,7 +176,7 @@ def stochastic_hosting_capacity_plan(body: StochasticHostingCapacityBody, given:
     spec = {"penetration_pct": span.model_dump(), "samples": body.samples, "seed": body.seed, "size_ratio": ratio}
     return StochasticHostingCapacityPlan(given.engine, given.ops, given.scenario, given.sequence, spec,
                                          given.customers, Limits(**body.limits.model_dump()), resolved, shapes,
-                                         trial_inverter(body.inverter))
+                                         trial_inverter(body.inverter), **series_shapes(shapes, given))
 
 
 def selected_buses(buses: list[dict[str, Any]], wanted: list[str]) -> list[dict[str, Any]]:

@@ -113,7 +113,7 @@ def run(circuit: StudyEngine, work: dict[str, Any]) -> dict[str, Any]:
     failing, bound, trials, preexisting = len(work["levels"]), None, 0, []
     for hour in work.get("hours") or [None]:
         with starting_reading(circuit, hour) as reading:
-            start = starting_state(reading, elements, limits)
+            start = starting_state(reading, elements, limits, circuit.snapshot.layout)
             preexisting += preexisting_entries(start, limits, hour and hour["hour_of_year"])
             position, found, count = first_failure(circuit, work, limits, start, failing)
         trials += count

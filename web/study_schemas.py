@@ -31,6 +31,9 @@ class Limits(CachedSchemaModel):
 
 
 ShapeName = Literal["residential", "commercial", "pv"]
+LoadShapeName = Literal["residential", "commercial", "pv", "deck"]
+LOAD_SHAPE = ("Omitted: the deck's own load shapes when its loads have them (yearly=, else daily=; a load without "
+              "one stays at its set-point), else residential. deck: those (a 422 on a feeder without them)")
 HourItem = Union[Annotated[int, Field(ge=0, le=8759)], Literal["peak_load", "daytime_minimum"]]
 
 
@@ -43,7 +46,8 @@ class StudyHours(CachedSchemaModel):
         "highest total load kW under the shapes), daytime_minimum (the lowest among hours whose generator shape is "
         ">= 0.5); on a tie the earliest. Each hour's state is a 1-hour time series' from that hour; a trial passes "
         "only if it passes at every hour (a bus's capacity is its least over the hours)."))
-    load_shape: ShapeName = Field(default="residential", description="With hours: as in a time series, by name.")
+    load_shape: Optional[LoadShapeName] = Field(default=None, description=(
+        f"With hours: as in a time series, by name. {LOAD_SHAPE}."))
     neighbourhood_shapes: dict[str, ShapeName] = Field(default_factory=dict, description=(
         'With hours: per neighbourhood id ("1".."14"), its own shape instead of load_shape.'))
     generator_shape: ShapeName = Field(default="pv", description="With hours: multiplier of the scenario's "
@@ -101,6 +105,7 @@ class StochasticHostingCapacityBody(StudyHours):
 
 
 ShapeSpec = Union[Literal["residential", "commercial", "pv"], list[float]]
+LoadShapeSpec = Union[LoadShapeName, list[float]]
 
 
 class TimeSeriesBody(CachedSchemaModel):
@@ -111,7 +116,8 @@ class TimeSeriesBody(CachedSchemaModel):
     }})
     hours: int = Field(default=24, description="1 to 8760.")
     start_hour: int = Field(default=4320, description="Hour of the year of the first hour, 0 to 8759.")
-    load_shape: ShapeSpec = Field(default="residential", description="A shape name or one multiplier per hour.")
+    load_shape: Optional[LoadShapeSpec] = Field(default=None, description=(
+        f"A shape name or one multiplier per hour. {LOAD_SHAPE}; the result's load_shapes says which."))
     neighbourhood_shapes: dict[str, ShapeSpec] = Field(default_factory=dict, description=(
         'Per neighbourhood id ("1".."14"): its own shape instead of load_shape.'))
     generator_shape: ShapeSpec = Field(default="pv", description="Multiplier of every generator's set-point.")
