@@ -83,7 +83,8 @@ def study_input(scenario_id: str, customers: bool = False) -> ScenarioInput:
         return ScenarioInput(registry().served(scenario).settings, scenario.id, scenario.ops(), scenario.sequence,
                              circuit.buses(), [row["id"] for row in circuit.neighbourhoods()],
                              circuit.load_setpoints_kw(), circuit.load_neighbourhoods(),
-                             circuit.customers() if customers else None, circuit.generator_refusals())
+                             circuit.customers() if customers else None, circuit.generator_refusals(),
+                             load_shapes=circuit.load_shapes())
 
 
 def start_job(plan: Plan, wait_s: float) -> Response:
