@@ -235,15 +235,24 @@ class InverterSettingsOut(CachedSchemaModel):
     volt_watt: Optional[VoltWattCurve] = None
 
 
+#: How a generator connects, as the feeder's system is there (docs/feeder.md, "Generators connect as the system does").
+CONN_TEXT = ("wye: each phase to neutral (a 1-phase generator on one node). delta: phase to phase: a 3-phase "
+             "generator in delta on a part of the feeder with no ground reference, a 1-phase generator across two "
+             "phases there, or across both hot legs of a split-phase 120/240 V service.")
+
+
 class GeneratorAction(Action):
     type: Literal["add_generator"]
     sequence: int = Field(description="Order in which the server applied this change.")
     generator: str
     bus: str
     phases: int
-    nodes: list[int]
+    nodes: list[int] = Field(description="The nodes it connects to: its phases' (to neutral when wye, in delta "
+                                         "when 3-phase delta), or the two a 1-phase delta generator connects across.")
     kw: float
-    kv: float = Field(description="Rated kV: line-to-neutral for 1-phase, line-to-line for 3-phase.")
+    kv: float = Field(description="Rated kV: line-to-neutral for 1-phase wye, line-to-line for 3-phase and for "
+                                  "1-phase across two phases (240 V across the legs of a split-phase service).")
+    conn: Literal["wye", "delta"] = Field(description=CONN_TEXT)
     inverter: Optional[InverterSettingsOut] = Field(default=None, description="Inverter generators only.")
     created: bool
     updated: bool
@@ -326,6 +335,7 @@ class GeneratorRow(CachedSchemaModel):
     bus: str
     phases: int
     nodes: list[int]
+    conn: Literal["wye", "delta"] = Field(description=CONN_TEXT)
     kw: float = Field(description="Set-point, kW.")
     delivered_kW: float
     delivered_kVAR: float = Field(description="Positive delivered, negative absorbed.")
@@ -419,6 +429,7 @@ class RemoveAction(Action):
     bus: str
     phases: int
     nodes: list[int]
+    conn: Literal["wye", "delta"] = Field(description=CONN_TEXT)
     kw: float
     inverter: Optional[InverterSettingsOut] = None
 
