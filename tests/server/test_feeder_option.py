@@ -210,7 +210,7 @@ def test_the_docs_several_feeders_lines_run(tmp_path: Path):
     for name in ("North", "South"):
         serve = serve.replace(f"/path/to/{name}/Master.dss", str(copy_ieee13(tmp_path / name)))
     arguments = serve.split()[2:]
-    process, url = start_server(tmp_path, *arguments, "--engine-hosts", "1", "--workers", "1")
+    process, url = start_server(tmp_path, *arguments, "--engine-hosts", "2", "--workers", "1")  # engines of both decks in hosts
     try:
         feeders = requests.get(f"{url}/feeders", timeout=TIMEOUT_S).json()["feeders"]
         assert [(f["name"], f["default"]) for f in feeders] == [("north", True), ("south", False)]
@@ -225,6 +225,11 @@ def test_the_docs_several_feeders_lines_run(tmp_path: Path):
         made = grid.new_scenario("by client", feeder="south")
         assert grid.scenarios().loc[made.id, "feeder"] == "south"
         assert made.add_generator("675", 3, 100).action["bus"] == "675"
+        north = grid.new_scenario("north one")
+        assert grid.scenarios().loc[north.id, "feeder"] == "north"
+        assert north.add_generator("680", 3, 200).summary["total_generation_kW"] == pytest.approx(200, rel=1e-3)
+        hosts = requests.get(f"{url}/health", timeout=TIMEOUT_S).json()["hosts"]
+        assert len(hosts) == 2 and all(host["scenarios"] for host in hosts)  # both decks' engines are hosted
     finally:
         stop_server(process)
 
