@@ -194,7 +194,7 @@ def read_total_load_of(text: str, master: Path) -> float:
 
 def same_state(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Two /state answers hold the same power flow (node voltages to 1e-9 pu, the summary to 1e-9 relative)."""
-    volts = lambda state: {(r["Bus"], k): v for r in state["results"]["bus_voltages"] for k, v in r.items()
+    volts = lambda state: {(r["Bus"], k): v for r in state["results"]["bus_details"] for k, v in r.items()
                            if isinstance(v, float)}
     va, vb = volts(a), volts(b)
     return va.keys() == vb.keys() and all(abs(va[k] - vb[k]) <= 1e-9 for k in va) and \
