@@ -100,7 +100,7 @@ def test_hosting_capacity_runs_from_the_panel_and_colours_the_map_by_its_result(
     # Tooltips: kW and what bound it; or why the bus cannot host one.
     least = min((row for row in result["buses"] if row["hosting_capacity_kW"] is not None),
                 key=lambda row: (row["hosting_capacity_kW"], row["bus"]))
-    for row in (least, next(r for r in result["buses"] if r["bus"] == "610")):
+    for row in (least, next(r for r in result["buses"] if r["bus"] == "94_open")):
         page.locator(f"#map .bus[data-bus='{row['bus']}']").hover()
         assert page.locator("#tooltip").inner_text().splitlines()[0] == hosting_text(row)
     thermal = next(row for row in sorted(result["buses"], key=lambda r: r["hosting_capacity_kW"] or 0)
@@ -147,7 +147,7 @@ def test_hosting_capacity_runs_from_the_panel_and_colours_the_map_by_its_result(
     page.wait_for_selector("#map[data-colouring='hosting']")
     wait_until_idle(page)
     assert page.locator("#diff-panel").is_hidden() and page.locator("#compare-select").input_value() == ""
-    assert page.locator("#map .bus[data-bus='610']").evaluate("e => getComputedStyle(e).fill") == GREY
+    assert page.locator("#map .bus[data-bus='94_open']").evaluate("e => getComputedStyle(e).fill") == GREY
     page.locator("#colouring-note").get_by_role("button", name="Back to voltages").click()
     page.wait_for_selector("#map[data-colouring='voltage']")
     state = get(server, f"/scenarios/{sid}/state")
