@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from engine.errors import SimulationError
 from simulation_core import OpenDSSCircuit
+from support.bare_feeder import inverter_commands
 from support.paths import SHARED_REFERENCE
 
 IEEE13 = SHARED_REFERENCE / "feeders" / "IEEETestCases" / "13Bus" / "IEEE13Nodeckt.dss"
@@ -287,3 +288,26 @@ def replay(direct: Direct, ops: list[dict[str, Any]]) -> None:
         else:
             direct.remove(op["name"])
         direct.solve()
+
+
+@pytest.mark.parametrize("bus,phases", [("d480", 3), ("d480", 1), ("svc", 1)])
+def test_an_inverter_generator_connects_the_same_way_and_equals_opendss_driven_directly(
+        decks: dict[str, Path], bus: str, phases: int) -> None:
+    """A volt-var smart inverter (docs/inverters.md's elements, typed by support.bare_feeder.inverter_commands) on
+    the same connection: a PVSystem in delta on d480, across the legs of the service."""
+    circuit = OpenDSSCircuit(decks["sites"], None)
+    direct = Direct(decks["sites"], tolerance_of(circuit))
+    try:
+        name, nodes, kv, conn = expected(direct, bus, phases)
+        change = circuit.add_generator(bus, phases, 30.0 if phases == 3 else 6.0, inverter={"mode": "volt_var"})
+        assert (change["nodes"], change["conn"]) == (nodes, conn)
+        commands = inverter_commands(f"{name}_1", bus, nodes, kv, change["kw"], change["inverter"])
+        if phases == 3:
+            commands[0] += " conn=delta"
+        for command in commands:
+            direct.dss.Text.Command(command)
+        direct.solve()
+        assert_same_voltages(our_voltages(circuit), direct.voltages(), f"{name} volt-var")
+    finally:
+        direct.close()
+        circuit.close()
