@@ -368,7 +368,7 @@ def test_a_stochastic_run_on_the_8500_node_feeder_replays_in_opendss(served):
             for system in end["pv"]:
                 bus, nodes = system["bus"], system["nodes"]
                 direct.dss.Circuit.SetActiveBus(bus)
-                kv = direct.dss.Bus.kVBase() * (math.sqrt(3) if len(nodes) > 1 else 1.0)
+                kv = direct.dss.Bus.kVBase() * (2.0 if len(nodes) > 1 else 1.0)  # 240 V across a service's legs
                 generators.append((f"c_{bus}_{''.join(map(str, nodes))}",
                                    f"bus1={bus}.{'.'.join(map(str, nodes))} phases={system['phases']} kv={kv:.6f}"
                                    + (" conn=delta" if len(nodes) == 2 else ""), system["kW"]))
