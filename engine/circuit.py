@@ -27,6 +27,7 @@ import opendssdirect
 
 from engine import views
 from engine.checks import MAX_CUMULATIVE_FACTOR, MAX_FACTOR, check_bus, check_number, generator_connection
+from engine.coordinates import place_coordinates
 from engine.customer_pv import CUSTOMER_PV_PREFIX, CustomerConnection, CustomerPV
 from engine.errors import FeederError, NotConvergedError, NotFoundError, SimulationError
 from engine.generators import Generator, GeneratorSlots
@@ -123,7 +124,10 @@ class OpenDSSCircuit:
         if self._compile_count == 1:  # the deck alone: before any change adds elements
             feeder = self.feeder
             source = ("file" if feeder.neighbourhoods is not None else "derived", len(self._neighbourhood_buses))
-            self._facts = views.feeder_facts(engine, batch, index, feeder.name, feeder.master, feeder.sha256, source)
+            # The map: fixed for the feeder (the same deck, the same places), so placed once per engine.
+            self._coordinates = place_coordinates(read_topology(engine, batch))
+            self._facts = views.feeder_facts(engine, index, feeder.name, feeder.master, feeder.sha256, source,
+                                             self._coordinates)
         self._snapshot = self._read_snapshot(self._solver.solve("the base case"))
         self._base_snapshot = self._snapshot
         if topology is not None:  # where generators go is the deck's: read from its base case, once
@@ -316,13 +320,14 @@ class OpenDSSCircuit:
     def buses(self) -> list[dict[str, Any]]:
         """Every bus: nodes, base kV, coordinates, neighbourhood, distance, loads and generators on it."""
         with self._lock:
-            return views.buses(self._index, self._generators.enabled())
+            return views.buses(self._index, self._generators.enabled(), self._coordinates)
 
     def bus(self, name: str) -> dict[str, Any]:
         """One bus with its node voltages, loads, generators and the lines that touch it."""
         with self._lock:
             bus = check_bus(self._index, name, "name")
-            return views.bus(self._index, self._snapshot, bus, self._loads.on_bus(bus), self.generators())
+            return views.bus(self._index, self._snapshot, bus, self._loads.on_bus(bus), self.generators(),
+                             self._coordinates)
 
     def generators(self) -> list[dict[str, Any]]:
         """Generators added through the API: set-point and delivered power from the last solve (an inverter

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from engine.ratings import line_rating_sources
 from engine.results import RowLayout, Snapshot
 
 TAP_STEP_PU = 0.00625  # one regulator tap step, pu
@@ -64,6 +65,8 @@ class FeederIndex:
         self.line_is_switch = np.asarray(values(batch.Line.Switch), dtype=bool)
         self.line_norm_amps = np.asarray(values(batch.Line.NormAmps), dtype=float)
         self.line_emerg_amps = np.asarray(values(batch.Line.EmergAmps), dtype=float)
+        #: "deck" or "default" per line: rated by the deck, or at OpenDSS's default for want of a rating.
+        self.line_rating_source = line_rating_sources(batch, self.line_norm_amps, self.line_emerg_amps)
         self.line_terminals = ElementShape(np.asarray(values(batch.Line.NumTerminals), dtype=int),
                                            np.asarray(values(batch.Line.NumConductors), dtype=int), self.line_phases)
         self.line_term1_conductors, self.line_segment_starts = self.line_terminals.terminal1_phase_conductors()
@@ -76,6 +79,7 @@ class FeederIndex:
             line_current_starts=self.line_segment_starts.tolist(),
             line_current_ends=np.cumsum(self.line_phases).tolist(), line_switch=self.line_is_switch.tolist(),
             line_norm_amps=self.line_norm_amps.tolist(), line_emerg_amps=self.line_emerg_amps.tolist(),
+            line_rating_source=self.line_rating_source,
             node_is_phase=self.phase_node_mask.tolist())
         for template in ("bus_details_table", "line_flows_table", "line_number_order"):
             getattr(self.layout, template)  # build them now, not on the first request

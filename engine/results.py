@@ -81,13 +81,16 @@ def bus_detail_rows(node_bus: list[str], node_number: list[int], vmag: list, van
 
 def line_flow_rows(names: list[str], bus1: list[str], bus2: list[str], phases: list[int], p_kw: list,
                    q_kvar: list, currents: list[list], norm_amps: list[float], emerg_amps: list[float],
-                   loading: list, losses: list, switch: list[bool]) -> list[dict[str, Any]]:
+                   rating_source: list[str], loading: list, losses: list, switch: list[bool]) -> list[dict[str, Any]]:
     """One row per line or switch (the `line_flows` section); `currents` holds each line's per-phase list, and
-    `Loading_pct` is the highest of them against `NormAmps` (the deck's ratings, fixed for a compile)."""
+    `Loading_pct` is the highest of them against `NormAmps` (the deck's ratings, fixed for a compile, or OpenDSS's
+    default where the deck gave none: `rating_source`, see engine.ratings)."""
     return [{"Line": name, "Bus1": b1, "Bus2": b2, "Phases": n, "P_kW": p, "Q_kVAR": q, "I_A": i,
-             "NormAmps": normal, "EmergAmps": emergency, "Loading_pct": pct, "Losses_kW": loss, "Switch": sw}
-            for name, b1, b2, n, p, q, i, normal, emergency, pct, loss, sw in zip(
-                names, bus1, bus2, phases, p_kw, q_kvar, currents, norm_amps, emerg_amps, loading, losses, switch)]
+             "NormAmps": normal, "EmergAmps": emergency, "rating_source": source, "Loading_pct": pct,
+             "Losses_kW": loss, "Switch": sw}
+            for name, b1, b2, n, p, q, i, normal, emergency, source, pct, loss, sw in zip(
+                names, bus1, bus2, phases, p_kw, q_kvar, currents, norm_amps, emerg_amps, rating_source, loading,
+                losses, switch)]
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class RowLayout:
     line_switch: list[bool]
     line_norm_amps: list[float]
     line_emerg_amps: list[float]
+    line_rating_source: list[str]  # "deck" or "default" (engine.ratings)
     node_is_phase: list[bool]  # judged against the voltage limits: phase nodes, not neutrals (engine.index)
 
     @functools.cached_property
@@ -123,7 +127,8 @@ class RowLayout:
         slots = [NUMBER_SLOT] * len(self.line_names)
         return JsonTable(line_flow_rows(self.line_names, self.line_bus1, self.line_bus2, self.line_phases, slots,
                                         slots, [[NUMBER_SLOT] * n for n in self.line_phases],
-                                        self.line_norm_amps, self.line_emerg_amps, slots, slots, self.line_switch))
+                                        self.line_norm_amps, self.line_emerg_amps, self.line_rating_source, slots,
+                                        slots, self.line_switch))
 
     @functools.cached_property
     def line_number_order(self) -> np.ndarray:
@@ -181,7 +186,7 @@ class Snapshot:
         return line_flow_rows(layout.line_names, layout.line_bus1, layout.line_bus2, layout.line_phases,
                               a["line_p_kw"].tolist(), a["line_q_kvar"].tolist(),
                               [currents[s:e] for s, e in zip(layout.line_current_starts, layout.line_current_ends)],
-                              layout.line_norm_amps, layout.line_emerg_amps,
+                              layout.line_norm_amps, layout.line_emerg_amps, layout.line_rating_source,
                               a["line_loading_pct"].tolist(), a["line_losses_kw"].tolist(), layout.line_switch)
 
     @built_in_turn

@@ -1,36 +1,51 @@
 """Read-only tables of a solved circuit for the table routes: buses, one bus, transformers, health.
 
-Functions of what they show (the index maps, a snapshot, the generators, the loads), so each reads in one
-sitting; `OpenDSSCircuit` calls them under its lock.
+Functions of what they show (the index maps, a snapshot, the generators, the loads, the map coordinates), so each
+reads in one sitting; `OpenDSSCircuit` calls them under its lock.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
+from typing import Any, Mapping
 
 from engine.generators import Generator
 from engine.index import FeederIndex
+from engine.ratings import DEFAULT, OPENDSS_DEFAULT_AMPS
 from engine.results import Snapshot
 
+#: Each bus's (x, y, "deck" | "placed"), from `engine.coordinates.place_coordinates`, fixed for a feeder.
+Coordinates = Mapping[str, tuple[float, float, str]]
 
-def buses(index: FeederIndex, generators: list[Generator]) -> list[dict[str, Any]]:
-    """Every bus: nodes, base kV, coordinates, neighbourhood, distance, loads and the generators on it."""
+
+def buses(index: FeederIndex, generators: list[Generator], coordinates: Coordinates) -> list[dict[str, Any]]:
+    """Every bus: nodes, base kV, coordinates (with where they came from), neighbourhood, distance, loads and the
+    generators on it."""
     on_bus: dict[str, list[str]] = {}
     for generator in generators:
         on_bus.setdefault(generator.bus, []).append(generator.name)
-    return [{**info, "generators": on_bus.get(bus, [])} for bus, info in index.bus_info.items()]
+    return [{**_placed(info, coordinates[bus]), "generators": on_bus.get(bus, [])}
+            for bus, info in index.bus_info.items()]
 
 
 def bus(index: FeederIndex, snapshot: Snapshot, name: str, loads: list[dict[str, Any]],
-        generator_rows: list[dict[str, Any]]) -> dict[str, Any]:
+        generator_rows: list[dict[str, Any]], coordinates: Coordinates) -> dict[str, Any]:
     """One bus with its node voltages, loads, generators and the lines that touch it."""
     rows = [r for r in snapshot.bus_details if r["Bus"] == name]
     lines = [r for r in snapshot.line_flows if name in (r["Bus1"], r["Bus2"])]
     generators = [g for g in generator_rows if g["bus"] == name]
-    return {**index.bus_info[name], "voltages": rows, "loads": loads, "generators": generators, "lines": lines,
-            "sequence": snapshot.sequence}
+    return {**_placed(index.bus_info[name], coordinates[name]), "voltages": rows, "loads": loads,
+            "generators": generators, "lines": lines, "sequence": snapshot.sequence}
+
+
+def _placed(info: dict[str, Any], where: tuple[float, float, str]) -> dict[str, Any]:
+    """A bus's row with its map position (`engine.coordinates`: the deck's, or placed) and `xy_source` after y."""
+    x, y, source = where
+    row: dict[str, Any] = {}
+    for key, value in info.items():
+        row[key] = x if key == "x" else y if key == "y" else value
+        if key == "y":
+            row["xy_source"] = source
+    return row
 
 
 def transformers(index: FeederIndex, snapshot: Snapshot, tap_steps: dict[str, int]) -> list[dict[str, Any]]:
@@ -48,27 +63,24 @@ def health(index: FeederIndex, snapshot: Snapshot, generators: int) -> dict[str,
             "sequence": snapshot.sequence, "buses": len(index.bus_names), "generators": generators}
 
 
-#: OpenDSS's line ratings when a deck gives none (Line and LineCode `normamps`, `emergamps`).
-OPENDSS_DEFAULT_AMPS = (400.0, 600.0)
-
-
-def feeder_facts(engine: Any, batch: Any, index: FeederIndex, name: str, master: str, sha256: str,
-                 neighbourhoods: tuple[str, int]) -> dict[str, Any]:
+def feeder_facts(engine: Any, index: FeederIndex, name: str, master: str, sha256: str,
+                 neighbourhoods: tuple[str, int], coordinates: Coordinates) -> dict[str, Any]:
     """What a feeder is, read once after its first compile (before any change adds elements): counts of what the
-    deck holds, its voltage bases and source bus, where its neighbourhoods come from, and what rests on a guess."""
+    deck holds, its voltage bases and source bus, where its neighbourhoods and coordinates come from, and what rests
+    on a guess."""
     engine.Circuit.SetActiveElement("Vsource.source")
     source_bus = engine.CktElement.BusNames()[0].split(".")[0].lower()
-    default_rated = int(np.sum((index.line_norm_amps == OPENDSS_DEFAULT_AMPS[0])
-                               & (index.line_emerg_amps == OPENDSS_DEFAULT_AMPS[1])))
-    given = sum(info["x"] is not None for info in index.bus_info.values())
+    default_rated = index.line_rating_source.count(DEFAULT)
+    given = sum(source == "deck" for _, _, source in coordinates.values())
+    placed = len(coordinates) - given
     warnings = []
     if default_rated:
         warnings.append(f"{default_rated} of {len(index.line_names)} lines are rated at OpenDSS's default "
                         f"({OPENDSS_DEFAULT_AMPS[0]:g} A normal, {OPENDSS_DEFAULT_AMPS[1]:g} A emergency): the deck "
-                        f"gives them no rating, so their thermal limits are a guess")
-    if given < len(index.bus_names):
-        warnings.append(f"{len(index.bus_names) - given} of {len(index.bus_names)} buses have no coordinates in "
-                        f"the deck")
+                        f"gives them no rating, so their thermal limits are a guess (GET /lines: rating_source)")
+    if placed:
+        warnings.append(f"{placed} of {len(coordinates)} buses have no coordinates in the deck: the map places them "
+                        f"from their connected neighbours (GET /buses: xy_source)")
     source, count = neighbourhoods
     return {"name": name, "master": master, "sha256": sha256, "buses": len(index.bus_names),
             "nodes": len(index.node_names), "lines": len(index.line_names),
@@ -77,4 +89,4 @@ def feeder_facts(engine: Any, batch: Any, index: FeederIndex, name: str, master:
             "generators": int(engine.Generators.Count()), "pv_systems": int(engine.PVsystems.Count()),
             "kv_bases": [float(kv) for kv in engine.Settings.VoltageBases()], "source_bus": source_bus,
             "neighbourhoods": {"source": source, "count": count},
-            "coordinates": {"given": given, "placed": 0}, "warnings": warnings}
+            "coordinates": {"given": given, "placed": placed}, "warnings": warnings}

@@ -1,5 +1,6 @@
-// Where each bus goes on the map: the feeder's coordinates, with the few buses that have none or share a place moved
-// so that every bus, line and transformer can be seen. Pure geometry; imports nothing.
+// Where each bus goes on the map: the coordinates GET /buses gives (the deck's, or placed by the server), with open
+// tie ends and buses that share a place moved so that every bus, line and transformer can be seen. Pure geometry;
+// imports nothing.
 
 /** The transformers grouped by bus pair ("25-25r" holds reg3a and reg3c), in the API's order. */
 export function transformerPairs(transformers) {
@@ -12,24 +13,44 @@ export function transformerPairs(transformers) {
   return pairs;
 }
 
+/**
+ * The ends of normally open ties: buses the server placed (the deck gives them no coordinates, `xy_source` "placed")
+ * that nothing but one switch reaches (no other line, no transformer, no load), like our "94_open" and "300_open".
+ */
+export function openTieEnds(buses, lines, pairs) {
+  const touches = new Map(), transformed = new Set();
+  for (const l of lines) for (const end of [l.Bus1, l.Bus2]) {
+    if (!touches.has(end)) touches.set(end, []);
+    touches.get(end).push(l);
+  }
+  for (const { bus1, bus2 } of pairs.values()) transformed.add(bus1).add(bus2);
+  return new Set(buses.filter((b) => b.xy_source === "placed" && !transformed.has(b.name) && !(b.loads || []).length &&
+    (touches.get(b.name) || []).length === 1 && touches.get(b.name)[0].Switch).map((b) => b.name));
+}
+
 /** { pos: bus → [x, y] in the feeder's units, nudged: buses moved off another's place, stubs: open tie ends }. */
 export function layout(buses, lines, pairs) {
-  const pos = new Map(), stubs = new Set();
+  const pos = new Map(), stubs = openTieEnds(buses, lines, pairs);
+  // Every bus has x and y: the deck's, or placed by the server from its connected neighbours. The open tie ends
+  // are drawn here instead, a short step from the bus they hang on.
   for (const b of buses) {
-    // The open side of a tie ("94_open", "300_open") has no coordinates: the API sends x and y as null.
-    if (b.x === null || b.y === null) stubs.add(b.name);
-    else if (Number.isFinite(b.x) && Number.isFinite(b.y)) pos.set(b.name, [b.x, b.y]);
+    if (!stubs.has(b.name) && Number.isFinite(b.x) && Number.isFinite(b.y)) pos.set(b.name, [b.x, b.y]);
   }
-  const neighbours = (name) => lines.filter((l) => l.Bus1 === name || l.Bus2 === name)
-    .map((l) => (l.Bus1 === name ? l.Bus2 : l.Bus1));
+  const adjacent = new Map();
+  for (const l of lines) for (const [a, b] of [[l.Bus1, l.Bus2], [l.Bus2, l.Bus1]]) {
+    if (!adjacent.has(a)) adjacent.set(a, []);
+    adjacent.get(a).push(b);
+  }
+  const neighbours = (name) => adjacent.get(name) || [];
   const placed = [...pos.values()];
   const minX = Math.min(...placed.map((p) => p[0])), minY = Math.min(...placed.map((p) => p[1]));
   const step = 0.035 * (Math.max(...placed.map((p) => p[0])) - minX || 1000);
   // Those stubs: a short step from their neighbour towards the bus their name points at ("94"),
   // or just beside the neighbour.
+  const given = new Map(buses.map((b) => [b.name, b]));
   for (const name of stubs) {
     const near = neighbours(name).find((n) => pos.has(n));
-    if (!near) continue;
+    if (!near) { pos.set(name, [given.get(name).x, given.get(name).y]); continue; }
     const [x0, y0] = pos.get(near);
     const [x1, y1] = pos.get(name.replace(/_open$/, "")) || [x0 + step, y0 + step];
     const len = Math.hypot(x1 - x0, y1 - y0) || 1, t = Math.min(step, len / 2) / len;
@@ -73,7 +94,8 @@ export function layout(buses, lines, pairs) {
     const other = neighbours(b.name).map((n) => pos.get(n)).find((p) => p && (p[0] !== x || p[1] !== y));
     const [dx, dy] = other ? [other[0] - x, other[1] - y] : [1, 0];
     const len = Math.hypot(dx, dy) || 1;
-    pos.set(b.name, [x + 55 * dx / len, y + 55 * dy / len]);
+    const shift = Math.min(55, 0.5 * step); // 55 of our feeder's feet; less on a feeder drawn in smaller units
+    pos.set(b.name, [x + shift * dx / len, y + shift * dy / len]);
     nudged.add(b.name);
   }
   return { pos, nudged, stubs };

@@ -8,7 +8,9 @@ Any study that adds generation and asks what breaks first judges a trial's lean 
   % of nominal (0.01 pu per point) above its own starting voltage; every other node counts as soon as it is above;
 - `voltage_low`: a phase node below `voltage_low_pu` and lower than in the starting state (phase nodes: the
   layout's `phase_node_mask`; a neutral's near-zero volts are never judged);
-- `thermal`: a line or transformer above `thermal_pct` of its normal rating. An element already above it in the
+- `thermal`: a line or transformer above `thermal_pct` of its normal rating (a line's bound says its
+  `rating_source`: `deck`, or `default` where the deck gave no rating and OpenDSS's 400 A stands in, so the
+  answer rests on a guess; `engine.ratings`). An element already above it in the
   starting state is **pre-existing**: with `preexisting="exclude"` it is never a limit (the trial did not
   cause it; a planner lists it apart); with `"worsened"` (the rule before the deck had conductor ratings) any
   element counts only once it is more than `worsened_by_pct` points above its own starting loading;
@@ -19,7 +21,7 @@ The first kind that fails bounds the trial, at its worst element.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -59,7 +61,6 @@ class StartingState:
     preexisting: np.ndarray  # bool, one per element
     preexisting_high: np.ndarray | None = None  # bool, one per node: a phase node above voltage_high_pu
     high_nodes: tuple[str, ...] = ()  # those nodes' names (`bus.node`), in the feeder's node order
-
 
 
 def element_names(layout: RowLayout, transformer_names: list[str]) -> list[str]:
@@ -128,9 +129,23 @@ def first_violation(reading: dict[str, Any], start: StartingState, limits: Limit
         hot = np.flatnonzero(over & (loading > start.loading_pct + limits.worsened_by_pct))
     if hot.size:
         i = hot[np.argmax(loading[hot])]
-        return {"kind": "thermal", "element": start.elements[i], "value": float(loading[i]),
-                "limit": limits.thermal_pct}
+        bound = {"kind": "thermal", "element": start.elements[i], "value": float(loading[i]),
+                 "limit": limits.thermal_pct}
+        if i < len(layout.line_rating_source):  # a line: is its rating the deck's or OpenDSS's default?
+            bound["rating_source"] = layout.line_rating_source[i]
+        return bound
     if limits.reverse_power and reading["source_kw"] < 0:
         return {"kind": "reverse_power", "element": "Vsource.source", "value": float(reading["source_kw"]),
                 "limit": 0.0}
     return None
+
+
+def default_rated_limits(bounds: Iterable[tuple[Any, dict[str, Any] | None]], label: str) -> list[dict[str, Any]]:
+    """The limits that bound on a line rated at OpenDSS's default (the deck gave it none), from (who, limited_by)
+    pairs: each such line with whom it bounds under `label` (buses, samples), in the pairs' order, so a planner
+    sees which answers rest on a guess."""
+    found: dict[str, list[Any]] = {}
+    for who, bound in bounds:
+        if bound and bound.get("rating_source") == "default":
+            found.setdefault(bound["element"], []).append(who)
+    return [{"element": element, label: whom} for element, whom in found.items()]

@@ -11,7 +11,7 @@ from typing import Any
 
 from studies import batch, hosting_capacity, hours, stochastic, time_series
 from studies.hosting_capacity import Criteria
-from studies.limits import Limits
+from studies.limits import Limits, default_rated_limits
 from engine.settings import EngineSettings
 
 CASES_PER_TASK = 10
@@ -97,6 +97,8 @@ class HostingCapacityPlan(Plan):
                 {**by_start[None], "binding_hour": None, "by_hour": None}
         described = {"buses": self.rows, "criteria": {**self.criteria.describe(), "phases": self.phases, **self.trial},
                      "preexisting": [entry for start in self.starts for entry in self.preexisting.get(start, [])],
+                     "default_rated_limits": default_rated_limits(
+                         ((row["bus"], row["limited_by"]) for row in self.rows if row), "buses"),
                      "hours": self.hours, "scenario": self.scenario, "sequence": self.sequence}
         if self.hours:
             described["shapes"] = self.shapes
@@ -232,7 +234,10 @@ class StochasticHostingCapacityPlan(Plan):
         samples = [sample for sample in self.samples if sample is not None]
         described = {**stochastic.hosting_range(samples, self.total_load_kw),
                      "levels": stochastic.level_rows(self.pcts, self.pv_kw, samples), "samples": samples,
-                     "preexisting": self.preexisting or [], "hours": self.hours,
+                     "preexisting": self.preexisting or [],
+                     "default_rated_limits": default_rated_limits(
+                         ((s["sample"], (s["first_failure"] or {}).get("limited_by")) for s in samples), "samples"),
+                     "hours": self.hours,
                      "spec": {**self.spec, "total_load_kW": self.total_load_kw, "customers": self.customers,
                               "limits": self.limits.describe(), **self.trial},
                      "scenario": self.scenario, "sequence": self.sequence}

@@ -15,8 +15,8 @@ class NeighbourhoodSource(CachedSchemaModel):
 
 class CoordinateCounts(CachedSchemaModel):
     given: int = Field(description="Buses whose coordinates the deck gives.")
-    placed: int = Field(description="Buses the server placed from their connected neighbours: 0 for now (buses the "
-                                    "deck gives no coordinates have null x and y in GET /buses).")
+    placed: int = Field(description="Buses the deck gives no coordinates, placed by the server from their connected "
+                                    "neighbours (GET /buses: xy_source placed). given + placed = buses.")
 
 
 class FeederInfo(CachedSchemaModel):
@@ -37,8 +37,9 @@ class FeederInfo(CachedSchemaModel):
     source_bus: str
     neighbourhoods: NeighbourhoodSource
     coordinates: CoordinateCounts
-    warnings: list[str] = Field(description="What rests on a guess: lines rated at OpenDSS's default, buses "
-                                            "without coordinates.")
+    warnings: list[str] = Field(description="What rests on a guess: lines rated at OpenDSS's default (GET /lines: "
+                                            "rating_source), buses placed for want of coordinates (GET /buses: "
+                                            "xy_source).")
 
 
 class FeedersResponse(Envelope):

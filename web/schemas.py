@@ -165,9 +165,15 @@ class LineFlowRow(CachedSchemaModel):
     P_kW: float = Field(description="Total active power entering the line at Bus1.")
     Q_kVAR: float
     I_A: list[float] = Field(description="Current magnitude per phase at Bus1, A.")
-    NormAmps: float = Field(description="Normal rating, A: the conductor's ampacity (Test_Systems/…/LineCodes.dss "
-                                        "cites the source).")
-    EmergAmps: float = Field(description="Emergency rating, A: 1.5 x NormAmps.")
+    NormAmps: float = Field(description="Normal rating, A: the deck's (for our feeder the conductor's ampacity: "
+                                        "Test_Systems/…/LineCodes.dss cites the source), or OpenDSS's default 400 A "
+                                        "where the deck gives none (rating_source).")
+    EmergAmps: float = Field(description="Emergency rating, A: the deck's (ours: 1.5 x NormAmps), or OpenDSS's "
+                                         "default 600 A.")
+    rating_source: Literal["deck", "default"] = Field(description=(
+        "deck: the line, its LineCode, or its geometry and wires set the rating; default: the deck sets none, so "
+        "NormAmps and EmergAmps are OpenDSS's defaults and the loading and any thermal limit on the line rest on a "
+        "guess."))
     Loading_pct: float = Field(description="Highest phase current as % of NormAmps.")
     Losses_kW: float
     Switch: bool
@@ -308,8 +314,12 @@ class BusPlace(CachedSchemaModel):
     name: str
     nodes: list[int]
     kv_base_ln: float = Field(description="Line-to-neutral base voltage, kV.")
-    x: Optional[float] = Field(description="Map coordinate; null for the open-tie stubs 94_open and 300_open.")
-    y: Optional[float]
+    x: float = Field(description="Map coordinate, in the deck's units: the deck's own, or placed (xy_source).")
+    y: float
+    xy_source: Literal["deck", "placed"] = Field(description=(
+        "deck: the coordinates the deck gives; placed: the deck gives none, so the server placed the bus from its "
+        "connected neighbours (between the positioned buses around it, as OpenDSS's Interpolate does; a branch "
+        "with none beyond it fanned out from its parent; a feeder with none laid out from the source outward)."))
     distance_km: float = Field(description="Distance from the substation along the feeder, km.")
     neighbourhood: Optional[int]
 

@@ -158,7 +158,8 @@ def test_map_draws_one_transformer_per_bus_pair_and_they_connect_every_bus(page:
 
 def test_open_tie_stubs_without_coordinates_sit_a_short_step_towards_their_bus(page: Any, server: str) -> None:
     buses = get(server, "/buses")["buses"]
-    assert {b["name"] for b in buses if b["x"] is None and b["y"] is None} == {"94_open", "300_open"}
+    # The deck gives them no coordinates: the server places them, the page draws them beside their switch.
+    assert {b["name"] for b in buses if b["xy_source"] == "placed"} == {"94_open", "300_open"}
     lines = get(server, "/lines")["lines"]
 
     def centre(name: str) -> list[float]:

@@ -1,5 +1,5 @@
-"""The page on a feeder a user brings (`python api.py --feeder PATH`): it names that feeder and draws every bus the
-deck gives coordinates for (all 16 of IEEE 13)."""
+"""The page on a feeder a user brings (`python api.py --feeder PATH`): it names that feeder and draws every bus, from
+the deck's coordinates (all 16 of IEEE 13) or from those the server placed (IEEE 34 gives none)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from support.server import start_server, stop_server
 from .conftest import csp_violations, open_tab
 
 IEEE13 = SHARED_REFERENCE / "feeders" / "IEEETestCases" / "13Bus" / "IEEE13Nodeckt.dss"
+IEEE34 = SHARED_REFERENCE / "feeders" / "IEEETestCases" / "34Bus" / "ieee34Mod1.dss"
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,34 @@ def test_the_page_names_and_draws_the_feeder_it_serves(browser: Any, ieee13_serv
         assert len(buses) == 16
         drawn = {tab.locator("#map .bus").nth(i).get_attribute("data-bus") for i in range(tab.locator("#map .bus").count())}
         assert drawn == {bus["name"] for bus in buses if bus["x"] is not None} and len(drawn) == 16
+        assert tab.problems == [] and csp_violations(tab) == []
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def ieee34_server(browser: Any, tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("deck34")
+    shutil.copytree(IEEE34.parent, folder / "34Bus")
+    shutil.copy(IEEE34.parent.parent / "IEEELineCodes.DSS", folder / "IEEELineCodes.DSS")
+    process, url = start_server(tmp_path_factory.mktemp("cwd34"), "--feeder", str(folder / "34Bus" / IEEE34.name),
+                                "--no-access-log", "--engine-hosts", "1", "--workers", "1", env={"IEEE123_API_KEY": ""})
+    yield url
+    stop_server(process)
+
+
+def test_a_feeder_without_coordinates_is_drawn_from_placed_ones(browser: Any, ieee34_server: str) -> None:
+    context, tab = open_tab(browser, f"{ieee34_server}/", viewport={"width": 1440, "height": 1000})
+    try:
+        buses = requests.get(f"{ieee34_server}/buses", timeout=30).json()["buses"]
+        assert len(buses) == 37 and {bus["xy_source"] for bus in buses} == {"placed"}
+        shown = tab.eval_on_selector_all("#map .bus", "els => els.map(e => [e.dataset.bus, e.cx.baseVal.value, "
+                                                      "e.cy.baseVal.value])")
+        assert {name for name, _, _ in shown} == {bus["name"] for bus in buses} and len(shown) == 37
+        assert len({(round(x, 3), round(y, 3)) for _, x, y in shown}) == 37  # no two on one place
+        lines = requests.get(f"{ieee34_server}/lines", timeout=30).json()["lines"]
+        assert tab.locator("#map .line").count() == len(lines)
+        assert tab.locator("#map .line.open").count() == 0  # no open ties on this deck
         assert tab.problems == [] and csp_violations(tab) == []
     finally:
         context.close()
