@@ -184,7 +184,9 @@ def read_snapshot(engine: Any, batch: Any, index: FeederIndex, generator_conduct
     volts = np.asarray(engine.Circuit.AllBusVolts()).view(complex)
     vangle = np.degrees(np.angle(volts))
 
-    load_p, load_q = sum_per_node(index.load_conductor_node, np.asarray(values(batch.Load.Powers)), n_nodes)
+    # The deck's loads are the first ones (studies' trial loads come after them: `engine.trial_loads`).
+    load_powers = np.asarray(values(batch.Load.Powers))[:index.load_conductor_node.size]
+    load_p, load_q = sum_per_node(index.load_conductor_node, load_powers, n_nodes)
     gen_p, gen_q = np.zeros(n_nodes), np.zeros(n_nodes)
     generator_totals = np.zeros(0, dtype=complex)
     if len(generator_conductor_node):
@@ -257,10 +259,18 @@ def loadings(batch: Any, index: FeederIndex) -> tuple[np.ndarray, np.ndarray, np
     """Terminal-1 phase current magnitudes of the lines, and the loading (% of normal rating, highest phase) of
     every line and transformer. Complex currents and np.abs: a third of the engine's time for CurrentsMagAng."""
     line_currents = np.abs(np.asarray(values(batch.Line.Currents))[index.line_term1_conductors])
-    line_loading = highest_per_element(line_currents, index.line_segment_starts) / index.line_norm_amps
+    line_loading = percent_of_rating(highest_per_element(line_currents, index.line_segment_starts),
+                                     index.line_norm_amps)
     xf_currents = np.abs(np.asarray(values(batch.Transformer.Currents))[index.transformer_term1_conductors])
-    xf_loading = highest_per_element(xf_currents, index.transformer_segment_starts) / index.transformer_norm_amps
+    xf_loading = percent_of_rating(highest_per_element(xf_currents, index.transformer_segment_starts),
+                                   index.transformer_norm_amps)
     return line_currents, line_loading, xf_loading
+
+
+def percent_of_rating(hundred_x_current: np.ndarray, rating: np.ndarray) -> np.ndarray:
+    """Loading in % of the rating; NaN (null in answers, never a thermal violation) for an element rated 0 A: a line
+    on a geometry whose wires give no rating has none at all, and OpenDSS's 400 A default does not apply to it."""
+    return np.divide(hundred_x_current, rating, out=np.full(len(rating), np.nan), where=rating > 0)
 
 
 def highest_per_element(currents: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import numpy as np
+
 from engine.generators import Generator
 from engine.index import FeederIndex
 from engine.ratings import DEFAULT, OPENDSS_DEFAULT_AMPS
@@ -70,7 +72,8 @@ def feeder_facts(engine: Any, index: FeederIndex, name: str, master: str, sha256
     on a guess."""
     engine.Circuit.SetActiveElement("Vsource.source")
     source_bus = engine.CktElement.BusNames()[0].split(".")[0].lower()
-    default_rated = index.line_rating_source.count(DEFAULT)
+    unrated = int(np.count_nonzero(index.line_norm_amps <= 0))
+    default_rated = index.line_rating_source.count(DEFAULT) - unrated
     given = sum(source == "deck" for _, _, source in coordinates.values())
     placed = len(coordinates) - given
     warnings = []
@@ -78,6 +81,9 @@ def feeder_facts(engine: Any, index: FeederIndex, name: str, master: str, sha256
         warnings.append(f"{default_rated} of {len(index.line_names)} lines are rated at OpenDSS's default "
                         f"({OPENDSS_DEFAULT_AMPS[0]:g} A normal, {OPENDSS_DEFAULT_AMPS[1]:g} A emergency): the deck "
                         f"gives them no rating, so their thermal limits are a guess (GET /lines: rating_source)")
+    if unrated:
+        warnings.append(f"{unrated} of {len(index.line_names)} lines have no rating at all (0 A: a line geometry whose "
+                        f"wires give none): their loading is null and no thermal limit applies to them")
     if placed:
         warnings.append(f"{placed} of {len(coordinates)} buses have no coordinates in the deck: the map places them "
                         f"from their connected neighbours (GET /buses: xy_source)")

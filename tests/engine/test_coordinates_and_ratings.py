@@ -184,6 +184,14 @@ def test_a_rating_is_the_decks_wherever_the_deck_sets_it(tmp_path: Path) -> None
         rows = {r["Line"]: r for r in circuit.snapshot.line_flows}
         assert {name: (r["NormAmps"], r["EmergAmps"]) for name, r in rows.items()} == held
         assert {name: r["rating_source"] for name, r in rows.items()} == RATED_SOURCES
-        assert f"4 of {len(rows)} lines are rated at OpenDSS's default" in circuit.feeder_facts()["warnings"][0]
+        warnings = circuit.feeder_facts()["warnings"]
+        assert f"3 of {len(rows)} lines are rated at OpenDSS's default" in warnings[0]
+        assert f"1 of {len(rows)} lines have no rating at all" in warnings[1]
+        # a line rated 0 A has no loading (null in the answer) and no thermal limit, not an infinite overload
+        assert math.isnan(rows["geometry_unrated"]["Loading_pct"])
+        assert all(r["Loading_pct"] > 0 for n, r in rows.items() if n != "geometry_unrated")
+        answered = {r["Line"]: r for r in orjson.loads(circuit.snapshot.results_json)["line_flows"]}
+        assert answered["geometry_unrated"]["Loading_pct"] is None and answered["plain"]["Loading_pct"] > 0
+        assert not [v for v in circuit.snapshot.section("violations")["thermal"] if "geometry_unrated" in str(v)]
     finally:
         circuit.close()
