@@ -108,8 +108,8 @@ def time_series_plan(body: TimeSeriesBody, given: ScenarioInput) -> TimeSeriesPl
     check_shape(shape, "load_shape", body.hours)
     check_shape(body.generator_shape, "generator_shape", body.hours)
     check_neighbourhoods(body.neighbourhood_shapes, given.neighbourhood_ids)
-    for key, shape in body.neighbourhood_shapes.items():
-        check_shape(shape, f"neighbourhood_shapes.{key}", body.hours)
+    for key, neighbourhood_shape in body.neighbourhood_shapes.items():
+        check_shape(neighbourhood_shape, f"neighbourhood_shapes.{key}", body.hours)
     spec = {**body.model_dump(), "load_shape": shape}
     return TimeSeriesPlan(given.engine, given.ops, given.scenario, given.sequence, spec, **series_shapes(spec, given))
 
