@@ -45,6 +45,7 @@ from engine.settings import EngineSettings
 from engine.solver import Solver, solve_settings
 from engine.sites import read_generator_sites
 from engine.topology import energised_buses, read_topology
+from engine.trial_loads import TrialLoads
 
 #: The changes a scenario's journal, an import or a batch case can hold, by op name.
 OPS = ("add_generator", "modify_load_neighbourhood", "remove_generator", "reset")
@@ -133,6 +134,7 @@ class OpenDSSCircuit:
         if topology is not None:  # where generators go is the deck's: read from its base case, once
             self._sites = read_generator_sites(batch, topology, energised_buses(engine), deck_refusals(self.feeder))
         self._customer_pv = CustomerPV(engine, batch, index, self._generators, self._trial, self._sites)
+        self._trial_loads = TrialLoads(engine, index, self._sites, self._trial)
         self._pristine = True  # nothing applied since the compile: a rebuild need not compile again
 
     def _read_snapshot(self, vmag_pu: np.ndarray | None = None, sequence: int | None = None) -> Snapshot:
@@ -372,8 +374,9 @@ class OpenDSSCircuit:
         """The deck's own load shapes as a yearly series applies them (`engine.load_shapes`): each load's shape name
         (None: it stays at its set-point) and each shape's multiplier for every hour of the year. Read once."""
         with self._lock:
-            if self._load_shapes is None:
-                self._load_shapes = read_load_shapes(self._engine, self._batch)
+            if self._load_shapes is None:  # the deck's loads are the first (trial loads come after them)
+                shapes = read_load_shapes(self._engine, self._batch)
+                self._load_shapes = {**shapes, "loads": shapes["loads"][:len(self._index.load_names)]}
             return self._load_shapes
 
     def regulator_tap_steps(self) -> dict[str, int]:
@@ -428,6 +431,21 @@ class OpenDSSCircuit:
                                                                  generators.any_elements, magnitudes,
                                                                  generators.inverters.has_pvsystems))
             return nodes, reading
+
+    def preview_load_limits(self, loads: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], dict]:
+        """A study's trial: new constant-power loads (`bus`, `kw`, `pf` lagging, and `phases` or `nodes`) connected
+        as `engine.trial_loads` connects them, solved with the regulators acting, read lean
+        (`engine.index.read_limits`), then taken back. Returns each load as connected and the reading."""
+        with self._lock:
+            generators = self._generators
+            return self._trial_loads.preview_limits(
+                loads, lambda magnitudes: read_limits(self._engine, self._batch, self._index, generators.any_elements,
+                                                      magnitudes, generators.inverters.has_pvsystems))
+
+    def trial_loads(self) -> int:
+        """Studies' trial load elements kept (disabled) in the engine: each slows a solve a little."""
+        with self._lock:
+            return self._trial_loads.count()
 
     def generator_refusals(self) -> dict[str, str]:
         """The buses that cannot host a generator, each with the reason (`engine.sites`)."""

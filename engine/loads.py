@@ -19,19 +19,21 @@ class Loads:
     def __init__(self, engine: Any, batch: Any, index: FeederIndex, neighbourhood_buses: dict[int, list[str]]
                  ) -> None:
         self._engine, self._batch, self._index = engine, batch, index
+        # The deck's loads alone, fixed at the compile: studies' trial loads come after them (`engine.trial_loads`).
+        self._deck = batch.Load.batch(idx=list(range(len(index.load_names))))
         self._neighbourhood_buses = neighbourhood_buses
         self._base = self.setpoints()
         self._factor = {nb: 1.0 for nb in neighbourhood_buses}
 
     def setpoints(self) -> np.ndarray:
         """kW and kvar set-points now, 2 x loads in the engine's order."""
-        return np.stack([np.asarray(values(self._batch.Load.kW), dtype=float),
-                         np.asarray(values(self._batch.Load.kvar), dtype=float)])
+        return np.stack([np.asarray(values(self._deck.kW), dtype=float),
+                         np.asarray(values(self._deck.kvar), dtype=float)])
 
     def put_setpoints(self, setpoints: np.ndarray) -> None:
         """Every load at these set-points (from `setpoints`, or scaled from them)."""
-        self._batch.Load.kW = setpoints[0]
-        self._batch.Load.kvar = setpoints[1]
+        self._deck.kW = setpoints[0]
+        self._deck.kvar = setpoints[1]
 
     # ------------------------------------------------------------------ neighbourhoods
     def neighbourhood_ids(self) -> list[int]:
