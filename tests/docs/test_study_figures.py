@@ -52,9 +52,16 @@ def kinds(rows: dict[str, dict]) -> dict[str, int]:
     return dict(Counter(row["limited_by"]["kind"] for row in rows.values()))
 
 
+#: How the page says what limits a bus.
+LIMIT_WORDS = {"voltage_high": "voltage rise at", "voltage_low": "voltage drop at", "thermal": "the loading of",
+               "max_kw": "max_kw"}
+
+
 def least(rows: dict[str, dict]) -> dict:
     bus = min(rows, key=lambda b: (rows[b]["hosting_capacity_kW"], b))
-    return {"kW": rows[bus]["hosting_capacity_kW"], "bus": bus, "element": rows[bus]["limited_by"]["element"]}
+    bound = rows[bus]["limited_by"]
+    return {"kW": rows[bus]["hosting_capacity_kW"], "bus": bus, "element": bound["element"],
+            "limit": LIMIT_WORDS[bound["kind"]]}
 
 
 def when(hour_of_year: int) -> str:
