@@ -35,6 +35,7 @@ from engine.ieee123 import PUBLISHED_REGULATOR_TAPS
 from engine.deck import DeckError
 from engine.errors import FeederError, NotFoundError, SimulationError
 from engine.feeder import feeder_option
+from engine.neighbourhoods import DEFAULT_NEIGHBOURHOODS
 from engine.interface import Circuit
 from engine.pool import EnginePool, HostUnavailable
 from engine.settings import ANSI_RANGE_A_PU, EngineSettings
@@ -257,6 +258,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="serve the OpenDSS deck whose master file is PATH (relative redirects resolved as OpenDSS "
                              "resolves them), named NAME (default: the deck's circuit name). Default: our IEEE 123-bus "
                              "deck")
+    parser.add_argument("--neighbourhoods", type=positive_int, default=None, metavar="N",
+                        help="neighbourhoods to derive for a feeder without a neighbourhoods.json beside its master "
+                             f"(default {DEFAULT_NEIGHBOURHOODS}; docs/feeder.md says how they are derived)")
     parser.add_argument("--published-taps", action="store_true",
                         help="lock the regulators at the IEEE published taps instead of letting them move")
     parser.add_argument("--voltage-limits", nargs=2, type=float, default=list(ANSI_RANGE_A_PU),
@@ -331,7 +335,10 @@ class UsageError(Exception):
 def engine_settings(args: argparse.Namespace) -> list[EngineSettings]:
     """The settings of each feeder this server serves, from its command line (reading each deck, once): the
     first is the default scenario's."""
-    feeders = [feeder_option(text) for text in args.feeder] or [None]
+    feeders = [feeder_option(text, args.neighbourhoods) for text in args.feeder] or [None]
+    if args.neighbourhoods and not any(feeder and feeder.neighbourhoods is None for feeder in feeders):
+        raise UsageError("--neighbourhoods: every feeder served has its own neighbourhoods.json; N applies only to "
+                         "a feeder whose neighbourhoods are derived")
     names = [feeder.name if feeder else "ieee123" for feeder in feeders]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:

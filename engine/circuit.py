@@ -114,7 +114,7 @@ class OpenDSSCircuit:
             lock_taps(engine, self.settings.taps)
         topology = read_topology(engine, batch) if self._compile_count == 1 else None  # the deck alone
         if self.feeder.neighbourhoods is None and topology is not None:  # the same deck, the same groups
-            self._neighbourhood_buses = derive_neighbourhoods(topology)
+            self._neighbourhood_buses = derive_neighbourhoods(topology, self.feeder.neighbourhood_count)
         index = self._index = FeederIndex(engine, batch, self._neighbourhood_buses)
         self._regulators = Regulators(engine, index.regulated_windings)
         self._generators = GeneratorSlots(engine, batch, index)

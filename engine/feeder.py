@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.deck import Deck, DeckError, read_deck
+from engine.neighbourhoods import DEFAULT_NEIGHBOURHOODS
 
 NEIGHBOURHOOD_FILE = "neighbourhoods.json"  #: beside the master: our format, used when present
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -22,11 +23,12 @@ CIRCUIT = re.compile(rb"^\s*new\s+(?:object\s*=\s*)?circuit\.([^\s~]+)", re.IGNO
 @dataclass(frozen=True, eq=False)
 class Feeder:
     """`neighbourhoods`: bus groups by id as read from `neighbourhoods.json` beside the master, or None (derived
-    from the compiled feeder)."""
+    from the compiled feeder, `neighbourhood_count` of them: `engine.neighbourhoods`)."""
 
     name: str
     deck: Deck = field(repr=False)
     neighbourhoods: tuple[tuple[int, tuple[str, ...]], ...] | None = field(default=None, repr=False)
+    neighbourhood_count: int = DEFAULT_NEIGHBOURHOODS
 
     @property
     def sha256(self) -> str:
@@ -41,18 +43,20 @@ class Feeder:
         return None if self.neighbourhoods is None else {nb: list(buses) for nb, buses in self.neighbourhoods}
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Feeder) and (self.name, self.sha256, self.neighbourhoods) == \
-            (other.name, other.sha256, other.neighbourhoods)
+        return isinstance(other, Feeder) and (self.name, self.sha256, self.neighbourhoods, self.neighbourhood_count) \
+            == (other.name, other.sha256, other.neighbourhoods, other.neighbourhood_count)
 
     def __hash__(self) -> int:
-        return hash((self.name, self.sha256))
+        return hash((self.name, self.sha256, self.neighbourhood_count))
 
 
-def load_feeder(master: Path | str, name: str | None = None, neighbourhood_file: Path | str | None | bool = True
-                ) -> Feeder:
+def load_feeder(master: Path | str, name: str | None = None, neighbourhood_file: Path | str | None | bool = True,
+                neighbourhood_count: int = DEFAULT_NEIGHBOURHOODS) -> Feeder:
     """Read a feeder. `name`: default the deck's circuit name (`New Circuit.ieee8500` → `ieee8500`).
     `neighbourhood_file`: True looks for `neighbourhoods.json` beside the master; a path reads that file; None or
-    False derives them from the compiled feeder."""
+    False derives them from the compiled feeder (`neighbourhood_count` of them)."""
+    if neighbourhood_count < 1:
+        raise DeckError(f"--neighbourhoods: expected a whole number of at least 1, got {neighbourhood_count}")
     deck = read_deck(master)
     name = (name or circuit_name(deck) or Path(deck.master).stem).lower()
     if not NAME.match(name):
@@ -62,7 +66,7 @@ def load_feeder(master: Path | str, name: str | None = None, neighbourhood_file:
         beside = Path(deck.root) / Path(deck.master).parent / NEIGHBOURHOOD_FILE
         neighbourhood_file = beside if beside.is_file() else None
     groups = read_neighbourhoods(Path(neighbourhood_file)) if neighbourhood_file else None
-    return Feeder(name, deck, groups)
+    return Feeder(name, deck, groups, neighbourhood_count)
 
 
 def circuit_name(deck: Deck) -> str | None:
@@ -84,12 +88,13 @@ def read_neighbourhoods(path: Path) -> tuple[tuple[int, tuple[str, ...]], ...]:
         raise DeckError(f"{path}: expected {{\"neighbourhoods\": {{\"1\": [bus names], …}}}} ({error})") from error
 
 
-def feeder_option(text: str) -> Feeder:
-    """`--feeder PATH` or `--feeder NAME=PATH` (the server's and `python -m studies`'): the deck read now."""
+def feeder_option(text: str, neighbourhood_count: int | None = None) -> Feeder:
+    """`--feeder PATH` or `--feeder NAME=PATH` (the server's and `python -m studies`'): the deck read now;
+    `neighbourhood_count` (`--neighbourhoods N`) for a deck whose neighbourhoods are derived."""
     name, equals, path = text.partition("=")
     if not equals or not NAME.match(name.lower()):
         name, path = "", text
     try:
-        return load_feeder(path, name or None)
+        return load_feeder(path, name or None, neighbourhood_count=neighbourhood_count or DEFAULT_NEIGHBOURHOODS)
     except DeckError as error:
         raise DeckError(f"--feeder {text}: {error}") from error
