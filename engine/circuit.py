@@ -27,6 +27,7 @@ import opendssdirect
 
 from engine import views
 from engine.checks import MAX_CUMULATIVE_FACTOR, MAX_FACTOR, check_bus, check_number, generator_connection
+from engine.controls import Controls
 from engine.coordinates import place_coordinates
 from engine.customer_pv import CUSTOMER_PV_PREFIX, CustomerConnection, CustomerPV
 from engine.errors import FeederError, NotConvergedError, NotFoundError, SimulationError
@@ -118,7 +119,8 @@ class OpenDSSCircuit:
         index = self._index = FeederIndex(engine, batch, self._neighbourhood_buses)
         self._regulators = Regulators(engine, index.regulated_windings)
         self._generators = GeneratorSlots(engine, batch, index)
-        self._solver = Solver(engine, self._regulators, self._generators)
+        self._controls = Controls(engine, self._regulators)  # what a solve's controls move: taps, capacitors
+        self._solver = Solver(engine, self._controls, self._generators)
         self._loads = Loads(engine, batch, index, self._neighbourhood_buses)
         self._hours = HourRunner(engine, batch, index, self._generators, self._loads, self._regulators,
                                  self._solver, self.settings.voltage_limits_pu)
@@ -158,19 +160,19 @@ class OpenDSSCircuit:
     def _apply_in_turn(self, what: str, change: Callable[[], None], undo: Callable[[], None], dry_run: bool,
                        read: Callable[[np.ndarray], Any] | None) -> Any:
         self._pristine = False
-        taps = self._regulators.taps()
+        controls = self._controls.state()
         try:
             change()
             magnitudes = self._solver.solve(what)
         except Exception as error:
-            self._solver.roll_back(undo, taps)
+            self._solver.roll_back(undo, controls)
             if isinstance(error, SimulationError):
                 raise NotConvergedError(f"{error}; the change was rolled back and the grid is unchanged",
                                         field=getattr(error, "field", None)) from error
             raise
         if dry_run:  # `read`: a lean reading instead of the whole snapshot (a study's trial)
             preview = read(magnitudes) if read else self._read_snapshot(magnitudes, sequence=self.sequence + 1)
-            self._solver.roll_back(undo, taps)
+            self._solver.roll_back(undo, controls)
             return preview
         self.sequence += 1
         if self._replaying:  # a rebuild reads the state once, after its last op
@@ -399,17 +401,17 @@ class OpenDSSCircuit:
     def checkpoint(self) -> Checkpoint:
         """This state, to come back to with `restore` (within this compile)."""
         with self._lock:
-            return Checkpoint(self._compile_count, self.sequence, self._loads.setpoints(), self._regulators.taps(),
+            return Checkpoint(self._compile_count, self.sequence, self._loads.setpoints(), self._controls.state(),
                               self._generators.keep(), self._loads.factors(), self._snapshot)
 
     def restore(self, kept: Checkpoint) -> None:
-        """Put back the set-points, generators and taps of `kept` and solve: the state it was taken in."""
+        """Put back the set-points, generators, taps and capacitors of `kept` and solve: the state it was taken in."""
         with self._lock:
             if kept.compile_count != self._compile_count:
                 raise CheckpointLost("the circuit was recompiled since the checkpoint")
             self._loads.put_setpoints(kept.loads)
             self._generators.put_back(kept.generators)
-            self._regulators.restore(kept.taps)
+            self._controls.restore(kept.controls)
             self._engine.Solution.Solve()
             self._loads.put_factors(kept.cumulative_factor)
             self.sequence, self._snapshot = kept.sequence, kept.snapshot

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import opendssdirect
 
 from engine.generators import GeneratorSlots
 from engine.checks import phase_pair
@@ -111,7 +112,8 @@ class CustomerPV:
         chosen = [(connections[i], float(kw)) for i, kw in systems]
         what = f"PV at {len(chosen)} customers"
         if inverter is not None:
-            return self._trial(what, *self._inverters(chosen, inverter), self._judged_reading)
+            change, undo = self._inverters(chosen, inverter)
+            return self._trial(what, self._from_scratch(change), undo, self._judged_reading)
         generators = self._generators
 
         def change() -> None:  # (a customer may have had only inverter definitions: no Generator element yet)
@@ -126,7 +128,23 @@ class CustomerPV:
                 if generators.has_element(connection.generator):
                     generators.set_plain(connection.generator, 0.0, False)
 
-        return self._trial(what, change, undo, self._judged_reading)
+        return self._trial(what, self._from_scratch(change), undo, self._judged_reading)
+
+    def _from_scratch(self, change: Callable[[], None]) -> Callable[[], None]:
+        """The change, and the trial's solve made to start from node voltages computed from scratch (a direct
+        solve of the changed circuit, loads and generators as admittances) instead of from whatever the engine's
+        last solve left. Those differ in the last digits with the trials an engine ran before (a rolled-back trial
+        is solved again only to the power flow's tolerance, 1e-7 pu), and a trial solved from them differed by an
+        ulp or so (IEEE 13: a sample bound at 1.0635720257634929 pu on one worker, ...492 on another): now a
+        trial's answer is a function of the trial alone, on any engine, in any order."""
+        def started() -> None:
+            change()
+            try:
+                self._engine.Solution.SolveDirect()
+            except opendssdirect.DSSException:  # no starting point from scratch: the solve starts where it is
+                pass
+
+        return started
 
     def _inverters(self, chosen: list[tuple[CustomerConnection, float]], inverter: dict[str, Any]
                    ) -> tuple[Callable[[], None], Callable[[], None]]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.controls import ControlState
 from engine.generators import GeneratorSlots, KeptGenerators
 from engine.index import FeederIndex, read_limits, values
 from engine.loads import Loads
@@ -31,7 +32,7 @@ class Checkpoint:
     compile_count: int
     sequence: int
     loads: np.ndarray  # kW and kvar set-points, 2 x loads
-    taps: list[float]
+    controls: ControlState  # regulator taps and capacitor banks
     generators: KeptGenerators
     cumulative_factor: dict[int, float]
     snapshot: Snapshot

@@ -13,10 +13,10 @@ from typing import Any, Callable
 import numpy as np
 import opendssdirect
 
+from engine.controls import Controls, ControlState
 from engine.deck import Deck
 from engine.errors import NotConvergedError
 from engine.generators import GeneratorSlots
-from engine.regulators import Regulators
 
 
 #: At least as generous as our deck's (the IEEE 8500-node feeder does not converge in OpenDSS's default 15):
@@ -38,11 +38,12 @@ def solve_settings(engine: Any, deck: Deck) -> None:
 
 
 class Solver:
-    """Solves and rolls back for one compiled feeder; `compiled_taps` are where a failed solve starts again."""
+    """Solves and rolls back for one compiled feeder; `compiled` (the taps and capacitors the deck compiled with)
+    is where a failed solve starts again."""
 
-    def __init__(self, engine: Any, regulators: Regulators, generators: GeneratorSlots) -> None:
-        self._engine, self._regulators, self._generators = engine, regulators, generators
-        self.compiled_taps = regulators.taps()
+    def __init__(self, engine: Any, controls: Controls, generators: GeneratorSlots) -> None:
+        self._engine, self._controls, self._generators = engine, controls, generators
+        self.compiled = controls.state()
 
     def solve(self, what: str) -> np.ndarray:
         """Solve; return the node voltage magnitudes (pu) or raise NotConvergedError naming `what`."""
@@ -52,14 +53,25 @@ class Solver:
             self._settle_from_compiled_taps()
             return self._solve_once(what)
 
+    def solve_from_scratch(self) -> None:
+        """Solve the state the circuit holds from node voltages computed from scratch (a direct solve, loads as
+        admittances), not from whatever the last solve left: the answer then depends only on the state (set-points,
+        taps, capacitors, elements), to the last digit, whatever was solved before. Not judged: the caller put
+        back a state that converged."""
+        try:
+            self._engine.Solution.SolveDirect()
+            self._engine.Solution.Solve()
+        except opendssdirect.DSSException:
+            pass
+
     def _settle_from_compiled_taps(self) -> None:
-        """The regulators back at the taps the deck compiled with, and the feeder solved without its generators'
-        output: the state a fresh compile of these loads would settle in, from which the generators' output is
-        then solved again. The voltages start from a direct solve (loads as admittances), as a fresh compile's
-        do. Inverter generators are switched off meanwhile (their controls would still set vars at no irradiance),
-        control first (`engine.inverters`). The result need not converge (nor their controls settle); the solve
-        that follows decides."""
-        self._regulators.restore(self.compiled_taps)
+        """The regulators back at the taps the deck compiled with, the capacitors as compiled, and the feeder solved
+        without its generators' output: the state a fresh compile of these loads would settle in, from which the
+        generators' output is then solved again. The voltages start from a direct solve (loads as admittances), as
+        a fresh compile's do. Inverter generators are switched off meanwhile (their controls would still set vars at
+        no irradiance), control first (`engine.inverters`). The result need not converge (nor their controls
+        settle); the solve that follows decides."""
+        self._controls.restore(self.compiled)
         with self._generators.without_output():
             try:
                 self._engine.Solution.SolveDirect()  # node voltages from scratch, whatever the failed solve left
@@ -85,14 +97,14 @@ class Solver:
                                     f"(max {magnitudes.max():.3g} pu)")
         return magnitudes
 
-    def roll_back(self, undo: Callable[[], None], taps: list[float]) -> None:
-        """Undo the change and solve the state before it again, from its own taps. A failed solve can leave the
-        node voltages far out (NaN even), so when the re-solve does not converge it starts again from a direct
-        solve: the engine must hold the state it answers with, or the next change would start from garbage.
-        Inverter controls can fail to settle from where the refused change left them: that is tried the same
-        way, and never raised (the change's own error is the answer)."""
+    def roll_back(self, undo: Callable[[], None], kept: ControlState) -> None:
+        """Undo the change and solve the state before it again, from its own taps and capacitors (`kept`). A
+        failed solve can leave the node voltages far out (NaN even), so when the re-solve does not converge it
+        starts again from a direct solve: the engine must hold the state it answers with, or the next change would
+        start from garbage. Inverter controls can fail to settle from where the refused change left them: that is
+        tried the same way, and never raised (the change's own error is the answer)."""
         undo()
-        self._regulators.restore(taps)
+        self._controls.restore(kept)
         engine = self._engine
         try:
             engine.Solution.Solve()
@@ -100,7 +112,7 @@ class Solver:
         except opendssdirect.DSSException:
             settled = False
         if not settled:
-            self._regulators.restore(taps)
+            self._controls.restore(kept)
             try:
                 engine.Solution.SolveDirect()
                 engine.Solution.Solve()
