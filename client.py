@@ -268,17 +268,24 @@ class Scenario:
                         neighbourhood_shapes={str(k): v for k, v in (neighbourhood_shapes or {}).items()})
         if inverter is not None:
             body["inverter"] = inverter
-        result = self._study("hosting_capacity", body, progress, timeout_s)
-        rows = [{**{k: v for k, v in row.items() if k not in ("limited_by", "by_hour")},
-                 **{f"limited_by_{k}": v for k, v in (row["limited_by"] or {}).items()},
-                 **{f"kW_at_hour_{h}": kw for h, kw in (row.get("by_hour") or {}).items()}}
-                for row in result["buses"]]
-        frame = pd.DataFrame(rows).set_index("bus")
-        frame.attrs["criteria"] = result["criteria"]
-        frame.attrs["hours"] = result.get("hours")
-        frame.attrs["preexisting"] = pd.DataFrame(result.get("preexisting") or [],
-                                                  columns=["element", "value", "limit", "hour_of_year"])
-        return frame
+        return _bus_frame(self._study("hosting_capacity", body, progress, timeout_s))
+
+    def load_hosting_capacity(self, buses: Iterable[str] = ("all",), phases: int = 3, step_kw: float = 10,
+                              max_kw: float = 10_000, pf: float = 0.95, limits: Optional[dict[str, Any]] = None,
+                              hours: Optional[Iterable[Any]] = None, load_shape: Optional[str] = None,
+                              neighbourhood_shapes: Optional[dict[str, str]] = None, generator_shape: str = "pv", *,
+                              progress: Optional[bool] = None, timeout_s: float = 3600) -> pd.DataFrame:
+        """New load (EV chargers, heat pumps) per bus, indexed by bus, with what bounds it, as `hosting_capacity`:
+        `grid.load_hosting_capacity(pf=0.95, hours=["evening_peak", "peak_load"])`. Each trial is a constant-power
+        load at lagging power factor `pf`. `.attrs`: `criteria`, `hours`, `preexisting` (a DataFrame)."""
+        body: dict[str, Any] = {"buses": list(buses), "phases": phases, "step_kw": step_kw, "max_kw": max_kw,
+                                "pf": pf, "limits": limits or {}}
+        if hours is not None:
+            body.update(hours=list(hours), generator_shape=generator_shape,
+                        neighbourhood_shapes={str(k): v for k, v in (neighbourhood_shapes or {}).items()})
+            if load_shape is not None:
+                body["load_shape"] = load_shape
+        return _bus_frame(self._study("load_hosting_capacity", body, progress, timeout_s))
 
     def stochastic_hosting_capacity(self, start: float = 10, stop: float = 200, step: float = 10, samples: int = 20,
                                     seed: int = 1, size_ratio: Optional[float] = None,
@@ -411,3 +418,17 @@ class GridClient(Scenario):
         """The feeders the server serves, indexed by name: counts, kV bases, where neighbourhoods and coordinates
         come from, warnings (`GET /feeders`)."""
         return pd.DataFrame(self._http.get("/feeders").json()["feeders"]).set_index("name")
+
+def _bus_frame(result: dict[str, Any]) -> pd.DataFrame:
+    """A per-bus study's rows indexed by bus: `limited_by` spread into columns, a `kW_at_hour_<h>` column per hour;
+    `.attrs` `criteria`, `hours` and `preexisting` (a DataFrame)."""
+    rows = [{**{k: v for k, v in row.items() if k not in ("limited_by", "by_hour")},
+             **{f"limited_by_{k}": v for k, v in (row["limited_by"] or {}).items()},
+             **{f"kW_at_hour_{h}": kw for h, kw in (row.get("by_hour") or {}).items()}}
+            for row in result["buses"]]
+    frame = pd.DataFrame(rows).set_index("bus")
+    frame.attrs["criteria"] = result["criteria"]
+    frame.attrs["hours"] = result.get("hours")
+    frame.attrs["preexisting"] = pd.DataFrame(result.get("preexisting") or [],
+                                              columns=["element", "value", "limit", "hour_of_year"])
+    return frame

@@ -12,10 +12,11 @@ from routes.web import (BEARER, ERROR_RESPONSES, csv_response, grid_route, jobs,
 from web.schemas import ErrorResponse
 from studies.jobs import Job, StudyError
 from studies.plans import PLANS, Plan
-from studies.requests import (ScenarioInput, batch_plan, hosting_capacity_plan, stochastic_hosting_capacity_plan,
-                              time_series_plan)
+from studies.requests import (ScenarioInput, batch_plan, hosting_capacity_plan, load_hosting_capacity_plan,
+                              stochastic_hosting_capacity_plan, time_series_plan)
 from web.study_schemas import (BatchBody, HostingCapacityBody, JobPath, JobResponse, JobResultQuery, JobResultResponse,
-                           JobsResponse, StochasticHostingCapacityBody, StudyQuery, TimeSeriesBody)
+                               JobsResponse, LoadHostingCapacityBody, StochasticHostingCapacityBody, StudyQuery,
+                               TimeSeriesBody)
 
 
 def register_study_routes(app: OpenAPI) -> None:
@@ -27,6 +28,13 @@ def register_study_routes(app: OpenAPI) -> None:
     def hosting_capacity(scenario_id: str, body: HostingCapacityBody, query: StudyQuery) -> Response:
         """How much generation each bus takes before a limit is crossed, and which limit: a job (202)."""
         return start_job(hosting_capacity_plan(body, study_input(scenario_id)), query.wait)
+
+    @grid_route(app, "post", "/studies/load_hosting_capacity", tags=[studies_tag], security=BEARER,
+                responses=study_responses)
+    def load_hosting_capacity(scenario_id: str, body: LoadHostingCapacityBody, query: StudyQuery) -> Response:
+        """How much new load (EV chargers, heat pumps) each bus takes before a limit is crossed, and which limit: a
+        job (202)."""
+        return start_job(load_hosting_capacity_plan(body, study_input(scenario_id)), query.wait)
 
     @grid_route(app, "post", "/studies/stochastic_hosting_capacity", tags=[studies_tag], security=BEARER,
                 responses=study_responses)

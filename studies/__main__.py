@@ -6,6 +6,7 @@
     python -m studies time-series --scenario my.json --hours 8760 --out ts.csv
     python -m studies batch --scenario my.json --cases cases.json --out batch.parquet
     python -m studies stochastic-hosting-capacity --samples 20 --seed 1 --out levels.csv --samples-out samples.csv
+    python -m studies load-hosting-capacity --buses 85,114 --pf 0.95 --hours evening_peak,peak_load --out lhc.csv
 
 The options are the API's fields; the plans, tasks and executors are the server's, so the numbers are the same.
 Writes CSV, or Parquet when the file name ends in .parquet (needs pyarrow). A progress bar shows on a terminal.
@@ -25,7 +26,8 @@ from pydantic import ValidationError
 from scenarios.journal import feeder_sha256
 from web.scenario_schemas import ScenarioDocument
 from web.schemas import describe_validation_error
-from web.study_schemas import BatchBody, HostingCapacityBody, StochasticHostingCapacityBody, TimeSeriesBody
+from web.study_schemas import (BatchBody, HostingCapacityBody, LoadHostingCapacityBody, StochasticHostingCapacityBody,
+                               TimeSeriesBody)
 from engine.circuit import OpenDSSCircuit
 from engine.deck import DeckError
 from engine.errors import FeederError, SimulationError
@@ -34,8 +36,8 @@ from engine.settings import ANSI_RANGE_A_PU, EngineSettings
 from studies.executors import ExecutorUnavailable, LocalPool
 from studies.jobs import JobManager, StudyError
 from studies.plans import Plan
-from studies.requests import (ScenarioInput, batch_plan, hosting_capacity_plan, stochastic_hosting_capacity_plan,
-                              time_series_plan)
+from studies.requests import (ScenarioInput, batch_plan, hosting_capacity_plan, load_hosting_capacity_plan,
+                              stochastic_hosting_capacity_plan, time_series_plan)
 
 
 class UsageError(Exception):
@@ -71,9 +73,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         command.add_argument("--inverter", metavar="MODE|JSON", help="the trial generators as smart inverters: a "
                              "mode (volt_var, volt_watt, volt_var_volt_watt, unity) or the API's object as JSON")
 
-    def hours(command: argparse.ArgumentParser) -> None:
-        command.add_argument("--hours", help="comma-separated hours of the year (0-8759) or peak_load, "
-                                             "daytime_minimum (default: the scenario's state)")
+    def hours(command: argparse.ArgumentParser, named: str = "peak_load, daytime_minimum") -> None:
+        command.add_argument("--hours", help=f"comma-separated hours of the year (0-8759) or {named} (default: the "
+                                             f"scenario's state)")
         shapes(command)
 
     def shapes(command: argparse.ArgumentParser) -> None:
@@ -92,6 +94,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     limits(hc)
     hours(hc)
     inverter(hc)
+
+    lhc = commands.add_parser("load-hosting-capacity", help="new load (EV chargers, heat pumps) each bus takes "
+                                                            "and what bounds it")
+    common(lhc)
+    lhc.add_argument("--buses", default="all", help='"all" or comma-separated bus names (default all)')
+    lhc.add_argument("--phases", type=int, default=3, choices=[1, 3])
+    lhc.add_argument("--step-kw", type=float, default=10.0)
+    lhc.add_argument("--max-kw", type=float, default=10_000.0)
+    lhc.add_argument("--pf", type=float, default=0.95, help="the new load's power factor, lagging (default 0.95)")
+    limits(lhc)
+    hours(lhc, "peak_load, evening_peak")
 
     shc = commands.add_parser("stochastic-hosting-capacity",
                               help="the feeder's hosting-capacity range over random customer PV (EPRI 1026640)")
@@ -126,6 +139,10 @@ def request_body(args: argparse.Namespace) -> Any:
         return HostingCapacityBody(
             buses=["all"] if args.buses == "all" else args.buses.split(","), phases=args.phases,
             step_kw=args.step_kw, max_kw=args.max_kw, limits=limits_of(args), **hours_of(args), **inverter_of(args))
+    if args.study == "load-hosting-capacity":
+        return LoadHostingCapacityBody(
+            buses=["all"] if args.buses == "all" else args.buses.split(","), phases=args.phases,
+            step_kw=args.step_kw, max_kw=args.max_kw, pf=args.pf, limits=limits_of(args), **hours_of(args))
     if args.study == "stochastic-hosting-capacity":
         return StochasticHostingCapacityBody(
             penetration_pct={"start": args.start, "stop": args.stop, "step": args.step}, samples=args.samples,
@@ -190,7 +207,8 @@ def make_plan(args: argparse.Namespace, body: Any, settings: EngineSettings) -> 
     # the feeder's buses, neighbourhoods and load set-points, as the server reads them
     circuit = OpenDSSCircuit(settings=settings)
     stochastic = args.study == "stochastic-hosting-capacity"
-    if ops and (stochastic or (getattr(args, "hours", None) is not None and args.study == "hosting-capacity")):
+    per_bus = args.study in ("hosting-capacity", "load-hosting-capacity")
+    if ops and (stochastic or (getattr(args, "hours", None) is not None and per_bus)):
         try:
             circuit.rebuild(ops)  # named hours and penetrations are found from the scenario's own set-points
         except SimulationError as error:
@@ -201,7 +219,8 @@ def make_plan(args: argparse.Namespace, body: Any, settings: EngineSettings) -> 
                           load_shapes=circuit.load_shapes())
     circuit.close()
     build = {"hosting-capacity": hosting_capacity_plan, "time-series": time_series_plan, "batch": batch_plan,
-             "stochastic-hosting-capacity": stochastic_hosting_capacity_plan}
+             "stochastic-hosting-capacity": stochastic_hosting_capacity_plan,
+             "load-hosting-capacity": load_hosting_capacity_plan}
     return build[args.study](body, given)
 
 

@@ -7,7 +7,9 @@ Any study that adds generation and asks what breaks first judges a trial's lean 
   `preexisting="exclude"` it is never a limit, with `"worsened"` it counts once it is more than `worsened_by_pct`
   % of nominal (0.01 pu per point) above its own starting voltage; every other node counts as soon as it is above;
 - `voltage_low`: a phase node below `voltage_low_pu` and lower than in the starting state (phase nodes: the
-  layout's `phase_node_mask`; a neutral's near-zero volts are never judged);
+  layout's `phase_node_mask`; a neutral's near-zero volts are never judged). A study that adds load marks the
+  nodes already below it as pre-existing (`starting_state(..., low=True)`), by the same rule as high ones: any new
+  load lowers them further, so otherwise one low node would bind every bus at nothing;
 - `thermal`: a line or transformer above `thermal_pct` of its normal rating (a line's bound says its
   `rating_source`: `deck`, or `default` where the deck gave no rating and OpenDSS's 400 A stands in, so the
   answer rests on a guess; `engine.ratings`). An element already above it in the
@@ -61,6 +63,8 @@ class StartingState:
     preexisting: np.ndarray  # bool, one per element
     preexisting_high: np.ndarray | None = None  # bool, one per node: a phase node above voltage_high_pu
     high_nodes: tuple[str, ...] = ()  # those nodes' names (`bus.node`), in the feeder's node order
+    preexisting_low: np.ndarray | None = None  # bool, one per node: a phase node below voltage_low_pu (load studies)
+    low_nodes: tuple[str, ...] = ()
 
 
 def element_names(layout: RowLayout, transformer_names: list[str]) -> list[str]:
@@ -68,18 +72,22 @@ def element_names(layout: RowLayout, transformer_names: list[str]) -> list[str]:
     return [f"Line.{name}" for name in layout.line_names] + [f"Transformer.{name}" for name in transformer_names]
 
 
-def starting_state(reading: dict[str, Any], elements: list[str], limits: Limits, layout: RowLayout | None = None
-                   ) -> StartingState:
+def starting_state(reading: dict[str, Any], elements: list[str], limits: Limits, layout: RowLayout | None = None,
+                   low: bool = False) -> StartingState:
     """A lean reading of the state trials start from, with its pre-existing overloads marked, and (given the
-    layout) its phase nodes already above voltage_high_pu."""
+    layout) its phase nodes already above voltage_high_pu (and with `low`, those already below voltage_low_pu)."""
     loading = np.concatenate([reading["line_loading_pct"], reading["transformer_loading_pct"]])
     vmag = np.asarray(reading["vmag_pu"])
     high, names = None, ()
     if layout is not None:
         high = (vmag > limits.voltage_high_pu) & layout.phase_node_mask
         names = tuple(f"{layout.node_bus[i]}.{layout.node_number[i]}" for i in np.flatnonzero(high))
+    low_mask, low_names = None, ()
+    if layout is not None and low:
+        low_mask = (vmag < limits.voltage_low_pu) & layout.phase_node_mask
+        low_names = tuple(f"{layout.node_bus[i]}.{layout.node_number[i]}" for i in np.flatnonzero(low_mask))
     return StartingState(vmag, loading, float(reading["source_kw"]), elements, loading > limits.thermal_pct, high,
-                         names)
+                         names, low_mask, low_names)
 
 
 def preexisting_entries(start: StartingState, limits: Limits, hour_of_year: int | None = None
@@ -91,6 +99,10 @@ def preexisting_entries(start: StartingState, limits: Limits, hour_of_year: int 
     high = np.flatnonzero(start.preexisting_high) if start.preexisting_high is not None else []
     for name, i in zip(start.high_nodes, high):
         entry = {"element": name, "value": float(start.vmag_pu[i]), "limit": limits.voltage_high_pu}
+        entries.append(entry if hour_of_year is None else {**entry, "hour_of_year": hour_of_year})
+    low = np.flatnonzero(start.preexisting_low) if start.preexisting_low is not None else []
+    for name, i in zip(start.low_nodes, low):
+        entry = {"element": name, "value": float(start.vmag_pu[i]), "limit": limits.voltage_low_pu}
         entries.append(entry if hour_of_year is None else {**entry, "hour_of_year": hour_of_year})
     for i in np.flatnonzero(start.preexisting):
         entry = {"element": start.elements[i], "value": float(start.loading_pct[i]), "limit": limits.thermal_pct}
@@ -117,7 +129,11 @@ def first_violation(reading: dict[str, Any], start: StartingState, limits: Limit
     if high.size:
         i = high[np.argmax(v[high])]
         return {"kind": "voltage_high", "element": node(i), "value": float(v[i]), "limit": limits.voltage_high_pu}
-    low = np.flatnonzero((v < limits.voltage_low_pu) & (v < start.vmag_pu) & phase)
+    below = (v < limits.voltage_low_pu) & (v < start.vmag_pu) & phase
+    if start.preexisting_low is not None:  # a node below already (a load study): by the pre-existing rule
+        counts = v < start.vmag_pu - limits.worsened_by_pct / 100.0 if limits.preexisting == "worsened" else False
+        below &= ~start.preexisting_low | counts
+    low = np.flatnonzero(below)
     if low.size:
         i = low[np.argmin(v[low])]
         return {"kind": "voltage_low", "element": node(i), "value": float(v[i]), "limit": limits.voltage_low_pu}

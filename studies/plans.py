@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from studies import batch, hosting_capacity, hours, stochastic, time_series
+from studies import batch, hosting_capacity, hours, load_hosting_capacity, stochastic, time_series
 from studies.hosting_capacity import Criteria
 from studies.limits import Limits, default_rated_limits
 from engine.settings import EngineSettings
@@ -108,6 +108,22 @@ class HostingCapacityPlan(Plan):
     @staticmethod
     def flat_rows(result: dict[str, Any], table: str | None = None) -> list[dict[str, Any]]:
         return [hosting_capacity.flat_row(row) for row in result["buses"]]
+
+
+class LoadHostingCapacityPlan(HostingCapacityPlan):
+    """Hosting capacity's plan for new load (`studies.load_hosting_capacity`): the same tasks, rows and result, each
+    trial a constant-power load at power factor `pf` (lagging) instead of a generator; `criteria` says the pf."""
+
+    kind = "load_hosting_capacity"
+
+    def __init__(self, engine: EngineSettings, ops: list[dict[str, Any]], scenario: str, sequence: int,
+                 buses: list[dict[str, Any]], phases: int, criteria: Criteria, pf: float,
+                 hours: list[dict[str, Any]] | None = None, shapes: dict[str, Any] | None = None,
+                 refused: dict[str, str] | None = None, deck: time_series.DeckShapes | None = None,
+                 load_shapes: dict[str, Any] | None = None) -> None:
+        super().__init__(engine, ops, scenario, sequence, buses, phases, criteria, hours, shapes, None, refused, deck,
+                         load_shapes)
+        self.trial = {"pf": pf}
 
 
 class TimeSeriesPlan(Plan):
@@ -254,4 +270,4 @@ class StochasticHostingCapacityPlan(Plan):
 
 
 PLANS: dict[str, type[Plan]] = {plan.kind: plan for plan in (HostingCapacityPlan, TimeSeriesPlan, BatchPlan,
-                                                             StochasticHostingCapacityPlan)}
+                                                             StochasticHostingCapacityPlan, LoadHostingCapacityPlan)}

@@ -8,16 +8,19 @@ from __future__ import annotations
 from typing import Any
 
 from engine.inverter_settings import normalize_inverter
-from web.study_schemas import (BatchBody, HostingCapacityBody, StochasticHostingCapacityBody, StudyHours,
-                           TimeSeriesBody)
+from web.study_schemas import (BatchBody, HostingCapacityBody, LoadHostingCapacityBody, StochasticHostingCapacityBody,
+                               StudyHours, TimeSeriesBody)
 from engine.checks import MAX_GENERATOR_KW
 from engine.errors import SimulationError
+from engine.trial_loads import MAX_TRIAL_LOAD_KW, MIN_PF
 from studies import stochastic, time_series
 from studies.hosting_capacity import Criteria
 from studies.limits import Limits
 from studies.hours import HourError, resolve_hours
 from studies.jobs import StudyError
-from studies.plans import BatchPlan, HostingCapacityPlan, StochasticHostingCapacityPlan, TimeSeriesPlan
+from studies.load_hosting_capacity import resolve_load_hours
+from studies.plans import (BatchPlan, HostingCapacityPlan, LoadHostingCapacityPlan, StochasticHostingCapacityPlan,
+                           TimeSeriesPlan)
 from studies.time_series import HOURS_PER_YEAR, DeckShapes
 from engine.settings import EngineSettings
 
@@ -56,6 +59,18 @@ def hosting_capacity_plan(body: HostingCapacityBody, given: ScenarioInput) -> Ho
                                trial_inverter(body.inverter), given.refused, **series_shapes(shapes, given))
 
 
+def load_hosting_capacity_plan(body: LoadHostingCapacityBody, given: ScenarioInput) -> LoadHostingCapacityPlan:
+    check_range(body.step_kw, "step_kw", 1.0, 10_000.0)
+    check_range(body.max_kw, "max_kw", body.step_kw, MAX_TRIAL_LOAD_KW)
+    check_range(body.pf, "pf", MIN_PF, 1.0)
+    check_range(body.limits.worsened_by_pct, "limits.worsened_by_pct", 0.0, 100.0)
+    criteria = Criteria(step_kw=body.step_kw, max_kw=body.max_kw, **body.limits.model_dump())
+    resolved, shapes = study_hours(body, given, resolve_load_hours)
+    return LoadHostingCapacityPlan(given.engine, given.ops, given.scenario, given.sequence,
+                                   selected_buses(given.buses, body.buses), body.phases, criteria, body.pf, resolved,
+                                   shapes, given.refused, **series_shapes(shapes, given))
+
+
 def trial_inverter(inverter: Any) -> dict[str, Any] | None:
     """A study's trial inverter, checked as add_generator checks one (less kVA: each trial's is its kW)."""
     if inverter is None:
@@ -66,15 +81,17 @@ def trial_inverter(inverter: Any) -> dict[str, Any] | None:
         raise StudyError(422, str(error), error.field) from error
 
 
-def study_hours(body: StudyHours, given: ScenarioInput) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
-    """The hours a study starts its trials from, resolved (None: the scenario's state), and their shapes."""
+def study_hours(body: StudyHours, given: ScenarioInput, resolve: Any = resolve_hours
+                ) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
+    """The hours a study starts its trials from, resolved by `resolve` (None: the scenario's state), and their
+    shapes."""
     shapes = {"load_shape": load_shape(body.load_shape, given), "neighbourhood_shapes": dict(body.neighbourhood_shapes),
               "generator_shape": body.generator_shape}
     check_neighbourhoods(body.neighbourhood_shapes, given.neighbourhood_ids)
     if body.hours is None:
         return None, None
     try:
-        return resolve_hours(body.hours, shapes, given.load_kw, given.load_neighbourhoods, given.deck), shapes
+        return resolve(body.hours, shapes, given.load_kw, given.load_neighbourhoods, given.deck), shapes
     except HourError as error:
         raise StudyError(422, str(error), error.field) from error
 

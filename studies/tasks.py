@@ -1,7 +1,8 @@
 """Tasks: the unit of study work, and the one function that runs a task wherever it runs.
 
 A task is a plain dict (it travels to worker processes and cluster workers):
-`{"kind": "hosting_capacity" | "time_series" | "batch" | "stochastic_hosting_capacity", "engine": EngineSettings,
+`{"kind": "hosting_capacity" | "load_hosting_capacity" | "time_series" | "batch" | "stochastic_hosting_capacity",
+"engine": EngineSettings,
 "ops": [...], "work": {...}}` —
 the engine's settings (`engine.settings`), the scenario's state as ops (its exported changes), and the slice of
 work. Each worker keeps its compiled engines warm and rebuilds the scenario on one only when a task brings other
@@ -21,17 +22,19 @@ from engine.circuit import OpenDSSCircuit
 from engine.interface import StudyEngine
 from engine.inverters import MAX_LEFTOVER_DEFINITIONS
 from engine.settings import EngineSettings
-from studies import batch, hosting_capacity, stochastic, time_series
+from studies import batch, hosting_capacity, load_hosting_capacity, stochastic, time_series
 
 RUNNERS: dict[str, Callable[[StudyEngine, dict[str, Any]], dict[str, Any]]] = {
     "hosting_capacity": hosting_capacity.run,
     "time_series": time_series.run,
     "batch": batch.run,
     "stochastic_hosting_capacity": stochastic.run,
+    "load_hosting_capacity": load_hosting_capacity.run,
 }
 
 MAX_LEFTOVER_GENERATORS = 20  # trial generators stay (disabled) in an engine and slow its solves: recompile past this
 # (inverter trials leave a definition each, which slow solves far less: engine.inverters.MAX_LEFTOVER_DEFINITIONS)
+MAX_LEFTOVER_TRIAL_LOADS = 200  # trial loads (one per connection tried, disabled) likewise: recompile past this
 
 
 @dataclass
@@ -78,7 +81,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     warm = _take(task["engine"], ops_key)
     try:
         if warm.ops_key != ops_key or warm.circuit.disabled_generators() > MAX_LEFTOVER_GENERATORS \
-                or warm.circuit.leftover_definitions() > MAX_LEFTOVER_DEFINITIONS:
+                or warm.circuit.leftover_definitions() > MAX_LEFTOVER_DEFINITIONS \
+                or warm.circuit.trial_loads() > MAX_LEFTOVER_TRIAL_LOADS:
             warm.ops_key = None  # if the rebuild fails, the engine holds nothing known
             warm.circuit.rebuild(task["ops"])
             warm.ops_key = ops_key

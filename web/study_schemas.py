@@ -78,6 +78,37 @@ class HostingCapacityBody(StudyHours):
     _phases_one_or_three = field_validator("phases")(one_or_three)
 
 
+LoadHourItem = Union[Annotated[int, Field(ge=0, le=8759)], Literal["peak_load", "evening_peak"]]
+
+
+class LoadHostingCapacityBody(StudyHours):
+    model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
+        "all": {"summary": "Every bus, 3-phase where possible", "value": {"buses": ["all"]}},
+        "chargers": {"summary": "Three buses at the evening peak, 7.2 kW steps at 0.95 lagging",
+                     "value": {"buses": ["85", "114", "92"], "step_kw": 7.2, "max_kw": 2000, "pf": 0.95,
+                               "hours": ["evening_peak", "peak_load"]}},
+    }})
+    hours: Optional[list[LoadHourItem]] = Field(default=None, min_length=1, max_length=24, description=(
+        "Omitted: the scenario's state. Else up to 24 hours of the year (0-8759) or named hours: peak_load (the "
+        "highest total load kW under the shapes), evening_peak (the highest among the hours from 16:00 to 21:00, "
+        "hour of the year % 24 in 16..20); on a tie the earliest. Each hour's state is a 1-hour time series' from "
+        "that hour; a bus's capacity is its least over the hours."))
+    buses: list[str] = Field(default=["all"], min_length=1, max_length=200,
+                             description='["all"] or bus names (GET /buses).')
+    phases: int = Field(default=3, description="3: a 3-phase load where the bus has phases 1-2-3, else 1-phase on its "
+                                               "first phase; 1: always 1-phase. Connected as a trial generator is "
+                                               "(phase to phase where ungrounded, 240 V on a split-phase service).",
+                        json_schema_extra={"enum": [1, 3]})
+    step_kw: float = Field(default=10.0, description="Resolution, kW (1 to 10000).")
+    max_kw: float = Field(default=10_000.0, description="Largest load tried, kW (up to 100000).")
+    pf: float = Field(default=0.95, description=(
+        "The new load's power factor, lagging (0.5 to 1). Default 0.95: within SAE J2894/1's power-quality "
+        "requirements for EV chargers (docs/studies.md)."))
+    limits: Limits = Field(default_factory=Limits)
+
+    _phases_one_or_three = field_validator("phases")(one_or_three)
+
+
 class PenetrationRange(CachedSchemaModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     start: float = Field(default=10.0, description="First penetration, % of the scenario's total load kW (above 0).")
@@ -162,7 +193,7 @@ class JobTasks(CachedSchemaModel):
 
 class JobInfo(CachedSchemaModel):
     id: str
-    kind: Literal["hosting_capacity", "time_series", "batch", "stochastic_hosting_capacity"]
+    kind: Literal["hosting_capacity", "time_series", "batch", "stochastic_hosting_capacity", "load_hosting_capacity"]
     status: Literal["queued", "running", "done", "failed", "cancelled"]
     progress: float = Field(description="0 to 1, as tasks complete.")
     tasks: JobTasks
