@@ -53,17 +53,6 @@ class Solver:
             self._settle_from_compiled_taps()
             return self._solve_once(what)
 
-    def solve_from_scratch(self) -> None:
-        """Solve the state the circuit holds from node voltages computed from scratch (a direct solve, loads as
-        admittances), not from whatever the last solve left: the answer then depends only on the state (set-points,
-        taps, capacitors, elements), to the last digit, whatever was solved before. Not judged: the caller put
-        back a state that converged."""
-        try:
-            self._engine.Solution.SolveDirect()
-            self._engine.Solution.Solve()
-        except opendssdirect.DSSException:
-            pass
-
     def _settle_from_compiled_taps(self) -> None:
         """The regulators back at the taps the deck compiled with, the capacitors as compiled, and the feeder solved
         without its generators' output: the state a fresh compile of these loads would settle in, from which the
