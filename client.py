@@ -115,6 +115,15 @@ def _sample_row(row: dict[str, Any]) -> dict[str, Any]:
             "trials": row["trials"]}
 
 
+
+def _ev_sample_row(row: dict[str, Any]) -> dict[str, Any]:
+    passed, failed = row["last_pass"] or {}, row["first_failure"] or {}
+    bound = failed.get("limited_by") or {}
+    return {"sample": row["sample"], "last_pass_pct": passed.get("adoption_pct", 0.0),
+            "last_pass_chargers": passed.get("chargers", []), "first_failure_pct": failed.get("adoption_pct"),
+            "first_failure_chargers": failed.get("chargers"), **{f"limited_by_{k}": v for k, v in bound.items()},
+            "trials": row["trials"]}
+
 class _Http:
     """One session, the API key, and the retry rules."""
 
@@ -318,6 +327,30 @@ class Scenario:
                                          result["max_hc_kW"], levels, table, result["spec"], result.get("hours"),
                                          preexisting)
 
+    def ev_adoption(self, start: float = 10, stop: float = 100, step: float = 10, samples: int = 20, seed: int = 1,
+                    charger_kw: float = 7.2, coincidence: float = 1.0, pf: float = 0.95,
+                    limits: Optional[dict[str, Any]] = None, hours: Optional[Iterable[Any]] = None, *,
+                    progress: Optional[bool] = None, timeout_s: float = 3600) -> pd.DataFrame:
+        """The feeder's range of EV charger adoption over random customers: the samples, indexed by sample (each
+        end's `chargers` list replays its trial): `grid.ev_adoption(samples=20, seed=1, hours=["evening_peak"])`.
+        `.attrs`: `min_adoption_pct`, `max_adoption_pct`, `levels` (a DataFrame by adoption_pct), `spec`, `hours`,
+        `preexisting` (a DataFrame)."""
+        body: dict[str, Any] = {"adoption_pct": {"start": start, "stop": stop, "step": step}, "samples": samples,
+                                "seed": seed, "charger_kW": charger_kw, "coincidence": coincidence, "pf": pf,
+                                "limits": limits or {}}
+        if hours is not None:
+            body["hours"] = list(hours)
+        result = self._study("ev_adoption", body, progress, timeout_s)
+        frame = pd.DataFrame([_ev_sample_row(row) for row in result["samples"]]).set_index("sample")
+        frame.attrs.update({key: result[key] for key in ("min_adoption_pct", "max_adoption_pct", "spec")})
+        frame.attrs["hours"] = result.get("hours")
+        frame.attrs["levels"] = pd.DataFrame([{**{k: v for k, v in row.items() if k != "samples_failing"},
+                                               **{f"failing_{k}": v for k, v in row["samples_failing"].items()}}
+                                              for row in result["levels"]]).set_index("adoption_pct")
+        frame.attrs["preexisting"] = pd.DataFrame(result.get("preexisting") or [],
+                                                  columns=["element", "value", "limit", "hour_of_year"])
+        return frame
+
     def time_series(self, hours: int = 24, start_hour: int = 4320, load_shape: Any = "residential",
                     neighbourhood_shapes: Optional[dict[str, Any]] = None, generator_shape: Any = "pv", *,
                     progress: Optional[bool] = None, timeout_s: float = 3600) -> pd.DataFrame:
@@ -418,6 +451,7 @@ class GridClient(Scenario):
         """The feeders the server serves, indexed by name: counts, kV bases, where neighbourhoods and coordinates
         come from, warnings (`GET /feeders`)."""
         return pd.DataFrame(self._http.get("/feeders").json()["feeders"]).set_index("name")
+
 
 def _bus_frame(result: dict[str, Any]) -> pd.DataFrame:
     """A per-bus study's rows indexed by bus: `limited_by` spread into columns, a `kW_at_hour_<h>` column per hour;

@@ -12,11 +12,11 @@ from routes.web import (BEARER, ERROR_RESPONSES, csv_response, grid_route, jobs,
 from web.schemas import ErrorResponse
 from studies.jobs import Job, StudyError
 from studies.plans import PLANS, Plan
-from studies.requests import (ScenarioInput, batch_plan, hosting_capacity_plan, load_hosting_capacity_plan,
-                              stochastic_hosting_capacity_plan, time_series_plan)
-from web.study_schemas import (BatchBody, HostingCapacityBody, JobPath, JobResponse, JobResultQuery, JobResultResponse,
-                               JobsResponse, LoadHostingCapacityBody, StochasticHostingCapacityBody, StudyQuery,
-                               TimeSeriesBody)
+from studies.requests import (ScenarioInput, batch_plan, ev_adoption_plan, hosting_capacity_plan,
+                              load_hosting_capacity_plan, stochastic_hosting_capacity_plan, time_series_plan)
+from web.study_schemas import (BatchBody, EvAdoptionBody, HostingCapacityBody, JobPath, JobResponse, JobResultQuery,
+                               JobResultResponse, JobsResponse, LoadHostingCapacityBody, StochasticHostingCapacityBody,
+                               StudyQuery, TimeSeriesBody)
 
 
 def register_study_routes(app: OpenAPI) -> None:
@@ -43,6 +43,12 @@ def register_study_routes(app: OpenAPI) -> None:
         """The feeder's hosting-capacity range over random placements of customer PV (EPRI 1026640): a job."""
         return start_job(stochastic_hosting_capacity_plan(body, study_input(scenario_id, customers=True)),
                          query.wait)
+
+    @grid_route(app, "post", "/studies/ev_adoption", tags=[studies_tag], security=BEARER, responses=study_responses)
+    def ev_adoption(scenario_id: str, body: EvAdoptionBody, query: StudyQuery) -> Response:
+        """The feeder's range of EV charger adoption over random placements at its customers (EPRI's stochastic
+        method for new load): a job (202)."""
+        return start_job(ev_adoption_plan(body, study_input(scenario_id, customers=True)), query.wait)
 
     @grid_route(app, "post", "/studies/time_series", tags=[studies_tag], security=BEARER, responses=study_responses)
     def time_series(scenario_id: str, body: TimeSeriesBody, query: StudyQuery) -> Response:
@@ -110,7 +116,7 @@ def result_csv(job: Job, table: str | None) -> Response:
     plan = PLANS[job.kind]
     if table is not None and table not in plan.tables:
         raise StudyError(422, f"table: a {job.kind} result has one table; table is for results with several "
-                              f"(stochastic_hosting_capacity: levels, samples)", "table")
+                              f"(stochastic_hosting_capacity, ev_adoption: levels, samples)", "table")
     table = table or (plan.tables[0] if plan.tables else None)
     name = f"{job.kind}-{job.id}{f'-{table}' if table else ''}.csv"
     return csv_response(plan.flat_rows(job.result, table), name, "attachment")

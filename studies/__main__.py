@@ -7,6 +7,7 @@
     python -m studies batch --scenario my.json --cases cases.json --out batch.parquet
     python -m studies stochastic-hosting-capacity --samples 20 --seed 1 --out levels.csv --samples-out samples.csv
     python -m studies load-hosting-capacity --buses 85,114 --pf 0.95 --hours evening_peak,peak_load --out lhc.csv
+    python -m studies ev-adoption --samples 20 --seed 1 --charger-kw 7.2 --out ev-levels.csv --samples-out ev.csv
 
 The options are the API's fields; the plans, tasks and executors are the server's, so the numbers are the same.
 Writes CSV, or Parquet when the file name ends in .parquet (needs pyarrow). A progress bar shows on a terminal.
@@ -26,8 +27,8 @@ from pydantic import ValidationError
 from scenarios.journal import feeder_sha256
 from web.scenario_schemas import ScenarioDocument
 from web.schemas import describe_validation_error
-from web.study_schemas import (BatchBody, HostingCapacityBody, LoadHostingCapacityBody, StochasticHostingCapacityBody,
-                               TimeSeriesBody)
+from web.study_schemas import (BatchBody, EvAdoptionBody, HostingCapacityBody, LoadHostingCapacityBody,
+                               StochasticHostingCapacityBody, TimeSeriesBody)
 from engine.circuit import OpenDSSCircuit
 from engine.deck import DeckError
 from engine.errors import FeederError, SimulationError
@@ -36,8 +37,8 @@ from engine.settings import ANSI_RANGE_A_PU, EngineSettings
 from studies.executors import ExecutorUnavailable, LocalPool
 from studies.jobs import JobManager, StudyError
 from studies.plans import Plan
-from studies.requests import (ScenarioInput, batch_plan, hosting_capacity_plan, load_hosting_capacity_plan,
-                              stochastic_hosting_capacity_plan, time_series_plan)
+from studies.requests import (ScenarioInput, batch_plan, ev_adoption_plan, hosting_capacity_plan,
+                              load_hosting_capacity_plan, stochastic_hosting_capacity_plan, time_series_plan)
 
 
 class UsageError(Exception):
@@ -121,6 +122,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     hours(shc)
     inverter(shc)
 
+    ev = commands.add_parser("ev-adoption", help="the feeder's range of EV charger adoption over random customers")
+    common(ev)
+    ev.add_argument("--start", type=float, default=10.0, help="first adoption, %% of the customers (default 10)")
+    ev.add_argument("--stop", type=float, default=100.0, help="last adoption, %% (default 100)")
+    ev.add_argument("--step", type=float, default=10.0, help="adoption step, %% (default 10)")
+    ev.add_argument("--samples", type=int, default=20, help="random placements (default 20)")
+    ev.add_argument("--seed", type=int, default=1)
+    ev.add_argument("--charger-kw", type=float, default=7.2, help="each charger's kW (default 7.2, J1772 level 2)")
+    ev.add_argument("--coincidence", type=float, default=1.0, help="share of each charger's kW drawn (default 1)")
+    ev.add_argument("--pf", type=float, default=0.95, help="the chargers' power factor, lagging (default 0.95)")
+    ev.add_argument("--samples-out", type=Path, help="also write the samples table here (.csv or .parquet)")
+    limits(ev)
+    hours(ev, "peak_load, evening_peak")
+
     ts = commands.add_parser("time-series", help="hours of measured load and PV shapes")
     common(ts)
     ts.add_argument("--hours", type=int, default=24)
@@ -147,6 +162,11 @@ def request_body(args: argparse.Namespace) -> Any:
         return StochasticHostingCapacityBody(
             penetration_pct={"start": args.start, "stop": args.stop, "step": args.step}, samples=args.samples,
             seed=args.seed, size_ratio=args.size_ratio, limits=limits_of(args), **hours_of(args), **inverter_of(args))
+    if args.study == "ev-adoption":
+        return EvAdoptionBody(
+            adoption_pct={"start": args.start, "stop": args.stop, "step": args.step}, samples=args.samples,
+            seed=args.seed, charger_kW=args.charger_kw, coincidence=args.coincidence, pf=args.pf,
+            limits=limits_of(args), **hours_of(args))
     if args.study == "time-series":
         return TimeSeriesBody(hours=args.hours, start_hour=args.start_hour, load_shape=args.load_shape,
                               neighbourhood_shapes=neighbourhood_shapes(args), generator_shape=args.generator_shape)
@@ -206,7 +226,7 @@ def make_plan(args: argparse.Namespace, body: Any, settings: EngineSettings) -> 
     name, ops = scenario_ops(args.scenario, settings.feeder)
     # the feeder's buses, neighbourhoods and load set-points, as the server reads them
     circuit = OpenDSSCircuit(settings=settings)
-    stochastic = args.study == "stochastic-hosting-capacity"
+    stochastic = args.study in ("stochastic-hosting-capacity", "ev-adoption")
     per_bus = args.study in ("hosting-capacity", "load-hosting-capacity")
     if ops and (stochastic or (getattr(args, "hours", None) is not None and per_bus)):
         try:
@@ -220,7 +240,7 @@ def make_plan(args: argparse.Namespace, body: Any, settings: EngineSettings) -> 
     circuit.close()
     build = {"hosting-capacity": hosting_capacity_plan, "time-series": time_series_plan, "batch": batch_plan,
              "stochastic-hosting-capacity": stochastic_hosting_capacity_plan,
-             "load-hosting-capacity": load_hosting_capacity_plan}
+             "load-hosting-capacity": load_hosting_capacity_plan, "ev-adoption": ev_adoption_plan}
     return build[args.study](body, given)
 
 
@@ -230,7 +250,7 @@ def run(plan: Plan, executor: Any, progress: bool) -> dict[str, Any]:
 
     jobs = JobManager(executor, max_jobs=1)
     job = jobs.submit(plan)
-    unit = "sample" if plan.kind == "stochastic_hosting_capacity" else "task"
+    unit = "sample" if plan.kind in ("stochastic_hosting_capacity", "ev_adoption") else "task"
     with tqdm(total=plan.total, unit=unit, desc=plan.kind.replace("_", " "), disable=not progress) as bar:
         while not job.finished.wait(0.1):
             bar.update(job.tasks_done - bar.n)
@@ -286,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"hours": result["hours"], "preexisting": result["preexisting"]}, indent=2))
     if "min_hc_pct" in result:
         print(json.dumps({k: result[k] for k in ("min_hc_pct", "min_hc_kW", "max_hc_pct", "max_hc_kW")}, indent=2))
+    if "min_adoption_pct" in result:
+        print(json.dumps({k: result[k] for k in ("min_adoption_pct", "min_adoption_chargers", "max_adoption_pct",
+                                                 "max_adoption_chargers")}, indent=2))
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from studies import batch, hosting_capacity, hours, load_hosting_capacity, stochastic, time_series
+from studies import batch, ev_adoption, hosting_capacity, hours, load_hosting_capacity, stochastic, time_series
 from studies.hosting_capacity import Criteria
 from studies.limits import Limits, default_rated_limits
 from engine.settings import EngineSettings
@@ -269,5 +269,68 @@ class StochasticHostingCapacityPlan(Plan):
         return [stochastic.flat_level(row) for row in result["levels"]]
 
 
+class EvAdoptionPlan(Plan):
+    """One task per sample (`studies.ev_adoption`): its customer order (seeded), walked upward through the adoptions
+    from each starting state (the scenario's, or each hour's). The result lists each starting state's pre-existing
+    violations once."""
+
+    kind = "ev_adoption"
+    tables = ("levels", "samples")
+
+    def __init__(self, engine: EngineSettings, ops: list[dict[str, Any]], scenario: str, sequence: int,
+                 spec: dict[str, Any], customers: int, limits: Limits, hours: list[dict[str, Any]] | None = None,
+                 shapes: dict[str, Any] | None = None, deck: time_series.DeckShapes | None = None,
+                 load_shapes: dict[str, Any] | None = None) -> None:
+        """`spec`: `adoption_pct` (start, stop, step), `samples`, `seed`, `charger_kW`, `coincidence`, `pf`."""
+        super().__init__(engine, ops, scenario, sequence)
+        self.spec, self.limits, self.hours, self.shapes = spec, limits, hours, shapes
+        self.deck, self.load_shapes = deck, load_shapes  # (`studies.requests.series_shapes`)
+        self.customers = customers
+        self.pcts = stochastic.levels(**spec["adoption_pct"])
+        self.counts = [ev_adoption.charger_count(pct, customers) for pct in self.pcts]
+        self.charger = {"kW": round(spec["charger_kW"] * spec["coincidence"], 9), "pf": spec["pf"]}
+        self.total = spec["samples"]
+        self.samples: list[dict[str, Any] | None] = [None] * self.total
+        self.preexisting: list[dict[str, Any]] | None = None
+
+    def first_tasks(self) -> list[dict[str, Any]]:
+        # Each distinct hour once, earliest first (a sample's failure binds at the earliest hour of equals).
+        starts = sorted({h["hour_of_year"] for h in self.hours}) if self.hours else []
+        hour_works = [hours.hour_work(self.shapes or hours.DEFAULT_SHAPES, h, self.deck) for h in starts] or None
+        return [self.task({"sample": sample, "levels": [list(x) for x in zip(self.pcts, self.counts)],
+                           "order": stochastic.sample_order(self.spec["seed"], sample, self.customers),
+                           "charger": self.charger, "limits": self.limits.describe(), "hours": hour_works})
+                for sample in range(self.total)]
+
+    def take(self, task: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
+        self.samples[task["work"]["sample"]] = {k: v for k, v in result.items() if k != "preexisting"}
+        if self.preexisting is None:  # the same starting states for every sample
+            self.preexisting = result["preexisting"]
+        return []
+
+    def result(self) -> dict[str, Any]:
+        samples = [sample for sample in self.samples if sample is not None]
+        described = {**ev_adoption.adoption_range(samples, self.customers),
+                     "levels": ev_adoption.level_rows(self.pcts, self.counts, self.charger["kW"], samples),
+                     "samples": samples, "preexisting": self.preexisting or [],
+                     "default_rated_limits": default_rated_limits(
+                         ((s["sample"], (s["first_failure"] or {}).get("limited_by")) for s in samples), "samples"),
+                     "hours": self.hours,
+                     "spec": {**self.spec, "charger_kW_each": self.charger["kW"], "customers": self.customers,
+                              "limits": self.limits.describe()},
+                     "scenario": self.scenario, "sequence": self.sequence}
+        if self.hours:
+            described["shapes"] = self.shapes
+            described["load_shapes"] = self.load_shapes
+        return described
+
+    @staticmethod
+    def flat_rows(result: dict[str, Any], table: str | None = None) -> list[dict[str, Any]]:
+        if table == "samples":
+            return [ev_adoption.flat_sample(row) for row in result["samples"]]
+        return [ev_adoption.flat_level(row) for row in result["levels"]]
+
+
 PLANS: dict[str, type[Plan]] = {plan.kind: plan for plan in (HostingCapacityPlan, TimeSeriesPlan, BatchPlan,
-                                                             StochasticHostingCapacityPlan, LoadHostingCapacityPlan)}
+                                                             StochasticHostingCapacityPlan, LoadHostingCapacityPlan,
+                                                             EvAdoptionPlan)}

@@ -8,19 +8,19 @@ from __future__ import annotations
 from typing import Any
 
 from engine.inverter_settings import normalize_inverter
-from web.study_schemas import (BatchBody, HostingCapacityBody, LoadHostingCapacityBody, StochasticHostingCapacityBody,
-                               StudyHours, TimeSeriesBody)
+from web.study_schemas import (BatchBody, EvAdoptionBody, HostingCapacityBody, LoadHostingCapacityBody,
+                               StochasticHostingCapacityBody, StudyHours, TimeSeriesBody)
 from engine.checks import MAX_GENERATOR_KW
 from engine.errors import SimulationError
 from engine.trial_loads import MAX_TRIAL_LOAD_KW, MIN_PF
-from studies import stochastic, time_series
+from studies import ev_adoption, stochastic, time_series
 from studies.hosting_capacity import Criteria
 from studies.limits import Limits
 from studies.hours import HourError, resolve_hours
 from studies.jobs import StudyError
 from studies.load_hosting_capacity import resolve_load_hours
-from studies.plans import (BatchPlan, HostingCapacityPlan, LoadHostingCapacityPlan, StochasticHostingCapacityPlan,
-                           TimeSeriesPlan)
+from studies.plans import (BatchPlan, EvAdoptionPlan, HostingCapacityPlan, LoadHostingCapacityPlan,
+                           StochasticHostingCapacityPlan, TimeSeriesPlan)
 from studies.time_series import HOURS_PER_YEAR, DeckShapes
 from engine.settings import EngineSettings
 
@@ -194,6 +194,37 @@ def stochastic_hosting_capacity_plan(body: StochasticHostingCapacityBody, given:
     return StochasticHostingCapacityPlan(given.engine, given.ops, given.scenario, given.sequence, spec,
                                          given.customers, Limits(**body.limits.model_dump()), resolved, shapes,
                                          trial_inverter(body.inverter), **series_shapes(shapes, given))
+
+
+def ev_adoption_plan(body: EvAdoptionBody, given: ScenarioInput) -> EvAdoptionPlan:
+    """Bounds named by field: samples, seed, the adoption range (above 0, at most 100 %, at most 100 adoptions),
+    charger_kW, coincidence, pf; a feeder with no loads has no customers."""
+    check_range(body.samples, "samples", 1, ev_adoption.MAX_SAMPLES)
+    check_range(body.seed, "seed", 0, 2**32 - 1)
+    span = body.adoption_pct
+    if not 0 < span.start <= 100:
+        raise StudyError(422, f"adoption_pct.start: expected above 0 and up to 100 %, got {span.start:g}",
+                         "adoption_pct.start")
+    check_range(span.stop, "adoption_pct.stop", span.start, 100.0)
+    if not span.step > 0:
+        raise StudyError(422, f"adoption_pct.step: expected a step above 0 %, got {span.step:g}", "adoption_pct.step")
+    count = (span.stop - span.start) / span.step + 1
+    if count > ev_adoption.MAX_LEVELS + 1e-9:
+        raise StudyError(422, f"adoption_pct.step: at most {ev_adoption.MAX_LEVELS} adoptions, and {span.start:g} to "
+                              f"{span.stop:g} by {span.step:g} gives {int(count + 1e-9)}", "adoption_pct.step")
+    check_range(body.charger_kW, "charger_kW", ev_adoption.MIN_CHARGER_KW, ev_adoption.MAX_CHARGER_KW)
+    if not 0 < body.coincidence <= 1:
+        raise StudyError(422, f"coincidence: expected above 0 and up to 1, got {body.coincidence:g}", "coincidence")
+    check_range(body.pf, "pf", MIN_PF, 1.0)
+    check_range(body.limits.worsened_by_pct, "limits.worsened_by_pct", 0.0, 100.0)
+    if not given.customers:
+        raise StudyError(422, "adoption_pct: the feeder has no loads, and adoption is a share of its customers (its "
+                              "loads)", "adoption_pct")
+    resolved, shapes = study_hours(body, given, resolve_load_hours)
+    spec = {"adoption_pct": span.model_dump(), "samples": body.samples, "seed": body.seed,
+            "charger_kW": body.charger_kW, "coincidence": body.coincidence, "pf": body.pf}
+    return EvAdoptionPlan(given.engine, given.ops, given.scenario, given.sequence, spec, len(given.customers),
+                          Limits(**body.limits.model_dump()), resolved, shapes, **series_shapes(shapes, given))
 
 
 def selected_buses(buses: list[dict[str, Any]], wanted: list[str]) -> list[dict[str, Any]]:

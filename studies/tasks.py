@@ -1,8 +1,8 @@
 """Tasks: the unit of study work, and the one function that runs a task wherever it runs.
 
 A task is a plain dict (it travels to worker processes and cluster workers):
-`{"kind": "hosting_capacity" | "load_hosting_capacity" | "time_series" | "batch" | "stochastic_hosting_capacity",
-"engine": EngineSettings,
+`{"kind": "hosting_capacity" | "load_hosting_capacity" | "time_series" | "batch" | "stochastic_hosting_capacity"
+| "ev_adoption", "engine": EngineSettings,
 "ops": [...], "work": {...}}` —
 the engine's settings (`engine.settings`), the scenario's state as ops (its exported changes), and the slice of
 work. Each worker keeps its compiled engines warm and rebuilds the scenario on one only when a task brings other
@@ -22,7 +22,7 @@ from engine.circuit import OpenDSSCircuit
 from engine.interface import StudyEngine
 from engine.inverters import MAX_LEFTOVER_DEFINITIONS
 from engine.settings import EngineSettings
-from studies import batch, hosting_capacity, load_hosting_capacity, stochastic, time_series
+from studies import batch, ev_adoption, hosting_capacity, load_hosting_capacity, stochastic, time_series
 
 RUNNERS: dict[str, Callable[[StudyEngine, dict[str, Any]], dict[str, Any]]] = {
     "hosting_capacity": hosting_capacity.run,
@@ -30,6 +30,7 @@ RUNNERS: dict[str, Callable[[StudyEngine, dict[str, Any]], dict[str, Any]]] = {
     "batch": batch.run,
     "stochastic_hosting_capacity": stochastic.run,
     "load_hosting_capacity": load_hosting_capacity.run,
+    "ev_adoption": ev_adoption.run,
 }
 
 MAX_LEFTOVER_GENERATORS = 20  # trial generators stay (disabled) in an engine and slow its solves: recompile past this

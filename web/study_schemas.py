@@ -135,6 +135,38 @@ class StochasticHostingCapacityBody(StudyHours):
         "rated at its own kW. Omitted: constant-kW, unity-power-factor generators."))
 
 
+
+class AdoptionRange(CachedSchemaModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    start: float = Field(default=10.0, description="First adoption, % of the customers (above 0).")
+    stop: float = Field(default=100.0, description="Last adoption, % (at least start, at most 100).")
+    step: float = Field(default=10.0, description="Step, % (above 0; at most 100 adoptions in all).")
+
+
+class EvAdoptionBody(StudyHours):
+    model_config = ConfigDict(extra="forbid", strict=True, openapi_extra={"examples": {
+        "base": {"summary": "20 samples, 10 to 100 % of customers, 7.2 kW chargers",
+                 "value": {"adoption_pct": {"start": 10, "stop": 100, "step": 10}, "samples": 20, "seed": 1}},
+        "evening": {"summary": "At the evening peak, 11.5 kW chargers at a coincidence of 0.5",
+                    "value": {"samples": 10, "charger_kW": 11.5, "coincidence": 0.5, "hours": ["evening_peak"]}},
+    }})
+    hours: Optional[list[LoadHourItem]] = Field(default=None, min_length=1, max_length=24, description=(
+        "Omitted: the scenario's state. Else up to 24 hours of the year (0-8759) or named hours, as in load hosting "
+        "capacity: peak_load, evening_peak; an adoption passes only if it passes at every hour."))
+    adoption_pct: AdoptionRange = Field(default_factory=AdoptionRange, description=(
+        "Adoptions studied: customers (the deck's loads) with a charger, as a % of all customers."))
+    samples: int = Field(default=20, description="Random placements (seeded customer orders), 1 to 1000.")
+    seed: int = Field(default=1, description="Seed of the placements, 0 to 4294967295: the same seed gives the same "
+                                             "answer on any executor.")
+    charger_kW: float = Field(default=7.2, description=(
+        "Each charger's rating, kW (0.1 to 1000). Default 7.2: SAE J1772 AC Level 2 at 30 A, 240 V."))
+    coincidence: float = Field(default=1.0, description=(
+        "Share of each charger's rating drawn at once (above 0, up to 1). Default 1: every charger at full power, "
+        "the worst case (docs/studies.md)."))
+    pf: float = Field(default=0.95, description="The chargers' power factor, lagging (0.5 to 1), as load hosting "
+                                                "capacity's.")
+    limits: Limits = Field(default_factory=Limits)
+
 ShapeSpec = Union[Literal["residential", "commercial", "pv"], list[float]]
 LoadShapeSpec = Union[LoadShapeName, list[float]]
 
@@ -182,8 +214,8 @@ class JobResultQuery(QueryModel):
     model_config = ConfigDict(extra="forbid")
     format: Literal["json", "csv"] = Field(default="json", description="csv: the result's rows, flattened.")
     table: Optional[Literal["levels", "samples"]] = Field(default=None, description=(
-        "With csv, for a result with several tables (stochastic_hosting_capacity): which one; default the first "
-        "(levels)."))
+        "With csv, for a result with several tables (stochastic_hosting_capacity, ev_adoption): which one; default "
+        "the first (levels)."))
 
 
 class JobTasks(CachedSchemaModel):
@@ -193,7 +225,8 @@ class JobTasks(CachedSchemaModel):
 
 class JobInfo(CachedSchemaModel):
     id: str
-    kind: Literal["hosting_capacity", "time_series", "batch", "stochastic_hosting_capacity", "load_hosting_capacity"]
+    kind: Literal["hosting_capacity", "time_series", "batch", "stochastic_hosting_capacity", "load_hosting_capacity",
+                  "ev_adoption"]
     status: Literal["queued", "running", "done", "failed", "cancelled"]
     progress: float = Field(description="0 to 1, as tasks complete.")
     tasks: JobTasks

@@ -194,6 +194,16 @@ def test_stochastic_hosting_capacity_is_identical_on_the_cluster(on_cluster, on_
     assert any(sample["first_failure"] for sample in answers[0]["samples"])
 
 
+
+@pytest.mark.slow
+def test_ev_adoption_is_identical_on_the_cluster(on_cluster, on_pool):
+    """The same seed, the same EV adoption answer on README's 2-worker cluster and the local pool of 2 (one worker
+    and two on the local pool: tests/engine/test_ev_adoption.py)."""
+    body = {"samples": 4, "seed": 42, "adoption_pct": {"start": 50, "stop": 100, "step": 25}}
+    answers = [run(client, "/studies/ev_adoption", body) for client in (on_cluster, on_pool)]
+    assert answers[0] == answers[1]
+    assert any(sample["first_failure"] for sample in answers[0]["samples"])
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_study_still_gives_the_same_answer(on_cluster, on_pool, cluster):
     body = {"buses": ["all"], "step_kw": 50, "max_kw": 6000}
