@@ -194,6 +194,27 @@ def test_stochastic_hosting_capacity_comes_back_as_frames(pv, live_server):
     assert list(at_noon.preexisting.columns) == ["element", "value", "limit", "hour_of_year"]
 
 
+
+def test_ev_adoption_comes_back_as_a_frame_of_samples(pv, live_server):
+    """The client's frame holds the API's numbers (the same seed gives the same result)."""
+    study = pv.ev_adoption(start=50, stop=100, step=25, samples=3, seed=3, progress=False)
+    body = {"adoption_pct": {"start": 50, "stop": 100, "step": 25}, "samples": 3, "seed": 3}
+    raw = requests.post(f"{live_server}/scenarios/{pv.id}/studies/ev_adoption?wait=60",
+                        json=body).json()["job"]["result"]
+    assert (study.attrs["min_adoption_pct"], study.attrs["max_adoption_pct"]) == (raw["min_adoption_pct"],
+                                                                                 raw["max_adoption_pct"])
+    assert list(study.index) == [0, 1, 2] and study.attrs["spec"] == raw["spec"]
+    assert list(study.attrs["levels"].index) == [50, 75, 100]
+    assert list(study.attrs["levels"]["samples_passing"]) == [row["samples_passing"] for row in raw["levels"]]
+    for sample in raw["samples"]:
+        row = study.loc[sample["sample"]]
+        assert row["last_pass_chargers"] == (sample["last_pass"]["chargers"] if sample["last_pass"] else [])
+        if sample["first_failure"]:
+            assert row["limited_by_kind"] == sample["first_failure"]["limited_by"]["kind"]
+    with pytest.raises(GridApiError) as refused:
+        pv.ev_adoption(coincidence=2, progress=False)
+    assert refused.value.field == "coincidence"
+
 class DroppingProxy:
     """Forwards to the server, but for the first request of a given path drops the client's connection after
     the server has answered: the change is applied, the client never hears so."""
