@@ -93,7 +93,8 @@ class Reference:
         self.line = terminal1_picks(np.asarray(values(b.Line.NumConductors)), np.full(len(values(b.Line.Name)), 2),
                                     np.asarray(values(b.Line.Phases)))
         self.xf = terminal1_picks(np.asarray(values(b.Transformer.NumConductors)),
-                                  np.asarray(values(b.Transformer.NumTerminals)), np.asarray(values(b.Transformer.Phases)))
+                                  np.asarray(values(b.Transformer.NumTerminals)),
+                                  np.asarray(values(b.Transformer.Phases)))
         self.norm_amps = np.concatenate([np.asarray(values(b.Line.NormAmps), dtype=float),
                                          np.asarray(values(b.Transformer.NormAmps), dtype=float)])
         self.start_v, self.start_loading = np.asarray(dss.Circuit.AllBusMagPu()), self.loading()
