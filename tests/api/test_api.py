@@ -20,7 +20,7 @@ def test_add_generator_success_envelope(client):
     body = response.json
     assert body["status"] == "success"
     assert body["action"] == {"type": "add_generator", "sequence": 1, "generator": "gen_16_3", "bus": "16",
-                              "phases": 1, "nodes": [3], "kw": 200.0, "kv": pytest.approx(2.4018, rel=1e-4),
+                              "phases": 1, "nodes": [3], "conn": "wye", "kw": 200.0, "kv": pytest.approx(2.4018, rel=1e-4),
                               "created": True, "updated": False}
     summary = body["results"]["power_summary"]
     assert summary["total_generation_kW"] == pytest.approx(200, rel=1e-3)
