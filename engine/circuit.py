@@ -122,7 +122,7 @@ class OpenDSSCircuit:
         self._controls = Controls(engine, self._regulators)  # what a solve's controls move: taps, capacitors
         self._solver = Solver(engine, self._controls, self._generators)
         self._loads = Loads(engine, batch, index, self._neighbourhood_buses)
-        self._hours = HourRunner(engine, batch, index, self._generators, self._loads, self._regulators,
+        self._hours = HourRunner(engine, batch, index, self._generators, self._loads, self._regulators, self._controls,
                                  self._solver, self.settings.voltage_limits_pu)
         if self._compile_count == 1:  # the deck alone: before any change adds elements
             feeder = self.feeder
@@ -466,15 +466,16 @@ class OpenDSSCircuit:
             return self._customer_pv.preview_limits(systems, inverter)
 
     def run_hours(self, load_multipliers: np.ndarray, generator_multipliers: np.ndarray,
-                  start_taps: dict[str, int] | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+                  start: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Solve hour after hour: each load at its set-point x its multiplier of the hour (rows: hours, columns:
-        loads), each generator at its set-point x the generator multiplier; regulators act from the taps of the
-        hour before (`start_taps`, in steps, for the first hour; default the circuit's own). Returns one row per
-        hour and the taps after the last hour; the circuit is back in its own state afterwards. An inverter
+        loads), each generator at its set-point x the generator multiplier; the controls act from where the hour
+        before left them (`start`, for the first hour: `{"taps": steps by regulator, "banks": capacitor banks}` as
+        the last call returned them; default the circuit's own). Returns one row per hour and the controls after the
+        last hour (the same shape); the circuit is back in its own state afterwards. An inverter
         generator's irradiance is the multiplier (its kVA stays); with any, each hour adds generation_kVAR and
         curtailed_kW."""
         with self._kept() as kept:
-            return self._hours.run(kept, load_multipliers, generator_multipliers, start_taps)
+            return self._hours.run(kept, load_multipliers, generator_multipliers, start)
 
     @contextlib.contextmanager
     def hour_state(self, load_multipliers: np.ndarray, generator_multiplier: float, what: str

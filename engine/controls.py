@@ -52,6 +52,19 @@ class Controls:
             if self._bank(bank.name) != bank:
                 self._put_bank(bank)
 
+    def banks(self) -> list[list[Any]]:
+        """Every bank as plain lists, `[name, steps, closed]`: what a time series carries from one chunk of hours to
+        the next (a task's result travels as plain data)."""
+        return [[bank.name, list(bank.steps), [list(terminal) for terminal in bank.closed]]
+                for bank in (self._bank(name) for name in self._capacitors)]
+
+    def put_banks(self, banks: list[list[Any]]) -> None:
+        """Put back banks given as `banks()` gives them (an unchanged bank is left alone)."""
+        for name, steps, closed in banks:
+            bank = Bank(name, tuple(steps), tuple(tuple(terminal) for terminal in closed))
+            if self._bank(name) != bank:
+                self._put_bank(bank)
+
     def _bank(self, name: str) -> Bank:
         engine = self._engine
         engine.Capacitors.Name(name)

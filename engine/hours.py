@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.controls import ControlState
+from engine.controls import Controls, ControlState
 from engine.generators import GeneratorSlots, KeptGenerators
 from engine.index import FeederIndex, read_limits, values
 from engine.loads import Loads
@@ -43,18 +43,21 @@ class HourRunner:
     checkpoint back afterwards)."""
 
     def __init__(self, engine: Any, batch: Any, index: FeederIndex, generators: GeneratorSlots, loads: Loads,
-                 regulators: Regulators, solver: Solver, voltage_limits_pu: tuple[float, float]) -> None:
+                 regulators: Regulators, controls: Controls, solver: Solver, voltage_limits_pu: tuple[float, float]
+                 ) -> None:
         self._engine, self._batch, self._index = engine, batch, index
         self._generators, self._loads, self._regulators, self._solver = generators, loads, regulators, solver
+        self._controls = controls
         self._voltage_limits_pu = voltage_limits_pu
 
     def run(self, kept: Checkpoint, load_multipliers: np.ndarray, generator_multipliers: np.ndarray,
-            start_taps: dict[str, int] | None) -> tuple[list[dict[str, Any]], dict[str, int]]:
-        """Each hour's row, and the taps after the last hour (see `OpenDSSCircuit.run_hours`)."""
+            start: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Each hour's row, and the controls after the last hour (see `OpenDSSCircuit.run_hours`)."""
         plain = self._generators.plain_setpoints()
         inverters = bool(self._generators.inverters.active_definitions())
-        if start_taps is not None:
-            self._regulators.restore_steps(start_taps)
+        if start is not None:
+            self._regulators.restore_steps(start["taps"])
+            self._controls.put_banks(start.get("banks", []))
         rows = []
         for hour, (multipliers, generator_multiplier) in enumerate(zip(load_multipliers, generator_multipliers)):
             magnitudes = self._solve_hour(kept, plain, multipliers, float(generator_multiplier),
@@ -64,7 +67,7 @@ class HourRunner:
             if inverters:
                 row.update(self._inverter_hour(bool(plain), float(generator_multiplier)))
             rows.append(row)
-        return rows, self._regulators.steps()
+        return rows, {"taps": self._regulators.steps(), "banks": self._controls.banks()}
 
     def first_hour(self, kept: Checkpoint, load_multipliers: np.ndarray, generator_multiplier: float, what: str
                    ) -> dict[str, Any]:

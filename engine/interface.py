@@ -110,14 +110,14 @@ class Circuit(Protocol):
         """Each customer (load): where its PV connects, and its kW set-point in this state."""
         return ask_host(self, "customers")
 
+    def generator_refusals(self) -> dict[str, str]:
+        """The buses that cannot host a generator, each with the reason (`engine.sites`)."""
+        return ask_host(self, "generator_refusals")
+
     def load_shapes(self) -> dict[str, Any]:
         """The deck's own load shapes: `loads`, each load's shape name (None: none), and `shapes`, each one's
         multiplier for every hour of the year (`engine.load_shapes`)."""
         return ask_host(self, "load_shapes")
-
-    def generator_refusals(self) -> dict[str, str]:
-        """The buses that cannot host a generator, each with the reason (`engine.sites`)."""
-        return ask_host(self, "generator_refusals")
 
 
 #: Members each side implements itself (a state crosses from a host as a snapshot, not as plain data).
@@ -178,7 +178,7 @@ class StudyEngine(Circuit, Protocol):
                                    ) -> dict[str, Any]: ...
 
     def run_hours(self, load_multipliers: np.ndarray, generator_multipliers: np.ndarray,
-                  start_taps: dict[str, int] | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]: ...
+                  start: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]: ...
 
     def hour_state(self, load_multipliers: np.ndarray, generator_multiplier: float, what: str
                    ) -> contextlib.AbstractContextManager[dict[str, Any]]: ...

@@ -143,11 +143,12 @@ class TimeSeriesPlan(Plan):
         self.rows: list[dict[str, Any]] = []
         self.initial_taps: dict[str, int] | None = None
 
-    def _chunk(self, number: int, start_taps: dict[str, int] | None) -> dict[str, Any]:
+    def _chunk(self, number: int, start: dict[str, Any] | None) -> dict[str, Any]:
+        """Chunk `number`, starting from the controls (taps and capacitor banks) the chunk before left."""
         first = self.starts[number]
         count = min(time_series.CHUNK_HOURS, self.spec["hours"] - first)
         return self.task({**time_series.chunk_work(self.spec, first, count, self.deck), "chunk": number,
-                          "start_taps": start_taps})
+                          "start": start})
 
     def first_tasks(self) -> list[dict[str, Any]]:
         return [self._chunk(0, None)]
@@ -157,7 +158,7 @@ class TimeSeriesPlan(Plan):
         if number == 0:
             self.initial_taps = result["initial_taps"]
         self.rows += result["rows"]
-        return [self._chunk(number + 1, result["final_taps"])] if number + 1 < self.total else []
+        return [self._chunk(number + 1, result["final"])] if number + 1 < self.total else []
 
     def result(self) -> dict[str, Any]:
         named = {k: v if isinstance(v, str) else "inline" for k, v in self.spec.items()

@@ -113,10 +113,10 @@ def run(circuit: StudyEngine, work: dict[str, Any]) -> dict[str, Any]:
     """A task: one chunk of hours, from the given taps (None: the scenario's own)."""
     load_multipliers, generator_multipliers = multipliers(circuit, work)
     initial_taps = circuit.regulator_tap_steps()
-    rows, final_taps = circuit.run_hours(load_multipliers, generator_multipliers, work.get("start_taps"))
+    rows, final = circuit.run_hours(load_multipliers, generator_multipliers, work.get("start"))
     for offset, row in enumerate(rows):
         row["hour"] = work["first_hour"] + offset
-    return {"rows": rows, "final_taps": final_taps, "initial_taps": initial_taps}
+    return {"rows": rows, "final": final, "initial_taps": initial_taps}
 
 
 def hour_rows_with_year_hour(rows: list[dict[str, Any]], start_hour: int) -> list[dict[str, Any]]:
