@@ -175,10 +175,14 @@ def test_transformers_show_regulator_taps(client, base_circuit):
     assert rows["reg1a"]["loading_pct"] == pytest.approx(expected, rel=1e-9)
 
 
-def test_open_tie_stubs_have_no_coordinates(client):
+def test_open_tie_stubs_are_placed_the_others_are_the_decks(client):
+    """Our deck gives every bus coordinates but the open-tie stubs 94_open and 300_open: those are placed from their
+    neighbours (`xy_source` "placed"), the others are the deck's."""
     buses = {b["name"]: b for b in client.get("/buses").json["buses"]}
-    assert (buses["94_open"]["x"], buses["300_open"]["y"]) == (None, None)
-    assert buses["94"]["x"] is not None
+    placed = {name for name, bus in buses.items() if bus["xy_source"] == "placed"}
+    assert placed == {"94_open", "300_open"}
+    assert all(isinstance(bus["x"], float) and isinstance(bus["y"], float) for bus in buses.values())
+    assert buses["94"]["xy_source"] == "deck"
 
 
 def test_changes_accept_sections(client):

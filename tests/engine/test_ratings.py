@@ -106,4 +106,4 @@ def test_lines_route_gives_ratings_and_loading_against_the_normal_one(client, ou
         assert (row["NormAmps"], row["EmergAmps"]) == (line["normal"], line["emergency"])
         assert row["Loading_pct"] == pytest.approx(100 * max(row["I_A"]) / row["NormAmps"], rel=1e-12)
     header = client.get("/lines?format=csv").data.decode().splitlines()[0].split(",")
-    assert header[header.index("I_A") + 1:header.index("Loading_pct")] == ["NormAmps", "EmergAmps"]
+    assert header[header.index("I_A") + 1:header.index("Loading_pct")] == ["NormAmps", "EmergAmps", "rating_source"]
