@@ -359,8 +359,13 @@ def test_a_change_during_a_study_does_not_disturb_it(client):
     assert all(h["generation_kW"] == 0 for h in job["result"]["hours"])
 
 
-def test_cancel_stops_the_work_within_a_second(client):
-    job = client.post("/studies/time_series", json={"hours": 8760}).json["job"]
+@pytest.mark.parametrize("route,body", [
+    ("time_series", {"hours": 8760}),
+    ("load_hosting_capacity", {"buses": ["all"], "step_kw": 1, "hours": list(range(0, 8760, 400))}),
+    ("ev_adoption", {"adoption_pct": {"start": 1, "stop": 100, "step": 1}, "samples": 200}),
+])
+def test_cancel_stops_the_work_within_a_second(client, route, body):
+    job = client.post(f"/studies/{route}", json=body).json["job"]
     time.sleep(0.5)
     started = time.monotonic()
     cancelled = client.delete(f"/jobs/{job['id']}").json["job"]

@@ -160,6 +160,7 @@ SCENARIO = [{"op": "add_generator", "bus_name": "67", "phases": 3, "kw": 900},
 
 @pytest.mark.parametrize("route,body", [
     ("studies/hosting_capacity", {"buses": ["all"], "step_kw": 100, "max_kw": 5000}),
+    ("studies/load_hosting_capacity", {"buses": ["all"], "step_kw": 50, "max_kw": 3000, "hours": ["evening_peak"]}),
     ("studies/time_series", {"hours": 200, "start_hour": 4000, "neighbourhood_shapes": {"3": "commercial"}}),
     ("studies/batch", {"cases": [{"name": f"pv {kw}", "changes": [
         {"op": "add_generator", "bus_name": "35", "phases": 3, "kw": kw}]} for kw in range(0, 3000, 150)]
