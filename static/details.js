@@ -3,7 +3,7 @@
 import { voltageColour } from "./colours.js";
 import { $, PHASE_NAMES, esc, fmt, paintSwatches } from "./dom.js";
 import { hostingText } from "./hostingmap.js";
-import { S, hostingResult, shownGenerators, worstNode } from "./store.js";
+import { S, hostingResult, shownGenerators, studyResult, worstNode } from "./store.js";
 
 export function renderBusDetails() {
   const box = $("bus-details");
@@ -26,6 +26,10 @@ export function renderBusDetails() {
   html.push("</tbody></table>");
   const hcRow = hostingResult() && hostingResult().buses.find((r) => r.bus === name);
   if (hcRow) html.push(`<p id="selected-hosting">Hosting capacity: ${esc(hostingText(hcRow).replace(/^[^:]*: /, ""))}</p>`);
+  const load = studyResult("load_hosting_capacity"), lhcRow = load && load.buses.find((r) => r.bus === name);
+  if (lhcRow) {
+    html.push(`<p id="selected-load-hosting">Load hosting capacity: ${esc(hostingText(lhcRow, "load").replace(/^[^:]*: /, ""))}</p>`);
+  }
   html.push(`<p class="muted">Loads: ${bus.loads && bus.loads.length ? bus.loads.map(esc).join(", ") : "none"} · Generators: ${gens.length ? gens.map((g) => esc(g.name)).join(", ") : "none"}</p>`);
   box.innerHTML = html.join("");
   paintSwatches(box);

@@ -11,7 +11,7 @@ import { S, compareName, scenarioName, scoped } from "./store.js";
 
 /** Compare with `against` ("base", a scenario id, or "" for none); one bus colouring at a time. */
 export async function setCompare(against) {
-  if (against && S.showHosting) { S.showHosting = false; renderHostingToggle(); }
+  if (against && S.mapStudy) { S.mapStudy = ""; renderHostingToggle(); }
   S.compare = against;
   S.diff = null;
   $("compare-error").textContent = "";

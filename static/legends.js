@@ -11,13 +11,13 @@ export function drawLegends() {
   drawLinesLegend();
 }
 
-/** The bus colour legend: voltages, Δ voltage while comparing, or hosting capacity. */
+/** The bus colour legend: voltages, Δ voltage while comparing, or hosting capacity (generation or load). */
 export function drawVoltageLegend() {
   const lv = $("legend-voltage");
   lv.textContent = "";
   const W = 430, x0 = 14, x1 = W - 14, barY = 24, barH = 14;
   lv.setAttribute("viewBox", `0 0 ${W} 70`);
-  if ($("map").dataset.colouring === "hosting") { drawHostingLegend(lv); return; }
+  if (["hosting", "load_hosting"].includes($("map").dataset.colouring)) { drawHostingLegend(lv); return; }
   lv.setAttribute("aria-label", "Legend: bus colour by worst-phase voltage in pu");
   const delta = $("map").dataset.colouring === "delta";
   const [lowEnd, highEnd] = delta ? [-S.deltaRange, S.deltaRange] : [V_MIN, V_MAX];

@@ -13,8 +13,8 @@ import { layout, transformerPairs } from "./layout.js";
 import { drawVoltageLegend } from "./legends.js";
 import { showTooltip } from "./maptips.js";
 import { drawProfile } from "./profile.js";
-import { S, scoped, shownGenerators, shownHosting, worstNode } from "./store.js";
-import { generatorSymbol, transformerSymbol } from "./symbols.js";
+import { S, scoped, shownCapacity, shownGenerators, shownHosting, worstNode } from "./store.js";
+import { chargerSymbol, generatorSymbol, transformerSymbol } from "./symbols.js";
 
 /** Draw the whole map once, from the buses, lines and transformers; later states only recolour it. */
 export function buildMap() {
@@ -32,7 +32,8 @@ export function buildMap() {
   for (const [name, [x, y]] of raw) S.pos.set(name, [PAD + (x - minX) * k, PAD + (maxY - y) * k]);
 
   const layers = {};
-  for (const name of ["neighbourhoods", "lines", "transformers", "buses", "generators", "labels", "nblabels", "selection"]) {
+  for (const name of ["neighbourhoods", "lines", "transformers", "buses", "generators", "chargers", "labels", "nblabels",
+    "selection"]) {
     layers[name] = el("g", { class: `layer-${name}` }, svg);
   }
   S.layers = layers;
@@ -171,16 +172,49 @@ export function drawGenerators() {
   }
 }
 
+/** The EV chargers of the sample the EV adoption panel marks (S.evMarks: its first failure), one symbol per bus
+ *  with their count and kW, and what bound that failure: a line's or transformer's wire, or a node's bus. */
+export function drawChargers() {
+  const layer = S.layers && S.layers.chargers;
+  if (!layer) return;
+  layer.textContent = "";
+  for (const node of $("map").querySelectorAll(".ev-binding")) node.classList.remove("ev-binding");
+  const failure = S.evMarks && S.evMarks.sample.first_failure;
+  if (!failure) return;
+  const byBus = new Map();
+  for (const c of failure.chargers) {
+    const at = byBus.get(c.bus) || { n: 0, kw: 0 };
+    byBus.set(c.bus, { n: at.n + 1, kw: at.kw + c.kW });
+  }
+  for (const [bus, { n, kw }] of byBus) {
+    const p = S.pos.get(bus);
+    if (!p) continue;
+    const g = chargerSymbol(el("g", { class: "ev-charger", "data-charger": bus, "data-count": n, "data-kw": kw,
+      transform: `translate(${p[0] - 9},${p[1] + 11})` }, layer));
+    g.setAttribute("aria-label", `${n} EV charger${n === 1 ? "" : "s"} at bus ${bus}: ${fmt(kw)} kW`);
+  }
+  const bound = failure.limited_by, element = bound && bound.element ? String(bound.element) : "";
+  const [cls, name] = element.includes(".") ? [element.split(".")[0].toLowerCase(), element.split(".").slice(1).join(".")] : ["", ""];
+  let target = null;
+  if (bound && bound.kind.startsWith("voltage")) target = S.busEl.get(element.replace(/\.\d+$/, ""));
+  else if (cls === "line") target = S.lineEl.get(name);
+  else if (cls === "transformer") {
+    target = [...S.xfEl.values()].find((g) => g.dataset.names.split(",").includes(name));
+  }
+  if (target) target.classList.add("ev-binding");
+}
+
 /** Colour the buses (one colouring at a time: hosting capacity, Δ voltage or voltage) and size the lines. */
 export function updateMap() {
   const [lo, hi] = S.limits;
   const hosting = shownHosting();
   const deltas = !hosting && S.compare && S.diff ? busDeltas() : null;
   if (deltas) S.deltaRange = deltaRange(Math.max(0, ...[...deltas.values()].map(Math.abs)));
-  const colouring = hosting ? "hosting" : deltas ? "delta" : "voltage";
+  const colouring = hosting ? (shownCapacity() === "load" ? "load_hosting" : "hosting") : deltas ? "delta" : "voltage";
   $("map").dataset.colouring = colouring;
   $("map").setAttribute("aria-label", `Feeder map: buses coloured by ${{ hosting: "hosting capacity in kW",
-    delta: "voltage change", voltage: "worst-phase voltage" }[colouring]}, lines and transformers sized by loading`);
+    load_hosting: "load hosting capacity (new load) in kW", delta: "voltage change", voltage: "worst-phase voltage" }[colouring]}` +
+    ", lines and transformers sized by loading");
   const hcRows = hosting ? new Map(hosting.buses.map((r) => [r.bus, r])) : null;
   if (hosting) S.hcScale = hostingDomain(hosting.buses);
   for (const [name, circle] of S.busEl) {
@@ -269,5 +303,5 @@ export function selectBus(name) {
     (phases.length === 3 ? "." : ": 1-phase generators only.");
   renderBusDetails();
   drawProfile();
-  for (const row of document.querySelectorAll("#hc-rows tr")) row.classList.toggle("selected", row.dataset.bus === name);
+  for (const row of document.querySelectorAll("#hc-rows tr, #lhc-rows tr")) row.classList.toggle("selected", row.dataset.bus === name);
 }

@@ -1,12 +1,13 @@
-// The map's tooltips: a bus (voltages, or its hosting capacity), a line, a transformer, a generator, a neighbourhood.
+// The map's tooltips: a bus (voltages, or its hosting capacity), a line, a transformer, a generator, a neighbourhood,
+// the EV chargers of a failing sample.
 
 import { PHASE_NAMES, esc, fmt, hideTooltip, placeTooltip, signed } from "./dom.js";
 import { hostingTooltip } from "./hostingmap.js";
-import { S, compareName, shownGenerators, shownHosting, worstNode } from "./store.js";
+import { S, compareName, shownCapacity, shownGenerators, shownHosting, worstNode } from "./store.js";
 
 function busTooltip(name) {
   const hosting = shownHosting();
-  if (hosting) return hostingTooltip(name, hosting);
+  if (hosting) return hostingTooltip(name, hosting, shownCapacity());
   const bus = S.bus.get(name), rows = S.nodes.get(name) || [], delta = S.busEl.get(name).dataset.delta;
   const worst = rows.length ? worstNode(rows) : null;
   const load = rows.reduce((s, r) => s + r.Load_kW, 0), gen = rows.reduce((s, r) => s + r.Gen_kW, 0);
@@ -39,12 +40,24 @@ function transformerTooltip(key) {
     `<br>losses ${losses < 1 ? `${fmt(losses * 1000, 1)} W` : `${fmt(losses, 2)} kW`}`;
 }
 
+/** The EV chargers the map marks at `bus`: each customer's load, its phases and kW. */
+function chargerTooltip(bus) {
+  const failure = S.evMarks && S.evMarks.sample.first_failure;
+  const here = failure ? failure.chargers.filter((c) => c.bus === bus) : [];
+  return `<strong>${here.length} EV charger${here.length === 1 ? "" : "s"} at bus ${esc(bus)}</strong>` +
+    `<br>sample ${S.evMarks ? S.evMarks.sample.sample : ""}, first failure at ${failure ? fmt(failure.adoption_pct, 0) : ""} %<br>` +
+    here.map((c) => `${esc(c.load)}: ${fmt(c.kW, 1)} kW at pf ${c.pf} on ` +
+      `${c.nodes.map((n) => PHASE_NAMES[n] || n).join("")}${c.conn === "delta" ? " (delta)" : ""}`).join("<br>");
+}
+
 /** The pointer moved over the map: the numbers of what it is over, or no tooltip. */
 export function showTooltip(event) {
-  const target = event.target.closest("[data-bus], [data-line], [data-transformer], [data-neighbourhood]");
+  const target = event.target.closest("[data-charger], [data-bus], [data-line], [data-transformer], [data-neighbourhood]");
   if (!target || !S.results) { hideTooltip(); return; }
   let html;
-  if (target.hasAttribute("data-bus")) {
+  if (target.hasAttribute("data-charger")) {
+    html = chargerTooltip(target.getAttribute("data-charger"));
+  } else if (target.hasAttribute("data-bus")) {
     html = busTooltip(target.getAttribute("data-bus"));
     if (target.classList.contains("gen-marker")) {
       const gens = shownGenerators().filter((g) => g.bus === target.getAttribute("data-bus"));

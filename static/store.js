@@ -14,8 +14,11 @@ export const S = {
   preview: null,  // { method, path, body, etag, action, okEl } of the change being previewed
   compare: "", diff: null, diffOther: new Map(), deltaRange: 0.01, diffToken: 0,
   // Studies, per scenario: { <kind>: entry }, an entry { run, error, field } where
-  // run = { kind, scenario, url, job, result, failure, cancelling }. showHosting: the map shows hosting capacity.
-  studies: new Map(), showHosting: false, hcScale: null, hcSort: { key: "kw", dir: 1 },
+  // run = { kind, scenario, url, job, result, failure, cancelling }. mapStudy: the study whose result colours the
+  // map ("hosting_capacity" or "load_hosting_capacity"; "" for none). evMarks: { run, sample } whose first failure's
+  // EV chargers the map marks, or null.
+  studies: new Map(), mapStudy: "", hcScale: null, hcSort: { key: "kw", dir: 1 }, lhcSort: { key: "kw", dir: 1 },
+  evMarks: null,
 };
 
 /** The URL of a grid route in the selected scenario (the old top-level routes are the "default" one). */
@@ -48,9 +51,13 @@ export function studyEntry(kind, id = S.scenario) {
   return slot[kind];
 }
 
-/** The selected scenario's hosting capacity result, and that result when the map shows it. */
-export const hostingResult = () => { const run = studyEntry("hosting_capacity").run; return run && run.result; };
-export const shownHosting = () => (S.showHosting ? hostingResult() : null);
+/** The selected scenario's last result of one kind of study, or null. */
+export const studyResult = (kind) => { const run = studyEntry(kind).run; return (run && run.result) || null; };
+/** The selected scenario's hosting capacity result (generation), and the result that colours the map. */
+export const hostingResult = () => studyResult("hosting_capacity");
+export const shownHosting = () => (S.mapStudy ? studyResult(S.mapStudy) : null);
+/** Which capacity the map shows: "load" (new load), "generation" or "" (none). */
+export const shownCapacity = () => (!shownHosting() ? "" : S.mapStudy === "load_hosting_capacity" ? "load" : "generation");
 
 /** The generators as shown: GET …/generators, with a previewed add, update or removal made on top. */
 export function shownGenerators() {

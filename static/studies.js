@@ -6,7 +6,9 @@
 import { api, request } from "./api.js";
 import { $, fmt, sleep } from "./dom.js";
 import { hostingCapacity } from "./hosting.js";
+import { evAdoption } from "./evadoption.js";
 import { hostingGain } from "./hostinggain.js";
+import { loadHostingCapacity } from "./loadhosting.js";
 import { updateMap } from "./map.js";
 import { S, scenarioName, scoped, studyEntry } from "./store.js";
 import { stochasticHostingCapacity } from "./stochastic.js";
@@ -16,7 +18,8 @@ import { timeSeries } from "./timeseries.js";
  *  body() → the request body from the form, render() → its result, wire() → its own controls,
  *  and optionally started(run) and finished(run) (awaited before the panel is drawn), path (the study's route,
  *  default its kind) and follows (another kind whose runs it is drawn again after). */
-const KINDS = new Map([hostingCapacity, hostingGain, stochasticHostingCapacity, timeSeries].map((k) => [k.kind, k]));
+const KINDS = new Map([hostingCapacity, hostingGain, stochasticHostingCapacity, loadHostingCapacity, evAdoption, timeSeries]
+  .map((k) => [k.kind, k]));
 const JOB_POLL_MS = 300;
 const FINISHED = new Set(["done", "failed", "cancelled"]);
 

@@ -1,4 +1,5 @@
-// The map's symbols, drawn on the map and in its legend alike: a transformer (or regulator) and a generator.
+// The map's symbols, drawn on the map and in its legend alike: a transformer (or regulator), a generator and an EV
+// charger.
 
 import { el } from "./dom.js";
 
@@ -18,5 +19,12 @@ export function transformerSymbol(g, regulator, angle = 0) {
 export function generatorSymbol(g) {
   el("circle", { r: 7 }, g);
   el("path", { d: "M-4,0 C-2,-5 2,5 4,0" }, g);
+  return g;
+}
+
+/** An EV charger: a rounded square with a lightning bolt in it. */
+export function chargerSymbol(g) {
+  el("rect", { x: -6.5, y: -6.5, width: 13, height: 13, rx: 2.5 }, g);
+  el("path", { d: "M1,-5 L-3,1 L0,1 L-1,5 L3,-1 L0,-1 Z" }, g);
   return g;
 }
