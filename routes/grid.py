@@ -76,7 +76,8 @@ def register_grid_routes(app: OpenAPI) -> None:
                              "results": orjson.Fragment(results_body(snapshot, query.sections))})
         return conditional(json_response(body), etag)
 
-    @grid_route(app, "get", "/health", tags=[service], responses={200: HealthResponse, 404: ErrorResponse})
+    @grid_route(app, "get", "/health", tags=[service],
+                responses={200: HealthResponse, 404: ErrorResponse, 409: ErrorResponse})
     def health(scenario_id: str) -> Response:
         """Liveness and readiness: the model is compiled and the last solve converged."""
         with registry().engine(scenario_id) as (scenario, circuit):
@@ -94,7 +95,7 @@ def register_grid_routes(app: OpenAPI) -> None:
         return conditional(csv_response(rows, "buses.csv") if query.format == "csv" else success(buses=rows), etag)
 
     @grid_route(app, "get", "/buses/<name>", tags=[tables],
-                responses={200: BusResponse, 304: NOT_MODIFIED, 404: ErrorResponse})
+                responses={200: BusResponse, 304: NOT_MODIFIED, 404: ErrorResponse, 409: ErrorResponse})
     def bus(scenario_id: str, path: BusPath) -> Response:
         """One bus: node voltages, loads, generators and the lines that touch it."""
         row, etag = read_with_etag(scenario_id, lambda circuit: circuit.bus(path.name))
@@ -119,14 +120,14 @@ def register_grid_routes(app: OpenAPI) -> None:
                            else success(transformers=rows), etag)
 
     @grid_route(app, "get", "/neighbourhoods", tags=[tables],
-                responses={200: NeighbourhoodsResponse, 304: NOT_MODIFIED, 404: ErrorResponse})
+                responses={200: NeighbourhoodsResponse, 304: NOT_MODIFIED, 404: ErrorResponse, 409: ErrorResponse})
     def neighbourhoods(scenario_id: str) -> Response:
         """The 14 neighbourhoods: buses, loads, base and current set-points, cumulative factor."""
         rows, etag = read_with_etag(scenario_id, lambda circuit: circuit.neighbourhoods())
         return conditional(success(neighbourhoods=rows), etag)
 
     @grid_route(app, "get", "/generators", tags=[tables],
-                responses={200: GeneratorsResponse, 304: NOT_MODIFIED, 404: ErrorResponse})
+                responses={200: GeneratorsResponse, 304: NOT_MODIFIED, 404: ErrorResponse, 409: ErrorResponse})
     def generators(scenario_id: str) -> Response:
         """Generators added through the API: set-point and delivered power."""
         rows, etag = read_with_etag(scenario_id, lambda circuit: circuit.generators())

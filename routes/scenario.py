@@ -49,7 +49,7 @@ def register_scenario_routes(app: OpenAPI) -> None:
         return success(scenarios=registry().list())
 
     @app.get("/scenarios/<scenario_id>", tags=[scenarios_tag],
-             responses={200: ScenarioResponse, 304: NOT_MODIFIED, 404: ErrorResponse})
+             responses={200: ScenarioResponse, 304: NOT_MODIFIED, 404: ErrorResponse, 409: ErrorResponse})
     def get_scenario(path: ScenarioPath) -> Response:
         """One scenario with its power summary."""
         scenario, snapshot = registry().snapshot(path.scenario_id)

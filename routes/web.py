@@ -21,7 +21,8 @@ from web.schemas import RESULT_SECTIONS, ErrorResponse
 from engine.interface import Circuit
 from studies.jobs import JobManager
 
-ERROR_RESPONSES: dict[int, Any] = {400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse,
+#: 409 too: any use of a scenario whose feeder is not served (docs/feeder.md, "Feeders and the state file").
+ERROR_RESPONSES: dict[int, Any] = {400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse,
                                    413: ErrorResponse, 415: ErrorResponse, 422: ErrorResponse}
 CHANGE_RESPONSES: dict[int, Any] = {**ERROR_RESPONSES, 409: ErrorResponse, 412: ErrorResponse, 507: ErrorResponse}
 # Changes need the bearer token only when the server runs with --api-key: `{}` says "or no auth".

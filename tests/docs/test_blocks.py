@@ -50,7 +50,7 @@ CLAIMS = [
      "tests/server/test_cluster.py::test_readme_cluster_commands_run_a_study_as_written"),
     ("docs/feeder.md", "bash", "python -m studies hosting-capacity --feeder",
      "tests/server/test_feeder_option.py::test_the_docs_feeder_lines_run"),
-    ("docs/feeder.md", "bash", '"feeder": "south"',
+    ("docs/feeder.md", "sh", '"feeder": "south"',
      "tests/server/test_feeder_option.py::test_the_docs_several_feeders_lines_run"),
     # The bench's own command, run shorter (--quick and fewer requests) by the fixture every bench test reads.
     ("docs/performance.md", "bash", "python bench/bench.py", "tests/bench/test_bench.py::short_run"),

@@ -57,15 +57,24 @@ def test_base_case_accepts_every_probe() -> None:
 
 def converges_from_base_case(circuit: OpenDSSCircuit, op: dict) -> bool:
     """Whether the grid `op` would leave converges in a fresh engine: the deck compiled, every load at its
-    neighbourhood's cumulative factor and every generator at its set-point (after `op`), solved once."""
+    neighbourhood's cumulative factor and every generator at its set-point (after `op`), each connected as its row
+    says (nodes, kV, wye or delta: 610 is an ungrounded delta bus), solved once. OpenDSS giving up there (its
+    control iterations exceeded) is "does not converge" too: a refusal is then no trap."""
     factors = {nb["id"]: nb["cumulative_factor"] for nb in circuit.neighbourhoods()}
-    generators = {(g["bus"], tuple(g["nodes"])): g["kw"] for g in circuit.generators()}
+    generators = {(g["bus"], tuple(g["nodes"])): (g["kw"], g["kv"], g["conn"]) for g in circuit.generators()}
     if op["op"] == "modify_load_neighbourhood":
         factors[op["neighbourhood"]] *= op["factor"]
     else:
-        bus = circuit.bus(op["bus_name"])
-        nodes = (1, 2, 3) if op["phases"] == 3 else (op.get("phase") or bus["nodes"][0],)
-        generators[(op["bus_name"], nodes)] = op["kw"]
+        existing = [(g["bus"], tuple(g["nodes"])) for g in circuit.generators()
+                    if g["bus"] == op["bus_name"] and g["phases"] == op["phases"]
+                    and (op["phases"] == 3 or g["nodes"][0] == op.get("phase"))]
+        if existing:  # a turn-down: the generator's own connection
+            generators[existing[0]] = (op["kw"], *generators[existing[0]][1:])
+        else:  # a probe: none is on an ungrounded bus, so to neutral (wye)
+            bus = circuit.bus(op["bus_name"])
+            nodes = (1, 2, 3) if op["phases"] == 3 else (op.get("phase") or bus["nodes"][0],)
+            kv = bus["kv_base_ln"] * (3 ** 0.5 if len(nodes) == 3 else 1.0)
+            generators[(op["bus_name"], nodes)] = (op["kw"], kv, "wye")
     engine = opendssdirect.NewContext()
     engine.Text.Command(f"Compile [{DEFAULT_MASTER_FILE}]")
     for nb in circuit.neighbourhoods():
@@ -73,11 +82,15 @@ def converges_from_base_case(circuit: OpenDSSCircuit, op: dict) -> bool:
             engine.Loads.Name(load)
             engine.Loads.kW(engine.Loads.kW() * factors[nb["id"]])
             engine.Loads.kvar(engine.Loads.kvar() * factors[nb["id"]])
-    for i, ((bus, nodes), kw) in enumerate(generators.items()):
-        kv = circuit.bus(bus)["kv_base_ln"] * (3 ** 0.5 if len(nodes) == 3 else 1.0)
-        engine.Text.Command(f"New Generator.g{i} bus1={bus}.{'.'.join(map(str, nodes))} phases={len(nodes)} "
-                            f"kv={kv} kw={kw} pf=1 model=1 vminpu=0.5 vmaxpu=1.5")
-    engine.Solution.Solve()
+    for i, ((bus, nodes), (kw, kv, conn)) in enumerate(generators.items()):
+        delta = " conn=delta" if conn == "delta" and len(nodes) == 3 else ""
+        phases = 3 if len(nodes) == 3 else 1
+        engine.Text.Command(f"New Generator.g{i} bus1={bus}.{'.'.join(map(str, nodes))} phases={phases} "
+                            f"kv={kv} kw={kw} pf=1 model=1 vminpu=0.5 vmaxpu=1.5{delta}")
+    try:
+        engine.Solution.Solve()
+    except opendssdirect.DSSException:
+        return False
     return bool(engine.Solution.Converged()) and float(np.max(engine.Circuit.AllBusMagPu())) <= 2.0
 
 

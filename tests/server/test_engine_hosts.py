@@ -85,7 +85,7 @@ def conversation(r: Recorder) -> None:
     r.send("POST", "/modify_load_neighbourhood?sections=power_summary", json={"neighbourhood": 2, "factor": 0.9},
            headers={"If-Match": '"default.1"'})
     r.send("POST", "/add_generator", json={"bus_name": "nope", "phases": 3, "kw": 10})
-    r.send("POST", "/add_generator", json={"bus_name": "610", "phases": 3, "kw": 10})
+    r.send("POST", "/add_generator", json={"bus_name": "94_open", "phases": 3, "kw": 10})  # refused: 422
     r.send("POST", "/modify_load_neighbourhood", json={"neighbourhood": 99, "factor": 2})
     r.send("POST", "/modify_load_neighbourhood", data=b"{bad", headers=json)
     r.send("POST", "/undo?dry_run=true", json={})

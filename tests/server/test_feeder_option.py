@@ -175,7 +175,7 @@ def test_the_docs_feeder_lines_run(tmp_path: Path):
     renamed myfeeder): the server takes the deck's name or the one given, the command line studies it."""
     from support.docs import blocks
 
-    block, _ = [b for b in blocks() if b.page == "docs/feeder.md" and b.language == "bash"]
+    (block,) = [b for b in blocks() if b.page == "docs/feeder.md" and b.language == "bash"]
     folder = tmp_path / "MyFeeder"
     master = copy_ieee13(tmp_path)
     (tmp_path / "13Bus").rename(folder)
@@ -205,7 +205,7 @@ def test_the_docs_several_feeders_lines_run(tmp_path: Path):
     on south."""
     from support.docs import blocks
 
-    _, block = [b for b in blocks() if b.page == "docs/feeder.md" and b.language == "bash"]
+    (block,) = [b for b in blocks() if b.page == "docs/feeder.md" and b.language == "sh"]
     serve, make = block.text.strip().splitlines()
     for name in ("North", "South"):
         serve = serve.replace(f"/path/to/{name}/Master.dss", str(copy_ieee13(tmp_path / name)))
