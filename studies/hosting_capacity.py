@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from engine.errors import NotConvergedError
 from engine.interface import StudyEngine
@@ -24,6 +24,33 @@ from studies.limits import (Limits, StartingState, element_names, first_violatio
 class Criteria(Limits):
     step_kw: float = 10.0
     max_kw: float = 10_000.0
+
+
+def largest_passing(violation_at: Callable[[int], dict[str, Any] | None], steps_max: int
+                    ) -> tuple[int, dict[str, Any] | None]:
+    """The largest number of steps (0 to `steps_max`) whose trial passes, found by doubling from one step until a
+    trial violates (or `steps_max` passes) and then bisection; and the violation a step above (None: none up to
+    `steps_max`). `violation_at(steps)` tries one."""
+    passing, failing, bound = 0, None, None
+    steps = 1
+    while failing is None:
+        steps = min(steps, steps_max)
+        found = violation_at(steps)
+        if found:
+            failing, bound = steps, found
+        else:
+            passing = steps
+            if steps == steps_max:
+                break
+            steps *= 2
+    while failing is not None and failing - passing > 1:
+        middle = (passing + failing) // 2
+        found = violation_at(middle)
+        if found:
+            failing, bound = middle, found
+        else:
+            passing = middle
+    return passing, bound
 
 
 def hosting_capacity_of_bus(circuit: StudyEngine, bus: str, phases: int, criteria: Criteria,
@@ -46,27 +73,9 @@ def hosting_capacity_of_bus(circuit: StudyEngine, bus: str, phases: int, criteri
             return {"kind": "not_converged", "element": None, "value": kw, "limit": None}
         return first_violation(reading, start, criteria, layout)
 
-    passing, failing, bound = 0, None, None
-    steps = 1
-    while failing is None:
-        steps = min(steps, steps_max)
-        found = violation_at(steps)
-        if found:
-            failing, bound = steps, found
-        else:
-            passing = steps
-            if steps == steps_max:
-                break
-            steps *= 2
-    while failing is not None and failing - passing > 1:
-        middle = (passing + failing) // 2
-        found = violation_at(middle)
-        if found:
-            failing, bound = middle, found
-        else:
-            passing = middle
+    passing, bound = largest_passing(violation_at, steps_max)
     capacity = passing * criteria.step_kw
-    if failing is None:
+    if bound is None:
         bound = {"kind": "max_kw", "element": None, "value": capacity, "limit": criteria.max_kw}
     return {"bus": bus, "phases": phases, "nodes": nodes, "hosting_capacity_kW": capacity, "limited_by": bound,
             "trials": trials, "reason": None}

@@ -16,11 +16,11 @@ load among the evening hours, 16:00 to 21:00: `EVENING_HOURS`), or hours of the 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 from engine.errors import NotConvergedError
 from engine.interface import StudyEngine
-from studies.hosting_capacity import Criteria
+from studies.hosting_capacity import Criteria, largest_passing
 from studies.hours import HourItem, resolve_hours, starting_reading, yearly_load_kw
 from studies.limits import element_names, first_violation, preexisting_entries, starting_state
 from studies.time_series import DeckShapes
@@ -35,33 +35,6 @@ NAMED_LOAD_HOURS = ("peak_load", "evening_peak")
 #: 4-9 p.m. peak period of California's residential time-of-use rates (e.g. SCE's TOU-D-4-9PM; periods set under
 #: CPUC rulemaking R.15-12-012), when home EV charging and the evening load add up.
 EVENING_HOURS = range(16, 21)
-
-
-def largest_passing(violation_at: Callable[[int], dict[str, Any] | None], steps_max: int
-                    ) -> tuple[int, dict[str, Any] | None]:
-    """The largest number of steps (0 to `steps_max`) whose trial passes, found by doubling from one step until a
-    trial violates (or `steps_max` passes) and then bisection; and the violation a step above (None: none up to
-    `steps_max`). `violation_at(steps)` tries one."""
-    passing, failing, bound = 0, None, None
-    steps = 1
-    while failing is None:
-        steps = min(steps, steps_max)
-        found = violation_at(steps)
-        if found:
-            failing, bound = steps, found
-        else:
-            passing = steps
-            if steps == steps_max:
-                break
-            steps *= 2
-    while failing is not None and failing - passing > 1:
-        middle = (passing + failing) // 2
-        found = violation_at(middle)
-        if found:
-            failing, bound = middle, found
-        else:
-            passing = middle
-    return passing, bound
 
 
 def load_capacity_of_bus(circuit: StudyEngine, bus: str, phases: int, pf: float, criteria: Criteria,

@@ -205,7 +205,33 @@ class BatchPlan(Plan):
         return [batch.flat_row(row) for row in result["cases"]]
 
 
-class StochasticHostingCapacityPlan(Plan):
+class SamplesPlan(Plan):
+    """A study of seeded random samples, one task each (stochastic hosting capacity, EV adoption): each task walks
+    its sample upward from every starting state; the plan keeps each sample's result, and the starting states'
+    pre-existing violations once (they are the same for every sample)."""
+
+    hours: list[dict[str, Any]] | None
+    shapes: dict[str, Any] | None
+    deck: time_series.DeckShapes | None
+    samples: list[dict[str, Any] | None]
+    preexisting: list[dict[str, Any]] | None
+
+    def hour_works(self) -> list[dict[str, Any]] | None:
+        """Each distinct hour once, earliest first (a sample's failure binds at the earliest hour of equals)."""
+        starts = sorted({h["hour_of_year"] for h in self.hours}) if self.hours else []
+        return [hours.hour_work(self.shapes or hours.DEFAULT_SHAPES, h, self.deck) for h in starts] or None
+
+    def take(self, task: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
+        self.samples[task["work"]["sample"]] = {k: v for k, v in result.items() if k != "preexisting"}
+        if self.preexisting is None:
+            self.preexisting = result["preexisting"]
+        return []
+
+    def finished_samples(self) -> list[dict[str, Any]]:
+        return [sample for sample in self.samples if sample is not None]
+
+
+class StochasticHostingCapacityPlan(SamplesPlan):
     """One task per sample: its customer order (seeded), walked upward through the penetrations from each starting
     state (the scenario's, or each hour's). The result lists each starting state's pre-existing overloads once."""
 
@@ -231,9 +257,7 @@ class StochasticHostingCapacityPlan(Plan):
         self.preexisting: list[dict[str, Any]] | None = None
 
     def first_tasks(self) -> list[dict[str, Any]]:
-        # Each distinct hour once, earliest first (a sample's failure binds at the earliest hour of equals).
-        starts = sorted({h["hour_of_year"] for h in self.hours}) if self.hours else []
-        hour_works = [hours.hour_work(self.shapes or hours.DEFAULT_SHAPES, h, self.deck) for h in starts] or None
+        hour_works = self.hour_works()
         return [self.task({"sample": sample, "levels": [list(x) for x in zip(self.pcts, self.pv_kw)],
                            "order": [[c, self.sizes[c]] for c in stochastic.sample_order(self.spec["seed"], sample,
                                                                                            self.customers)
@@ -241,14 +265,8 @@ class StochasticHostingCapacityPlan(Plan):
                            "limits": self.limits.describe(), "hours": hour_works, **self.trial})
                 for sample in range(self.total)]
 
-    def take(self, task: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
-        self.samples[task["work"]["sample"]] = {k: v for k, v in result.items() if k != "preexisting"}
-        if self.preexisting is None:  # the same starting states for every sample
-            self.preexisting = result["preexisting"]
-        return []
-
     def result(self) -> dict[str, Any]:
-        samples = [sample for sample in self.samples if sample is not None]
+        samples = self.finished_samples()
         described = {**stochastic.hosting_range(samples, self.total_load_kw),
                      "levels": stochastic.level_rows(self.pcts, self.pv_kw, samples), "samples": samples,
                      "preexisting": self.preexisting or [],
@@ -270,7 +288,7 @@ class StochasticHostingCapacityPlan(Plan):
         return [stochastic.flat_level(row) for row in result["levels"]]
 
 
-class EvAdoptionPlan(Plan):
+class EvAdoptionPlan(SamplesPlan):
     """One task per sample (`studies.ev_adoption`): its customer order (seeded), walked upward through the adoptions
     from each starting state (the scenario's, or each hour's). The result lists each starting state's pre-existing
     violations once."""
@@ -295,22 +313,14 @@ class EvAdoptionPlan(Plan):
         self.preexisting: list[dict[str, Any]] | None = None
 
     def first_tasks(self) -> list[dict[str, Any]]:
-        # Each distinct hour once, earliest first (a sample's failure binds at the earliest hour of equals).
-        starts = sorted({h["hour_of_year"] for h in self.hours}) if self.hours else []
-        hour_works = [hours.hour_work(self.shapes or hours.DEFAULT_SHAPES, h, self.deck) for h in starts] or None
+        hour_works = self.hour_works()
         return [self.task({"sample": sample, "levels": [list(x) for x in zip(self.pcts, self.counts)],
                            "order": stochastic.sample_order(self.spec["seed"], sample, self.customers),
                            "charger": self.charger, "limits": self.limits.describe(), "hours": hour_works})
                 for sample in range(self.total)]
 
-    def take(self, task: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
-        self.samples[task["work"]["sample"]] = {k: v for k, v in result.items() if k != "preexisting"}
-        if self.preexisting is None:  # the same starting states for every sample
-            self.preexisting = result["preexisting"]
-        return []
-
     def result(self) -> dict[str, Any]:
-        samples = [sample for sample in self.samples if sample is not None]
+        samples = self.finished_samples()
         described = {**ev_adoption.adoption_range(samples, self.customers),
                      "levels": ev_adoption.level_rows(self.pcts, self.counts, self.charger["kW"], samples),
                      "samples": samples, "preexisting": self.preexisting or [],
