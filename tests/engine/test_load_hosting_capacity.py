@@ -24,7 +24,7 @@ import pytest
 from api import create_app
 from engine.feeder import load_feeder
 from engine.settings import EngineSettings
-from support.bare_feeder import MASTER_FILE, shape, terminal1_phases, values, worst
+from support.bare_feeder import MASTER_FILE, put_taps, read_taps, shape, terminal1_phases, values, worst
 from support.helpers import finished
 from support.paths import REPO, SHARED_REFERENCE
 
@@ -78,18 +78,10 @@ class Direct:
         self.made: set[str] = set()
 
     def taps(self) -> list[float]:
-        out = []
-        for transformer, winding in self.controls:
-            self.dss.Transformers.Name(transformer)
-            self.dss.Transformers.Wdg(winding)
-            out.append(self.dss.Transformers.Tap())
-        return out
+        return read_taps(self.dss, self.controls)
 
     def set_taps(self, taps: list[float]) -> None:
-        for (transformer, winding), tap in zip(self.controls, taps):
-            self.dss.Transformers.Name(transformer)
-            self.dss.Transformers.Wdg(winding)
-            self.dss.Transformers.Tap(tap)
+        put_taps(self.dss, self.controls, taps)
 
     def loading(self) -> np.ndarray:
         line = np.abs(np.asarray(values(self.batch.Line.Currents))[self.line_picks])

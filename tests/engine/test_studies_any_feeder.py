@@ -31,7 +31,7 @@ from engine.settings import EngineSettings
 from studies import stochastic
 from studies.limits import Limits
 from studies.plans import StochasticHostingCapacityPlan
-from support.bare_feeder import GENERATOR, terminal1_phases, values, worst
+from support.bare_feeder import GENERATOR, put_taps, read_taps, terminal1_phases, values, worst
 from support.helpers import finished
 from support.paths import REPO, SHARED_REFERENCE
 
@@ -97,18 +97,10 @@ class Direct:
         self.start = self.measure()
 
     def taps(self) -> list[float]:
-        out = []
-        for transformer, winding in self.controls:
-            self.dss.Transformers.Name(transformer)
-            self.dss.Transformers.Wdg(winding)
-            out.append(self.dss.Transformers.Tap())
-        return out
+        return read_taps(self.dss, self.controls)
 
     def set_taps(self, taps: list[float]) -> None:
-        for (transformer, winding), tap in zip(self.controls, taps):
-            self.dss.Transformers.Name(transformer)
-            self.dss.Transformers.Wdg(winding)
-            self.dss.Transformers.Tap(tap)
+        put_taps(self.dss, self.controls, taps)
 
     def banks(self) -> dict[str, tuple[list[int], bool]]:
         """Each capacitor's steps and whether its terminal 1 is open (a CapControl opens a one-step bank)."""

@@ -31,7 +31,7 @@ import pytest
 from engine.circuit import OpenDSSCircuit
 from engine.errors import SimulationError
 from engine.trial_loads import TRIAL_LOAD_PREFIX
-from support.bare_feeder import MASTER_FILE
+from support.bare_feeder import MASTER_FILE, put_taps, read_taps
 from support.paths import SHARED_REFERENCE
 
 IEEE13 = SHARED_REFERENCE / "feeders" / "IEEETestCases" / "13Bus" / "IEEE13Nodeckt.dss"
@@ -78,18 +78,10 @@ class Direct:
         return self.dss.Bus.kVBase()
 
     def taps(self) -> list[float]:
-        out = []
-        for transformer, winding in self.controls:
-            self.dss.Transformers.Name(transformer)
-            self.dss.Transformers.Wdg(winding)
-            out.append(self.dss.Transformers.Tap())
-        return out
+        return read_taps(self.dss, self.controls)
 
     def set_taps(self, taps: list[float]) -> None:
-        for (transformer, winding), tap in zip(self.controls, taps):
-            self.dss.Transformers.Name(transformer)
-            self.dss.Transformers.Wdg(winding)
-            self.dss.Transformers.Tap(tap)
+        put_taps(self.dss, self.controls, taps)
 
     def trial(self, loads: list[tuple[str, list[int], float, str, float, float]]) -> dict[str, Any]:
         """Loads (bus, nodes, kV, conn, kW, pf) typed anew, solved, read; then disabled, taps back, solved."""

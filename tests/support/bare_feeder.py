@@ -44,6 +44,24 @@ def values(batch_property: Any) -> Any:
     return batch_property() if callable(batch_property) else batch_property
 
 
+def read_taps(dss: Any, windings: list[tuple[str, int]]) -> list[float]:
+    """The taps (per unit) of these regulated windings (transformer, winding), read by hand."""
+    out = []
+    for transformer, winding in windings:
+        dss.Transformers.Name(transformer)
+        dss.Transformers.Wdg(winding)
+        out.append(dss.Transformers.Tap())
+    return out
+
+
+def put_taps(dss: Any, windings: list[tuple[str, int]], taps: list[float]) -> None:
+    """Set these regulated windings (transformer, winding) to `taps`, by hand."""
+    for (transformer, winding), tap in zip(windings, taps):
+        dss.Transformers.Name(transformer)
+        dss.Transformers.Wdg(winding)
+        dss.Transformers.Tap(tap)
+
+
 def terminal1_phases(conductors: np.ndarray, phases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions of terminal 1's phase conductors in a flattened two-terminal Currents array, and where each
     element's run starts among them."""
@@ -147,18 +165,10 @@ class BareFeeder:
         self.own = self.measure()
 
     def taps(self) -> list[float]:
-        out = []
-        for transformer, winding in self.windings:
-            self.dss.Transformers.Name(transformer)
-            self.dss.Transformers.Wdg(winding)
-            out.append(self.dss.Transformers.Tap())
-        return out
+        return read_taps(self.dss, self.windings)
 
     def set_taps(self, taps: list[float]) -> None:
-        for (transformer, winding), tap in zip(self.windings, taps):
-            self.dss.Transformers.Name(transformer)
-            self.dss.Transformers.Wdg(winding)
-            self.dss.Transformers.Tap(tap)
+        put_taps(self.dss, self.windings, taps)
 
     def at_hour(self, hour_of_year: int) -> None:
         """Every load at its set-point x the residential multiplier of that hour, solved from the base case's
