@@ -82,12 +82,16 @@ def close_when_idle(server: Any, timeout_s: float = 10.0) -> None:
     server.trigger.pull_trigger(close_all)
 
 
-def server_busy(server: Any, quiet_s: float = 0.1) -> bool:
-    """A request queued or running, a response unsent, or a connection that spoke within quiet_s."""
+def server_busy(server: Any, quiet_s: float = 0.1, first_words_s: float = 2.0) -> bool:
+    """A request queued, running or half received, a response unsent, a connection that spoke within quiet_s, or
+    one accepted within first_words_s that has not spoken yet: a client that connected just before the stop may
+    send its request a moment later (on a busy machine, well over quiet_s), and must get its answer."""
     dispatcher = server.task_dispatcher
-    recent = time.time() - quiet_s
+    now = time.time()
     channels = [c for c in list(server._map.values()) if hasattr(c, "last_activity")]
     return bool(dispatcher.queue) or dispatcher.active_count > 0 or any(
-        c.requests or c.total_outbufs_len or c.last_activity > recent for c in channels)
+        c.requests or getattr(c, "request", None) is not None or c.total_outbufs_len
+        or c.last_activity > now - quiet_s
+        or (c.last_activity == c.creation_time and c.creation_time > now - first_words_s) for c in channels)
 
 

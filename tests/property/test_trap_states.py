@@ -61,7 +61,12 @@ def converges_from_base_case(circuit: OpenDSSCircuit, op: dict) -> bool:
     says (nodes, kV, wye or delta: 610 is an ungrounded delta bus), solved once. OpenDSS giving up there (its
     control iterations exceeded) is "does not converge" too: a refusal is then no trap."""
     factors = {nb["id"]: nb["cumulative_factor"] for nb in circuit.neighbourhoods()}
-    generators = {(g["bus"], tuple(g["nodes"])): (g["kw"], g["kv"], g["conn"]) for g in circuit.generators()}
+    def rated_kv(bus: str, nodes: tuple[int, ...], conn: str) -> float:
+        """Line to line for 3-phase or phase to phase, line to neutral for 1-phase to neutral (as the API rates)."""
+        return circuit.bus(bus)["kv_base_ln"] * (3 ** 0.5 if len(nodes) == 3 or conn == "delta" else 1.0)
+
+    generators = {(g["bus"], tuple(g["nodes"])): (g["kw"], rated_kv(g["bus"], tuple(g["nodes"]), g["conn"]),
+                                                  g["conn"]) for g in circuit.generators()}
     if op["op"] == "modify_load_neighbourhood":
         factors[op["neighbourhood"]] *= op["factor"]
     else:
@@ -73,8 +78,7 @@ def converges_from_base_case(circuit: OpenDSSCircuit, op: dict) -> bool:
         else:  # a probe: none is on an ungrounded bus, so to neutral (wye)
             bus = circuit.bus(op["bus_name"])
             nodes = (1, 2, 3) if op["phases"] == 3 else (op.get("phase") or bus["nodes"][0],)
-            kv = bus["kv_base_ln"] * (3 ** 0.5 if len(nodes) == 3 else 1.0)
-            generators[(op["bus_name"], nodes)] = (op["kw"], kv, "wye")
+            generators[(op["bus_name"], nodes)] = (op["kw"], rated_kv(op["bus_name"], nodes, "wye"), "wye")
     engine = opendssdirect.NewContext()
     engine.Text.Command(f"Compile [{DEFAULT_MASTER_FILE}]")
     for nb in circuit.neighbourhoods():
