@@ -34,6 +34,7 @@ from engine.errors import FeederError, NotConvergedError, NotFoundError, Simulat
 from engine.generators import Generator, GeneratorSlots
 from engine.hours import Checkpoint, CheckpointLost, HourRunner
 from engine.feeder import Feeder, load_feeder
+from engine.feeder_model import FeederModel, known_model, remember_model
 from engine.ieee123 import deck_refusals, default_feeder
 from engine.index import FeederIndex, read_limits, read_snapshot
 from engine.inverter_settings import normalize_inverter, with_kva
@@ -82,7 +83,7 @@ class OpenDSSCircuit:
         self._engine = opendssdirect.NewContext()
         self._engine.Basic.AllowChangeDir(False)
         self._batch = self._engine.to_altdss()
-        self._neighbourhood_buses: dict[int, list[str]] = self.feeder.neighbourhood_buses() or {}
+        self._model: FeederModel | None = None  # what the feeder is beyond its deck (`engine.feeder_model`)
         self.sequence = 0
         self._compile_count = 0
         self._replaying = False
@@ -113,30 +114,35 @@ class OpenDSSCircuit:
         solve_settings(engine, self.feeder.deck)
         if self.settings.locked_taps:
             lock_taps(engine, self.settings.taps)
-        topology = read_topology(engine, batch) if self._compile_count == 1 else None  # the deck alone
-        if self.feeder.neighbourhoods is None and topology is not None:  # the same deck, the same groups
-            self._neighbourhood_buses = derive_neighbourhoods(topology, self.feeder.neighbourhood_count)
-        index = self._index = FeederIndex(engine, batch, self._neighbourhood_buses)
+        model = self._model or known_model(self.feeder)
+        topology = read_topology(engine, batch) if model is None else None  # the deck alone
+        if model is not None:
+            neighbourhoods = model.neighbourhood_buses
+        elif self.feeder.neighbourhoods is not None:
+            neighbourhoods = self.feeder.neighbourhood_buses() or {}
+        else:  # the same deck, the same groups
+            neighbourhoods = derive_neighbourhoods(topology, self.feeder.neighbourhood_count)
+        index = self._index = FeederIndex(engine, batch, neighbourhoods)
         self._regulators = Regulators(engine, index.regulated_windings)
         self._generators = GeneratorSlots(engine, batch, index)
         self._controls = Controls(engine, self._regulators)  # what a solve's controls move: taps, capacitors
         self._solver = Solver(engine, self._controls, self._generators)
-        self._loads = Loads(engine, batch, index, self._neighbourhood_buses)
+        self._loads = Loads(engine, batch, index, neighbourhoods)
         self._hours = HourRunner(engine, batch, index, self._generators, self._loads, self._regulators, self._controls,
                                  self._solver, self.settings.voltage_limits_pu)
-        if self._compile_count == 1:  # the deck alone: before any change adds elements
+        if model is None:  # the deck alone: before any change adds elements
             feeder = self.feeder
-            source = ("file" if feeder.neighbourhoods is not None else "derived", len(self._neighbourhood_buses))
-            # The map: fixed for the feeder (the same deck, the same places), so placed once per engine.
-            self._coordinates = place_coordinates(read_topology(engine, batch))
-            self._facts = views.feeder_facts(engine, index, feeder.name, feeder.master, feeder.sha256, source,
-                                             self._coordinates)
+            source = ("file" if feeder.neighbourhoods is not None else "derived", len(neighbourhoods))
+            coordinates = place_coordinates(read_topology(engine, batch))  # the same deck, the same places
+            facts = views.feeder_facts(engine, index, feeder.name, feeder.master, feeder.sha256, source, coordinates)
         self._snapshot = self._read_snapshot(self._solver.solve("the base case"))
         self._base_snapshot = self._snapshot
-        if topology is not None:  # where generators go is the deck's: read from its base case, once
-            self._sites = read_generator_sites(batch, topology, energised_buses(engine), deck_refusals(self.feeder))
-        self._customer_pv = CustomerPV(engine, batch, index, self._generators, self._trial, self._sites)
-        self._trial_loads = TrialLoads(engine, index, self._sites, self._trial)
+        if model is None:  # where generators go is the deck's: read from its base case
+            sites = read_generator_sites(batch, topology, energised_buses(engine), deck_refusals(self.feeder))
+            model = remember_model(self.feeder, FeederModel(neighbourhoods, coordinates, facts, sites))
+        self._model = model
+        self._customer_pv = CustomerPV(engine, batch, index, self._generators, self._trial, model.sites)
+        self._trial_loads = TrialLoads(engine, index, model.sites, self._trial)
         self._pristine = True  # nothing applied since the compile: a rebuild need not compile again
 
     def _read_snapshot(self, vmag_pu: np.ndarray | None = None, sequence: int | None = None) -> Snapshot:
@@ -236,7 +242,7 @@ class OpenDSSCircuit:
         `prefix` names it (`gen_<bus>_<nodes>`); studies use their own prefix, so a trial generator is added
         beside the scenario's generators instead of updating one of them."""
         with self._lock:  # a reset rebuilds the bus maps: look them up under the lock
-            bus, nodes, kv, conn, name = generator_connection(self._index, self._sites, bus, phases, kw, phase,
+            bus, nodes, kv, conn, name = generator_connection(self._index, self._model.sites, bus, phases, kw, phase,
                                                               prefix)
             settings = normalize_inverter(inverter, kw)
             existing = self._generators.get(name)
@@ -324,14 +330,14 @@ class OpenDSSCircuit:
     def buses(self) -> list[dict[str, Any]]:
         """Every bus: nodes, base kV, coordinates, neighbourhood, distance, loads and generators on it."""
         with self._lock:
-            return views.buses(self._index, self._generators.enabled(), self._coordinates)
+            return views.buses(self._index, self._generators.enabled(), self._model.coordinates)
 
     def bus(self, name: str) -> dict[str, Any]:
         """One bus with its node voltages, loads, generators and the lines that touch it."""
         with self._lock:
             bus = check_bus(self._index, name, "name")
             return views.bus(self._index, self._snapshot, bus, self._loads.on_bus(bus), self.generators(),
-                             self._coordinates)
+                             self._model.coordinates)
 
     def generators(self) -> list[dict[str, Any]]:
         """Generators added through the API: set-point and delivered power from the last solve (an inverter
@@ -352,7 +358,7 @@ class OpenDSSCircuit:
 
     def feeder_facts(self) -> dict[str, Any]:
         """What the feeder is (`GET /feeders`): counts, voltage bases, source bus, neighbourhoods, warnings."""
-        return dict(self._facts)
+        return dict(self._model.facts)
 
     def health(self) -> dict[str, Any]:
         return views.health(self._index, self._snapshot, len(self._generators.enabled()))
@@ -422,7 +428,7 @@ class OpenDSSCircuit:
         settings without kVA: the trial's kVA is its kW), solved with the regulators and inverter controls
         acting, read lean (`engine.index.read_limits`), then taken back. Returns its nodes and the reading."""
         with self._lock:
-            bus, nodes, kv, conn, name = generator_connection(self._index, self._sites, bus, phases, kw, None,
+            bus, nodes, kv, conn, name = generator_connection(self._index, self._model.sites, bus, phases, kw, None,
                                                               prefix)
             trial = normalize_inverter(inverter, kw, trial=True)  # checked by the study too: cheap, and safe
             settings = with_kva(trial, kw) if trial is not None else None
@@ -452,7 +458,7 @@ class OpenDSSCircuit:
     def generator_refusals(self) -> dict[str, str]:
         """The buses that cannot host a generator, each with the reason (`engine.sites`)."""
         with self._lock:
-            return dict(self._sites.refused)
+            return dict(self._model.sites.refused)
 
     def customer_connections(self) -> list[CustomerConnection]:
         """Each load's PV connection, in the engine's load order (read once per compile)."""

@@ -20,6 +20,7 @@ import opendssdirect
 import orjson
 import pytest
 
+from engine.feeder_model import forget_models
 from engine.ratings import OPENDSS_DEFAULT_AMPS
 from simulation_core import OpenDSSCircuit
 from support.paths import SHARED_REFERENCE
@@ -85,7 +86,10 @@ def test_every_bus_has_coordinates_the_decks_as_opendss_reads_them(deck) -> None
 
 
 def test_the_map_is_the_same_for_every_compile_of_a_deck(deck) -> None:
+    """A fresh reading of the deck (the process's remembered feeder models forgotten) places every bus where the
+    first did; an engine of a feeder already read takes the same map."""
     master, circuit, _ = deck
+    forget_models()
     again = OpenDSSCircuit(master) if master != IEEE123 else OpenDSSCircuit()
     try:
         assert again.buses() == circuit.buses()

@@ -241,3 +241,29 @@ def test_derivations_stay_linear(tmp_path: Path) -> None:
     found = placement(topology)
     check_coordinates(topology, found)
     assert len(found.between) == 20_000 - len(large.coordinates)  # each lateral runs from the main to its leaves
+
+
+def test_a_feeders_later_engines_take_what_its_first_engine_read() -> None:
+    """Neighbourhoods, coordinates, generator sites and facts are read once per feeder in a process
+    (`engine.feeder_model`): a second engine of the IEEE 13 deck (derived neighbourhoods) reads no topology, and
+    answers as the first; forgotten, the feeder is read afresh to the same answers."""
+    from unittest import mock
+
+    import engine.circuit
+    from engine.feeder_model import forget_models
+    from simulation_core import OpenDSSCircuit
+
+    master = SHARED_REFERENCE / "feeders" / "IEEETestCases" / "13Bus" / "IEEE13Nodeckt.dss"
+    forget_models()
+    with mock.patch.object(engine.circuit, "read_topology", wraps=engine.circuit.read_topology) as reads:
+        first = OpenDSSCircuit(master, neighbourhood_file=None)
+        assert reads.call_count == 2  # neighbourhoods (before the index) and the map (after)
+        second = OpenDSSCircuit(master, neighbourhood_file=None)
+        assert reads.call_count == 2
+        assert (second.neighbourhoods(), second.buses(), second.feeder_facts(), second.generator_refusals()) == \
+            (first.neighbourhoods(), first.buses(), first.feeder_facts(), first.generator_refusals())
+        forget_models()
+        third = OpenDSSCircuit(master, neighbourhood_file=None)
+        assert reads.call_count == 4 and third.neighbourhoods() == first.neighbourhoods()
+    for circuit in (first, second, third):
+        circuit.close()

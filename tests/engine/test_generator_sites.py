@@ -29,6 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from engine.errors import SimulationError
+from engine.feeder_model import known_model
 from simulation_core import OpenDSSCircuit
 from support.bare_feeder import inverter_commands
 from support.paths import SHARED_REFERENCE
@@ -150,7 +151,9 @@ def tolerance_of(circuit: OpenDSSCircuit) -> float:
 def test_the_model_says_which_buses_are_ungrounded_and_which_are_split_phase(sites_circuit: OpenDSSCircuit) -> None:
     refusals = sites_circuit.generator_refusals()
     assert refusals == {}
-    sites = sites_circuit._sites
+    model = known_model(sites_circuit.feeder)  # what the feeder's engines read of it (`engine.feeder_model`)
+    assert model is not None
+    sites = model.sites
     assert sites.ungrounded == {"d480"}
     assert dict(sites.split_phase) == {"svc": (1, 2), "house": (1, 2)}
 
