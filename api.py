@@ -17,6 +17,7 @@ import sys
 from typing import Any, Callable
 
 from flask import Response, request
+from flask_compress import Compress
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -25,7 +26,7 @@ from routes.grid import register_grid_routes
 from routes.scenario import register_scenario_routes
 from routes.service import register_service_routes
 from routes.study import register_study_routes
-from routes.web import STATIC_DIR, error_response
+from routes.web import COMPRESSION, STATIC_DIR, error_response
 from scenarios import ScenarioError, ScenarioRegistry, ScenarioStore, StateFileError, StorageFullError
 from scenarios.feeders import ServedFeeder, ServedFeeders
 from web.schemas import ErrorResponse, describe_validation_error
@@ -59,6 +60,14 @@ PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src
 DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
                "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 DASK_SCHEDULER_ENV = "IEEE123_DASK_SCHEDULER"
+#: flask-compress: JSON and CSV answers gzip-compressed when the client accepts gzip (docs/api.md, "Compression"),
+#: others (curl as is) get them plain. Level 1: on the 8500-node feeder's 2.4 MB GET /state, 14 ms for 4.0x smaller
+#: against 52 ms for 4.7x at the library's default 6. Below 1 KB an answer fits a packet: nothing to gain. Only gzip
+#: (one compressed ETag per state, see routes.web.compressed_tag); streams as they are; our routes answer
+#: If-None-Match themselves, before any body is built.
+COMPRESSION_CONFIG = {"COMPRESS_ALGORITHM": COMPRESSION, "COMPRESS_LEVEL": 1, "COMPRESS_MIN_SIZE": 1024,
+                      "COMPRESS_MIMETYPES": ["application/json", "text/csv"], "COMPRESS_STREAMS": False,
+                      "COMPRESS_EVALUATE_CONDITIONAL_REQUEST": False}
 
 
 def validation_error_callback(error: ValidationError) -> Response:
@@ -97,6 +106,7 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     app.url_map.merge_slashes = False  # `/buses//16` is a 404, not a redirect that replays a DELETE
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # routes in BODY_LIMITS raise it for their request
     app.config["API_KEY"] = os.environ.get(API_KEY_ENV) or None
+    app.config.update(COMPRESSION_CONFIG)
     app.config.update({k: v for k, v in config.items() if k != "CIRCUIT"})
     every_settings: list[EngineSettings] = list(config.get("FEEDERS") or [config.get("ENGINE_SETTINGS",
                                                                                       EngineSettings())])
@@ -126,6 +136,7 @@ def create_app(config: dict[str, Any] | None = None) -> OpenAPI:
     register_request_checks(app)
     register_error_handlers(app)
     register_security_headers(app)
+    Compress(app)
     register_grid_routes(app)
     register_scenario_routes(app)
     register_study_routes(app)

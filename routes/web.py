@@ -35,6 +35,8 @@ tables = Tag(name="tables", description="What is in the grid: buses, lines, neig
 scenarios_tag = Tag(name="scenarios", description="Isolated, journaled grids: create, fork, undo, export, compare")
 studies_tag = Tag(name="studies", description="Hosting capacity, time series and batch what-ifs, run as jobs")
 service = Tag(name="service", description="Liveness and the API contract")
+#: The one coding of compressed answers (api.py has flask-compress answer with it when the client accepts it).
+COMPRESSION = "gzip"
 
 
 def json_response(body: bytes, status: int = 200, etag: str | None = None) -> Response:
@@ -87,15 +89,26 @@ def conditional(response: Response, etag: str) -> Response:
     return not_modified(etag) if is_not_modified(etag) else response
 
 
+def compressed_tag(etag: str) -> str:
+    """The ETag flask-compress gives this state's gzip answer (`"default.3"` → `"default.3:gzip"`): RFC 9110 8.8.3
+    wants a strong tag per representation, and a client that holds either one holds this state."""
+    return f'{etag[:-1]}:{COMPRESSION}"'
+
+
 def not_modified(etag: str) -> Response:
-    return Response(status=304, headers={"ETag": etag})
+    """304 naming the representation the client holds: the plain answer's tag or the compressed one's."""
+    held = request.if_none_match
+    gzip_held = not held.star_tag and held.contains_weak(compressed_tag(etag).strip('"'))
+    return Response(status=304, headers={"ETag": compressed_tag(etag) if gzip_held else etag})
 
 
 def is_not_modified(etag: str) -> bool:
-    """The request's If-None-Match names this (strong, quoted) ETag, weakly compared, or is `*`."""
+    """The request's If-None-Match names this (strong, quoted) ETag or its compressed answer's, weakly compared,
+    or is `*`."""
     if "If-None-Match" not in request.headers:
         return False
-    return request.if_none_match.contains_weak(etag.strip('"'))
+    held = request.if_none_match
+    return held.contains_weak(etag.strip('"')) or held.contains_weak(compressed_tag(etag).strip('"'))
 
 
 def csv_response(rows: list[dict[str, Any]], filename: str, disposition: str = "inline") -> Response:
@@ -112,11 +125,12 @@ def csv_response(rows: list[dict[str, Any]], filename: str, disposition: str = "
 
 
 def if_match_tags() -> list[str] | None:
-    """The If-Match header as quoted strong tags (["*"] for any), or None when absent."""
+    """The If-Match header as quoted strong tags of states (["*"] for any), or None when absent: a compressed
+    answer's tag names the same state as the plain one's."""
     if "If-Match" not in request.headers:
         return None
     tags = request.if_match
-    return ["*"] if tags.star_tag else [f'"{tag}"' for tag in tags.as_set()]
+    return ["*"] if tags.star_tag else [f'"{tag.removesuffix(":" + COMPRESSION)}"' for tag in tags.as_set()]
 
 
 def read_with_etag(scenario_id: str, read: Callable[[Circuit], Any]) -> tuple[Any, str]:

@@ -571,8 +571,9 @@ def header(description: str) -> dict[str, Any]:
     return {"description": description, "schema": {"type": "string"}}
 
 
-ETAG = {"ETag": header("Strong tag of the scenario's state (\"<scenario>.<sequence>\"); changes exactly when the "
-                        "state does. Send it in If-None-Match (reads: 304) or If-Match (changes: 412 if stale).")}
+ETAG = {"ETag": header("Strong tag of the scenario's state (\"<scenario>.<sequence>\", or \"<scenario>.<sequence>:gzip\" "
+                        "on a gzip-compressed answer); changes exactly when the state does. Send it in If-None-Match "
+                        "(reads: 304) or If-Match (changes: 412 if stale).")}
 CHANGE_HEADERS = {**ETAG, "Idempotent-Replayed": header("true when this is the stored answer to an earlier "
                                                          "request with the same Idempotency-Key.")}
 NOT_MODIFIED = {"description": "Not Modified: the state is the one your If-None-Match names (no body).",
