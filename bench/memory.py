@@ -148,7 +148,7 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
         "about": {
             "what": "Memory per live scenario of each feeder and a default server's memory with every live slot "
                     "filled, as docs/performance.md and docs/deployment.md quote them (MB of resident memory).",
-            "how to regenerate": "python bench/memory.py --write-docs-figures (about 2 minutes), then python "
+            "how to regenerate": "python bench/memory.py --write-docs-figures (about a minute), then python "
                                  "docs/figures/render.py.",
         },
         "run": {"cpu": machine["cpu"], "cpus": machine["cpus_usable"], "memory_gb": machine["memory_gb"],
