@@ -8,13 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-import opendssdirect
 import pytest
 
 from api import create_app
 from engine.feeder import load_feeder
 from engine.settings import EngineSettings
 from scenarios import feeder_sha256
+from support.bare_feeder import solved_directly
 from support.helpers import assert_error_shape, finished
 from support.paths import SHARED_REFERENCE
 
@@ -47,16 +47,7 @@ def client(app: Any) -> Iterator[Any]:
 
 def direct_voltages(commands: list[str]) -> dict[tuple[str, int], float]:
     """IEEE 13 in a plain engine, solved as the server solves it, after these commands typed by hand."""
-    dss = opendssdirect.NewContext()
-    dss.Basic.AllowChangeDir(False)
-    dss.Text.Command(f"Compile [{IEEE13}]")
-    dss.Solution.MaxIterations(1000)
-    dss.Solution.MaxControlIterations(100)
-    dss.Solution.Convergence(1e-7)
-    dss.Solution.Solve()
-    for command in commands:
-        dss.Text.Command(command)
-    dss.Solution.Solve()
+    dss = solved_directly(IEEE13, commands)
     return {(name.split(".")[0], int(name.split(".")[1])): v
             for name, v in zip(dss.Circuit.AllNodeNames(), dss.Circuit.AllBusMagPu())}
 

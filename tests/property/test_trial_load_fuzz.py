@@ -20,21 +20,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from engine.circuit import OpenDSSCircuit
 from engine.errors import SimulationError
-from support.paths import SHARED_REFERENCE
+from support.bare_feeder import SITES_DECK_TEXT
 
-IEEE13 = SHARED_REFERENCE / "feeders" / "IEEETestCases" / "13Bus" / "IEEE13Nodeckt.dss"
 STATE_PU = 1e-7  # the solver's convergence tolerance on this deck (engine.solver.TOLERANCE_PU)
-DECK = f"""Redirect [{IEEE13}]
-New Transformer.dd phases=3 windings=2 buses=[680 d480] conns=[delta delta] kvs=[4.16 0.48] kvas=[150 150] xhl=2.72
-New Load.motor phases=3 bus1=d480 conn=delta kv=0.48 kw=60 kvar=20
-New Transformer.ct phases=1 windings=3 buses=[652.1 svc.1.0 svc.0.2] kvs=[2.4 0.12 0.12] kvas=[25 25 25]
-~ xhl=2.04 xht=2.04 xlt=1.36 %rs=[0.6 1.2 1.2]
-New Line.drop phases=2 bus1=svc.1.2 bus2=house.1.2 r1=0.5 x1=0.2 r0=0.5 x0=0.2 c1=0 c0=0 length=0.03 units=km
-New Load.house phases=2 bus1=house.1.2 kv=0.208 kw=6 pf=0.95
-Set Voltagebases=[115, 4.16, 0.48, 0.208]
-Calcvoltagebases
-Solve
-"""
+DECK = SITES_DECK_TEXT  # IEEE 13 with a delta-delta 480 V bus and a split-phase service
 BUSES = ["671", "675", "652", "611", "634", "d480", "svc", "house", "650", "rg60"]
 
 trial = st.fixed_dictionaries({"bus": st.sampled_from(BUSES), "phases": st.sampled_from([1, 3]),

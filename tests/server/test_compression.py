@@ -131,7 +131,6 @@ def test_an_idempotent_replay_is_the_stored_answer_compressed_or_plain(server):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not IEEE8500.exists(), reason="the IEEE 8500-node deck is not beside the repository")
 def test_the_8500_node_feeders_state_compresses_four_times(tmp_path: Path):
     process, url = start_server(tmp_path, "--feeder", str(IEEE8500), "--engine-hosts", "1", "--workers", "1")
     try:

@@ -14,6 +14,7 @@ import opendssdirect
 import pytest
 import requests
 
+from support.bare_feeder import solved_directly
 from support.paths import REPO, SHARED_REFERENCE
 from support.server import start_server, stop_server
 
@@ -35,17 +36,7 @@ def files_of(folder: Path) -> dict[str, bytes]:
 
 def direct(master: Path, commands: list[str]) -> opendssdirect.ODD:
     """The deck in a plain engine solved as our server solves it, after these commands typed by hand."""
-    dss = opendssdirect.NewContext()
-    dss.Basic.AllowChangeDir(False)
-    dss.Text.Command(f"Compile [{master}]")
-    dss.Solution.MaxIterations(1000)
-    dss.Solution.MaxControlIterations(100)
-    dss.Solution.Convergence(1e-7)
-    dss.Solution.Solve()
-    for command in commands:
-        dss.Text.Command(command)
-    dss.Solution.Solve()
-    return dss
+    return solved_directly(master, commands)
 
 
 def start_refused(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

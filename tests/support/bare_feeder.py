@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import opendssdirect
 
+from support.paths import SHARED_REFERENCE
+
 MODEL_DIR = Path(__file__).resolve().parents[2] / "Test_Systems" / "IEEE_123_Bus-G"
 MASTER_FILE = MODEL_DIR / "Master.dss"
 #: The API's default limits (pre-existing overloads excluded, reverse power allowed).
@@ -42,6 +44,37 @@ def shape(name: str) -> np.ndarray:
 
 def values(batch_property: Any) -> Any:
     return batch_property() if callable(batch_property) else batch_property
+
+
+#: IEEE 13 with a delta-delta 480 V bus (d480: no ground reference) and a centre-tapped service (svc, house: 120/240 V
+#: split-phase), redirected from the shared deck: where generators and trial loads connect phase to phase.
+SITES_DECK_TEXT = f"""Redirect [{SHARED_REFERENCE / 'feeders' / 'IEEETestCases' / '13Bus' / 'IEEE13Nodeckt.dss'}]
+New Transformer.dd phases=3 windings=2 buses=[680 d480] conns=[delta delta] kvs=[4.16 0.48] kvas=[150 150] xhl=2.72
+New Load.motor phases=3 bus1=d480 conn=delta kv=0.48 kw=60 kvar=20
+New Transformer.ct phases=1 windings=3 buses=[652.1 svc.1.0 svc.0.2] kvs=[2.4 0.12 0.12] kvas=[25 25 25]
+~ xhl=2.04 xht=2.04 xlt=1.36 %rs=[0.6 1.2 1.2]
+New Line.drop phases=2 bus1=svc.1.2 bus2=house.1.2 r1=0.5 x1=0.2 r0=0.5 x0=0.2 c1=0 c0=0 length=0.03 units=km
+New Load.house phases=2 bus1=house.1.2 kv=0.208 kw=6 pf=0.95
+Set Voltagebases=[115, 4.16, 0.48, 0.208]
+Calcvoltagebases
+Solve
+"""
+
+
+def solved_directly(master: Path, commands: list[str]) -> Any:
+    """The deck in a plain engine solved as our server solves it (iterations 1000, control iterations 100,
+    tolerance 1e-7), after these commands typed by hand."""
+    dss = opendssdirect.NewContext()
+    dss.Basic.AllowChangeDir(False)
+    dss.Text.Command(f"Compile [{master}]")
+    dss.Solution.MaxIterations(1000)
+    dss.Solution.MaxControlIterations(100)
+    dss.Solution.Convergence(1e-7)
+    dss.Solution.Solve()
+    for command in commands:
+        dss.Text.Command(command)
+    dss.Solution.Solve()
+    return dss
 
 
 def read_taps(dss: Any, windings: list[tuple[str, int]]) -> list[float]:
