@@ -171,7 +171,8 @@ def burst(url: str, scenario: str, stop: threading.Event, log: list[tuple[int, A
     while not stop.is_set():
         k += 1
         response = session.post(f"{url}/scenarios/{scenario}/modify_load_neighbourhood?sections=power_summary",
-                                json={"neighbourhood": 1 + k % 4, "factor": 1.05 if k % 2 else 0.97}, timeout=30)
+                                json={"neighbourhood": 1 + k % 4, "factor": 1.05 if k // 4 % 2 else 1 / 1.05},
+                                timeout=30)  # each neighbourhood up and back down: a long burst stays in limits
         body = response.json()
         log.append((response.status_code, body.get("action", body.get("message")),
                     response.headers.get("Retry-After")))
@@ -212,6 +213,13 @@ def retry_once(send: Callable[[], requests.Response]) -> requests.Response:
     return response
 
 
+def stalled(logs: list[list[Any]], quiet_s: float = 0.5) -> bool:
+    """No log grew for `quiet_s`: their callers are all waiting for an answer."""
+    before = [len(log) for log in logs]
+    time.sleep(quiet_s)
+    return [len(log) for log in logs] == before
+
+
 def wait_for(condition: Callable[[], bool], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -234,6 +242,11 @@ def test_a_host_killed_in_a_burst_loses_no_answered_change(tmp_path: Path) -> No
         for thread in threads:
             thread.start()
         wait_for(lambda: all(len(log) >= 5 for log in logs), 60)
+        # Stopped first, so the victim's callers are surely waiting on it when it dies: a kill landing between
+        # two requests (the web process serialising an answer) would catch nothing, and prove nothing.
+        os.kill(victim["pid"], signal.SIGSTOP)
+        victims = [log for s, log in zip(ids, logs) if s in victim["scenarios"]]
+        wait_for(lambda: stalled(victims), 10)
         os.kill(victim["pid"], signal.SIGKILL)
         killed_at = [len(log) for log in logs]
         wait_for(lambda: all(len(log) >= n + 10 for log, n in zip(logs, killed_at)), 60)
