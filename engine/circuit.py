@@ -46,7 +46,7 @@ from engine.results import WORK_TURN, Change, Snapshot
 from engine.settings import EngineSettings
 from engine.solver import Solver, solve_settings
 from engine.sites import read_generator_sites
-from engine.topology import energised_buses, read_topology
+from engine.topology import distances_km, energised_buses, read_topology
 from engine.trial_loads import TrialLoads
 
 #: The changes a scenario's journal, an import or a batch case can hold, by op name.
@@ -122,7 +122,8 @@ class OpenDSSCircuit:
             neighbourhoods = self.feeder.neighbourhood_buses() or {}
         else:  # the same deck, the same groups
             neighbourhoods = derive_neighbourhoods(topology, self.feeder.neighbourhood_count)
-        index = self._index = FeederIndex(engine, batch, neighbourhoods)
+        distances = model.distances if model is not None else distances_km(topology)
+        index = self._index = FeederIndex(engine, batch, neighbourhoods, distances)
         self._regulators = Regulators(engine, index.regulated_windings)
         self._generators = GeneratorSlots(engine, batch, index)
         self._controls = Controls(engine, self._regulators)  # what a solve's controls move: taps, capacitors
@@ -139,7 +140,7 @@ class OpenDSSCircuit:
         self._base_snapshot = self._snapshot
         if model is None:  # where generators go is the deck's: read from its base case
             sites = read_generator_sites(batch, topology, energised_buses(engine), deck_refusals(self.feeder))
-            model = remember_model(self.feeder, FeederModel(neighbourhoods, coordinates, facts, sites))
+            model = remember_model(self.feeder, FeederModel(neighbourhoods, coordinates, facts, sites, distances))
         self._model = model
         self._customer_pv = CustomerPV(engine, batch, index, self._generators, self._trial, model.sites)
         self._trial_loads = TrialLoads(engine, index, model.sites, self._trial)

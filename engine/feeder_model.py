@@ -24,12 +24,14 @@ from engine.sites import GeneratorSites
 @dataclass(frozen=True)
 class FeederModel:
     """`neighbourhood_buses`: id -> buses in the engine's order; `coordinates`: bus -> (x, y, "deck"|"placed");
-    `facts`: what `GET /feeders` says of the feeder; `sites`: where and how a generator connects."""
+    `facts`: what `GET /feeders` says of the feeder; `sites`: where and how a generator connects; `distances`: bus ->
+    km from the source along the feeder, for decks whose energy meters give none."""
 
     neighbourhood_buses: dict[int, list[str]]
     coordinates: Coordinates
     facts: Mapping[str, Any]
     sites: GeneratorSites
+    distances: Mapping[str, float]
 
 
 _models: dict[Feeder, FeederModel] = {}

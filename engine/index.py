@@ -27,7 +27,8 @@ TAP_STEP_PU = 0.00625  # one regulator tap step, pu
 class FeederIndex:
     """Names, bus data and conductor-to-node maps of one compiled feeder (generators excepted: they change)."""
 
-    def __init__(self, engine: Any, batch: Any, neighbourhood_buses: Mapping[int, list[str]]) -> None:
+    def __init__(self, engine: Any, batch: Any, neighbourhood_buses: Mapping[int, list[str]],
+                 derived_distances: Mapping[str, float] | None = None) -> None:
         # The bus list made as a solve makes it (nothing if the deck's Calcvoltagebases made it already): elements a
         # deck defines after its Calcvoltagebases have no nodes before that, and energy meters' zones (distances).
         engine.Text.Command("MakeBusList")
@@ -43,6 +44,13 @@ class FeederIndex:
             self.bus_info[bus] = {"name": bus, "nodes": sorted(engine.Bus.Nodes()), "kv_base_ln": engine.Bus.kVBase(),
                                    "x": engine.Bus.X() if has_xy else None, "y": engine.Bus.Y() if has_xy else None,
                                    "distance_km": engine.Bus.Distance(), "loads": []}
+        # Distances come from the deck's energy meters' zones; a deck with no meter has them all 0, and then the
+        # feeder's own (`engine.topology.distances_km`, summed as a meter at the source would sum them) stand in.
+        self.distance_source = "meter"
+        if derived_distances is not None and not any(info["distance_km"] for info in self.bus_info.values()):
+            self.distance_source = "derived"
+            for bus, info in self.bus_info.items():
+                info["distance_km"] = derived_distances.get(bus, 0.0)
 
         self.load_names: list[str] = list(batch.Load.Name)
         self.load_bus = [b.split(".")[0].lower() for b in batch.Load.Bus1]

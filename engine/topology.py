@@ -27,6 +27,8 @@ Decisions (issue 28):
 
 from __future__ import annotations
 
+import heapq
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
@@ -36,6 +38,9 @@ import numpy as np
 #: A bus is energised when one of its nodes is above this (per unit, or volts where a bus has no voltage base).
 ENERGISED_PU = 1e-3
 WYE, DELTA = 0, 1  # OpenDSS's connection codes (altdss `Conns`, `Conn`)
+#: km per unit of OpenDSS's length-unit codes (none, mi, kft, km, m, ft, in, cm, mm), as its ConvertLineUnits converts
+#: them when an energy meter sums a zone's distances; "none" (0) counts as km, as there.
+KM_PER_UNIT = {0: 1.0, 1: 1.609344, 2: 0.3048, 3: 1.0, 4: 1e-3, 5: 3.048e-4, 6: 2.54e-5, 7: 1e-5, 8: 1e-6}
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Edge:
     enabled: bool
     closed: bool  # enabled and every terminal has a closed conductor: it joins its buses
     galvanic: bool  # conductors joined (not through a transformer's windings)
+    length_km: float = 0.0  # a line's length in km (its units converted as OpenDSS converts them); 0 for the rest
 
 
 @dataclass(frozen=True)
@@ -112,11 +118,13 @@ def read_topology(engine: Any, batch: Any) -> Topology:
     line_specs = list(zip(batch.Line.Bus1, batch.Line.Bus2))
     line_enabled = _values(batch.Line.Enabled)
     line_conductors = _values(batch.Line.NumConductors)
-    for name, specs, enabled, switch, phases, conductors in zip(
+    line_km = _values(batch.Line.Length) * [KM_PER_UNIT.get(int(u), 1.0) for u in _values(batch.Line.Units)]
+    for name, specs, enabled, switch, phases, conductors, km in zip(
             line_names, line_specs, line_enabled, _values(batch.Line.Switch), _values(batch.Line.Phases),
-            line_conductors):
+            line_conductors, line_km):
         closed = bool(enabled) and f"line.{name}" not in opened
-        edge = _edge("line", name, [_bus(s) for s in specs], bool(switch), bool(enabled), closed, True, index)
+        edge = _edge("line", name, [_bus(s) for s in specs], bool(switch), bool(enabled), closed, True, index,
+                     float(km))
         if edge:
             edges.append(edge)
         if closed:
@@ -168,6 +176,34 @@ def read_topology(engine: Any, batch: Any) -> Topology:
         islands=islands, island_grounds=island_grounds, bus_index=MappingProxyType(index))
 
 
+def distances_km(topology: Topology) -> dict[str, float]:
+    """Each bus's distance from the source along the feeder, in km: the shortest path over closed edges, lines
+    counting their length and transformers none, as an energy meter at the source sums its zone (OpenDSS's
+    `Bus.Distance`); a bus the source does not reach is at 0, as outside every meter's zone. For decks without a
+    meter, whose `Bus.Distance` is 0 everywhere. Dijkstra: n log n."""
+    index = topology.bus_index
+    neighbours: list[list[tuple[int, float]]] = [[] for _ in topology.buses]
+    for edge in topology.edges:
+        if edge.closed:
+            first = index[edge.buses[0]]
+            for bus in edge.buses[1:]:
+                neighbours[first].append((index[bus], edge.length_km))
+                neighbours[index[bus]].append((first, edge.length_km))
+    distance = [math.inf] * len(topology.buses)
+    start = index[topology.source_bus]
+    distance[start] = 0.0
+    queue = [(0.0, start)]
+    while queue:
+        here, bus = heapq.heappop(queue)
+        if here > distance[bus]:
+            continue
+        for other, km in neighbours[bus]:
+            if here + km < distance[other]:
+                distance[other] = here + km
+                heapq.heappush(queue, (here + km, other))
+    return {name: d if d < math.inf else 0.0 for name, d in zip(topology.buses, distance)}
+
+
 def energised_buses(engine: Any) -> frozenset[str]:
     """Buses with a node above ENERGISED_PU after a solve (the engine must hold a solved state). Nodes come bus by bus
     in the engine's bus order, so each bus's maximum is one `reduceat`."""
@@ -214,13 +250,13 @@ def _open_elements(engine: Any) -> set[str]:
 
 
 def _edge(kind: str, name: str, buses: list[str], switch: bool, enabled: bool, closed: bool, galvanic: bool,
-          index: Mapping[str, int]) -> Edge | None:
+          index: Mapping[str, int], length_km: float = 0.0) -> Edge | None:
     """An edge over the element's distinct known buses, or None if it touches fewer than two (buses reached only
     through disabled elements are not in the engine's bus list)."""
     distinct = tuple(dict.fromkeys(b for b in buses if b in index))
     if len(distinct) < 2:
         return None
-    return Edge(kind, name, distinct, switch, enabled, closed, galvanic)
+    return Edge(kind, name, distinct, switch, enabled, closed, galvanic, length_km)
 
 
 def _islands(buses: tuple[str, ...], index: Mapping[str, int], edges: Iterable[Edge],

@@ -95,4 +95,5 @@ def feeder_facts(engine: Any, index: FeederIndex, name: str, master: str, sha256
             "generators": int(engine.Generators.Count()), "pv_systems": int(engine.PVsystems.Count()),
             "kv_bases": [float(kv) for kv in engine.Settings.VoltageBases()], "source_bus": source_bus,
             "neighbourhoods": {"source": source, "count": count},
-            "coordinates": {"given": given, "placed": placed}, "warnings": warnings}
+            "coordinates": {"given": given, "placed": placed}, "distances": index.distance_source,
+            "warnings": warnings}

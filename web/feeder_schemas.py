@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from web.schemas import CachedSchemaModel, Envelope
@@ -37,6 +39,11 @@ class FeederInfo(CachedSchemaModel):
     source_bus: str
     neighbourhoods: NeighbourhoodSource
     coordinates: CoordinateCounts
+    distances: Literal["meter", "derived"] = Field(
+        description="Where GET /buses' distance_km comes from. meter: the deck's energy meters' zones (OpenDSS's "
+                    "Bus.Distance). derived: the deck has no energy meter (OpenDSS gives 0 everywhere), so each bus's "
+                    "distance is summed from the source along the feeder's closed lines, as a meter at the source "
+                    "would sum it.")
     warnings: list[str] = Field(description="What rests on a guess: lines rated at OpenDSS's default (GET /lines: "
                                             "rating_source), buses placed for want of coordinates (GET /buses: "
                                             "xy_source).")

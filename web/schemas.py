@@ -320,7 +320,9 @@ class BusPlace(CachedSchemaModel):
         "deck: the coordinates the deck gives; placed: the deck gives none, so the server placed the bus from its "
         "connected neighbours (between the positioned buses around it, as OpenDSS's Interpolate does; a branch "
         "with none beyond it fanned out from its parent; a feeder with none laid out from the source outward)."))
-    distance_km: float = Field(description="Distance from the substation along the feeder, km.")
+    distance_km: float = Field(description="Distance from the substation along the feeder, km: the deck's energy "
+                                           "meters', or summed from the source where it has none (GET /feeders: "
+                                           "distances).")
     neighbourhood: Optional[int]
 
 
