@@ -446,3 +446,72 @@ def print_stochastic(r: dict[str, Any]) -> None:
           f"({rng['max_hc_kW']:g} kW)")
     print_limits(r["targets"])
     print(f"Total run {r['total_s']:.0f} s; JSON: {r['out']}")
+
+
+# ----------------------------------------------------------------------------------------------------- scale.py
+TARGET_SCALE_K = 1.5          # each request path: p50 <= T + 1.5 E, at every size
+TARGET_SCALE_STARTUP = 2.0    # start-up <= 2 (compile + first solve) + the server's fixed start
+#: A path's log-log slope of p50 against nodes may exceed its floor's by this much: two fits over 5-8 feeders
+#: whose p50s move by 10-30 % from run to run on this machine differ by about that much with no change in the code.
+SCALE_SLOPE_TOLERANCE = 0.1
+
+
+def slope(nodes: list[float], ms: list[float]) -> float:
+    """The least-squares slope of log(ms) against log(nodes): 1 is linear, 2 quadratic."""
+    import numpy as np
+
+    return float(np.polyfit(np.log(nodes), np.log(ms), 1)[0])
+
+
+def scale_judged(r: dict[str, Any]) -> None:
+    """Add to each feeder `judged` (per path: p50, E, T, floor E + T, ratio (p50 - T) / E, target, within) and to
+    the run `fixed_start_ms` and `slopes` (per path: ours, floor, within)."""
+    feeders = r["feeders"]
+    base = min(feeders, key=lambda f: f["nodes"])  # IEEE 13 in a full run: its start-up minus its engine part
+    fixed = base["paths"]["startup"]["ours"]["p50"] - base["paths"]["startup"]["engine"]["p50"]
+    r["fixed_start_ms"] = {"ms": fixed, "from": base["name"]}
+    for f in feeders:
+        f["judged"] = {}
+        for path, got in f["paths"].items():
+            p50, e = got["ours"]["p50"], got["engine"]["p50"]
+            if path == "startup":
+                t, target = 0.0, TARGET_SCALE_STARTUP * e + fixed
+                ratio = (p50 - fixed) / e
+            else:
+                t = got["transport"]["p50"]
+                target, ratio = t + TARGET_SCALE_K * e, k_of(p50, t, e)
+            f["judged"][path] = {"p50_ms": p50, "engine_ms": e, "transport_ms": t, "floor_ms": e + t,
+                                 "ratio": ratio, "target_ms": target, "within": p50 <= target}
+    r["slopes"] = {}
+    if len(feeders) < 2:
+        return
+    nodes = [f["nodes"] for f in feeders]
+    for path in feeders[0]["judged"]:
+        ours = slope(nodes, [f["judged"][path]["p50_ms"] for f in feeders])
+        floor = slope(nodes, [f["judged"][path]["floor_ms"] for f in feeders])
+        r["slopes"][path] = {"ours": ours, "floor": floor, "within": ours <= floor + SCALE_SLOPE_TOLERANCE}
+
+
+def print_scale(r: dict[str, Any]) -> None:
+    env = r["machine"]
+    print(f"\nscale: {env['cpu']} ({env['cpus_usable']} usable CPUs), Python {env['python']}, OpenDSSDirect.py "
+          f"{env['opendssdirect']}, commit {env['git_commit']}; {r['seconds']:.0f} s")
+    print(f"start-up target: 2 x (compile + first solve) + {r['fixed_start_ms']['ms']:.0f} ms (the server's fixed "
+          f"start, from {r['fixed_start_ms']['from']}); each path: p50 <= T + {TARGET_SCALE_K} E; "
+          f"ratio = (p50 - T) / E (start-up: (p50 - fixed) / E)")
+    for f in r["feeders"]:
+        b = f["bytes"]
+        print(f"\n{f['label']}: {f['buses']:,} buses, {f['nodes']:,} nodes, {f['rounds']} rounds; GET /state "
+              f"{b['state']['plain']:,} B (gzip {b['state']['gzip']:,}), a change {b['change']['plain']:,} B "
+              f"(gzip {b['change']['gzip']:,}); other processes {f['cpu'].get('other_processes_pct', 0):.0f} % CPU")
+        print(f"  {'path':<18}{'p50 ms':>10}{'E ms':>10}{'T ms':>9}{'ratio':>8}{'target ms':>11}  verdict   bytes")
+        for path, j in f["judged"].items():
+            size = f["paths"][path].get("answer_bytes")
+            print(f"  {path:<18}{j['p50_ms']:>10.2f}{j['engine_ms']:>10.2f}{j['transport_ms']:>9.2f}"
+                  f"{j['ratio']:>8.2f}{j['target_ms']:>11.2f}  {verdict(j['within']):<8}"
+                  f"{'' if size is None else f'{size:>9,}'}")
+    if r["slopes"]:
+        print(f"\nslope of p50 against nodes (log-log, over {len(r['feeders'])} feeders): ours vs the floor "
+              f"(+{SCALE_SLOPE_TOLERANCE} allowed)")
+        for path, s in r["slopes"].items():
+            print(f"  {path:<18}{s['ours']:>8.2f}{s['floor']:>8.2f}  {verdict(s['within'])}")
