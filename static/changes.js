@@ -7,7 +7,7 @@ import { refreshDiff } from "./diff.js";
 import { renderBusDetails } from "./details.js";
 import { $, esc, fmt } from "./dom.js";
 import { describeAction, refreshJournal } from "./journal.js";
-import { drawGenerators, refreshTransformers, selectBus } from "./map.js";
+import { drawGenerators, refreshTransformers, selectBus, setActiveNeighbourhood } from "./map.js";
 import { refreshScenarios } from "./picker.js";
 import { endPreview, showPreview } from "./preview.js";
 import { showResults } from "./results.js";
@@ -92,8 +92,7 @@ export function fillNeighbourhoodSelect() {
 }
 
 function highlightNeighbourhood() {
-  const id = $("nb-select").value;
-  for (const g of document.querySelectorAll(".neighbourhood")) g.classList.toggle("active", g.dataset.neighbourhood === id);
+  setActiveNeighbourhood($("nb-select").value);
 }
 
 export function wireChanges() {

@@ -1,5 +1,5 @@
 // The dashboard for the power-flow API (our IEEE 123-bus feeder, or the one served with --feeder): it loads the feeder, wires the panels together and polls for
-// changes made elsewhere. Plain ES modules and SVG, no build step; everything it shows comes from the same JSON API
+// changes made elsewhere. Plain ES modules, SVG and a canvas (the map), no build step; everything it shows comes from the same JSON API
 // the scripts use. How the modules depend on each other: static/README.md.
 
 import { api, request, setApiKey } from "./api.js";
@@ -10,7 +10,7 @@ import { refreshDiff } from "./diff.js";
 import { $, esc } from "./dom.js";
 import { refreshJournal } from "./journal.js";
 import { drawLegends } from "./legends.js";
-import { buildMap, refreshTransformers, updateTransformers } from "./map.js";
+import { buildMap, redrawMap, refreshTransformers, updateTransformers } from "./map.js";
 import { refreshScenarios, renderScenarioPicker } from "./picker.js";
 import { discardPreview, setPreviewMarks } from "./preview.js";
 import { showResults } from "./results.js";
@@ -68,7 +68,7 @@ S.poll = poll; // tests call it rather than wait for the timer
 function wirePage() {
   const toggle = (id, cls) => {
     const box = $(id);
-    const apply = () => $("map").classList.toggle(cls, !box.checked);
+    const apply = () => { $("map").classList.toggle(cls, !box.checked); redrawMap(); };
     box.addEventListener("change", apply);
     apply();
   };

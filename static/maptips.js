@@ -8,14 +8,14 @@ import { S, compareName, shownCapacity, shownGenerators, shownHosting, worstNode
 function busTooltip(name) {
   const hosting = shownHosting();
   if (hosting) return hostingTooltip(name, hosting, shownCapacity());
-  const bus = S.bus.get(name), rows = S.nodes.get(name) || [], delta = S.busEl.get(name).dataset.delta;
+  const bus = S.bus.get(name), rows = S.nodes.get(name) || [], delta = S.scene.busIndex.get(name).delta;
   const worst = rows.length ? worstNode(rows) : null;
   const load = rows.reduce((s, r) => s + r.Load_kW, 0), gen = rows.reduce((s, r) => s + r.Gen_kW, 0);
   return `<strong>Bus ${esc(name)}</strong>${bus.neighbourhood != null ? ` · N${bus.neighbourhood}` : ""}<br>` +
     rows.map((r) => `${PHASE_NAMES[r.Node] || r.Node}: ${r.VMag_pu.toFixed(4)} pu ∠${fmt(r.VAngle, 1)}°`).join("<br>") +
     (worst ? `<br>worst ${worst.VMag_pu.toFixed(4)} pu` : "") +
     `<br>load ${fmt(load)} kW · gen ${fmt(gen)} kW<br>${fmt(bus.distance_km, 3)} km from the substation` +
-    (delta ? `<br>Δ vs ${esc(compareName())}: ${signed(Number(delta), 4)} pu` : "");
+    (delta != null ? `<br>Δ vs ${esc(compareName())}: ${signed(Number(delta), 4)} pu` : "");
 }
 
 function lineTooltip(name) {
@@ -50,28 +50,27 @@ function chargerTooltip(bus) {
       `${c.nodes.map((n) => PHASE_NAMES[n] || n).join("")}${c.conn === "delta" ? " (delta)" : ""}`).join("<br>");
 }
 
-/** The pointer moved over the map: the numbers of what it is over, or no tooltip. */
-export function showTooltip(event) {
-  const target = event.target.closest("[data-charger], [data-bus], [data-line], [data-transformer], [data-neighbourhood]");
-  if (!target || !S.results) { hideTooltip(); return; }
+/** The pointer moved over the map: the numbers of what it is over (`hit`, from the canvas: { kind, id }; or a
+ *  generator's or charger's symbol, the event's target), or no tooltip. */
+export function showTooltip(event, hit) {
+  const symbol = event.target.closest(".map-overlay [data-charger], .map-overlay [data-bus]");
+  if ((!symbol && !hit) || !S.results) { hideTooltip(); return; }
   let html;
-  if (target.hasAttribute("data-charger")) {
-    html = chargerTooltip(target.getAttribute("data-charger"));
-  } else if (target.hasAttribute("data-bus")) {
-    html = busTooltip(target.getAttribute("data-bus"));
-    if (target.classList.contains("gen-marker")) {
-      const gens = shownGenerators().filter((g) => g.bus === target.getAttribute("data-bus"));
-      html = gens.map((g) => `<strong>${esc(g.name)}</strong>: ${fmt(g.kw)} kW set` +
-        (g.preview ? " (preview, not applied)" : `, ${fmt(g.delivered_kW ?? g.kw)} kW delivered`)).join("<br>");
-    }
-  } else if (target.hasAttribute("data-line")) {
-    html = lineTooltip(target.getAttribute("data-line"));
-  } else if (target.hasAttribute("data-transformer")) {
-    html = transformerTooltip(target.getAttribute("data-transformer"));
+  if (symbol && symbol.hasAttribute("data-charger")) {
+    html = chargerTooltip(symbol.getAttribute("data-charger"));
+  } else if (symbol) {
+    const gens = shownGenerators().filter((g) => g.bus === symbol.getAttribute("data-bus"));
+    html = gens.map((g) => `<strong>${esc(g.name)}</strong>: ${fmt(g.kw)} kW set` +
+      (g.preview ? " (preview, not applied)" : `, ${fmt(g.delivered_kW ?? g.kw)} kW delivered`)).join("<br>");
+  } else if (hit.kind === "bus") {
+    html = busTooltip(hit.id);
+  } else if (hit.kind === "line") {
+    html = lineTooltip(hit.id);
+  } else if (hit.kind === "transformer") {
+    html = transformerTooltip(hit.id);
   } else {
-    const id = Number(target.getAttribute("data-neighbourhood"));
-    const nb = S.neighbourhoods.find((n) => n.id === id);
-    html = `<strong>Neighbourhood ${id}</strong>${nb ? `<br>${nb.buses.length} buses` : ""}`;
+    const nb = S.neighbourhoods.find((n) => n.id === hit.id);
+    html = `<strong>Neighbourhood ${hit.id}</strong>${nb ? `<br>${nb.buses.length} buses` : ""}`;
   }
   placeTooltip(event, html);
 }

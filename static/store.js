@@ -4,8 +4,9 @@
 export const S = {
   buses: [], bus: new Map(), pos: new Map(), results: null, sequence: -1, limits: [0.95, 1.05],
   selected: null, generators: [], neighbourhoods: [], busy: false, refreshing: false,
-  busEl: new Map(), lineEl: new Map(), nodes: new Map(),
-  transformers: [], pairs: new Map(), xfEl: new Map(), stubs: new Set(),
+  nodes: new Map(), transformers: [], pairs: new Map(), stubs: new Set(),
+  // The map: its scene (what is drawn, in map units: map.js) and its view (zoom, pan, what is under the pointer: mapview.js).
+  scene: null, view: null, layers: null,
   // Scenarios: every read and change goes to /scenarios/<scenario>/…; `etag` is the last ETag of its state.
   scenario: "default", scenarios: [], etag: null, journal: [], renders: 0,
   // Feeders (GET /feeders) and the one the page shows: the map is of one feeder, so a scenario on another reloads.

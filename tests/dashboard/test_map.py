@@ -9,6 +9,14 @@ from typing import Any
 import pytest
 
 from .helpers import get, sequence, wait_for_change, worst_phase
+from .mapview import drawn_buses, drawn_lines, drawn_transformers, hover_bus, hover_wire, placed_labels
+
+#: The colour the map's canvas painted at each bus's centre, as "rgb(r, g, b)".
+PAINTED = """names => { const view = window.dashboard.view, ctx = document.querySelector('#map canvas.map-base').getContext('2d');
+    return Object.fromEntries(names.map(name => { const b = window.dashboard.scene.busIndex.get(name);
+        const [x, y] = view.toScreen([b.x, b.y]);
+        const [r, g, bl] = ctx.getImageData(Math.round(x * view.dpr), Math.round(y * view.dpr), 1, 1).data;
+        return [name, `rgb(${r}, ${g}, ${bl})`]; })); }"""
 
 
 def test_map_draws_every_bus_and_line_coloured_from_the_api(page: Any, server: str) -> None:
@@ -16,36 +24,33 @@ def test_map_draws_every_bus_and_line_coloured_from_the_api(page: Any, server: s
     state = get(server, "/state")
     line_flows = state["results"]["line_flows"]
 
-    bus_names = page.eval_on_selector_all("#map .bus", "els => els.map(e => e.dataset.bus)")
-    assert len(bus_names) == len(buses) == 132
-    assert set(bus_names) == {b["name"] for b in buses}
-    line_names = page.eval_on_selector_all("#map .line", "els => els.map(e => e.dataset.line)")
-    assert len(line_names) == len(line_flows)
-    assert set(line_names) == {row["Line"] for row in line_flows}
+    drawn = drawn_buses(page)
+    assert len(drawn) == len(buses) == 132
+    assert set(drawn) == {b["name"] for b in buses}
+    lines = drawn_lines(page)
+    assert len(lines) == len(line_flows)
+    assert set(lines) == {row["Line"] for row in line_flows}
 
     # Switches are marked; the normally open ties (Bus2 "..._open": Sw7, Sw8) are dashed, nothing else is.
-    switches = set(page.eval_on_selector_all("#map .line.switch", "els => els.map(e => e.dataset.line)"))
-    assert switches == {row["Line"] for row in line_flows if row["Switch"]}
-    dashes = dict(page.eval_on_selector_all(
-        "#map .line", "els => els.map(e => [e.dataset.line, getComputedStyle(e.querySelector('.wire')).strokeDasharray])"))
+    assert {name for name, line in lines.items() if line["switch"]} == {row["Line"] for row in line_flows if row["Switch"]}
     open_ties = {row["Line"] for row in line_flows if row["Bus2"].endswith("_open")}
     assert open_ties == {"sw7", "sw8"}
-    assert {name for name, dash in dashes.items() if dash != "none"} == open_ties
+    assert {name for name, line in lines.items() if line["open"]} == open_ties
 
-    # Every bus is filled with voltageColour(its worst-phase voltage), as the API reports it.
+    # Every bus is filled with voltageColour(its worst-phase voltage), as the API reports it, and the canvas
+    # shows that colour at its centre.
     worst = {b["name"]: worst_phase(state, b["name"]) for b in buses}
-    mismatches = page.evaluate("""worst => [...document.querySelectorAll('#map .bus')]
-        .map(e => [e.dataset.bus, getComputedStyle(e).fill, window.voltageColour(worst[e.dataset.bus])])
-        .filter(([, shown, expected]) => shown !== expected)""", worst)
-    assert mismatches == []
+    expected = page.evaluate("worst => Object.fromEntries(Object.entries(worst).map(([n, v]) => [n, window.voltageColour(v)]))",
+                             worst)
+    assert {name: bus["fill"] for name, bus in drawn.items()} == expected
+    painted = page.evaluate(PAINTED, ["67", "13", "300", "610"])
+    assert painted == {name: expected[name] for name in painted}
 
     # Overloaded lines are drawn in their own colour, and wider than lightly loaded ones.
-    overloaded = set(page.eval_on_selector_all("#map .line.overloaded", "els => els.map(e => e.dataset.line)"))
+    overloaded = {name for name, line in lines.items() if line["overloaded"]}
     assert overloaded == {row["Line"] for row in line_flows if row["Loading_pct"] > 100}
-    width = page.evaluate("name => Number(document.querySelector(`#map .line[data-line='${name}'] .wire`)"
-                          ".getAttribute('stroke-width'))", "l3")
-    assert width > page.evaluate("() => Number(document.querySelector(\"#map .line[data-line='l1'] .wire\")"
-                                 ".getAttribute('stroke-width'))")
+    assert {lines[name]["colour"] for name in overloaded} == {"#7b3294"}
+    assert lines["l3"]["width"] > lines["l1"]["width"]
 
     # Legends for every scale, with the ANSI limits on the voltage one.
     legend = page.locator("#legend-voltage").text_content()
@@ -54,16 +59,21 @@ def test_map_draws_every_bus_and_line_coloured_from_the_api(page: Any, server: s
     assert "Phase A" in page.locator("#profile").text_content()
 
     # Neighbourhoods and generators can be hidden.
-    assert page.locator("#map .neighbourhood").count() == len(get(server, "/neighbourhoods")["neighbourhoods"])
-    assert page.locator("#map .layer-neighbourhoods").is_visible()
+    assert page.evaluate("() => window.dashboard.scene.neighbourhoods.length") == len(
+        get(server, "/neighbourhoods")["neighbourhoods"])
+    assert page.evaluate("() => window.dashboard.view.shown('neighbourhoods')")
     page.get_by_role("checkbox", name="Neighbourhoods").uncheck()
-    assert page.locator("#map .layer-neighbourhoods").is_hidden()
+    assert not page.evaluate("() => window.dashboard.view.shown('neighbourhoods')")
+    page.get_by_role("checkbox", name="Generators").uncheck()
+    assert page.locator("#map .layer-generators").is_hidden()
 
     # Hovering a bus or a line shows its numbers.
-    page.locator("#map .bus[data-bus='67']").hover()
+    hover_bus(page, "67")
     assert page.locator("#tooltip").is_visible()
     assert "Bus 67" in page.locator("#tooltip").inner_text()
     assert f"{worst['67']:.4f}" in page.locator("#tooltip").inner_text()
+    hover_wire(page, "lines", "l3")
+    assert "Line l3" in page.locator("#tooltip").inner_text()
 
 
 def reachable(start: str, edges: list[tuple[str, str]]) -> set[str]:
@@ -82,8 +92,7 @@ def reachable(start: str, edges: list[tuple[str, str]]) -> set[str]:
 
 
 def transformer_loadings(tab: Any) -> dict[str, float]:
-    return {key: float(value) for key, value in tab.eval_on_selector_all(
-        "#map .transformer", "els => els.map(e => [e.dataset.transformer, e.dataset.loading])")}
+    return {key: t["loading"] for key, t in drawn_transformers(tab).items()}
 
 
 def test_map_draws_one_transformer_per_bus_pair_and_they_connect_every_bus(page: Any, server: str) -> None:
@@ -93,50 +102,43 @@ def test_map_draws_one_transformer_per_bus_pair_and_they_connect_every_bus(page:
         pairs.setdefault((row["bus1"], row["bus2"]), []).append(row)
     assert len(transformers) == 8 and len(pairs) == 5  # reg3a/reg3c and reg4a/b/c share their buses
 
-    shown = page.eval_on_selector_all("#map .transformer", """els => els.map(e => ({
-        key: e.dataset.transformer, bus1: e.dataset.bus1, bus2: e.dataset.bus2, names: e.dataset.names.split(','),
-        coils: e.querySelectorAll('.xf-coil').length, arrow: e.querySelectorAll('.xf-arrowhead').length}))""")
+    drawn = drawn_transformers(page)
+    shown = [{"key": key, **t} for key, t in drawn.items()]
     assert len(shown) == len(pairs)
     assert {s["key"] for s in shown} == {f"{b1}-{b2}" for b1, b2 in pairs}
     assert {(s["bus1"], s["bus2"]): s["names"] for s in shown} == {
         pair: [row["name"] for row in rows] for pair, rows in pairs.items()}
-    # The symbol: two windings each, and the tap changer's arrow on the regulators only (XFM1 has no taps).
+    # The symbol: the tap changer's arrow on the regulators only (XFM1 has no taps).
     for s in shown:
-        is_regulator = any(row["tap"] is not None for row in pairs[(s["bus1"], s["bus2"])])
-        assert (s["coils"], s["arrow"]) == (2, 1 if is_regulator else 0), s
+        assert s["regulator"] == any(row["tap"] is not None for row in pairs[(s["bus1"], s["bus2"])]), s
     # Drawn from one bus to the other, and the buses kept apart so the symbol fits between them.
-    ends = page.evaluate("""() => [...document.querySelectorAll('#map .transformer')].map(e => {
-        const wire = e.querySelector('.wire'), at = (name) => document.querySelector(`#map .bus[data-bus='${name}']`);
-        const [b1, b2] = [at(e.dataset.bus1), at(e.dataset.bus2)];
-        return [['x1', 'y1', 'x2', 'y2'].map(k => Number(wire.getAttribute(k))),
-                [b1.cx.baseVal.value, b1.cy.baseVal.value, b2.cx.baseVal.value, b2.cy.baseVal.value]];
-    })""")
-    for wire, centres in ends:
-        assert wire == pytest.approx(centres, abs=1e-3)
+    buses_drawn = drawn_buses(page)
+    for s in shown:
+        centres = [buses_drawn[s["bus1"]]["x"], buses_drawn[s["bus1"]]["y"], buses_drawn[s["bus2"]]["x"], buses_drawn[s["bus2"]]["y"]]
+        assert [*s["a"], *s["b"]] == pytest.approx(centres, abs=1e-3)
         assert ((centres[2] - centres[0]) ** 2 + (centres[3] - centres[1]) ** 2) ** 0.5 > 25
 
     # With the transformers, every bus on the map is connected to the substation (150). 610 has no line at
     # all: XFM1's element is its only connection.
     buses = {b["name"] for b in get(server, "/buses")["buses"]}
     line_ends = {row["Line"]: (row["Bus1"], row["Bus2"]) for row in get(server, "/lines")["lines"]}
-    drawn_lines = [line_ends[name]
-                   for name in page.eval_on_selector_all("#map .line", "els => els.map(e => e.dataset.line)")]
-    drawn_transformers = [(s["bus1"], s["bus2"]) for s in shown]
-    assert reachable("150", drawn_lines + drawn_transformers) == buses
-    assert reachable("610", drawn_lines) == {"610"}
-    assert reachable("150", drawn_lines) == {"150"}, "the substation regulator is 150's only connection"
-    assert page.locator("#map .transformer[data-transformer='61s-610']").count() == 1
+    drawn_wires = [line_ends[name] for name in drawn_lines(page)]
+    transformer_ends = [(s["bus1"], s["bus2"]) for s in shown]
+    assert reachable("150", drawn_wires + transformer_ends) == buses
+    assert reachable("610", drawn_wires) == {"610"}
+    assert reachable("150", drawn_wires) == {"150"}, "the substation regulator is 150's only connection"
+    assert "61s-610" in drawn
 
     # Hovering one shows its units' rating, loading and taps, as the API reports them.
     assert transformer_loadings(page) == {f"{b1}-{b2}": max(row["loading_pct"] for row in rows)
                                           for (b1, b2), rows in pairs.items()}
-    page.locator("#map .transformer[data-transformer='160-160r']").hover()
+    hover_wire(page, "transformers", "160-160r")
     tip = page.locator("#tooltip").inner_text()
     assert "Regulators reg4a, reg4b, reg4c" in tip and "160 → 160r" in tip
     for row in pairs[("160", "160r")]:
         tap = f"+{row['tap']}" if row["tap"] > 0 else str(row["tap"])
         assert f"{row['name']}: {row['kva']:,.0f} kVA · loading {row['loading_pct']:,.1f} % · tap {tap}" in tip
-    page.locator("#map .transformer[data-transformer='61s-610']").hover()
+    hover_wire(page, "transformers", "61s-610")
     tip = page.locator("#tooltip").inner_text()
     assert "Transformer xfm1" in tip and "150 kVA" in tip and "tap" not in tip
     legend = page.locator("#legend-lines").text_content()
@@ -162,9 +164,10 @@ def test_open_tie_stubs_without_coordinates_sit_a_short_step_towards_their_bus(p
     assert {b["name"] for b in buses if b["xy_source"] == "placed"} == {"94_open", "300_open"}
     lines = get(server, "/lines")["lines"]
 
+    drawn = drawn_buses(page)
+
     def centre(name: str) -> list[float]:
-        return page.evaluate("name => { const c = document.querySelector(`#map .bus[data-bus='${name}']`);"
-                             " return [c.cx.baseVal.value, c.cy.baseVal.value]; }", name)
+        return [drawn[name]["x"], drawn[name]["y"]]
 
     for stub, named in (("94_open", "94"), ("300_open", "300")):
         (near,) = [row["Bus1"] for row in lines if row["Bus2"] == stub]
@@ -178,32 +181,29 @@ def test_open_tie_stubs_without_coordinates_sit_a_short_step_towards_their_bus(p
 
 def test_neighbourhood_labels_cover_no_bus_name_and_stay_on_the_map(page: Any, server: str) -> None:
     """Each N<k> label sits clear of every bus, bus name and other N label, inside the map, near its own buses."""
-    placed = page.evaluate("""() => {
-        const box = (e) => { const b = e.getBBox(); return [b.x, b.y, b.width, b.height]; };
-        const map = document.querySelector('#map');
-        return {
-            view: map.getAttribute('viewBox').split(' ').map(Number),
-            nb: [...map.querySelectorAll('.nb-label')].map((e) => [e.dataset.neighbourhood, box(e)]),
-            names: [...map.querySelectorAll('.bus-label')].map((e) => [e.dataset.label, box(e)]),
-            buses: [...map.querySelectorAll('.bus')].map((c) => [c.dataset.bus, c.cx.baseVal.value, c.cy.baseVal.value]),
-        };
-    }""")
+    placed = page.evaluate("""() => { const view = window.dashboard.view;
+        return { size: [view.width, view.height], k: view.k, r: view.radius(),
+            nb: view.nbBoxes.map((b) => [String(b.id), [b.x, b.y, b.w, b.h]]),
+            names: view.labels.map((l) => [l.name, [l.x, l.y, l.w, l.h]]),
+            buses: window.dashboard.scene.buses.map((b) => [b.name, ...view.toScreen([b.x, b.y])]) }; }""")
     neighbourhoods = {str(n["id"]): set(n["buses"]) for n in get(server, "/neighbourhoods")["neighbourhoods"]}
     assert len(placed["nb"]) == 14
 
     def overlap(a: list[float], b: list[float]) -> bool:
         return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
-    _, _, width, height = placed["view"]
+    width, height = placed["size"]
+    r = placed["r"]
+    assert len(placed["names"]) > 100, "most of the 132 names fit at the whole-feeder view"
     for k, (nb, box) in enumerate(placed["nb"]):
         assert box[0] >= 0 and box[1] >= 0 and box[0] + box[2] <= width and box[1] + box[3] <= height, nb
         assert not [name for name, other in placed["names"] if overlap(box, other)], nb
-        assert not [bus for bus, x, y in placed["buses"] if overlap(box, [x - 5.5, y - 5.5, 11, 11])], nb
+        assert not [bus for bus, x, y in placed["buses"] if overlap(box, [x - r, y - r, 2 * r, 2 * r])], nb
         assert not [other for other, b in placed["nb"][k + 1:] if overlap(box, b)], nb
         cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
         distance = min(((x - cx) ** 2 + (y - cy) ** 2) ** 0.5 for bus, x, y in placed["buses"]
                        if bus in neighbourhoods[nb])
-        assert distance < 45, (nb, distance)
+        assert distance < 45 * placed["k"], (nb, distance)
 
 
 def test_voltage_colour_is_a_diverging_scale_about_one_pu(page: Any) -> None:
