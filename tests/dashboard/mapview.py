@@ -60,3 +60,11 @@ def hover_wire(tab: Any, kind: str, name: str) -> None:
     wire = (drawn_lines(tab) if kind == "lines" else drawn_transformers(tab))[name]
     middle = [(wire["a"][0] + wire["b"][0]) / 2, (wire["a"][1] + wire["b"][1]) / 2]
     tab.mouse.move(*client_point(tab, middle))
+
+
+def outlined(tab: Any) -> list[list[str]]:
+    """What the map outlines as an EV failure's binding element: [kind, name or transformer units]."""
+    return tab.evaluate("""() => { const s = window.dashboard.scene;
+        return [...s.buses.filter(b => b.binding).map(b => ['bus', b.name]),
+                ...s.lines.filter(l => l.binding).map(l => ['line', l.name]),
+                ...s.transformers.filter(t => t.binding).map(t => ['transformer', t.names.join(',')])]; }""")

@@ -23,15 +23,15 @@ from .helpers import (
     wait_until_idle,
     worst_phase,
 )
+from .mapview import click_bus, drawn_buses
 
 
 def test_adding_a_generator_through_the_form_updates_summary_and_colour(page: Any, server: str) -> None:
     screenshot(page, "01-base-case.png")
-    bus = page.locator("#map .bus[data-bus='67']")
-    bus.click()
+    click_bus(page, "67")
     assert page.get_by_label("Bus", exact=True).input_value() == "67"
-    assert "selected" in bus.get_attribute("class")
-    colour_before = bus.evaluate("e => getComputedStyle(e).fill")
+    assert drawn_buses(page)["67"]["selected"]
+    colour_before = drawn_buses(page)["67"]["fill"]
 
     before = sequence(page)
     page.get_by_label("Phases", exact=True).select_option("3")
@@ -44,7 +44,7 @@ def test_adding_a_generator_through_the_form_updates_summary_and_colour(page: An
     assert state["results"]["power_summary"]["total_generation_kW"] == pytest.approx(1500, rel=0.01)
     assert_summary_matches(page, state)
     expected_colour = page.evaluate("v => window.voltageColour(v)", worst_phase(state, "67"))
-    colour_after = bus.evaluate("e => getComputedStyle(e).fill")
+    colour_after = drawn_buses(page)["67"]["fill"]
     assert colour_after == expected_colour
     assert colour_after != colour_before, "1.5 MW at bus 67 should move its voltage visibly"
     assert page.locator("#gen-error").inner_text() == ""
@@ -140,7 +140,7 @@ def test_the_controls_work_from_the_keyboard(page: Any, server: str) -> None:
     page.focus("#gen-bus")
     page.keyboard.type("48")
     page.keyboard.press("Tab")  # leaving the field selects the bus
-    assert "selected" in page.locator("#map .bus[data-bus='48']").get_attribute("class")
+    assert drawn_buses(page)["48"]["selected"]
     page.focus("#gen-kw")
     page.keyboard.press("Control+A")
     page.keyboard.type("300")

@@ -10,6 +10,7 @@ from typing import Any
 import requests
 
 from .helpers import create_scenario_in_page, get, screenshot
+from .mapview import drawn_buses, hover_bus, outlined
 from .test_studies_panel import (
     GREY,
     HIGH_END,
@@ -60,8 +61,7 @@ def test_load_hosting_capacity_fills_the_table_and_colours_the_map_by_load_capac
 
     # The map: coloured by load capacity on hosting capacity's scale, with a legend that says it is new load.
     page.wait_for_selector("#map[data-colouring='load_hosting']")
-    fills = dict(page.eval_on_selector_all("#map .bus",
-                                           "els => els.map(e => [e.dataset.bus, getComputedStyle(e).fill])"))
+    fills = {name: bus["fill"] for name, bus in drawn_buses(page).items()}
     assert set(fills) == set(capacity)
     assert {bus for bus, fill in fills.items() if fill == GREY} == cannot
     assert {fills[bus] for bus, kw in taken.items() if kw == high} == {HIGH_END}
@@ -73,7 +73,7 @@ def test_load_hosting_capacity_fills_the_table_and_colours_the_map_by_load_capac
     assert "load capacity (new load, kW, log)" in legend and "cannot take a load" in legend
     assert "generator" not in legend
     assert "load hosting capacity (new load, not generation)" in page.locator("#colouring-text").inner_text()
-    assert page.locator("#legend-voltage stop").count() > 2 and page.locator("#map .bus.violation").count() == 0
+    assert page.locator("#legend-voltage stop").count() > 2 and not [b for b in drawn_buses(page).values() if b["violation"]]
 
     # The table: a row per bus as the result gives it (ascending by capacity, those that cannot take one last),
     # with what binds, where and the binding hour.
@@ -104,7 +104,7 @@ def test_load_hosting_capacity_fills_the_table_and_colours_the_map_by_load_capac
 
     # Tooltips: the load capacity and what binds, in the API's numbers.
     for row in (by_bus[min(taken, key=taken.get)], by_bus[max(taken, key=taken.get)], by_bus[min(cannot)]):
-        page.locator(f"#map .bus[data-bus='{row['bus']}']").hover()
+        hover_bus(page, row["bus"])
         assert page.locator("#tooltip").inner_text().splitlines()[0] == load_text(row)
 
     # The CSV is the job's; back to voltages and the toggle brings the load colouring back.
@@ -175,9 +175,9 @@ def test_ev_adoption_charts_the_share_passing_and_marks_a_failing_samples_charge
         "#map .ev-charger", "els => els.map(e => [e.dataset.charger, Number(e.dataset.count), Number(e.dataset.kw)])")
     assert {bus: (n, kw) for bus, n, kw in shown} == {bus: (len(kws), sum(kws)) for bus, kws in per_bus.items()}
     bound = chosen["first_failure"]["limited_by"]
-    assert bound["kind"] == "thermal" and page.locator("#map .ev-binding").count() == 1
-    outlined = page.locator("#map .ev-binding").evaluate("e => e.dataset.line || e.dataset.names")
-    assert bound["element"].split(".", 1)[1] in outlined.split(",")
+    assert bound["kind"] == "thermal" and len(outlined(page)) == 1
+    ((kind, names),) = outlined(page)
+    assert kind in ("line", "transformer") and bound["element"].split(".", 1)[1] in names.split(",")
     bus = chargers[0]["bus"]
     page.locator(f"#map .ev-charger[data-charger='{bus}']").hover()
     tip = page.locator("#tooltip").inner_text()
@@ -185,7 +185,7 @@ def test_ev_adoption_charts_the_share_passing_and_marks_a_failing_samples_charge
     assert all(c["load"] in tip for c in chargers if c["bus"] == bus)
     screenshot(page, "11-ev-adoption.png")
     page.get_by_label("Mark its chargers on the map").uncheck()
-    assert page.locator("#map .ev-charger").count() == 0 and page.locator("#map .ev-binding").count() == 0
+    assert page.locator("#map .ev-charger").count() == 0 and outlined(page) == []
 
     for table, rows in (("levels", 4), ("samples", 4)):
         href = page.locator(f"#ev-csv-{table}").get_attribute("href")

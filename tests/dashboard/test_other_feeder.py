@@ -12,6 +12,7 @@ from support.paths import SHARED_REFERENCE
 from support.server import start_server, stop_server
 
 from .conftest import csp_violations, open_tab
+from .mapview import drawn_buses, drawn_lines
 
 IEEE13 = SHARED_REFERENCE / "feeders" / "IEEETestCases" / "13Bus" / "IEEE13Nodeckt.dss"
 IEEE34 = SHARED_REFERENCE / "feeders" / "IEEETestCases" / "34Bus" / "ieee34Mod1.dss"
@@ -35,7 +36,7 @@ def test_the_page_names_and_draws_the_feeder_it_serves(browser: Any, ieee13_serv
         assert tab.locator("h1").inner_text() == "Feeder thirteen"
         buses = requests.get(f"{ieee13_server}/buses", timeout=30).json()["buses"]
         assert len(buses) == 16
-        drawn = {tab.locator("#map .bus").nth(i).get_attribute("data-bus") for i in range(tab.locator("#map .bus").count())}
+        drawn = set(drawn_buses(tab))
         assert drawn == {bus["name"] for bus in buses if bus["x"] is not None} and len(drawn) == 16
         assert tab.problems == [] and csp_violations(tab) == []
     finally:
@@ -58,13 +59,12 @@ def test_a_feeder_without_coordinates_is_drawn_from_placed_ones(browser: Any, ie
     try:
         buses = requests.get(f"{ieee34_server}/buses", timeout=30).json()["buses"]
         assert len(buses) == 37 and {bus["xy_source"] for bus in buses} == {"placed"}
-        shown = tab.eval_on_selector_all("#map .bus", "els => els.map(e => [e.dataset.bus, e.cx.baseVal.value, "
-                                                      "e.cy.baseVal.value])")
+        shown = [(name, bus["x"], bus["y"]) for name, bus in drawn_buses(tab).items()]
         assert {name for name, _, _ in shown} == {bus["name"] for bus in buses} and len(shown) == 37
         assert len({(round(x, 3), round(y, 3)) for _, x, y in shown}) == 37  # no two on one place
         lines = requests.get(f"{ieee34_server}/lines", timeout=30).json()["lines"]
-        assert tab.locator("#map .line").count() == len(lines)
-        assert tab.locator("#map .line.open").count() == 0  # no open ties on this deck
+        assert len(drawn_lines(tab)) == len(lines)
+        assert not [name for name, line in drawn_lines(tab).items() if line["open"]]  # no open ties on this deck
         assert tab.problems == [] and csp_violations(tab) == []
     finally:
         context.close()

@@ -10,6 +10,7 @@ import requests
 
 from .conftest import REPORT_CSP_VIOLATIONS, csp_violations
 from .helpers import STATIC, get, worst_phase
+from .mapview import click_bus, hover_bus
 
 MODULES = sorted(path.name for path in STATIC.glob("*.js"))
 
@@ -74,10 +75,10 @@ def test_the_page_and_its_api_answers_carry_the_policy_and_nosniff(page: Any, se
 
 def test_the_page_works_under_its_policy_and_a_violation_would_be_caught(page: Any, server: str) -> None:
     # What the page colours through the style object (allowed: not an inline style attribute) is coloured.
-    page.locator("#map .bus[data-bus='67']").click()
+    click_bus(page, "67")
     expected = page.evaluate("v => window.voltageColour(v)", worst_phase(get(server, "/state"), "67"))
     assert page.locator("#bus-details .swatch").evaluate("e => getComputedStyle(e).backgroundColor") == expected
-    page.locator("#map .bus[data-bus='67']").hover()
+    hover_bus(page, "67")
     assert page.locator("#tooltip").is_visible()
     assert csp_violations(page) == [] and page.problems == []
 

@@ -26,6 +26,7 @@ from .helpers import (
     wait_until_idle,
     worst_phase,
 )
+from .mapview import drawn_buses
 
 
 def test_a_scenario_created_from_the_picker_is_listed_selected_and_keeps_its_changes(page: Any, server: str) -> None:
@@ -155,7 +156,7 @@ def test_preview_shows_the_dry_run_answer_changes_nothing_and_apply_applies_it(p
     assert page.locator("#preview-text").inner_text() == "Add gen_67_123: 1,500.0 kW at bus 67, phases ABC."
     assert page.locator("#summary-panel .badge").is_visible() and page.locator(".map-panel .badge").is_visible()
     assert page.evaluate("() => document.body.dataset.preview") == "true"
-    assert page.locator("#map .bus[data-bus='67']").evaluate("e => getComputedStyle(e).fill") == page.evaluate(
+    assert drawn_buses(page)["67"]["fill"] == page.evaluate(
         "v => window.voltageColour(v)", worst_phase(dry, "67"))
     assert page.locator("#map .gen-marker.preview[data-bus='67']").count() == 1
     assert page.locator("#gen-list tr").count() == 0
@@ -210,8 +211,7 @@ def test_preview_shows_the_dry_run_answer_changes_nothing_and_apply_applies_it(p
 
 
 def bus_fills(tab: Any) -> dict[str, list]:
-    return dict(tab.eval_on_selector_all(
-        "#map .bus", "els => els.map(e => [e.dataset.bus, [getComputedStyle(e).fill, e.dataset.delta]])"))
+    return {name: [bus["fill"], bus["delta"]] for name, bus in drawn_buses(tab).items()}
 
 
 def violation_keys(items: list[dict]) -> set[tuple]:
@@ -290,8 +290,8 @@ def test_the_diff_view_colours_the_map_by_voltage_change_and_lists_violations(pa
     page.wait_for_selector("#map[data-colouring='voltage']")
     assert page.locator("#diff-panel").is_hidden()
     state = get(server, f"/scenarios/{sid}/state")
-    mismatches = page.evaluate("""worst => [...document.querySelectorAll('#map .bus')]
-        .filter(e => getComputedStyle(e).fill !== window.voltageColour(worst[e.dataset.bus])).map(e => e.dataset.bus)""",
+    mismatches = page.evaluate("""worst => window.dashboard.scene.buses
+        .filter(b => b.fill !== window.voltageColour(worst[b.name])).map(b => b.name)""",
                                {b: worst_phase(state, b) for b in {row["Bus"] for row in state["results"]["bus_details"]}})
     assert mismatches == []
     assert "worst-phase voltage (pu)" in page.locator("#legend-voltage").text_content()

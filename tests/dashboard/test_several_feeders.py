@@ -13,6 +13,7 @@ from support.paths import REPO, SHARED_REFERENCE
 from support.server import start_server, stop_server
 
 from .conftest import csp_violations, open_tab
+from .mapview import drawn_buses as drawn
 
 IEEE13 = SHARED_REFERENCE / "feeders" / "IEEETestCases" / "13Bus" / "IEEE13Nodeckt.dss"
 OURS = REPO / "Test_Systems" / "IEEE_123_Bus-G" / "Master.dss"
@@ -31,8 +32,7 @@ def two_feeders(browser: Any, tmp_path_factory: pytest.TempPathFactory):
 
 
 def drawn_buses(tab: Any) -> set[str]:
-    buses = tab.locator("#map .bus")
-    return {buses.nth(i).get_attribute("data-bus") for i in range(buses.count())}
+    return set(drawn(tab))
 
 
 def test_a_scenario_on_the_other_feeder_switches_the_map(browser: Any, two_feeders: str) -> None:
@@ -53,13 +53,13 @@ def test_a_scenario_on_the_other_feeder_switches_the_map(browser: Any, two_feede
         assert info["feeder"] == "ieee123" and info["name"] == "big one"
         theirs = {bus["name"] for bus in requests.get(f"{two_feeders}/scenarios/{scenario}/buses",
                                                       timeout=30).json()["buses"]}
-        tab.wait_for_function("() => document.querySelectorAll('#map .bus').length > 100")
+        tab.wait_for_function("() => window.dashboard && window.dashboard.scene && window.dashboard.scene.buses.length > 100")
         assert drawn_buses(tab) <= theirs and len(drawn_buses(tab)) > 100
         assert tab.locator("#scenario-select").input_value() == scenario
         assert "default" not in [o for o in tab.locator("#compare-select option").evaluate_all(
             "(options) => options.map((o) => o.value)")]  # the default scenario is on the other feeder
         tab.select_option("#scenario-select", "default")
-        tab.wait_for_function("() => document.querySelectorAll('#map .bus').length < 20")
+        tab.wait_for_function("() => window.dashboard && window.dashboard.scene && window.dashboard.scene.buses.length < 20")
         tab.wait_for_selector("body[data-ready='true']")
         assert drawn_buses(tab) == thirteen and tab.title() == "thirteen feeder dashboard"
         assert tab.problems == [] and csp_violations(tab) == []

@@ -16,6 +16,7 @@ from .helpers import (
     wait_until_idle,
     worst_phase,
 )
+from .mapview import drawn_buses, hover_bus
 
 STUDY_TIMEOUT_MS = 180_000  # a hosting capacity study of every bus, on a freshly started server's workers
 LOW_END, HIGH_END, GREY = "rgb(68, 1, 84)", "rgb(253, 231, 37)", "rgb(204, 204, 204)"  # the scale's ends; no capacity
@@ -82,7 +83,7 @@ def test_hosting_capacity_runs_from_the_panel_and_colours_the_map_by_its_result(
     # The map: every bus filled by its capacity as the job's result gives it; the least at the scale's low end,
     # the most at its high end, the ones that cannot host grey. Viridis grows greener all the way up.
     page.wait_for_selector("#map[data-colouring='hosting']")
-    fills = dict(page.eval_on_selector_all("#map .bus", "els => els.map(e => [e.dataset.bus, getComputedStyle(e).fill])"))
+    fills = {name: bus["fill"] for name, bus in drawn_buses(page).items()}
     assert set(fills) == set(capacity) and len(fills) == 132
     assert {bus for bus, fill in fills.items() if fill == GREY} == cannot
     assert {fills[bus] for bus, kw in hosted.items() if kw == low} == {LOW_END}
@@ -92,7 +93,7 @@ def test_hosting_capacity_runs_from_the_panel_and_colours_the_map_by_its_result(
     assert {bus: fills[bus] for bus in hosted} == expected
     greens = [rgb_channels(fills[bus])[1] for bus in sorted(hosted, key=hosted.get)]
     assert greens == sorted(greens) and greens[-1] > greens[0] + 200
-    assert page.locator("#map .bus.violation").count() == 0, "no voltage rings on a hosting capacity map"
+    assert not [b for b in drawn_buses(page).values() if b["violation"]], "no voltage rings on a hosting capacity map"
     legend = page.locator("#legend-voltage").text_content()
     assert "hosting capacity (kW, log scale)" in legend and "cannot host a generator" in legend
     assert page.locator("#colouring-note").is_visible()
@@ -101,11 +102,11 @@ def test_hosting_capacity_runs_from_the_panel_and_colours_the_map_by_its_result(
     least = min((row for row in result["buses"] if row["hosting_capacity_kW"] is not None),
                 key=lambda row: (row["hosting_capacity_kW"], row["bus"]))
     for row in (least, next(r for r in result["buses"] if r["bus"] == "94_open")):
-        page.locator(f"#map .bus[data-bus='{row['bus']}']").hover()
+        hover_bus(page, row["bus"])
         assert page.locator("#tooltip").inner_text().splitlines()[0] == hosting_text(row)
     thermal = next(row for row in sorted(result["buses"], key=lambda r: r["hosting_capacity_kW"] or 0)
                    if row["limited_by"] and row["limited_by"]["kind"] == "thermal")
-    page.locator(f"#map .bus[data-bus='{thermal['bus']}']").hover()
+    hover_bus(page, thermal["bus"])
     assert re.fullmatch(r"\S+: [\d,]+ kW — thermal, (Line|Transformer)\.\S+ at [\d,]+\.\d %",
                         page.locator("#tooltip").inner_text().splitlines()[0])
     assert page.locator("#tooltip").inner_text().splitlines()[0] == hosting_text(thermal)
@@ -128,7 +129,7 @@ def test_hosting_capacity_runs_from_the_panel_and_colours_the_map_by_its_result(
     names = [bus for bus, kw in table() if kw]
     assert names == sorted(names, key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)])
     page.locator(f"#hc-rows tr[data-bus='{least['bus']}']").click()  # a row selects its bus
-    assert "selected" in page.locator(f"#map .bus[data-bus='{least['bus']}']").get_attribute("class")
+    assert drawn_buses(page)[least["bus"]]["selected"]
 
     # The CSV link: the job's own CSV.
     href = page.locator("#hc-csv").get_attribute("href")
@@ -147,12 +148,12 @@ def test_hosting_capacity_runs_from_the_panel_and_colours_the_map_by_its_result(
     page.wait_for_selector("#map[data-colouring='hosting']")
     wait_until_idle(page)
     assert page.locator("#diff-panel").is_hidden() and page.locator("#compare-select").input_value() == ""
-    assert page.locator("#map .bus[data-bus='94_open']").evaluate("e => getComputedStyle(e).fill") == GREY
+    assert drawn_buses(page)["94_open"]["fill"] == GREY
     page.locator("#colouring-note").get_by_role("button", name="Back to voltages").click()
     page.wait_for_selector("#map[data-colouring='voltage']")
     state = get(server, f"/scenarios/{sid}/state")
-    assert page.evaluate("""worst => [...document.querySelectorAll('#map .bus')]
-        .filter(e => getComputedStyle(e).fill !== window.voltageColour(worst[e.dataset.bus])).map(e => e.dataset.bus)""",
+    assert page.evaluate("""worst => window.dashboard.scene.buses
+        .filter(b => b.fill !== window.voltageColour(worst[b.name])).map(b => b.name)""",
                          {b: worst_phase(state, b) for b in {row["Bus"] for row in state["results"]["bus_details"]}}) == []
     assert "worst-phase voltage (pu)" in page.locator("#legend-voltage").text_content()
 
@@ -283,7 +284,7 @@ def test_hosting_capacity_over_named_hours_shows_the_binding_hour_and_the_preexi
     expected = {row["bus"]: str(row["binding_hour"]) for row in result["buses"] if row["hosting_capacity_kW"] is not None}
     assert binding == expected
     row = next(r for r in result["buses"] if r["hosting_capacity_kW"] is not None and len(set(r["by_hour"].values())) > 1)
-    page.locator(f"#map .bus[data-bus='{row['bus']}']").hover()
+    hover_bus(page, row["bus"])
     assert f"binding at hour {row['binding_hour']}" in page.locator("#tooltip").inner_text()
 
     # A list with an hour outside the year: the API's words, next to the hours input.
