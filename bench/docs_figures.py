@@ -24,9 +24,9 @@ from typing import Any
 
 from engine_floor import REPO
 from harness import POOL, over_pool_share
-from report import (TARGET_CHANGE_K, TARGET_CREATE_P50_MS, TARGET_DASK, TARGET_IN_PROCESS, TARGET_LATENCY,
-                    TARGET_PARALLEL, TARGET_POOL, TARGET_REBUILD_P50_MS, TARGET_REVALIDATE, TARGET_SCALING,
-                    TARGET_SERIES, TARGET_STATE_K, k_of)
+from report import (SCALE_SLOPE_TOLERANCE, TARGET_CHANGE_K, TARGET_CREATE_P50_MS, TARGET_DASK, TARGET_IN_PROCESS,
+                    TARGET_LATENCY, TARGET_PARALLEL, TARGET_POOL, TARGET_REBUILD_P50_MS, TARGET_REVALIDATE,
+                    TARGET_SCALE_K, TARGET_SCALE_STARTUP, TARGET_SCALING, TARGET_SERIES, TARGET_STATE_K, k_of)
 from studies_floor import STEP_KW
 
 DEFAULT = REPO / "docs" / "figures" / "bench.json"
@@ -299,6 +299,53 @@ def write(out: Path, *runs: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(merged(old, new), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"docs figures: {out} (then python docs/figures/render.py writes the pages)", file=sys.stderr)
+
+
+def scale_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """docs/figures/scale.json from one bench/scale.py run: per feeder its size, answer bytes and each path's p50,
+    floors, ratio and verdict; the slopes; the machine. Keys a run does not write (`why`) are kept by
+    write_scale."""
+    env = report["machine"]
+    feeders = {}
+    for f in report["feeders"]:
+        paths = {path: {"p50_ms": sig(j["p50_ms"]), "engine_ms": sig(j["engine_ms"]),
+                        "transport_ms": sig(j["transport_ms"]), "ratio": round(j["ratio"], 2),
+                        "target_ms": sig(j["target_ms"]), "within": j["within"]}
+                 for path, j in f["judged"].items()}
+        over = [path.replace("_", " ") for path, j in f["judged"].items() if not j["within"]]
+        feeders[f["name"]] = {"label": f["label"], "buses": f["buses"], "nodes": f["nodes"], "rounds": f["rounds"],
+                              "bytes": f["bytes"], "paths": paths, "over": over or "none",
+                              "other_processes_cpu_pct": round(f["cpu"].get("other_processes_pct", 0))}
+    return {
+        "about": {
+            "what": "Every request path against its engine floor E (opendssdirect alone) and transport floor T, on "
+                    "feeders of growing size, from one run of bench/scale.py (docs/performance.md#at-scale).",
+            "how to regenerate": "python bench/scale.py --write-docs-figures (about 10 minutes; it also draws "
+                                 "docs/figures/scale.png), then python docs/figures/render.py.",
+        },
+        "run": {"cpu": env["cpu"], "cpus": env["cpus_usable"], "python": env["python"],
+                "opendssdirect": env["opendssdirect"], "commit": env["git_commit"] + ("+" if env["git_dirty_files"]
+                                                                                     else ""),
+                "minutes": round(report["seconds"] / 60, 1),
+                "other_processes_cpu_pct_max": max(f["other_processes_cpu_pct"] for f in feeders.values())},
+        "targets": {"k": TARGET_SCALE_K, "startup": TARGET_SCALE_STARTUP, "slope_tolerance": SCALE_SLOPE_TOLERANCE,
+                    "fixed_start_ms": sig(report["fixed_start_ms"]["ms"])},
+        "feeders": feeders,
+        "slopes": {path: {"ours": round(s["ours"], 2), "floor": round(s["floor"], 2), "within": s["within"]}
+                   for path, s in report["slopes"].items()},
+    }
+
+
+def sig(value: float, digits: int = 3) -> float:
+    """A time to 3 significant figures (what the table prints)."""
+    return float(f"{value:.{digits}g}")
+
+
+def write_scale(out: Path, report: dict[str, Any]) -> None:
+    """scale.json from a run, keeping the keys a run does not write (the reasons, `why`)."""
+    old = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    out.write_text(json.dumps(merged(old, scale_figures(report)), indent=2, ensure_ascii=False) + "\n",
+                   encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:

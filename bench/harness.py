@@ -47,6 +47,9 @@ class Server:
     `--engine-hosts`: the phases compare it with an in-process engine floor and read its CPU and memory from one
     pid. hosts_bench.py sets the hosts (the default on a machine with several cores) against this."""
 
+    #: How long a start may take (Popen -> first 200); bench/scale.py allows more for its 52,000-node feeder.
+    start_timeout_s = 60.0
+
     def __init__(self, label: str, body_file: Path | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.label = label
         self.body_file = body_file
@@ -70,7 +73,7 @@ class Server:
                 command = [sys.executable, str(REPO / "bench" / "transport_floor.py"), str(self.port),
                            str(self.body_file), *self.extra_args]
             self.process = subprocess.Popen(command, cwd=self.cwd, stdout=out, stderr=err)
-        deadline = started + 60
+        deadline = started + self.start_timeout_s
         while True:
             if self.process.poll() is not None:
                 raise BenchError(f"server {self.label} exited with {self.process.returncode} during start-up:\n"
@@ -89,7 +92,8 @@ class Server:
             finally:
                 conn.close()
             if time.perf_counter() > deadline:
-                raise BenchError(f"server {self.label} did not answer within 60 s:\n{self.tail()}")
+                raise BenchError(f"server {self.label} did not answer within {self.start_timeout_s:.0f} s:\n"
+                                 f"{self.tail()}")
             time.sleep(0.01)
         banner = self.stdout_path.read_text(errors="replace")
         if f"listening on http://127.0.0.1:{self.port}/" not in banner:
