@@ -4,26 +4,14 @@
 export const FONT = "8.5px system-ui, sans-serif";
 
 /** Each bus name beside its bus where it covers no other name, no bus and no neighbourhood label: more fit as
- *  one zooms in. The scene's order is the priority (the main line's buses first). [{ name, x, y, w, h }] in px. */
+ *  one zooms in. The scene's order is the priority (the main line's buses first). [{ name, x, y, w, h }] in px.
+ *  The same view places the same names: a recolour reuses them. While the view moves over more than 600 buses,
+ *  none (placing them is most of such a picture's cost; they come back when it stops). */
 export function placeLabels(view, ctx) {
-  const r = view.radius(), placed = [], h = 9, taken = makeBoxes();
-  for (const box of view.nbBoxes) taken.add(box);
-  const [mx0, my0] = view.toMap(0, 0), [mx1, my1] = view.toMap(view.width, view.height);
-  const inside = view.busGrid(mx0, my0, mx1, my1);
-  if (inside.size > 6000) return placed;
-  const candidates = [...inside].sort((a, b) => a - b).map((i) => view.scene.buses[i]);
-  const spots = (x, y, w) => [[x + r + 1, y - r - h + 2], [x + r + 1, y + r - 1], [x - r - 1 - w, y - r - h + 2], [x - r - 1 - w, y + r - 1]];
-  for (const b of candidates) {
-    if (b.selected) continue; // the selected bus is named on the pointer's layer
-    const [x, y] = view.toScreen([b.x, b.y]), w = view.widths.get(b.name) + 2;
-    for (const [lx, ly] of spots(x, y, w)) {
-      const box = { x: lx, y: ly, w, h };
-      if (lx < 0 || ly < 0 || lx + w > view.width || ly + h > view.height || taken.hits(box) || coversBus(view, box, r)) continue;
-      taken.add(box);
-      placed.push({ name: b.name, ...box });
-      break;
-    }
-  }
+  const key = [view.k, view.tx, view.ty, view.width, view.height, view.scene.selected, view.nbBoxes.length].join();
+  const placed = view.labelKey === key ? view.labels : place(view);
+  view.labelKey = placed === null ? null : key;
+  if (!placed) return [];
   ctx.font = FONT;
   ctx.textBaseline = "top";
   ctx.lineWidth = 2.5;
@@ -33,16 +21,35 @@ export function placeLabels(view, ctx) {
   return placed;
 }
 
-function coversBus(view, box, r) {
-  const [x0, y0] = view.toMap(box.x - r, box.y - r), [x1, y1] = view.toMap(box.x + box.w + r, box.y + box.h + r);
-  for (const i of view.busGrid(x0, y0, x1, y1)) {
-    const [sx, sy] = view.toScreen([view.scene.buses[i].x, view.scene.buses[i].y]);
-    if (sx + r > box.x && sx - r < box.x + box.w && sy + r > box.y && sy - r < box.y + box.h) return true;
+/** The names placed afresh; null while a dense view moves. */
+function place(view) {
+  const r = view.radius(), placed = [], h = 9, taken = makeBoxes();
+  for (const box of view.nbBoxes) taken.add(box);
+  const [mx0, my0] = view.toMap(0, 0), [mx1, my1] = view.toMap(view.width, view.height);
+  const inside = view.busGrid(mx0, my0, mx1, my1);
+  if (inside.size > (view.moving ? 600 : 6000)) return view.moving ? null : placed;
+  const candidates = [...inside].sort((a, b) => a - b).map((i) => view.scene.buses[i]);
+  const dots = makeBoxes();
+  for (const b of candidates) {
+    const [x, y] = view.toScreen([b.x, b.y]);
+    dots.add({ x: x - r, y: y - r, w: 2 * r, h: 2 * r });
   }
-  return false;
+  const spots = (x, y, w) => [[x + r + 1, y - r - h + 2], [x + r + 1, y + r - 1], [x - r - 1 - w, y - r - h + 2], [x - r - 1 - w, y + r - 1]];
+  for (const b of candidates) {
+    if (b.selected) continue; // the selected bus is named on the pointer's layer
+    const [x, y] = view.toScreen([b.x, b.y]), w = view.widths.get(b.name) + 2;
+    for (const [lx, ly] of spots(x, y, w)) {
+      const box = { x: lx, y: ly, w, h };
+      if (lx < 0 || ly < 0 || lx + w > view.width || ly + h > view.height || taken.hits(box) || dots.hits(box)) continue;
+      taken.add(box);
+      placed.push({ name: b.name, ...box });
+      break;
+    }
+  }
+  return placed;
 }
 
-
+/** Boxes in px on a grid of 40 px cells: add one, or ask whether a box overlaps any added. */
 function makeBoxes() {
   const boxes = [], overlaps = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
   const cells = new Map(), C = 40, keys = (b) => {

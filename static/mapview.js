@@ -258,7 +258,7 @@ export function createMapView(box, hooks) {
       ctx.arc(x, y, rr, 0, 2 * Math.PI);
       if (rr > r) { ctx.fillStyle = b.fill; ctx.fill(); }
       ctx.strokeStyle = b.binding ? "#e08214" : "#000";
-      ctx.lineWidth = b.binding ? 3 : b.violation ? 2.5 : 2;
+      ctx.lineWidth = b.binding ? 3 : b.violation ? (d < 0.6 ? 1.5 : 2.5) : 2;
       ctx.stroke();
     }
   }
