@@ -61,6 +61,7 @@ export function createMapView(box, hooks) {
   /** A new scene: index it, size the canvases and fit it in. */
   view.setScene = (scene) => {
     view.scene = scene;
+    view.labelKey = null;
     view.busGrid = makeGrid(scene.buses, (b) => [b.x, b.y, b.x, b.y]);
     const wires = [...scene.lines, ...scene.transformers];
     view.wireGrid = makeGrid(wires, (w) => [Math.min(w.a[0], w.b[0]), Math.min(w.a[1], w.b[1]), Math.max(w.a[0], w.b[0]), Math.max(w.a[1], w.b[1])]);
@@ -132,6 +133,7 @@ export function createMapView(box, hooks) {
     if (d >= 0.5) for (const t of scene.transformers) if (visible(t.mid, 10)) drawTransformerSymbol(ctx, t, d);
     drawBuses(ctx, d);
     view.nbBoxes = view.shown("neighbourhoods") ? neighbourhoodBoxes() : [];
+    if (!view.shown("labels")) view.labelKey = null; // shown again: placed afresh
     view.labels = view.shown("labels") ? placeLabels(view, ctx) : [];
     if (view.shown("neighbourhoods")) drawNeighbourhoodLabels(ctx);
     view.frames++;

@@ -66,6 +66,12 @@ def test_map_draws_every_bus_and_line_coloured_from_the_api(page: Any, server: s
     assert not page.evaluate("() => window.dashboard.view.shown('neighbourhoods')")
     page.get_by_role("checkbox", name="Generators").uncheck()
     assert page.locator("#map .layer-generators").is_hidden()
+    names = [label["name"] for label in placed_labels(page)]
+    page.get_by_role("checkbox", name="Bus names").uncheck()
+    page.wait_for_function("() => window.dashboard.view.labels.length === 0")
+    page.get_by_role("checkbox", name="Bus names").check()
+    page.wait_for_function("() => window.dashboard.view.labels.length > 0")
+    assert [label["name"] for label in placed_labels(page)] == names
 
     # Hovering a bus or a line shows its numbers.
     hover_bus(page, "67")
