@@ -16,7 +16,10 @@ from engine.sites import DELTA, WYE, GeneratorSites
 MAX_GENERATOR_KW = 100_000.0
 MAX_FACTOR = 10.0
 MAX_CUMULATIVE_FACTOR = 100.0
-SAFE_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+#: An element name we make from a bus name: OpenDSS's names of public decks use hyphens (81 buses of the IEEE
+#: 8500-node feeder, e.g. 221-312488), which the OpenDSS parser reads as part of the name; nothing that ends a token
+#: (spaces, `=`, `.`, quotes, brackets) passes.
+SAFE_NAME = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,63}$")
 
 
 def check_bus(index: FeederIndex, bus: Any, field_name: str) -> str:

@@ -98,7 +98,7 @@ class InverterBank:
         module's docstring)."""
         number = len(self._definitions.get(slot, ())) + 1
         element = f"{slot}_{number}"
-        if not element.replace("_", "").isalnum() or not element.isascii() or len(element) > 80:
+        if not element.replace("_", "").replace("-", "").isalnum() or not element.isascii() or len(element) > 80:
             raise SimulationError(f"bus_name: {bus!r} cannot host an inverter", field="bus_name")
         engine = self._engine
         definition = Definition(slot, element, float(kw), settings, bus, phases, list(nodes), conn=conn)

@@ -225,6 +225,28 @@ def test_buses_not_energised_are_refused_with_the_reason(decks: dict[str, Path])
         circuit.close()
 
 
+def test_a_bus_whose_name_has_a_hyphen_takes_a_generator_and_an_inverter(tmp_path: Path) -> None:
+    """81 buses of the IEEE 8500-node feeder are named like 221-312488: a generator and a smart inverter go there as
+    anywhere (before, the name check refused them, and a hosting capacity of every bus failed on the first)."""
+    master = tmp_path / "hyphen.dss"
+    master.write_text(f"Redirect [{IEEE13}]\nNew Line.tap phases=1 bus1=652.1 bus2=221-312488.1 length=0.05 "
+                      f"units=km r1=0.5 x1=0.2 r0=0.5 x0=0.2 c1=0 c0=0\nSet Voltagebases=[115, 4.16, 0.48]\n"
+                      f"Calcvoltagebases\nSolve\n")
+    circuit = OpenDSSCircuit(master, None)
+    direct = Direct(master, tolerance_of(circuit))
+    try:
+        change = circuit.add_generator("221-312488", 1, 8.0)
+        assert (change["generator"], change["nodes"], change["conn"]) == ("gen_221-312488_1", [1], "wye")
+        direct.generator(change["generator"], "221-312488", [1], direct.kv_base("221-312488"), 8.0)
+        direct.solve()
+        assert_same_voltages(our_voltages(circuit), direct.voltages(), "gen_221-312488_1")
+        inverter = circuit.add_generator("221-312488", 1, 5.0, inverter={"mode": "volt_var"})
+        assert inverter["nodes"] == [1]
+    finally:
+        direct.close()
+        circuit.close()
+
+
 # ------------------------------------------------------------------------------------------- a fuzzed sequence
 BUSES = [("d480", 3), ("d480", 1), ("svc", 1), ("house", 1), ("652", 1), ("671", 3)]
 steps = st.lists(st.one_of(
