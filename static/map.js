@@ -56,8 +56,15 @@ export function buildMap() {
   S.scene = { W, H, buses, busIndex: new Map(buses.map((b) => [b.name, b])), lines: wires,
     lineIndex: new Map(wires.map((w) => [w.name, w])), transformers, transformerIndex: new Map(transformers.map((t) => [t.key, t])),
     neighbourhoods: neighbourhoodBands(lines), nbLabels: [], selected: null, colourings: 0 };
-  if (!S.view) S.view = createMapView(box, { drawn: placeSymbols, click: (hit) => hit.kind === "bus" && selectBus(hit.id),
-    hover: (event, hit) => showTooltip(event, hit), leave: hideTooltip });
+  if (!S.view) {
+    S.view = createMapView(box, { drawn: placeSymbols, click: (hit) => hit.kind === "bus" && selectBus(hit.id),
+      hover: (event, hit) => showTooltip(event, hit), leave: hideTooltip });
+    // The buttons under the map zoom about its middle, for a keyboard or a screen without a wheel.
+    const zoom = (factor) => S.view.zoom(factor, S.view.width / 2, S.view.height / 2);
+    $("map-zoom-in").addEventListener("click", () => zoom(2));
+    $("map-zoom-out").addEventListener("click", () => zoom(0.5));
+    $("map-fit").addEventListener("click", () => S.view.fit());
+  }
   S.view.setScene(S.scene);
   placeNeighbourhoodLabels();
   const overlay = box.querySelector(".map-overlay");

@@ -73,6 +73,16 @@ def test_map_draws_every_bus_and_line_coloured_from_the_api(page: Any, server: s
     page.wait_for_function("() => window.dashboard.view.labels.length > 0")
     assert [label["name"] for label in placed_labels(page)] == names
 
+    # The buttons zoom about the middle and back to the whole feeder.
+    fitted = page.evaluate("() => window.dashboard.view.k")
+    page.get_by_role("button", name="Zoom in").click()
+    page.get_by_role("button", name="Zoom in").click()
+    assert page.evaluate("() => window.dashboard.view.k") == pytest.approx(4 * fitted)
+    page.get_by_role("button", name="Zoom out").click()
+    assert page.evaluate("() => window.dashboard.view.k") == pytest.approx(2 * fitted)
+    page.get_by_role("button", name="Whole feeder").click()
+    assert page.evaluate("() => window.dashboard.view.k") == pytest.approx(fitted)
+
     # Hovering a bus or a line shows its numbers.
     hover_bus(page, "67")
     assert page.locator("#tooltip").is_visible()
