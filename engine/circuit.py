@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import opendssdirect
+import orjson
 
 from engine import views
 from engine.checks import MAX_CUMULATIVE_FACTOR, MAX_FACTOR, check_bus, check_number, generator_connection
@@ -84,10 +85,12 @@ class OpenDSSCircuit:
         self._engine.Basic.AllowChangeDir(False)
         self._batch = self._engine.to_altdss()
         self._model: FeederModel | None = None  # what the feeder is beyond its deck (`engine.feeder_model`)
+        self._index: FeederIndex | None = None  # names and maps of the compiled deck, made at its first compile
         self.sequence = 0
         self._compile_count = 0
         self._replaying = False
         self._load_shapes: dict[str, Any] | None = None  # the deck's, read on first use (`load_shapes`)
+        self._buses_json: tuple[Any, bytes] | None = None  # (what the rows depend on, their JSON): `buses_json`
         with self._lock:
             try:
                 self._compile()
@@ -123,7 +126,11 @@ class OpenDSSCircuit:
         else:  # the same deck, the same groups
             neighbourhoods = derive_neighbourhoods(topology, self.feeder.neighbourhood_count)
         distances = model.distances if model is not None else distances_km(topology)
-        index = self._index = FeederIndex(engine, batch, neighbourhoods, distances)
+        if self._index is None:
+            self._index = FeederIndex(engine, batch, neighbourhoods, distances)
+        else:  # the same deck compiled again gives the same index: kept (0.6 s of an undo on the 8500-node feeder)
+            engine.Text.Command("MakeBusList")  # what making it did to the engine (FeederIndex)
+        index = self._index
         self._regulators = Regulators(engine, index.regulated_windings)
         self._generators = GeneratorSlots(engine, batch, index)
         self._controls = Controls(engine, self._regulators)  # what a solve's controls move: taps, capacitors
@@ -332,6 +339,17 @@ class OpenDSSCircuit:
         """Every bus: nodes, base kV, coordinates, neighbourhood, distance, loads and generators on it."""
         with self._lock:
             return views.buses(self._index, self._generators.enabled(), self._model.coordinates)
+
+    def buses_json(self) -> bytes:
+        """buses() as JSON, kept until a compile or the generators on the buses change (nothing else in a row does):
+        on the 8500-node feeder the rows took 27 ms a GET /buses, a Python loop over 4,876 buses."""
+        with self._lock:
+            generators = self._generators.enabled()
+            key = (self._compile_count, tuple((g.name, g.bus) for g in generators))
+            if self._buses_json is None or self._buses_json[0] != key:
+                rows = views.buses(self._index, generators, self._model.coordinates)
+                self._buses_json = (key, orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY))
+            return self._buses_json[1]
 
     def bus(self, name: str) -> dict[str, Any]:
         """One bus with its node voltages, loads, generators and the lines that touch it."""

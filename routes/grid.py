@@ -91,8 +91,11 @@ def register_grid_routes(app: OpenAPI) -> None:
                 responses={200: BusesResponse, 304: NOT_MODIFIED, **ERROR_RESPONSES})
     def buses(scenario_id: str, query: TableQuery) -> Response:
         """Every bus: nodes, base kV, coordinates, neighbourhood, distance, loads and generators."""
-        rows, etag = read_with_etag(scenario_id, lambda circuit: circuit.buses())
-        return conditional(csv_response(rows, "buses.csv") if query.format == "csv" else success(buses=rows), etag)
+        if query.format == "csv":
+            rows, etag = read_with_etag(scenario_id, lambda circuit: circuit.buses())
+            return conditional(csv_response(rows, "buses.csv"), etag)
+        rows_json, etag = read_with_etag(scenario_id, lambda circuit: circuit.buses_json())
+        return conditional(success(buses=orjson.Fragment(rows_json)), etag)
 
     @grid_route(app, "get", "/buses/<name>", tags=[tables],
                 responses={200: BusResponse, 304: NOT_MODIFIED, 404: ErrorResponse, 409: ErrorResponse})
