@@ -18,6 +18,7 @@ left for OpenDSS to report at the compile, with its own words, file and line.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -55,9 +56,15 @@ class Deck:
 
     def sets(self, option: str) -> bool:
         """Whether a script of the deck sets this solution option (`Set Tolerance=…`, `Set tolerance=…`)."""
-        wanted = re.compile(rf"^\s*set\b.*\b{re.escape(option)}\s*=", re.IGNORECASE)
-        return any(wanted.search(line) for relative, content in self.files if _is_script(Path(relative))
-                   for line in _commands(content.decode("utf-8", errors="replace")))
+        return _sets(self, option)
+
+
+@functools.lru_cache(maxsize=64)
+def _sets(deck: Deck, option: str) -> bool:
+    """Deck.sets, read once per deck and option: every compile asks (60 ms of a rebuild on the 8500-node feeder)."""
+    wanted = re.compile(rf"^\s*set\b.*\b{re.escape(option)}\s*=", re.IGNORECASE)
+    return any(wanted.search(line) for relative, content in deck.files if _is_script(Path(relative))
+               for line in _commands(content.decode("utf-8", errors="replace")))
 
 
 def read_deck(master: Path | str) -> Deck:
