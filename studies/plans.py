@@ -133,12 +133,14 @@ class TimeSeriesPlan(Plan):
 
     def __init__(self, engine: EngineSettings, ops: list[dict[str, Any]], scenario: str, sequence: int,
                  spec: dict[str, Any], deck: time_series.DeckShapes | None = None,
-                 load_shapes: dict[str, Any] | None = None) -> None:
+                 load_shapes: dict[str, Any] | None = None, chunk_hours: int | None = None) -> None:
         """`deck`: the deck's shapes when `load_shape` is "deck"; `load_shapes`: what the result says the loads
-        follow (`time_series.shapes_followed`)."""
+        follow (`time_series.shapes_followed`); `chunk_hours`: hours per chunk (`time_series.chunk_hours` of the
+        feeder; default CHUNK_HOURS)."""
         super().__init__(engine, ops, scenario, sequence)
         self.spec, self.deck, self.load_shapes = spec, deck, load_shapes
-        self.starts = list(range(0, spec["hours"], time_series.CHUNK_HOURS))
+        self.chunk_hours = chunk_hours or time_series.CHUNK_HOURS
+        self.starts = list(range(0, spec["hours"], self.chunk_hours))
         self.total = len(self.starts)
         self.rows: list[dict[str, Any]] = []
         self.initial_taps: dict[str, int] | None = None
@@ -146,7 +148,7 @@ class TimeSeriesPlan(Plan):
     def _chunk(self, number: int, start: dict[str, Any] | None) -> dict[str, Any]:
         """Chunk `number`, starting from the controls (taps and capacitor banks) the chunk before left."""
         first = self.starts[number]
-        count = min(time_series.CHUNK_HOURS, self.spec["hours"] - first)
+        count = min(self.chunk_hours, self.spec["hours"] - first)
         return self.task({**time_series.chunk_work(self.spec, first, count, self.deck), "chunk": number,
                           "start": start})
 

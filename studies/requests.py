@@ -128,7 +128,9 @@ def time_series_plan(body: TimeSeriesBody, given: ScenarioInput) -> TimeSeriesPl
     for key, neighbourhood_shape in body.neighbourhood_shapes.items():
         check_shape(neighbourhood_shape, f"neighbourhood_shapes.{key}", body.hours)
     spec = {**body.model_dump(), "load_shape": shape}
-    return TimeSeriesPlan(given.engine, given.ops, given.scenario, given.sequence, spec, **series_shapes(spec, given))
+    nodes = sum(len(bus["nodes"]) for bus in given.buses)
+    return TimeSeriesPlan(given.engine, given.ops, given.scenario, given.sequence, spec, **series_shapes(spec, given),
+                          chunk_hours=time_series.chunk_hours(nodes))
 
 
 def check_neighbourhoods(shapes: dict[str, Any], neighbourhood_ids: list[int]) -> None:

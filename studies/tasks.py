@@ -35,6 +35,12 @@ RUNNERS: dict[str, Callable[[StudyEngine, dict[str, Any]], dict[str, Any]]] = {
 
 MAX_LEFTOVER_GENERATORS = 20  # trial generators stay (disabled) in an engine and slow its solves: recompile past this
 # (inverter trials leave a definition each, which slow solves far less: engine.inverters.MAX_LEFTOVER_DEFINITIONS)
+#: On a feeder of thousands of nodes a recompile costs a second or more (the IEEE 8500-node feeder: 1.0-1.4 s here)
+#: and disabled generators cost its solves nothing measurable (one bus's trials: 207 ms with none disabled, 202 ms
+#: with 400): recompiling every 20 buses cost about 15 % of a hosting capacity study there. So an engine of a feeder
+#: of LARGE_FEEDER_NODES or more keeps up to MAX_LEFTOVER_GENERATORS_LARGE (our IEEE 123 deck keeps 20, as before).
+LARGE_FEEDER_NODES = 2_000
+MAX_LEFTOVER_GENERATORS_LARGE = 400
 #: Trial loads (one per connection tried, disabled between trials) cost a solve nothing measurable: on the IEEE
 #: 8500-node feeder a re-solve took 1.2 ms with 1,200 of them disabled and 1.8 ms with none (the same work; noise).
 #: So an engine keeps one per connection it ever tried, up to this (memory only): an EV adoption study on a feeder
@@ -79,13 +85,19 @@ def _give_back(warm: WarmEngine) -> None:
         _idle.append(warm)
 
 
+def leftover_generator_limit(circuit: StudyEngine) -> int:
+    """Disabled trial generators an engine keeps before it is recompiled: more on a large feeder."""
+    nodes = len(circuit.snapshot.layout.node_bus)
+    return MAX_LEFTOVER_GENERATORS_LARGE if nodes >= LARGE_FEEDER_NODES else MAX_LEFTOVER_GENERATORS
+
+
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
     """Run one task on a warm engine holding its scenario (rebuilt only when it holds other ops, or too many
     leftover trial generators); the engine is back in the scenario's state afterwards."""
     ops_key = _key(task["ops"])
     warm = _take(task["engine"], ops_key)
     try:
-        if warm.ops_key != ops_key or warm.circuit.disabled_generators() > MAX_LEFTOVER_GENERATORS \
+        if warm.ops_key != ops_key or warm.circuit.disabled_generators() > leftover_generator_limit(warm.circuit) \
                 or warm.circuit.leftover_definitions() > MAX_LEFTOVER_DEFINITIONS \
                 or warm.circuit.trial_loads() > MAX_LEFTOVER_TRIAL_LOADS:
             warm.ops_key = None  # if the rebuild fails, the engine holds nothing known

@@ -5,7 +5,7 @@ PROVENANCE.md). A deck whose loads have shapes of their own (`yearly=`, else `da
 (`load_shape` "deck", the default there: `engine.load_shapes` reads them as OpenDSS's yearly mode applies them);
 a load of such a deck without a shape stays at its set-point. A series is split into chunks of hours run one after
 the other, each starting from the taps the last one left, so a long series can report progress and be cancelled
-between chunks.
+between chunks (shorter chunks on a feeder of thousands of nodes: `chunk_hours`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,18 @@ SHAPE_NAMES = ("residential", "commercial", "pv")
 DECK = "deck"  #: load_shape: every load on its own shape from the deck
 DEFAULT_LOAD_SHAPE = "residential"  #: ours, where the deck's loads have no shapes
 HOURS_PER_YEAR = 8760
-CHUNK_HOURS = 168
+CHUNK_HOURS = 168  # a week per chunk, at most
+#: A chunk's work grows with the feeder: an hour of the IEEE 8500-node feeder (8,531 nodes) solves and reads in
+#: 50-90 ms on one core here (bench/studies_scale.py), so a week's chunk took 8-15 s and progress and a cancel waited
+#: that long. Chunks hold about this many node-hours instead (whole days, at least one), about 2 s of work; a feeder
+#: under 2,000 nodes keeps a week's chunks (our IEEE 123 deck: its answers and its job's task count as before).
+CHUNK_NODE_HOURS = 336_000
+
+
+def chunk_hours(nodes: int) -> int:
+    """Hours per chunk of a series on a feeder of `nodes` nodes: a week, or fewer whole days on a large feeder."""
+    fit = CHUNK_NODE_HOURS // max(nodes, 1)
+    return CHUNK_HOURS if fit >= CHUNK_HOURS else max(24, fit // 24 * 24)
 
 Shape = Union[str, list[float], np.ndarray]  # a name of ours, an inline list (one per hour studied), a year's array
 

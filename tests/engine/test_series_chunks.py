@@ -8,6 +8,7 @@ The plan's tasks run here, in this process (`studies.tasks.run_task`), so the ch
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -44,3 +45,23 @@ def test_a_series_cut_into_chunks_answers_as_one_run_straight_through(monkeypatc
         for key in ("min_voltage_pu", "max_voltage_pu", "substation_kW", "substation_kVAR", "losses_kW"):
             assert other[key] == pytest.approx(one[key], rel=1e-7, abs=1e-7), (one["hour_of_year"], key)
     assert chunked["totals"] == pytest.approx(straight["totals"])
+
+
+def plan_for(nodes_per_bus: int, buses: int) -> TimeSeriesPlan:
+    """A year's plan as the API makes it for a feeder of buses x nodes_per_bus nodes."""
+    from studies.requests import ScenarioInput, time_series_plan
+    from web.study_schemas import TimeSeriesBody
+
+    given = ScenarioInput(EngineSettings(), "default", [], 0,
+                          [{"name": f"b{k}", "nodes": list(range(1, nodes_per_bus + 1))} for k in range(buses)], [1])
+    return time_series_plan(TimeSeriesBody(hours=8760, start_hour=0), given)
+
+
+def test_a_large_feeder_runs_its_year_in_shorter_chunks_of_whole_days() -> None:
+    """A week of the 8500-node feeder's hours took 8-15 s, so progress and a cancel waited that long: a feeder of
+    thousands of nodes gets chunks of whole days (about 2 s of work each); a small one keeps a week's."""
+    small, large = plan_for(3, 93), plan_for(3, 2844)  # 279 nodes (our deck's size), 8,532 (the 8500-node feeder's)
+    assert small.chunk_hours == time_series.CHUNK_HOURS == 168 and small.total == math.ceil(8760 / 168)
+    assert large.chunk_hours == 24 and large.total == 365
+    assert [task["work"]["hours"] for task in large.first_tasks()] == [24]
+    assert time_series.chunk_hours(3_000) % 24 == 0 and 24 < time_series.chunk_hours(3_000) < 168
