@@ -9,15 +9,18 @@ import { FONT, placeLabels } from "./maplabels.js";
 const NB_FONT = "bold 12px system-ui, sans-serif";
 export const ACCENT = "#1f5fa8";
 
-/** A uniform grid over map units: each cell lists the items whose box touches it. */
-function makeGrid(items, box) {
+/** A uniform grid over map units: each cell lists the points in it and the wires (a to b) through it or beside it. */
+function makeGrid(items, ends) {
   const cells = new Map();
   items.forEach((item, i) => {
-    const [x0, y0, x1, y1] = box(item);
-    const cx0 = Math.floor(x0 / GRID), cx1 = Math.floor(x1 / GRID), cy0 = Math.floor(y0 / GRID), cy1 = Math.floor(y1 / GRID);
-    if ((cx1 - cx0 + 1) * (cy1 - cy0 + 1) > 400) return; // a long wire is found by its ends' cells instead
-    for (let cx = cx0; cx <= cx1; cx++) for (let cy = cy0; cy <= cy1; cy++) {
-      const key = cx * 65536 + cy;
+    const [a, b] = ends(item), keys = new Set();
+    const steps = Math.ceil(Math.hypot(b[0] - a[0], b[1] - a[1]) / (GRID / 2)); // along a wire, every half cell
+    for (let s = 0; s <= steps; s++) {
+      const t = steps ? s / steps : 0, cx = Math.floor((a[0] + t * (b[0] - a[0])) / GRID), cy = Math.floor((a[1] + t * (b[1] - a[1])) / GRID);
+      const pad = steps ? 1 : 0; // a wire also in the cells around it, so that no corner it clips is missed
+      for (let dx = -pad; dx <= pad; dx++) for (let dy = -pad; dy <= pad; dy++) keys.add((cx + dx) * 65536 + cy + dy);
+    }
+    for (const key of keys) {
       if (!cells.has(key)) cells.set(key, []);
       cells.get(key).push(i);
     }
@@ -62,9 +65,9 @@ export function createMapView(box, hooks) {
   view.setScene = (scene) => {
     view.scene = scene;
     view.labelKey = null;
-    view.busGrid = makeGrid(scene.buses, (b) => [b.x, b.y, b.x, b.y]);
+    view.busGrid = makeGrid(scene.buses, (b) => [[b.x, b.y], [b.x, b.y]]);
     const wires = [...scene.lines, ...scene.transformers];
-    view.wireGrid = makeGrid(wires, (w) => [Math.min(w.a[0], w.b[0]), Math.min(w.a[1], w.b[1]), Math.max(w.a[0], w.b[0]), Math.max(w.a[1], w.b[1])]);
+    view.wireGrid = makeGrid(wires, (w) => [w.a, w.b]);
     view.wires = wires;
     view.spacing = median(scene.lines.map((l) => Math.hypot(l.b[0] - l.a[0], l.b[1] - l.a[1])).filter((d) => d > 0)) || 20;
     const ctx = base.getContext("2d");

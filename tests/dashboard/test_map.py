@@ -90,6 +90,9 @@ def test_map_draws_every_bus_and_line_coloured_from_the_api(page: Any, server: s
     assert f"{worst['67']:.4f}" in page.locator("#tooltip").inner_text()
     hover_wire(page, "lines", "l3")
     assert "Line l3" in page.locator("#tooltip").inner_text()
+    longest = max(lines, key=lambda n: (lines[n]["a"][0] - lines[n]["b"][0]) ** 2 + (lines[n]["a"][1] - lines[n]["b"][1]) ** 2)
+    hover_wire(page, "lines", longest)  # found in the middle too, far from both its ends
+    assert f" {longest}" in page.locator("#tooltip").inner_text().splitlines()[0]
 
 
 def reachable(start: str, edges: list[tuple[str, str]]) -> set[str]:
