@@ -4,12 +4,13 @@ commands and batch reads:
 
 - start-up: a new context, the deck compiled, the solution settings the server uses, the first solve;
 - a change (a new generator, a generator's new kW, a neighbourhood's loads scaled): the change, `Solve()`, the batch
-  reads an answer needs (bench/engine_floor.py's: every bus voltage and per-unit magnitude, every line's powers and
-  currents, losses, total power) and `orjson.dumps` of them;
+  reads a full answer needs (every node's voltage and per-unit magnitude; the loads', generators', lines' and
+  transformers' powers; the lines' and transformers' currents; losses, total power) and `orjson.dumps` of them;
 - a dry run: the same, then the change taken back and solved again (as the server rolls one back);
 - a read (GET /state, GET /buses): the batch reads and `orjson.dumps`, no solve;
-- a rebuild from the journal (undo, a resting scenario used again): a fresh compile and first solve, the journal's
-  ops applied in turn, each solved, then the reads and `orjson.dumps` once.
+- a rebuild from the journal (undo, a resting scenario used again): the deck compiled again in a context of its
+  own (cleared, as the server clears a scenario's engine) and solved, the journal's ops applied in turn, each
+  solved, then the reads and `orjson.dumps` once.
 
 The generator text is the tests' reference engine's (tests/support/bare_feeder.py), the same as every floor.
 """
@@ -37,10 +38,19 @@ def now() -> int:
     return time.perf_counter_ns()
 
 
-def compiled(master: Path) -> Any:
-    """A new context with the deck compiled and solved once, as the server starts an engine."""
+def new_context() -> Any:
     dss = opendssdirect.NewContext()
     dss.Basic.AllowChangeDir(False)
+    return dss
+
+
+def compiled(master: Path, dss: Any = None) -> Any:
+    """The deck compiled and solved once, as the server starts an engine: in a new context, or in `dss` cleared
+    first, as the server recompiles a scenario's engine to rebuild it."""
+    if dss is None:
+        dss = new_context()
+    else:
+        dss.Text.Command("Clear")
     dss.Text.Command(f"Compile [{master}]")
     solution = dss.Solution
     solution.MaxIterations(max(solution.MaxIterations(), MAX_ITERATIONS))
@@ -50,6 +60,12 @@ def compiled(master: Path) -> Any:
     if not solution.Converged():
         raise BenchError(f"engine floor: {master} did not converge")
     return dss
+
+
+def complex_pairs(batch_property: Any) -> np.ndarray:
+    """A batch read of complex numbers as (re, im) pairs of floats, what orjson serialises."""
+    value = batch_property() if callable(batch_property) else batch_property
+    return np.asarray(value, dtype=complex).view(np.float64)
 
 
 class DeckFloor:
@@ -62,6 +78,7 @@ class DeckFloor:
         self.startup_ns = now() - started
         self.batch = self.dss.to_altdss()
         self.neighbourhood_loads = neighbourhood_loads
+        self.spare = new_context()  # where rebuilds compile again
 
     # ------------------------------------------------------------------ the parts
     def solve(self) -> None:
@@ -70,17 +87,23 @@ class DeckFloor:
             raise BenchError("engine floor: the power flow did not converge")
 
     def read_dump(self) -> bytes:
-        """The batch reads a full answer needs, serialised by orjson (bench/engine_floor.py's reads)."""
+        """The batch reads a full answer needs (every node's voltage, every load's, generator's, line's and
+        transformer's powers, the lines' and transformers' currents, the totals), serialised by orjson."""
         d, batch = self.dss, self.batch
-        currents = batch.Line.CurrentsMagAng
-        return orjson.dumps({
+        numbers = {
             "bus_volts": np.asarray(d.Circuit.AllBusVolts()),
             "bus_vmag_pu": np.asarray(d.Circuit.AllBusMagPu()),
-            "line_powers": np.asarray(batch.Line.TotalPowers()).view(np.float64),
-            "line_currents": np.asarray(currents() if callable(currents) else currents),
+            "load_powers": complex_pairs(batch.Load.Powers),
+            "line_powers": complex_pairs(batch.Line.TotalPowers),
+            "line_currents": complex_pairs(batch.Line.Currents),
+            "transformer_powers": complex_pairs(batch.Transformer.TotalPowers),
+            "transformer_currents": complex_pairs(batch.Transformer.Currents),
             "losses": d.Circuit.Losses(),
             "total_power": d.Circuit.TotalPower(),
-        }, option=orjson.OPT_SERIALIZE_NUMPY)
+        }
+        if d.Generators.Count():
+            numbers["generator_powers"] = complex_pairs(batch.Generator.Powers)
+        return orjson.dumps(numbers, option=orjson.OPT_SERIALIZE_NUMPY)
 
     def generator_command(self, op: Op) -> tuple[str, str]:
         """The generator's name and its `New Generator` text, as add_generator names and types one."""
@@ -138,12 +161,12 @@ class DeckFloor:
         return now() - started
 
     def timed_rebuild(self, ops: list[Op]) -> int:
-        """A fresh engine of the deck with these ops replayed, each solved, then read once (this floor's own engine
-        is left as it was)."""
+        """The deck compiled again in the spare context (cleared first), these ops replayed, each solved, then read
+        once; this floor's own engine is left as it was."""
         started = now()
         fresh = DeckFloor.__new__(DeckFloor)
         fresh.master, fresh.neighbourhood_loads = self.master, self.neighbourhood_loads
-        fresh.dss = compiled(self.master)
+        fresh.dss = compiled(self.master, self.spare)
         fresh.batch = fresh.dss.to_altdss()
         created: set[str] = set()
         for op in ops:

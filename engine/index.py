@@ -325,10 +325,13 @@ def find_violations(index: FeederIndex, arrays: dict[str, np.ndarray], source_kw
     transformers above their normal rating, reverse power."""
     low, high = voltage_limits_pu
     vmag = arrays["vmag_pu"]
+    outside = np.flatnonzero(((vmag < low) | (vmag > high)) & index.phase_node_mask)
+    # Python floats first (tolist): a feeder can have thousands of nodes outside, and numpy scalars per row cost
+    # more than the rows (16 ms an answer on a 20,000-node synthetic feeder).
     voltage = [
-        {"element": f"Bus.{index.node_bus[i]}", "node": index.node_number[i], "value_pu": float(vmag[i]),
-         "limit_pu": low if vmag[i] < low else high, "kind": "undervoltage" if vmag[i] < low else "overvoltage"}
-        for i in np.flatnonzero(((vmag < low) | (vmag > high)) & index.phase_node_mask)]
+        {"element": f"Bus.{index.node_bus[i]}", "node": index.node_number[i], "value_pu": v,
+         "limit_pu": low if v < low else high, "kind": "undervoltage" if v < low else "overvoltage"}
+        for i, v in zip(outside.tolist(), vmag[outside].tolist())]
     thermal = [
         {"element": f"Line.{index.line_names[i]}", "value_pct": float(arrays["line_loading_pct"][i]),
          "limit_pct": 100.0}
