@@ -301,6 +301,12 @@ def write(out: Path, *runs: Path) -> None:
     print(f"docs figures: {out} (then python docs/figures/render.py writes the pages)", file=sys.stderr)
 
 
+#: bench/scale.py's paths as the docs name them.
+SCALE_LABELS = {"startup": "start-up", "new_generator": "new generator", "generator_update": "generator update",
+                "neighbourhood": "neighbourhood", "dry_run": "dry run", "state": "GET /state", "buses": "GET /buses",
+                "undo": "undo", "rebuild": "rebuild"}
+
+
 def scale_figures(report: dict[str, Any]) -> dict[str, Any]:
     """docs/figures/scale.json from one bench/scale.py run: per feeder its size, answer bytes and each path's p50,
     floors, ratio and verdict; the slopes; the machine. Keys a run does not write (`why`) are kept by
@@ -312,7 +318,7 @@ def scale_figures(report: dict[str, Any]) -> dict[str, Any]:
                         "transport_ms": sig(j["transport_ms"]), "ratio": round(j["ratio"], 2),
                         "target_ms": sig(j["target_ms"]), "within": j["within"]}
                  for path, j in f["judged"].items()}
-        over = [path.replace("_", " ") for path, j in f["judged"].items() if not j["within"]]
+        over = [SCALE_LABELS[path] for path, j in f["judged"].items() if not j["within"]]
         feeders[f["name"]] = {"label": f["label"], "buses": f["buses"], "nodes": f["nodes"], "rounds": f["rounds"],
                               "bytes": f["bytes"], "paths": paths, "over": over or "none",
                               "other_processes_cpu_pct": round(f["cpu"].get("other_processes_pct", 0))}

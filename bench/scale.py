@@ -427,6 +427,8 @@ def plot(report: dict[str, Any], out: Path) -> None:
     """Time against nodes, log-log: ours (solid) beside the floor E + T (dashed), one colour per path."""
     import matplotlib
 
+    from docs_figures import SCALE_LABELS
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -437,7 +439,7 @@ def plot(report: dict[str, Any], out: Path) -> None:
         colour = plt.cm.tab10(k % 10)
         ours = [f["paths"][path]["ours"]["p50"] for f in feeders]
         floor = [f["judged"][path]["floor_ms"] for f in feeders]
-        ax.plot(nodes, ours, "-o", color=colour, label=path.replace("_", " "), markersize=4)
+        ax.plot(nodes, ours, "-o", color=colour, label=SCALE_LABELS[path], markersize=4)
         ax.plot(nodes, floor, "--", color=colour, alpha=0.7, linewidth=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
