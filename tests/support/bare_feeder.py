@@ -95,10 +95,11 @@ def put_taps(dss: Any, windings: list[tuple[str, int]], taps: list[float]) -> No
         dss.Transformers.Tap(tap)
 
 
-def terminal1_phases(conductors: np.ndarray, phases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of terminal 1's phase conductors in a flattened two-terminal Currents array, and where each
-    element's run starts among them."""
-    starts = np.concatenate(([0], np.cumsum(2 * conductors)[:-1]))
+def terminal1_phases(conductors: np.ndarray, phases: np.ndarray, terminals: np.ndarray | int = 2
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of terminal 1's phase conductors in a flattened Currents array of elements with `terminals` each
+    (a centre-tapped service transformer has three), and where each element's run starts among them."""
+    starts = np.concatenate(([0], np.cumsum(terminals * conductors)[:-1]))
     picks = np.concatenate([np.arange(s, s + p) for s, p in zip(starts, phases)])
     return picks, np.concatenate(([0], np.cumsum(phases)[:-1]))
 
@@ -163,15 +164,27 @@ def inverter_commands(name: str, bus: str, nodes: list[int], kv: float, kw: floa
     return commands
 
 
-class BareFeeder:
-    """The deck compiled in its own opendssdirect context and solved: the base case, or (hour_of_year) every load
-    at its set-point x the residential shape's multiplier then, solved from the base case's taps (the state a
-    1-hour series starting then computes). `own` is the state trials start from and are judged against."""
+def solve_settings(dss: Any, master: Path) -> None:
+    """The server's solve settings for any deck (docs/feeder.md): iteration limits at least 1000 and 100, tolerance
+    1e-7 unless the deck sets one (our deck sets all three, so nothing changes there)."""
+    dss.Solution.MaxIterations(max(dss.Solution.MaxIterations(), 1000))
+    dss.Solution.MaxControlIterations(max(dss.Solution.MaxControlIterations(), 100))
+    if "tolerance" not in master.read_text(errors="replace").lower():
+        dss.Solution.Convergence(1e-7)
 
-    def __init__(self, hour_of_year: int | None = None) -> None:
+
+class BareFeeder:
+    """The deck (`master`, our IEEE 123 by default; any deck the server takes) compiled in its own opendssdirect
+    context and solved: the base case, or (hour_of_year) every load at its set-point x the residential shape's
+    multiplier then, solved from the base case's taps (the state a 1-hour series starting then computes). `own` is
+    the state trials start from and are judged against. Judged on phase nodes (1-3 of a bus with a voltage base);
+    the capacitor banks a CapControl switches are put back with the taps (decks with CapControls only)."""
+
+    def __init__(self, hour_of_year: int | None = None, master: Path = MASTER_FILE) -> None:
         dss = self.dss = opendssdirect.NewContext()
         dss.Basic.AllowChangeDir(False)
-        dss.Text.Command(f"Compile [{MASTER_FILE}]")
+        dss.Text.Command(f"Compile [{master}]")
+        solve_settings(dss, master)
         dss.Solution.Solve()
         if not dss.Solution.Converged():
             raise RuntimeError("the base case did not converge")
@@ -189,9 +202,18 @@ class BareFeeder:
         self.line_picks, self.line_starts = terminal1_phases(np.asarray(values(b.Line.NumConductors)),
                                                              np.asarray(values(b.Line.Phases)))
         self.xf_picks, self.xf_starts = terminal1_phases(np.asarray(values(b.Transformer.NumConductors)),
-                                                         np.asarray(values(b.Transformer.Phases)))
+                                                         np.asarray(values(b.Transformer.Phases)),
+                                                         np.asarray(values(b.Transformer.NumTerminals)))
         self.norm_amps = np.concatenate([np.asarray(values(b.Line.NormAmps), dtype=float),
                                          np.asarray(values(b.Transformer.NormAmps), dtype=float)])
+        bases = {}
+        for bus in dss.Circuit.AllBusNames():
+            dss.Circuit.SetActiveBus(bus)
+            bases[bus.lower()] = dss.Bus.kVBase()
+        numbers = [int(n.split(".")[1]) for n in self.node_names]
+        self.phase = np.array([1 <= k <= 3 and bases[n.split(".")[0].lower()] > 0
+                               for n, k in zip(self.node_names, numbers)])
+        self.capacitors = list(dss.Capacitors.AllNames()) if dss.CapControls.Count() else []
         self.generators: set[str] = set()
         if hour_of_year is not None:
             self.at_hour(hour_of_year)
@@ -228,17 +250,18 @@ class BareFeeder:
                 "source_kw": -self.dss.Circuit.TotalPower()[0]}
 
     def violates(self, limits: dict[str, Any] = LIMITS) -> Found | None:
-        """The first limit the solved state crosses, by the API's rules, against `own`: voltage above the high
-        limit; below the low limit and lower than it was; thermal (an element over its limit already never counts,
-        or, with preexisting "worsened", counts when more than worsened_by_pct above its own loading); reverse
-        power when asked. A power flow that did not converge is "not_converged"."""
+        """The first limit the solved state crosses, by the API's rules, against `own`: a phase node above the high
+        limit (one above it in `own` is pre-existing: never a limit); below the low limit and lower than it was;
+        thermal (an element over its limit already never counts, or, with preexisting "worsened", counts when more
+        than worsened_by_pct above its own loading); reverse power when asked. A power flow that did not converge
+        is "not_converged"."""
         v = np.asarray(self.dss.Circuit.AllBusMagPu())
         if not self.dss.Solution.Converged() or not np.all(np.isfinite(v)) or v.max() > 2.0:
             return "not_converged", set(), math.nan
-        high = v > limits["voltage_high_pu"]
+        high = (v > limits["voltage_high_pu"]) & self.phase & ~(self.own["v"] > limits["voltage_high_pu"])
         if high.any():
             return "voltage_high", *worst(self.node_names, v, high, np.max)
-        low = (v < limits["voltage_low_pu"]) & (v < self.own["v"])
+        low = (v < limits["voltage_low_pu"]) & (v < self.own["v"]) & self.phase
         if low.any():
             return "voltage_low", *worst(self.node_names, v, low, np.min)
         loading, own, limit = self.loading(), self.own["loading"], limits["thermal_pct"]
@@ -272,13 +295,37 @@ class BareFeeder:
                      ) -> Found | None:
         """A trial as a dry run makes one: define() what it adds, solve and judge; then undo() it, put the taps
         back and solve again."""
-        taps = self.taps()
+        taps, banks = self.taps(), self.banks()
         define()
         found = self.violates(limits) if self.solved() else ("not_converged", set(), math.nan)
         undo()
         self.set_taps(taps)
+        self.set_banks(banks)
         self.dss.Solution.Solve()
         return found
+
+    def banks(self) -> list[tuple[str, list[int], bool]]:
+        """Each switched capacitor's steps and whether its terminal 1 is open (a CapControl opens a one-step bank)."""
+        out = []
+        for name in self.capacitors:
+            self.dss.Capacitors.Name(name)
+            self.dss.Circuit.SetActiveElement(f"Capacitor.{name}")
+            out.append((name, list(self.dss.Capacitors.States()), self.dss.CktElement.IsOpen(1, 0)))
+        return out
+
+    def set_banks(self, banks: list[tuple[str, list[int], bool]]) -> None:
+        """Put back the banks that moved (a bank put back as it is would rebuild the system matrix for nothing)."""
+        now = self.banks()
+        for (name, steps, open_), current in zip(banks, now):
+            if current == (name, steps, open_):
+                continue
+            self.dss.Capacitors.Name(name)
+            self.dss.Capacitors.States(steps)
+            self.dss.Circuit.SetActiveElement(f"Capacitor.{name}")
+            if open_:
+                self.dss.CktElement.Open(1, 0)
+            else:
+                self.dss.CktElement.Close(1, 0)
 
     def try_generators(self, generators: list[tuple[str, str, float]], limits: dict[str, Any] = LIMITS
                        ) -> Found | None:
