@@ -7,6 +7,16 @@ CapControl): on the IEEE 8500-node feeder a light-load hour opens capbank1 and c
 put back the same loads and taps solved 0.04 pu lower (0.93 pu where the scenario has 0.975 pu), the regulators
 then moving to other taps. So a bank's steps and the open or closed state of each of its conductors are kept
 with the taps.
+
+A CapControl also keeps a clock of its own: the time its bank last opened, and a bank opened less than its dead time
+(DeadTime, 300 s by default) ago closes only after that dead time plus its delay (DSS C-API's CapControl.pas,
+Sample and DoPendingAction). Our solves are snapshots at a clock that never moves, so once a control has opened its
+bank, every later close of it waits those 300 s more in the order the controls act, for the life of the engine.
+That order decides where the feeder settles: on the IEEE 8500-node feeder a day's series answered hours 36-39
+several tap steps and up to 0.0016 pu apart depending on whether the engine had itself run hours 0-23 (a chunk on
+another worker had not). An hour of a study is an hour after the one before it, past any dead time, so each hour
+starts with every CapControl's clock reset (`start_hour`): exactly what OpenDSS answers with its clock moved an
+hour per hour (`Solution.Hour`), whatever the engine solved before.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ class Controls:
     def __init__(self, engine: Any, regulators: Regulators) -> None:
         self._engine, self._regulators = engine, regulators
         self._capacitors = list(engine.Capacitors.AllNames()) if engine.Capacitors.Count() else []
+        self._capacitor_controls = list(engine.CapControls.AllNames()) if engine.CapControls.Count() else []
 
     def state(self) -> ControlState:
         return ControlState(self._regulators.taps(), tuple(self._bank(name) for name in self._capacitors))
@@ -64,6 +75,18 @@ class Controls:
             bank = Bank(name, tuple(steps), tuple(tuple(terminal) for terminal in closed))
             if self._bank(name) != bank:
                 self._put_bank(bank)
+
+    def start_hour(self) -> None:
+        """The capacitor controls as an hour after any switching: none inside its dead time, none with a change
+        pending, the banks left as they are. OpenDSS's CapControl Reset clears its clock and pending change but also
+        puts its bank back as compiled, so the banks are put back as they were afterwards."""
+        if not self._capacitor_controls:
+            return
+        banks = self.banks()
+        for name in self._capacitor_controls:
+            self._engine.CapControls.Name(name)
+            self._engine.CapControls.Reset()
+        self.put_banks(banks)
 
     def _bank(self, name: str) -> Bank:
         engine = self._engine

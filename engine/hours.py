@@ -81,7 +81,9 @@ class HourRunner:
                     generator_multiplier: float, what: str) -> np.ndarray:
         """Loads at the kept set-points x their multipliers, generators at theirs x the generator multiplier and
         inverter generators at that irradiance (their kVA stays), solved (the regulators and inverter controls act
-        from where the circuit is). One hour of a series, one hour of a study."""
+        from where the circuit is; the capacitor controls from its banks, an hour after any switching: see
+        `engine.controls`). One hour of a series, one hour of a study."""
+        self._controls.start_hour()
         self._loads.put_setpoints(kept.loads * multipliers)
         for name, kw in plain:
             self._engine.Generators.Name(name)
