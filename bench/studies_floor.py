@@ -167,15 +167,18 @@ def hosting_capacity_floor(buses: list[str] | None, master: Path = MASTER_FILE) 
 def series_floor(hours: int, master: Path = MASTER_FILE, thermal: bool = False) -> dict[str, Any]:
     """Each hour: every load's kW and kvar = base x the residential multiplier (altdss batch setters), solve, read
     total power, losses, min/max voltage and the taps (`thermal`: and every line's and transformer's loading, as
-    the API's hour counts its thermal violations). The taps carry over from hour to hour."""
+    the API's hour counts its thermal violations). The taps carry over from hour to hour, and the clock moves an
+    hour per hour, as OpenDSS's own yearly mode moves it: a capacitor control's dead time after an opening is
+    over by the next hour (the API's hours start each hour so: `engine.controls.Controls.start_hour`)."""
     compiled = time.perf_counter()
     engine = Engine(master=master)
     started, cpu = time.perf_counter(), time.process_time()
     d, b = engine.dss, engine.batch
     rows = []
-    for m in shape("residential")[:hours]:
+    for hour, m in enumerate(shape("residential")[:hours]):
         b.Load.kW = engine.load_kw * m
         b.Load.kvar = engine.load_kvar * m
+        d.Solution.Hour(hour + 1)
         d.Solution.Solve()
         if not d.Solution.Converged():
             raise BenchError("series floor: an hour did not converge")
