@@ -38,7 +38,7 @@ from engine_floor import REPO  # noqa: E402
 from harness import POOL, Api, DaskCluster, mean_of, run_main  # noqa: E402
 from machine import CpuMeter, cpu_seconds, environment, pool_workers  # noqa: E402
 from report import print_stochastic, stochastic_targets  # noqa: E402
-from studies_floor import StochasticFloor  # noqa: E402
+from studies_floor import StochasticFloor, samples_differing  # noqa: E402
 
 # The study: the issue's and README's request, and the API's default limits (studies/limits.py: an element already
 # above 100 % in the starting state is pre-existing and never a limit; the floor judges as the tests' reference).
@@ -88,13 +88,7 @@ def api_run(api: Api, body: dict[str, Any], floor: dict[str, Any], workers: Call
     run = api.study(ROUTE, body)
     other, workers_cpu = meter.stop().get("other_processes_pct", 0.0), cpu_seconds(*pids) - cpu_before
     result = run["job"]["result"]
-    ours = [{"sample": s["sample"],
-             "last_pass_pct": s["last_pass"]["penetration_pct"] if s["last_pass"] else None,
-             "first_failure_pct": s["first_failure"]["penetration_pct"] if s["first_failure"] else None,
-             "kind": s["first_failure"]["limited_by"]["kind"] if s["first_failure"] else None}
-            for s in result["samples"]]
-    differ = [{"api": a, "floor": f} for a, f in zip(ours, floor["samples"])
-              if a != {k: v for k, v in f.items() if k != "trials"}]
+    differ = samples_differing(result["samples"], floor["samples"])
     trials = sum(s["trials"] for s in result["samples"])
     return {"wall_s": run["wall_s"], "job_s": run["job_s"], "warm_up_s": warm_up["wall_s"], "tasks": run["tasks"],
             "trials": trials, "workers": len(pids), "workers_cpu_s": workers_cpu,

@@ -153,6 +153,17 @@ class StochasticFloor(HostingCapacityFloor):
                 "trials": self.trials - first_trial}
 
 
+def samples_differing(api_samples: list[dict[str, Any]], floor_samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stochastic samples whose last pass, first failure or binding kind differ from the floor's, side by side."""
+    ours = [{"sample": s["sample"],
+             "last_pass_pct": s["last_pass"]["penetration_pct"] if s["last_pass"] else None,
+             "first_failure_pct": s["first_failure"]["penetration_pct"] if s["first_failure"] else None,
+             "kind": s["first_failure"]["limited_by"]["kind"] if s["first_failure"] else None}
+            for s in api_samples]
+    return [{"api": a, "floor": f} for a, f in zip(ours, floor_samples)
+            if a != {k: v for k, v in f.items() if k != "trials"}]
+
+
 def hosting_capacity_floor(buses: list[str] | None, master: Path = MASTER_FILE) -> dict[str, Any]:
     """Wall time of the trials (the compile apart: the server's workers are warm), trials, a row per bus."""
     started = time.perf_counter()

@@ -45,7 +45,8 @@ from engine_floor import REPO, BenchError  # noqa: E402
 from harness import POOL, Api, mean_of, over_pool_share, run_main  # noqa: E402
 from machine import CpuMeter, cpu_seconds, environment, pool_workers  # noqa: E402
 from stochastic_bench import greedy_bound, penetrations, readme_cluster  # noqa: E402
-from studies_floor import Engine, StochasticFloor, hosting_capacity_floor, series_floor  # noqa: E402
+from studies_floor import (Engine, StochasticFloor, hosting_capacity_floor, samples_differing,  # noqa: E402
+                           series_floor)
 
 FEEDERS = REPO.parent / "shared" / "reference" / "feeders" / "IEEETestCases"
 IEEE8500 = FEEDERS / "8500-Node" / "Master.dss"
@@ -196,13 +197,7 @@ def stochastic_run(api: Api, body: dict[str, Any], floor: dict[str, Any], worker
     run = watched(api, "stochastic_hosting_capacity", body)
     other, used = meter.stop().get("other_processes_pct", 0.0), cpu_seconds(*pids) - before
     result = run["job"]["result"]
-    ours = [{"sample": s["sample"],
-             "last_pass_pct": s["last_pass"]["penetration_pct"] if s["last_pass"] else None,
-             "first_failure_pct": s["first_failure"]["penetration_pct"] if s["first_failure"] else None,
-             "kind": s["first_failure"]["limited_by"]["kind"] if s["first_failure"] else None}
-            for s in result["samples"]]
-    differ = [{"api": a, "floor": f} for a, f in zip(ours, floor["samples"])
-              if a != {k: v for k, v in f.items() if k != "trials"}]
+    differ = samples_differing(result["samples"], floor["samples"])
     return {"wall_s": run["wall_s"], "job_s": run["job_s"], "tasks": run["tasks"], "progress": run["progress"],
             "trials": result["trials"] if "trials" in result else sum(s["trials"] for s in result["samples"]),
             "range": {k: result[k] for k in ("min_hc_pct", "min_hc_kW", "max_hc_pct", "max_hc_kW")},
