@@ -31,7 +31,8 @@ from engine.settings import EngineSettings
 from studies import stochastic
 from studies.limits import Limits
 from studies.plans import StochasticHostingCapacityPlan
-from support.bare_feeder import GENERATOR, put_taps, read_taps, terminal1_phases, values, worst
+from support.bare_feeder import (GENERATOR, put_bank, put_taps, read_bank, read_taps, terminal1_phases, values,
+                                 worst)
 from support.helpers import finished
 from support.paths import REPO, SHARED_REFERENCE
 
@@ -104,22 +105,12 @@ class Direct:
 
     def banks(self) -> dict[str, tuple[list[int], bool]]:
         """Each capacitor's steps and whether its terminal 1 is open (a CapControl opens a one-step bank)."""
-        out = {}
-        for name in self.dss.Capacitors.AllNames() if self.dss.Capacitors.Count() else []:
-            self.dss.Capacitors.Name(name)
-            self.dss.Circuit.SetActiveElement(f"Capacitor.{name}")
-            out[name] = (list(self.dss.Capacitors.States()), self.dss.CktElement.IsOpen(1, 0))
-        return out
+        return {name: read_bank(self.dss, name)
+                for name in (self.dss.Capacitors.AllNames() if self.dss.Capacitors.Count() else [])}
 
     def set_banks(self, banks: dict[str, tuple[list[int], bool]]) -> None:
         for name, (steps, open_) in banks.items():
-            self.dss.Capacitors.Name(name)
-            self.dss.Capacitors.States(steps)
-            self.dss.Circuit.SetActiveElement(f"Capacitor.{name}")
-            if open_:
-                self.dss.CktElement.Open(1, 0)
-            else:
-                self.dss.CktElement.Close(1, 0)
+            put_bank(self.dss, name, steps, open_)
 
     def loading(self) -> np.ndarray:
         line = np.abs(np.asarray(values(self.batch.Line.Currents))[self.line_picks])

@@ -95,6 +95,24 @@ def put_taps(dss: Any, windings: list[tuple[str, int]], taps: list[float]) -> No
         dss.Transformers.Tap(tap)
 
 
+def read_bank(dss: Any, name: str) -> tuple[list[int], bool]:
+    """A capacitor's steps and whether its terminal 1 is open (a CapControl opens a one-step bank)."""
+    dss.Capacitors.Name(name)
+    dss.Circuit.SetActiveElement(f"Capacitor.{name}")
+    return list(dss.Capacitors.States()), dss.CktElement.IsOpen(1, 0)
+
+
+def put_bank(dss: Any, name: str, steps: list[int], open_: bool) -> None:
+    """Set a capacitor's steps and open or close its terminal 1, as `read_bank` read them."""
+    dss.Capacitors.Name(name)
+    dss.Capacitors.States(steps)
+    dss.Circuit.SetActiveElement(f"Capacitor.{name}")
+    if open_:
+        dss.CktElement.Open(1, 0)
+    else:
+        dss.CktElement.Close(1, 0)
+
+
 def terminal1_phases(conductors: np.ndarray, phases: np.ndarray, terminals: np.ndarray | int = 2
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Positions of terminal 1's phase conductors in a flattened Currents array of elements with `terminals` each
@@ -306,26 +324,14 @@ class BareFeeder:
 
     def banks(self) -> list[tuple[str, list[int], bool]]:
         """Each switched capacitor's steps and whether its terminal 1 is open (a CapControl opens a one-step bank)."""
-        out = []
-        for name in self.capacitors:
-            self.dss.Capacitors.Name(name)
-            self.dss.Circuit.SetActiveElement(f"Capacitor.{name}")
-            out.append((name, list(self.dss.Capacitors.States()), self.dss.CktElement.IsOpen(1, 0)))
-        return out
+        return [(name, *read_bank(self.dss, name)) for name in self.capacitors]
 
     def set_banks(self, banks: list[tuple[str, list[int], bool]]) -> None:
         """Put back the banks that moved (a bank put back as it is would rebuild the system matrix for nothing)."""
         now = self.banks()
         for (name, steps, open_), current in zip(banks, now):
-            if current == (name, steps, open_):
-                continue
-            self.dss.Capacitors.Name(name)
-            self.dss.Capacitors.States(steps)
-            self.dss.Circuit.SetActiveElement(f"Capacitor.{name}")
-            if open_:
-                self.dss.CktElement.Open(1, 0)
-            else:
-                self.dss.CktElement.Close(1, 0)
+            if current != (name, steps, open_):
+                put_bank(self.dss, name, steps, open_)
 
     def try_generators(self, generators: list[tuple[str, str, float]], limits: dict[str, Any] = LIMITS
                        ) -> Found | None:
